@@ -1,0 +1,136 @@
+//! OpenAI wire types the gateway reads: the typed core of requests and `usage`.
+//!
+//! Requests are kept as a JSON map (so unknown fields pass through untouched) and validated
+//! here field by field, so a wrong type is a 400 naming the field rather than a serde error.
+//! LiteLLM-only fields are split off into [`LitellmExtras`] before anything goes upstream.
+
+pub mod usage;
+pub mod validate;
+
+pub use usage::Usage;
+
+use crate::error::{ApiError, ApiResult};
+use serde_json::{Map, Value};
+
+/// LiteLLM-specific request fields: read by the gateway, never forwarded upstream.
+#[derive(Debug, Default, Clone)]
+pub struct LitellmExtras {
+    pub metadata: Option<Value>,
+    pub tags: Vec<String>,
+    pub mock_response: Option<Value>,
+    pub fallbacks: Option<Value>,
+    pub num_retries: Option<u64>,
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+    pub drop_params: Option<bool>,
+    pub additional_drop_params: Vec<String>,
+    pub api_base: Option<String>,
+    pub api_key: Option<String>,
+    pub api_version: Option<String>,
+    pub mock_testing_fallbacks: bool,
+    pub mock_testing_rate_limit_error: bool,
+    /// Anything else LiteLLM strips (`cache`, `user_config`, `guardrails`, ...), kept for
+    /// later stages.
+    pub other: Map<String, Value>,
+}
+
+/// Request body fields that belong to LiteLLM, not to the provider.
+const LITELLM_FIELDS: &[&str] = &[
+    "metadata",
+    "litellm_metadata",
+    "tags",
+    "mock_response",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "num_retries",
+    "timeout",
+    "stream_timeout",
+    "cache",
+    "caching",
+    "user_config",
+    "guardrails",
+    "drop_params",
+    "additional_drop_params",
+    "mock_testing_fallbacks",
+    "mock_testing_context_fallbacks",
+    "mock_testing_rate_limit_error",
+    "mock_testing_content_policy_fallbacks",
+    "prompt_id",
+    "prompt_variables",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "litellm_call_id",
+    "litellm_logging_obj",
+    "proxy_server_request",
+    "secret_fields",
+    "allowed_openai_params",
+];
+
+impl LitellmExtras {
+    /// Removes LiteLLM's fields from `body` and returns them, checking their types.
+    pub fn split_from(body: &mut Map<String, Value>) -> ApiResult<Self> {
+        let mut ex = Self::default();
+        for name in LITELLM_FIELDS {
+            let Some(v) = body.remove(*name) else {
+                continue;
+            };
+            if v.is_null() {
+                continue;
+            }
+            match *name {
+                "metadata" | "litellm_metadata" => {
+                    if !v.is_object() {
+                        return Err(type_error(name, "an object", &v));
+                    }
+                    if let Some(Value::Array(t)) = v.get("tags") {
+                        ex.tags
+                            .extend(t.iter().filter_map(|x| x.as_str().map(String::from)));
+                    }
+                    ex.metadata = Some(v);
+                }
+                "tags" => match &v {
+                    Value::Array(items) if items.iter().all(Value::is_string) => ex
+                        .tags
+                        .extend(items.iter().filter_map(|x| x.as_str().map(String::from))),
+                    _ => return Err(type_error(name, "a list of strings", &v)),
+                },
+                "mock_response" => ex.mock_response = Some(v),
+                "fallbacks" => ex.fallbacks = Some(v),
+                "num_retries" => ex.num_retries = Some(validate::as_u64(name, &v)?),
+                "timeout" => ex.timeout = Some(validate::as_f64(name, &v)?),
+                "stream_timeout" => ex.stream_timeout = Some(validate::as_f64(name, &v)?),
+                "drop_params" => ex.drop_params = Some(validate::as_bool(name, &v)?),
+                "additional_drop_params" => match &v {
+                    Value::Array(items) => ex
+                        .additional_drop_params
+                        .extend(items.iter().filter_map(|x| x.as_str().map(String::from))),
+                    _ => return Err(type_error(name, "a list of strings", &v)),
+                },
+                "api_base" | "base_url" => ex.api_base = Some(validate::as_string(name, &v)?),
+                "api_key" => ex.api_key = Some(validate::as_string(name, &v)?),
+                "api_version" => ex.api_version = Some(validate::as_string(name, &v)?),
+                "mock_testing_fallbacks" => {
+                    ex.mock_testing_fallbacks = validate::as_bool(name, &v)?
+                }
+                "mock_testing_rate_limit_error" => {
+                    ex.mock_testing_rate_limit_error = validate::as_bool(name, &v)?
+                }
+                _ => {
+                    ex.other.insert((*name).to_string(), v);
+                }
+            }
+        }
+        Ok(ex)
+    }
+}
+
+pub(crate) fn type_error(field: &str, expected: &str, got: &Value) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid value for '{field}': expected {expected}, got {}.",
+        validate::describe(got)
+    ))
+    .with_param(field)
+}

@@ -1,0 +1,223 @@
+//! LiteLLM's `config.yaml`: the typed schema and its loading.
+//!
+//! Loading is two-phase (see [`load`]): YAML text -> `serde_yaml::Value` with every
+//! `os.environ/NAME` string resolved, then -> the typed structs below, with every type error
+//! reported with the file, line and YAML path. Only what the gateway acts on is typed; every
+//! other key is kept in an `extra` map so real-world configs load, and each unimplemented key is
+//! reported once as a warning. Secrets are [`Secret`]s and never reach `Debug` output.
+//!
+//! What must not go in here: anything that talks to the network or the database.
+
+mod lenient;
+mod load;
+
+pub use load::{load_file, load_str, ConfigError, LoadedConfig};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use lenient::{opt_bool, opt_f64, opt_u64};
+
+/// A credential from the config. `Debug` never prints it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub model_list: Vec<DeploymentConfig>,
+    pub litellm_settings: LitellmSettings,
+    pub router_settings: RouterSettings,
+    pub general_settings: GeneralSettings,
+    pub environment_variables: BTreeMap<String, Value>,
+    /// Other YAML files merged in (their `model_list` entries are appended).
+    pub include: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One `model_list[]` entry: a deployment of a model group.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentConfig {
+    pub model_name: String,
+    pub litellm_params: LitellmParams,
+    #[serde(default)]
+    pub model_info: ModelInfoConfig,
+    /// `litellm_params` as written (after `os.environ/` resolution), in file order; used for
+    /// the deployment id and `/model/info`.
+    #[serde(skip)]
+    pub raw_params: Map<String, Value>,
+}
+
+/// `litellm_params` of a deployment. Unknown keys are provider params or call defaults
+/// (`temperature`, `extra_headers`, `aws_region_name`, ...) and are kept in `extra`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LitellmParams {
+    pub model: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_base: Option<String>,
+    #[serde(default, alias = "base_url")]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub organization: Option<String>,
+    #[serde(default)]
+    pub custom_llm_provider: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub rpm: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub tpm: Option<u64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub timeout: Option<f64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub stream_timeout: Option<f64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_retries: Option<u64>,
+    #[serde(default)]
+    pub mock_response: Option<Value>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub order: Option<u64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub weight: Option<f64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_parallel_requests: Option<u64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub drop_params: Option<bool>,
+    /// Everything else: provider-specific params and per-call defaults.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `model_info` of a deployment.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelInfoConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub base_model: Option<String>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_output_tokens: Option<u64>,
+    #[serde(default)]
+    pub access_groups: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `litellm_settings`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LitellmSettings {
+    #[serde(deserialize_with = "opt_bool")]
+    pub drop_params: Option<bool>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub num_retries: Option<u64>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub request_timeout: Option<f64>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub json_logs: Option<bool>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub set_verbose: Option<bool>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub fallbacks: Option<Value>,
+    pub context_window_fallbacks: Option<Value>,
+    pub content_policy_fallbacks: Option<Value>,
+    pub default_fallbacks: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `router_settings`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RouterSettings {
+    pub routing_strategy: Option<String>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub num_retries: Option<u64>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub timeout: Option<f64>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub stream_timeout: Option<f64>,
+    pub model_group_alias: BTreeMap<String, Value>,
+    pub redis_host: Option<String>,
+    pub redis_port: Option<Value>,
+    pub redis_password: Option<Secret>,
+    pub redis_url: Option<Secret>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `general_settings`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GeneralSettings {
+    pub master_key: Option<Secret>,
+    pub database_url: Option<Secret>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_request_size_mb: Option<f64>,
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_response_size_mb: Option<f64>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub background_health_checks: Option<bool>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub health_check_interval: Option<u64>,
+    pub litellm_key_header_name: Option<String>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub user_api_key_cache_ttl: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub proxy_batch_write_at: Option<u64>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub disable_spend_logs: Option<bool>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub max_parallel_requests: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub global_max_parallel_requests: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Keys of each section that the gateway understands even though they are not typed above
+/// (they are read by later stages or are documented no-ops). Everything else in an `extra`
+/// map produces one "accepted but not implemented" warning.
+pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[(
+    "general_settings",
+    &["dangerously_permit_weak_or_unset_master_key"],
+)];

@@ -1,0 +1,141 @@
+//! Health routes: liveliness and readiness (public), `/health` (probes every deployment).
+//!
+//! `/health` calls each deployment concurrently with a tiny request (chat: one token;
+//! embeddings: one short input), each bounded by its own timeout, and reports LiteLLM's
+//! `healthy_endpoints` / `unhealthy_endpoints` shape. Mocked deployments are healthy without a
+//! call.
+
+use crate::providers::openai::{self, Endpoint, Overrides};
+use crate::routing::{Deployment, Mode};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bound on one deployment's probe, whatever its configured timeout.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn liveliness_handler() -> Response {
+    Json(json!("I'm alive!")).into_response()
+}
+
+pub async fn readiness_handler() -> Response {
+    Json(json!({
+        "status": "healthy",
+        "db": "Not connected",
+        "cache": null,
+        "litellm_version": crate::middleware::request_ctx::VERSION,
+        "success_callbacks": [],
+    }))
+    .into_response()
+}
+
+pub async fn test_handler() -> Response {
+    Json(json!({"route": "/test"})).into_response()
+}
+
+pub async fn root_handler() -> Response {
+    Json(json!({"message": "LiteLLM-compatible gateway", "version": crate::middleware::request_ctx::VERSION}))
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HealthQuery {
+    model: Option<String>,
+    model_id: Option<String>,
+}
+
+pub async fn health_handler(
+    State(state): State<AppState>,
+    Query(q): Query<HealthQuery>,
+) -> Response {
+    let targets: Vec<Arc<Deployment>> = state
+        .router
+        .all_deployments()
+        .filter(|d| q.model.as_ref().is_none_or(|m| m == &d.model_name))
+        .filter(|d| q.model_id.as_ref().is_none_or(|id| id == &d.id))
+        .cloned()
+        .collect();
+    let probes = targets.iter().map(|d| probe(&state, d));
+    let results = futures::future::join_all(probes).await;
+    let mut healthy = Vec::new();
+    let mut unhealthy = Vec::new();
+    for (d, res) in targets.iter().zip(results) {
+        let mut entry: Map<String, Value> = d.public_params();
+        entry.insert("model_id".into(), json!(d.id));
+        match res {
+            Ok(()) => healthy.push(Value::Object(entry)),
+            Err(e) => {
+                entry.insert("error".into(), json!(e));
+                unhealthy.push(Value::Object(entry));
+            }
+        }
+    }
+    Json(json!({
+        "healthy_endpoints": healthy,
+        "unhealthy_endpoints": unhealthy,
+        "healthy_count": healthy.len(),
+        "unhealthy_count": unhealthy.len(),
+    }))
+    .into_response()
+}
+
+async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
+    if d.mock_response.is_some() {
+        return Ok(());
+    }
+    if !d.provider.speaks_openai() {
+        return Err(format!(
+            "no health probe for provider {} in this build",
+            d.provider.name()
+        ));
+    }
+    if d.upstream_model.contains('*') {
+        return Ok(());
+    }
+    let (endpoint, body) = match d.mode {
+        Mode::Embedding => (Endpoint::Embeddings, json!({"input": ["health check"]})),
+        Mode::Completion => (
+            Endpoint::Completions,
+            json!({"prompt": "ping", "max_tokens": 1}),
+        ),
+        _ => (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
+        ),
+    };
+    let Value::Object(body) = body else {
+        return Err("internal: probe body".into());
+    };
+    let up = openai::build_request(
+        d,
+        endpoint,
+        &d.upstream_model,
+        body,
+        false,
+        &Overrides::default(),
+    )
+    .map_err(|e| e.message)?;
+    let timeout = d
+        .timeout
+        .unwrap_or(HEALTH_PROBE_TIMEOUT)
+        .min(HEALTH_PROBE_TIMEOUT);
+    let mut rb = state.http.post(&up.url).body(up.body).timeout(timeout);
+    for (k, v) in &up.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| format!("connection error: {e}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    Err(openai::map_error(d.provider, status.as_u16(), &bytes).message)
+}

@@ -1,0 +1,641 @@
+//! The pipeline shared by `/chat/completions`, `/completions` and `/embeddings`.
+//!
+//! read body -> validate -> split LiteLLM fields -> resolve model group -> check access ->
+//! pick deployment -> mock or call upstream -> decorate with LiteLLM's `x-litellm-*` headers.
+//! Streams are confirmed (status and first event) before the 200 goes out.
+
+use super::{parse_object, read_body};
+use crate::api::{validate, LitellmExtras};
+use crate::error::{ApiError, ApiResult, ErrorClass};
+use crate::middleware::auth::AuthCtx;
+use crate::middleware::request_ctx::RequestCtx;
+use crate::providers::openai::{self, Endpoint, Overrides, UpstreamRequest};
+use crate::providers::stream::{self, ChatStream, Dialect, Encoder, StreamTap};
+use crate::providers::{mock, sse, Provider};
+use crate::routing::Deployment;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl CallKind {
+    fn route(self) -> &'static str {
+        match self {
+            Self::Chat => "/chat/completions",
+            Self::Completion => "/completions",
+            Self::Embedding => "/embeddings",
+        }
+    }
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Self::Chat => Endpoint::ChatCompletions,
+            Self::Completion => Endpoint::Completions,
+            Self::Embedding => Endpoint::Embeddings,
+        }
+    }
+}
+
+pub async fn chat_completions_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Chat, None, body).await
+}
+
+pub async fn chat_completions_for_model_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Chat, Some(model), body).await
+}
+
+pub async fn completions_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Completion, None, body).await
+}
+
+pub async fn completions_for_model_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(
+        state,
+        ctx,
+        auth,
+        headers,
+        CallKind::Completion,
+        Some(model),
+        body,
+    )
+    .await
+}
+
+pub async fn embeddings_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Embedding, None, body).await
+}
+
+pub async fn embeddings_for_model_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(
+        state,
+        ctx,
+        auth,
+        headers,
+        CallKind::Embedding,
+        Some(model),
+        body,
+    )
+    .await
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestCtx>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    kind: CallKind,
+    path_model: Option<String>,
+    body: Body,
+) -> Response {
+    match run(&state, &ctx, &auth, &headers, kind, path_model, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = e.into_response();
+            r.headers_mut()
+                .insert("x-litellm-response-cost", HeaderValue::from_static("0"));
+            r
+        }
+    }
+}
+
+/// A parsed, validated LLM request.
+struct LlmRequest {
+    kind: CallKind,
+    /// The model name as requested (response `model` field).
+    model: String,
+    body: Map<String, Value>,
+    extras: LitellmExtras,
+    stream: bool,
+    include_usage: bool,
+}
+
+async fn parse_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: CallKind,
+    path_model: Option<String>,
+    body: Body,
+) -> ApiResult<LlmRequest> {
+    let bytes = read_body(headers, body, state.max_request_bytes).await?;
+    let mut body = parse_object(&bytes)?;
+    if let Some(m) = path_model {
+        body.insert("model".into(), Value::String(m));
+    }
+    let model = validate::model_field(&body, kind.route())?;
+    match kind {
+        CallKind::Chat => validate::chat(&body)?,
+        CallKind::Embedding => validate::embeddings(&body)?,
+        CallKind::Completion => {
+            if !body.contains_key("prompt") {
+                return Err(
+                    ApiError::bad_request("Missing required parameter: 'prompt'.")
+                        .with_param("prompt"),
+                );
+            }
+        }
+    }
+    let mut extras = LitellmExtras::split_from(&mut body)?;
+    if let Some(t) = header_f64(headers, "x-litellm-timeout") {
+        extras.timeout.get_or_insert(t);
+    }
+    if let Some(t) = header_f64(headers, "x-litellm-stream-timeout") {
+        extras.stream_timeout.get_or_insert(t);
+    }
+    let stream =
+        kind != CallKind::Embedding && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(LlmRequest {
+        kind,
+        model,
+        body,
+        extras,
+        stream,
+        include_usage,
+    })
+}
+
+fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn invalid_model(state: &AppState, auth: &AuthCtx, route: &str, model: &str) -> ApiError {
+    let available: Vec<String> = state
+        .router
+        .model_names()
+        .into_iter()
+        .filter(|m| auth.allowed_models.is_empty() || auth.allowed_models.contains(m))
+        .collect();
+    ApiError::bad_request(format!(
+        "{route}: Invalid model name passed in model={model}. Call `/v1/models` to view available models for your key. Available models: {}",
+        available.join(", ")
+    ))
+    .with_param("model")
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    kind: CallKind,
+    path_model: Option<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let req = parse_request(state, headers, kind, path_model, body).await?;
+    let resolved = state
+        .router
+        .resolve(&req.model)
+        .ok_or_else(|| invalid_model(state, auth, kind.route(), &req.model))?;
+    let group = resolved.group.clone();
+    if !auth.allowed_models.is_empty()
+        && !auth
+            .allowed_models
+            .iter()
+            .any(|m| m == &group.name || m == &req.model)
+    {
+        return Err(ApiError::proxy_auth(format!(
+            "key not allowed to access model. This key can only access models={:?}. Tried to access {}",
+            auth.allowed_models, req.model
+        )));
+    }
+    let deployment = group.pick(&[]).cloned().ok_or_else(|| {
+        ApiError::new(
+            ErrorClass::RateLimit,
+            format!(
+                "No deployments available for selected model. Passed model={}",
+                req.model
+            ),
+        )
+    })?;
+
+    if let Some(mock) = deployment
+        .mock_response
+        .as_ref()
+        .or(req.extras.mock_response.as_ref())
+    {
+        return mock_answer(ctx, &deployment, &req, mock);
+    }
+    if req.extras.mock_testing_rate_limit_error {
+        let e = mock::mock_error(&Value::String("litellm.RateLimitError".into()), &req.model);
+        return Err(e.unwrap_or_else(|| ApiError::new(ErrorClass::RateLimit, "mock rate limit")));
+    }
+    check_clientside_params(state, &deployment, &req.extras)?;
+
+    if !deployment.provider.speaks_openai() {
+        return Err(ApiError::bad_request(format!(
+            "The {} provider (model group `{}`) has no adapter in this build yet; only OpenAI-format providers are served.",
+            deployment.provider.name(),
+            group.name
+        )));
+    }
+    let upstream_model = deployment.upstream_model_for(resolved.capture.as_deref());
+    let ov = Overrides {
+        api_key: req.extras.api_key.as_deref(),
+        api_base: req.extras.api_base.as_deref(),
+        api_version: req.extras.api_version.as_deref(),
+    };
+    let upstream = openai::build_request(
+        &deployment,
+        req.kind.endpoint(),
+        &upstream_model,
+        req.body.clone(),
+        req.stream,
+        &ov,
+    )?;
+    let timeout = effective_timeout(state, &deployment, &req);
+    let sent_at = Instant::now();
+    let resp = send(state, upstream, timeout, deployment.provider).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let bytes = read_limited(
+            resp,
+            timeout.saturating_sub(sent_at.elapsed()),
+            deployment.provider,
+            state.max_response_bytes,
+        )
+        .await?;
+        return Err(openai::map_error(
+            deployment.provider,
+            status.as_u16(),
+            &bytes,
+        ));
+    }
+    let upstream_headers = resp.headers().clone();
+    if req.stream {
+        let idle = req
+            .extras
+            .stream_timeout
+            .and_then(|s| crate::routing::deployment::secs(Some(s)))
+            .or(deployment.stream_timeout)
+            .or(state.default_stream_timeout);
+        let tap = StreamTap::new(None);
+        let s = ChatStream::new(
+            resp.bytes_stream().boxed(),
+            Dialect::openai(deployment.provider),
+            Encoder::OpenAi {
+                model: Arc::from(req.model.as_str()),
+                include_usage: req.include_usage,
+            },
+            idle.or(Some(timeout)),
+            tap,
+            deployment.provider,
+        );
+        let body =
+            match tokio::time::timeout(timeout.saturating_sub(sent_at.elapsed()), stream::open(s))
+                .await
+            {
+                Ok(r) => r?,
+                Err(_) => return Err(timeout_error(deployment.provider, timeout)),
+            };
+        let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+        let mut r = sse_response(Body::from_stream(body));
+        decorate(
+            &mut r,
+            ctx,
+            &deployment,
+            &group.name,
+            upstream_ms,
+            &upstream_headers,
+        );
+        return Ok(r);
+    }
+    let bytes = read_limited(
+        resp,
+        timeout.saturating_sub(sent_at.elapsed()),
+        deployment.provider,
+        state.max_response_bytes,
+    )
+    .await?;
+    let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+    let mut out = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(ApiError::internal(format!(
+            "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
+            deployment.provider.exception_label()
+        )))
+        }
+    };
+    out.insert("model".into(), Value::String(req.model.clone()));
+    let mut r = json_response(&out);
+    decorate(
+        &mut r,
+        ctx,
+        &deployment,
+        &group.name,
+        upstream_ms,
+        &upstream_headers,
+    );
+    Ok(r)
+}
+
+/// `api_base`/`base_url` in a request body may redirect the gateway's credentials elsewhere, so
+/// LiteLLM only honours them when explicitly allowed.
+fn check_clientside_params(state: &AppState, d: &Deployment, ex: &LitellmExtras) -> ApiResult<()> {
+    if ex.api_base.is_none() {
+        return Ok(());
+    }
+    let global = state
+        .loaded
+        .config
+        .general_settings
+        .extra
+        .get("allow_client_side_credentials")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let per_model = d
+        .config
+        .litellm_params
+        .extra
+        .get("configurable_clientside_auth_params")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|p| p.as_str() == Some("api_base")));
+    if global || per_model {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Rejected Request: api_base is not allowed in request body. Enable with `general_settings::allow_client_side_credentials` on proxy config.yaml.",
+        )
+        .with_param("api_base"))
+    }
+}
+
+/// Request `timeout` > deployment `timeout` > router/global default; streams prefer
+/// `stream_timeout` at each level.
+fn effective_timeout(state: &AppState, d: &Deployment, req: &LlmRequest) -> Duration {
+    let s = crate::routing::deployment::secs;
+    let stream_first = if req.stream {
+        s(req.extras.stream_timeout).or(d.stream_timeout)
+    } else {
+        None
+    };
+    stream_first
+        .or_else(|| s(req.extras.timeout))
+        .or(d.timeout)
+        .or(if req.stream {
+            state.default_stream_timeout
+        } else {
+            None
+        })
+        .unwrap_or(state.default_timeout)
+}
+
+fn timeout_error(provider: Provider, t: Duration) -> ApiError {
+    ApiError::new(
+        ErrorClass::Timeout,
+        format!(
+            "litellm.Timeout: Timeout Error: {} - Request timed out. Timeout passed={:.1}s",
+            provider.exception_label(),
+            t.as_secs_f64()
+        ),
+    )
+}
+
+async fn send(
+    state: &AppState,
+    up: UpstreamRequest,
+    timeout: Duration,
+    provider: Provider,
+) -> ApiResult<reqwest::Response> {
+    let mut rb = state.http.post(&up.url).body(up.body);
+    for (k, v) in &up.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    match tokio::time::timeout(timeout, rb.send()).await {
+        Err(_) => Err(timeout_error(provider, timeout)),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) if e.is_timeout() => Err(timeout_error(provider, timeout)),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorClass::ApiConnection,
+            format!(
+                "litellm.APIConnectionError: APIConnectionError: {} - Connection error: {}",
+                provider.exception_label(),
+                error_chain(&e)
+            ),
+        )),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn read_limited(
+    resp: reqwest::Response,
+    timeout: Duration,
+    provider: Provider,
+    limit: Option<usize>,
+) -> ApiResult<bytes::Bytes> {
+    let read = async {
+        let mut body = resp.bytes_stream();
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    ErrorClass::ApiConnection,
+                    format!(
+                        "litellm.APIConnectionError: APIConnectionError: {} - error reading response: {}",
+                        provider.exception_label(),
+                        error_chain(&e)
+                    ),
+                )
+            })?;
+            buf.extend_from_slice(&chunk);
+            if limit.is_some_and(|l| buf.len() > l) {
+                return Err(ApiError::internal(
+                    "upstream response exceeds max_response_size_mb",
+                ));
+            }
+        }
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error(provider, timeout)),
+    }
+}
+
+fn json_response(v: &Map<String, Value>) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(b) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            b,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("failed to encode response: {e}")).into_response(),
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// Adds LiteLLM's per-call headers.
+fn decorate(
+    r: &mut Response,
+    ctx: &RequestCtx,
+    d: &Deployment,
+    group: &str,
+    upstream_ms: f64,
+    upstream_headers: &HeaderMap,
+) {
+    let h = r.headers_mut();
+    for (name, value) in upstream_headers {
+        let n = name.as_str();
+        if matches!(
+            n,
+            "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "content-type"
+                | "content-encoding"
+        ) {
+            continue;
+        }
+        if let Ok(hn) = HeaderName::try_from(format!("llm_provider-{n}")) {
+            h.insert(hn, value.clone());
+        }
+        if n.starts_with("x-ratelimit-") {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+    let total = ctx.elapsed_ms();
+    let mut set = |k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    set("x-litellm-model-id", &d.id);
+    set("x-litellm-model-name", &d.litellm_model);
+    set("x-litellm-model-group", group);
+    if let Some(b) = &d.api_base {
+        set("x-litellm-model-api-base", b);
+    }
+    set("x-litellm-response-duration-ms", &format!("{total:.3}"));
+    set(
+        "x-litellm-overhead-duration-ms",
+        &format!("{:.3}", (total - upstream_ms).max(0.0)),
+    );
+    set("x-litellm-attempted-retries", "0");
+}
+
+fn mock_answer(
+    ctx: &RequestCtx,
+    d: &Deployment,
+    req: &LlmRequest,
+    mock_value: &Value,
+) -> ApiResult<Response> {
+    if let Some(e) = mock::mock_error(mock_value, &req.model) {
+        return Err(e);
+    }
+    let empty = HeaderMap::new();
+    let mut r = match req.kind {
+        CallKind::Chat if req.stream => {
+            let mut frames: Vec<Result<bytes::Bytes, std::io::Error>> = Vec::with_capacity(4);
+            for mut c in mock::chat_chunks(mock_value, &req.model) {
+                let usage_only = c
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty);
+                if usage_only && !req.include_usage {
+                    continue;
+                }
+                if !req.include_usage {
+                    c.remove("usage");
+                }
+                if let Ok(b) = serde_json::to_vec(&c) {
+                    frames.push(Ok(sse::frame(&b)));
+                }
+            }
+            frames.push(Ok(bytes::Bytes::from_static(sse::DONE_FRAME)));
+            sse_response(Body::from_stream(futures::stream::iter(frames)))
+        }
+        CallKind::Chat => json_response(&mock::chat_response(mock_value, &req.model)),
+        CallKind::Completion => {
+            json_response(&mock::text_completion_response(mock_value, &req.model))
+        }
+        CallKind::Embedding => {
+            let n = match req.body.get("input") {
+                Some(Value::Array(a)) if !a.iter().all(|x| x.is_number()) => a.len(),
+                _ => 1,
+            };
+            json_response(&mock::embedding_response(mock_value, &req.model, n))
+        }
+    };
+    decorate(&mut r, ctx, d, &d.model_name, 0.0, &empty);
+    Ok(r)
+}

@@ -1,0 +1,70 @@
+//! Thin axum handlers. The LLM routes share one pipeline ([`llm`]); the rest are small.
+//!
+//! Helpers here read and parse request bodies with OpenAI-shaped errors (413 for size, 400
+//! naming `request_body` for malformed JSON), so no route ever answers with axum's plain-text
+//! rejections.
+
+pub mod health;
+pub mod llm;
+pub mod models;
+
+use crate::error::{ApiError, ApiResult, ErrorClass};
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+/// Reads a request body up to `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            ErrorClass::PayloadTooLarge,
+            format!(
+                "Request body is too large. Request size exceeds the maximum allowed size of {:.2} MB (max_request_size_mb).",
+                limit as f64 / (1024.0 * 1024.0)
+            ),
+        )
+        .with_param("request_body")
+    };
+    if let Some(len) = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if is_limit {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("Failed to read request body: {e}"))
+                .with_param("request_body")
+        }
+    })
+}
+
+/// Parses a JSON object body.
+pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(
+            ApiError::bad_request("Invalid JSON payload: request body is empty")
+                .with_param("request_body"),
+        );
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ApiError::bad_request(format!(
+            "Invalid JSON payload: expected a JSON object, got {}",
+            crate::api::validate::describe(&other)
+        ))
+        .with_param("request_body")),
+        Err(e) => {
+            Err(ApiError::bad_request(format!("Invalid JSON payload: {e}"))
+                .with_param("request_body"))
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Deny-by-default authentication of the caller.
+//!
+//! Key sources, first match wins (LiteLLM's order): `x-litellm-api-key` (with or without
+//! `Bearer `), `Authorization: Bearer`, `api-key`, `x-api-key`, `x-goog-api-key`,
+//! `Ocp-Apim-Subscription-Key`, the configured `litellm_key_header_name`, and `?key=` on
+//! Google-style routes. No master key configured means auth is off and every caller is the proxy
+//! admin, as in LiteLLM. Virtual keys resolve through [`KeyResolver`] once a store exists.
+
+use crate::error::{ApiError, ErrorClass};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+/// Who is calling, as decided by the auth layer.
+#[derive(Debug, Clone)]
+pub struct AuthCtx {
+    /// Master key holder, or anyone when no master key is configured.
+    pub is_admin: bool,
+    /// SHA-256 of the presented key (hex), for spend attribution; `None` for open mode.
+    pub key_hash: Option<String>,
+    /// Model groups / access groups this key may use; empty = all.
+    pub allowed_models: Vec<String>,
+}
+
+impl AuthCtx {
+    pub fn admin(key_hash: Option<String>) -> Self {
+        Self {
+            is_admin: true,
+            key_hash,
+            allowed_models: Vec::new(),
+        }
+    }
+}
+
+/// Routes anyone may call (LiteLLM's public routes).
+pub fn is_public_route(path: &str) -> bool {
+    matches!(
+        path,
+        "/health/liveliness"
+            | "/health/liveness"
+            | "/health/readiness"
+            | "/test"
+            | "/"
+            | "/favicon.ico"
+    ) || path.starts_with("/.well-known/")
+}
+
+/// Result of looking for a key in the request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented<'a> {
+    None,
+    Key(&'a str),
+    /// `Authorization` without the `Bearer ` prefix.
+    Malformed,
+}
+
+/// Finds the caller's key, in LiteLLM's header order.
+pub fn extract_key<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    path: &str,
+    custom_header: Option<&str>,
+) -> Presented<'a> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(v) = get("x-litellm-api-key") {
+        return Presented::Key(strip_bearer(v).unwrap_or(v));
+    }
+    if let Some(v) = get("authorization") {
+        return match strip_bearer(v) {
+            Some(k) if !k.is_empty() => Presented::Key(k),
+            _ => Presented::Malformed,
+        };
+    }
+    for name in [
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+    ] {
+        if let Some(v) = get(name) {
+            return Presented::Key(v);
+        }
+    }
+    if let Some(v) = custom_header.and_then(get) {
+        return Presented::Key(strip_bearer(v).unwrap_or(v));
+    }
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        if let Some(k) = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key="))) {
+            if !k.is_empty() {
+                return Presented::Key(k);
+            }
+        }
+    }
+    Presented::None
+}
+
+fn strip_bearer(v: &str) -> Option<&str> {
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Hex SHA-256 of a key, as LiteLLM stores it.
+pub fn hash_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// `sk-...XXXX`, the abbreviated form LiteLLM shows in messages.
+pub fn abbreviate_key(key: &str) -> String {
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("sk-...{tail}")
+}
+
+pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if is_public_route(path) || req.method() == axum::http::Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let ctx = match authenticate(&state, &req) {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(ctx);
+    next.run(req).await
+}
+
+fn authenticate(state: &AppState, req: &Request) -> Result<AuthCtx, ApiError> {
+    let Some(master) = state.master_key.as_ref() else {
+        return Ok(AuthCtx::admin(None));
+    };
+    let custom = state
+        .loaded
+        .config
+        .general_settings
+        .litellm_key_header_name
+        .as_deref();
+    let key = match extract_key(req.headers(), req.uri().query(), req.uri().path(), custom) {
+        Presented::Key(k) => k,
+        Presented::None => {
+            return Err(ApiError::proxy_auth(
+                "Authentication Error, No api key passed in.",
+            ))
+        }
+        Presented::Malformed => return Err(ApiError::proxy_auth(
+            "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix.",
+        )),
+    };
+    if bool::from(key.as_bytes().ct_eq(master.expose().as_bytes())) {
+        return Ok(AuthCtx::admin(Some(hash_key(key))));
+    }
+    let hash = hash_key(key);
+    Err(ApiError::new(
+        ErrorClass::ProxyAuth,
+        format!(
+            "Authentication Error, Invalid proxy server token passed. Received API Key = {}, Key Hash (Token) ={hash}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+            abbreviate_key(key)
+        ),
+    )
+    .with_param("None"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn header_order_and_forms() {
+        assert_eq!(
+            extract_key(&hm(&[("authorization", "Bearer sk-a")]), None, "/x", None),
+            Presented::Key("sk-a")
+        );
+        assert_eq!(
+            extract_key(&hm(&[("authorization", "sk-a")]), None, "/x", None),
+            Presented::Malformed
+        );
+        assert_eq!(
+            extract_key(
+                &hm(&[
+                    ("authorization", "Bearer sk-a"),
+                    ("x-litellm-api-key", "sk-b")
+                ]),
+                None,
+                "/x",
+                None
+            ),
+            Presented::Key("sk-b")
+        );
+        assert_eq!(
+            extract_key(
+                &hm(&[("x-litellm-api-key", "Bearer sk-c")]),
+                None,
+                "/x",
+                None
+            ),
+            Presented::Key("sk-c")
+        );
+        assert_eq!(
+            extract_key(&hm(&[("api-key", "sk-d")]), None, "/x", None),
+            Presented::Key("sk-d")
+        );
+        assert_eq!(
+            extract_key(&hm(&[("x-api-key", "sk-e")]), None, "/x", None),
+            Presented::Key("sk-e")
+        );
+        assert_eq!(
+            extract_key(&hm(&[("my-key", "sk-f")]), None, "/x", Some("my-key")),
+            Presented::Key("sk-f")
+        );
+        assert_eq!(
+            extract_key(
+                &hm(&[]),
+                Some("key=sk-g"),
+                "/v1beta/models/m:generateContent",
+                None
+            ),
+            Presented::Key("sk-g")
+        );
+        assert_eq!(
+            extract_key(&hm(&[]), Some("key=sk-g"), "/v1/chat/completions", None),
+            Presented::None
+        );
+    }
+
+    #[test]
+    fn abbreviation() {
+        assert_eq!(abbreviate_key("sk-1234567890abcd"), "sk-...abcd");
+    }
+}

@@ -1,0 +1,11 @@
+//! Tower layers around every route, outer to inner (see `server::routes::build_app`):
+//!
+//! 1. CORS (permissive, as LiteLLM's default) answers preflights.
+//! 2. [`request_ctx::track_request`]: assigns the call id, starts the clock, and on the way out
+//!    adds `x-litellm-call-id`, `x-litellm-version`, the duration and security headers, and
+//!    writes the one access-log line. Inserts [`request_ctx::RequestCtx`].
+//! 3. [`auth::require_auth`]: deny by default; public routes are an explicit list. Inserts
+//!    [`auth::AuthCtx`].
+
+pub mod auth;
+pub mod request_ctx;

@@ -1,0 +1,85 @@
+//! Per-request context (call id, start time), response decoration and the access log.
+//!
+//! LiteLLM echoes a client-supplied `x-litellm-call-id`; otherwise it is a fresh UUID4. The
+//! access log line carries method, path, status, duration and call id, never headers or
+//! bodies (they hold keys and prompts).
+
+use crate::error::ErrorMarker;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::time::Instant;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub call_id: String,
+    pub start: Instant,
+}
+
+impl RequestCtx {
+    pub fn elapsed_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
+static CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+static VERSION_H: HeaderName = HeaderName::from_static("x-litellm-version");
+static DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+
+/// Valid call ids are short and printable; anything else is replaced.
+fn client_call_id(req: &Request) -> Option<String> {
+    let v = req.headers().get(&CALL_ID)?.to_str().ok()?;
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_string())
+}
+
+pub async fn track_request(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let call_id = client_call_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    req.extensions_mut().insert(RequestCtx {
+        call_id: call_id.clone(),
+        start,
+    });
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&call_id) {
+        h.insert(CALL_ID.clone(), v);
+    }
+    h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if !h.contains_key(&DURATION) {
+        if let Ok(v) = HeaderValue::from_str(&format!("{elapsed_ms:.3}")) {
+            h.insert(DURATION.clone(), v);
+        }
+    }
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    let status = resp.status().as_u16();
+    let error = resp
+        .extensions()
+        .get::<ErrorMarker>()
+        .map(|m| m.0.type_str());
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = %path,
+        status,
+        duration_ms = format_args!("{elapsed_ms:.3}"),
+        call_id = %call_id,
+        error,
+        "request"
+    );
+    resp
+}

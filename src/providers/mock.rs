@@ -1,0 +1,169 @@
+//! `mock_response`: canned answers with no network, as LiteLLM's SDK produces them.
+//!
+//! A string becomes the assistant's content with usage 10/20/30 (LiteLLM's observed values);
+//! the special strings `litellm.<ErrorClass>` raise that error instead, which is how LiteLLM
+//! users test retries and fallbacks. Streams yield one content chunk and a finish chunk.
+
+use crate::api::Usage;
+use crate::error::{ApiError, ErrorClass};
+use serde_json::{json, Map, Value};
+
+/// Usage LiteLLM reports for a mocked completion.
+pub const MOCK_USAGE: Usage = Usage {
+    prompt_tokens: 10,
+    completion_tokens: 20,
+    total_tokens: 30,
+    cached_tokens: 0,
+    cache_creation_tokens: 0,
+    reasoning_tokens: 0,
+};
+
+/// If the mock value names a LiteLLM exception, the error it raises.
+pub fn mock_error(v: &Value, model: &str) -> Option<ApiError> {
+    let s = v.as_str()?;
+    let name = s.strip_prefix("litellm.")?;
+    let class = match name {
+        "RateLimitError" => ErrorClass::RateLimit,
+        "InternalServerError" | "APIError" => ErrorClass::Internal,
+        "ContextWindowExceededError" => ErrorClass::ContextWindowExceeded,
+        "ContentPolicyViolationError" => ErrorClass::ContentPolicyViolation,
+        "BadRequestError" => ErrorClass::BadRequest,
+        "AuthenticationError" => ErrorClass::Authentication,
+        "PermissionDeniedError" => ErrorClass::PermissionDenied,
+        "NotFoundError" => ErrorClass::NotFound,
+        "Timeout" => ErrorClass::Timeout,
+        "UnprocessableEntityError" => ErrorClass::UnprocessableEntity,
+        "ServiceUnavailableError" => ErrorClass::ServiceUnavailable,
+        "BadGatewayError" => ErrorClass::BadGateway,
+        "APIConnectionError" => ErrorClass::ApiConnection,
+        _ => return None,
+    };
+    let cls = class.litellm_name();
+    Some(ApiError::new(
+        class,
+        format!(
+            "litellm.{cls}: {cls}: This is a mock exception for model={model}, to trigger a {cls}."
+        ),
+    ))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn new_chat_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4())
+}
+
+fn content_of(v: &Value) -> Value {
+    match v {
+        Value::String(_) => v.clone(),
+        Value::Null => Value::String(String::new()),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// A non-streaming chat completion.
+pub fn chat_response(v: &Value, model: &str) -> Map<String, Value> {
+    if let Some(obj) = v.as_object().filter(|o| o.contains_key("choices")) {
+        let mut o = obj.clone();
+        o.insert("model".into(), Value::String(model.into()));
+        return o;
+    }
+    let r = json!({
+        "id": new_chat_id(),
+        "created": now(),
+        "model": model,
+        "object": "chat.completion",
+        "choices": [{"finish_reason": "stop", "index": 0, "message": {"content": content_of(v), "role": "assistant"}}],
+        "usage": MOCK_USAGE.to_json(),
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The chunks of a streamed mock (without the `[DONE]` marker).
+pub fn chat_chunks(v: &Value, model: &str) -> Vec<Map<String, Value>> {
+    let id = new_chat_id();
+    let created = now();
+    let chunk = |choices: Value, usage: Option<Value>| {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(id.clone()));
+        m.insert("created".into(), json!(created));
+        m.insert("model".into(), Value::String(model.into()));
+        m.insert(
+            "object".into(),
+            Value::String("chat.completion.chunk".into()),
+        );
+        m.insert("choices".into(), choices);
+        if let Some(u) = usage {
+            m.insert("usage".into(), u);
+        }
+        m
+    };
+    vec![
+        chunk(
+            json!([{"index": 0, "delta": {"role": "assistant", "content": content_of(v)}}]),
+            None,
+        ),
+        chunk(
+            json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+            None,
+        ),
+        chunk(json!([]), Some(MOCK_USAGE.to_json())),
+    ]
+}
+
+/// A mocked embeddings response: LiteLLM returns the mock value itself as the embedding.
+pub fn embedding_response(v: &Value, model: &str, inputs: usize) -> Map<String, Value> {
+    let data: Vec<Value> = (0..inputs.max(1))
+        .map(|i| json!({"embedding": v, "index": i, "object": "embedding"}))
+        .collect();
+    let r = json!({
+        "model": model,
+        "data": data,
+        "object": "list",
+        "usage": {"prompt_tokens": MOCK_USAGE.prompt_tokens, "total_tokens": MOCK_USAGE.prompt_tokens},
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// A mocked legacy text completion.
+pub fn text_completion_response(v: &Value, model: &str) -> Map<String, Value> {
+    let r = json!({
+        "id": format!("cmpl-{}", uuid::Uuid::new_v4()),
+        "created": now(),
+        "model": model,
+        "object": "text_completion",
+        "choices": [{"finish_reason": "stop", "index": 0, "text": content_of(v), "logprobs": null}],
+        "usage": MOCK_USAGE.to_json(),
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mock_shapes() {
+        let r = chat_response(&json!("hi"), "g");
+        assert_eq!(r["choices"][0]["message"]["content"], "hi");
+        assert_eq!(r["usage"]["total_tokens"], 30);
+        assert!(r["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        let c = chat_chunks(&json!("hi"), "g");
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[1]["choices"][0]["finish_reason"], "stop");
+        assert!(mock_error(&json!("hi"), "g").is_none());
+        let e = mock_error(&json!("litellm.RateLimitError"), "g").unwrap();
+        assert_eq!(e.status(), 429);
+    }
+}

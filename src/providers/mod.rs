@@ -1,0 +1,158 @@
+//! Providers: the closed set of upstream APIs the gateway can call.
+//!
+//! A deployment's `litellm_params.model` (`"groq/llama-3.1-8b"`) is parsed into a [`Provider`]
+//! once, at config load. OpenAI-compatible providers share one wire format and differ only in
+//! base URL, key env vars and a few quirks, so they are rows of one table
+//! ([`compat::COMPAT_PROVIDERS`]); providers with their own API get their own variant and module.
+//!
+//! What must not go in here: routing decisions, auth, spend.
+
+pub mod compat;
+pub mod mock;
+pub mod openai;
+pub mod sse;
+pub mod stream;
+
+use compat::CompatProvider;
+
+/// Which upstream API a deployment speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI itself (`openai/`, or a bare `gpt-*` name).
+    OpenAi,
+    /// Azure OpenAI (`azure/<deployment>`): deployment URLs, `api-version`, `api-key` header.
+    Azure,
+    /// Any provider speaking OpenAI's Chat Completions format, from the compat table.
+    Compat(&'static CompatProvider),
+    /// Providers with their own API; their adapters live in their own modules.
+    Anthropic,
+    Gemini,
+    VertexAi,
+    Bedrock,
+    Cohere,
+    Ollama,
+    OllamaChat,
+}
+
+impl Provider {
+    /// The LiteLLM provider name (`custom_llm_provider`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Azure => "azure",
+            Self::Compat(c) => c.name,
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::VertexAi => "vertex_ai",
+            Self::Bedrock => "bedrock",
+            Self::Cohere => "cohere",
+            Self::Ollama => "ollama",
+            Self::OllamaChat => "ollama_chat",
+        }
+    }
+
+    /// Provider for a LiteLLM prefix, if known.
+    pub fn from_prefix(prefix: &str) -> Option<Self> {
+        Some(match prefix {
+            "openai" | "text-completion-openai" => Self::OpenAi,
+            "azure" => Self::Azure,
+            "anthropic" => Self::Anthropic,
+            "gemini" => Self::Gemini,
+            "vertex_ai" | "vertex_ai_beta" => Self::VertexAi,
+            "bedrock" => Self::Bedrock,
+            "cohere" | "cohere_chat" => Self::Cohere,
+            "ollama" => Self::Ollama,
+            "ollama_chat" => Self::OllamaChat,
+            other => Self::Compat(compat::lookup(other)?),
+        })
+    }
+
+    /// Whether requests are forwarded in OpenAI's own format.
+    pub fn speaks_openai(self) -> bool {
+        matches!(self, Self::OpenAi | Self::Azure | Self::Compat(_))
+    }
+
+    /// The name LiteLLM uses in error messages (`OpenAIException`, `AzureException`, ...).
+    pub fn exception_label(self) -> String {
+        match self {
+            Self::OpenAi => "OpenAIException".into(),
+            Self::Azure => "AzureException".into(),
+            Self::Anthropic => "AnthropicException".into(),
+            Self::Gemini => "GeminiException".into(),
+            Self::VertexAi => "VertexAIException".into(),
+            Self::Bedrock => "BedrockException".into(),
+            Self::Cohere => "CohereException".into(),
+            Self::Ollama | Self::OllamaChat => "OllamaException".into(),
+            Self::Compat(c) => format!("{}Exception", c.label),
+        }
+    }
+}
+
+/// Splits `"<provider>/<model>"` into its provider and upstream model id. Without a known
+/// prefix, guesses from well-known model name shapes as LiteLLM's price-map lookup would.
+pub fn parse_model(model: &str, custom_provider: Option<&str>) -> Option<(Provider, String)> {
+    if let Some(p) = custom_provider {
+        let provider = Provider::from_prefix(p)?;
+        let rest = model
+            .strip_prefix(p)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(model);
+        return Some((provider, rest.to_string()));
+    }
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if let Some(p) = Provider::from_prefix(prefix) {
+            return Some((p, rest.to_string()));
+        }
+    }
+    infer_provider(model).map(|p| (p, model.to_string()))
+}
+
+fn infer_provider(model: &str) -> Option<Provider> {
+    const OPENAI_PREFIXES: &[&str] = &[
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-",
+        "text-embedding-",
+        "davinci",
+        "babbage",
+        "dall-e",
+        "whisper",
+        "tts-",
+        "omni-moderation",
+        "text-moderation",
+        "codex-",
+    ];
+    if OPENAI_PREFIXES.iter().any(|p| model.starts_with(p)) {
+        Some(Provider::OpenAi)
+    } else if model.starts_with("claude-") {
+        Some(Provider::Anthropic)
+    } else if model.starts_with("gemini-") {
+        Some(Provider::Gemini)
+    } else if model.starts_with("command-") {
+        Some(Provider::Cohere)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_parse() {
+        let (p, m) = parse_model("together_ai/meta-llama/Llama-3-8b", None).unwrap();
+        assert_eq!(p.name(), "together_ai");
+        assert_eq!(m, "meta-llama/Llama-3-8b");
+        assert_eq!(parse_model("gpt-4o", None).unwrap().0, Provider::OpenAi);
+        assert_eq!(
+            parse_model("azure/my-dep", None).unwrap().0,
+            Provider::Azure
+        );
+        assert!(parse_model("mystery-model", None).is_none());
+        let (p, m) = parse_model("my-model", Some("hosted_vllm")).unwrap();
+        assert_eq!((p.name(), m.as_str()), ("hosted_vllm", "my-model"));
+    }
+}

@@ -1,0 +1,425 @@
+//! Re-streaming: upstream bytes -> OpenAI chunks -> client SSE frames, one read at a time.
+//!
+//! A [`Dialect`] decodes a provider's stream framing into [`StreamItem`]s (OpenAI
+//! `chat.completion.chunk` objects); an [`Encoder`] turns them into the client's wire format.
+//! Nothing is buffered beyond the current read: each upstream read is forwarded as soon as it
+//! forms complete events. [`open`] reads up to the first event before the handler answers, so an
+//! upstream failure before any output is still a normal JSON error (and can be retried). A
+//! [`StreamTap`] sees every chunk and reports usage exactly once, on completion, error or drop
+//! (client disconnect), so spend is never lost.
+
+use super::sse::{frame, SseDecoder, DONE_FRAME};
+use super::Provider;
+use crate::api::Usage;
+use crate::error::{ApiError, ErrorClass};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One decoded upstream event, already in OpenAI's chunk shape.
+#[derive(Debug)]
+pub enum StreamItem {
+    Chunk(Map<String, Value>),
+    Done,
+    Error(ApiError),
+}
+
+/// Upstream stream framings.
+#[derive(Debug)]
+pub enum Dialect {
+    /// OpenAI-format SSE (`data: {chunk}` ... `data: [DONE]`).
+    OpenAi { sse: SseDecoder, provider: Provider },
+}
+
+impl Dialect {
+    pub fn openai(provider: Provider) -> Self {
+        Self::OpenAi {
+            sse: SseDecoder::new(),
+            provider,
+        }
+    }
+
+    /// Decodes one upstream read.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
+        match self {
+            Self::OpenAi { sse, provider } => {
+                sse.push(bytes);
+                while let Some(ev) = sse.next_event() {
+                    out.push_back(openai_item(&ev.data, *provider));
+                }
+            }
+        }
+    }
+
+    /// The upstream closed: flush whatever is left.
+    pub fn finish(&mut self, out: &mut VecDeque<StreamItem>) {
+        match self {
+            Self::OpenAi { sse, provider } => {
+                if let Some(ev) = sse.finish() {
+                    out.push_back(openai_item(&ev.data, *provider));
+                }
+            }
+        }
+    }
+}
+
+fn openai_item(data: &str, provider: Provider) -> StreamItem {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return StreamItem::Done;
+    }
+    match serde_json::from_str::<Map<String, Value>>(data) {
+        Ok(m) if m.contains_key("error") => {
+            let status = m
+                .get("error")
+                .and_then(|e| e.get("code"))
+                .and_then(|c| {
+                    c.as_str()
+                        .and_then(|s| s.parse().ok())
+                        .or_else(|| c.as_u64().map(|x| x as u16))
+                })
+                .unwrap_or(500);
+            StreamItem::Error(super::openai::map_error(provider, status, data.as_bytes()))
+        }
+        Ok(m) => StreamItem::Chunk(m),
+        Err(e) => StreamItem::Error(ApiError::new(
+            ErrorClass::Internal,
+            format!(
+                "litellm.APIError: APIError: {} - invalid stream chunk from upstream: {e}",
+                provider.exception_label()
+            ),
+        )),
+    }
+}
+
+/// Client wire formats.
+#[derive(Debug)]
+pub enum Encoder {
+    /// OpenAI SSE. `model` is the group name the client asked for.
+    OpenAi {
+        model: Arc<str>,
+        include_usage: bool,
+    },
+}
+
+impl Encoder {
+    fn encode(&mut self, item: StreamItem) -> Option<Bytes> {
+        match self {
+            Self::OpenAi {
+                model,
+                include_usage,
+            } => match item {
+                StreamItem::Done => Some(Bytes::from_static(DONE_FRAME)),
+                StreamItem::Error(e) => Some(frame(e.to_json().to_string().as_bytes())),
+                StreamItem::Chunk(mut c) => {
+                    if c.contains_key("model") {
+                        c.insert("model".into(), Value::String(model.to_string()));
+                    }
+                    if !*include_usage {
+                        let usage_only = c
+                            .get("choices")
+                            .and_then(Value::as_array)
+                            .is_some_and(Vec::is_empty)
+                            && c.get("usage").is_some_and(|u| !u.is_null());
+                        if usage_only {
+                            return None;
+                        }
+                        c.remove("usage");
+                    }
+                    serde_json::to_vec(&c).ok().map(|b| frame(&b))
+                }
+            },
+        }
+    }
+}
+
+/// What a finished stream reports to whoever accounts for it.
+#[derive(Debug, Clone)]
+pub struct StreamSummary {
+    pub usage: Option<Usage>,
+    /// The upstream reached its end marker (`[DONE]` or equivalent).
+    pub completed: bool,
+    /// Characters of content/tool-call text streamed, to estimate tokens if usage is missing.
+    pub output_chars: usize,
+    pub error: Option<ApiError>,
+    pub first_chunk_at: Option<Instant>,
+    pub ended_at: Instant,
+}
+
+pub type OnFinish = Box<dyn FnOnce(StreamSummary) + Send + 'static>;
+
+/// Watches chunks; fires `on_finish` exactly once (end, error or drop).
+pub struct StreamTap {
+    usage: Option<Usage>,
+    completed: bool,
+    output_chars: usize,
+    error: Option<ApiError>,
+    first_chunk_at: Option<Instant>,
+    on_finish: Option<OnFinish>,
+}
+
+impl StreamTap {
+    pub fn new(on_finish: Option<OnFinish>) -> Self {
+        Self {
+            usage: None,
+            completed: false,
+            output_chars: 0,
+            error: None,
+            first_chunk_at: None,
+            on_finish,
+        }
+    }
+
+    fn observe(&mut self, item: &StreamItem) {
+        match item {
+            StreamItem::Chunk(c) => {
+                self.first_chunk_at.get_or_insert_with(Instant::now);
+                if let Some(u) = c.get("usage").and_then(Usage::from_json) {
+                    self.usage = Some(u);
+                }
+                if let Some(choices) = c.get("choices").and_then(Value::as_array) {
+                    for ch in choices {
+                        let Some(delta) = ch.get("delta") else {
+                            continue;
+                        };
+                        if let Some(s) = delta.get("content").and_then(Value::as_str) {
+                            self.output_chars += s.len();
+                        }
+                        if let Some(tcs) = delta.get("tool_calls").and_then(Value::as_array) {
+                            for tc in tcs {
+                                if let Some(a) =
+                                    tc.pointer("/function/arguments").and_then(Value::as_str)
+                                {
+                                    self.output_chars += a.len();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            StreamItem::Done => self.completed = true,
+            StreamItem::Error(e) => self.error = Some(e.clone()),
+        }
+    }
+
+    fn fire(&mut self) {
+        if let Some(f) = self.on_finish.take() {
+            f(StreamSummary {
+                usage: self.usage,
+                completed: self.completed,
+                output_chars: self.output_chars,
+                error: self.error.take(),
+                first_chunk_at: self.first_chunk_at,
+                ended_at: Instant::now(),
+            });
+        }
+    }
+}
+
+impl Drop for StreamTap {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}
+
+/// The live state of one re-streamed response.
+pub struct ChatStream {
+    upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    dialect: Dialect,
+    encoder: Encoder,
+    items: VecDeque<StreamItem>,
+    finished: bool,
+    idle_timeout: Option<Duration>,
+    tap: StreamTap,
+    provider: Provider,
+}
+
+/// A frame for the client, or a failure before anything was sent.
+enum Next {
+    Frame(Bytes),
+    Failed(ApiError),
+}
+
+impl ChatStream {
+    pub fn new(
+        upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+        dialect: Dialect,
+        encoder: Encoder,
+        idle_timeout: Option<Duration>,
+        tap: StreamTap,
+        provider: Provider,
+    ) -> Self {
+        Self {
+            upstream,
+            dialect,
+            encoder,
+            items: VecDeque::new(),
+            finished: false,
+            idle_timeout,
+            tap,
+            provider,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Next> {
+        loop {
+            while let Some(item) = self.items.pop_front() {
+                self.tap.observe(&item);
+                match item {
+                    StreamItem::Error(e) => {
+                        self.finished = true;
+                        self.items.clear();
+                        return Some(Next::Failed(e));
+                    }
+                    StreamItem::Done => {
+                        self.finished = true;
+                        self.items.clear();
+                        let done = self.encoder.encode(StreamItem::Done);
+                        self.tap.fire();
+                        return done.map(Next::Frame);
+                    }
+                    chunk => {
+                        if let Some(b) = self.encoder.encode(chunk) {
+                            return Some(Next::Frame(b));
+                        }
+                    }
+                }
+            }
+            if self.finished {
+                self.tap.fire();
+                return None;
+            }
+            let read = match self.idle_timeout {
+                Some(d) => match tokio::time::timeout(d, self.upstream.next()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.items.push_back(StreamItem::Error(ApiError::new(
+                            ErrorClass::Timeout,
+                            format!(
+                                "litellm.Timeout: Timeout Error: {} - no data from upstream for {:.1}s",
+                                self.provider.exception_label(),
+                                d.as_secs_f64()
+                            ),
+                        )));
+                        continue;
+                    }
+                },
+                None => self.upstream.next().await,
+            };
+            match read {
+                Some(Ok(bytes)) => self.dialect.feed(&bytes, &mut self.items),
+                Some(Err(e)) => self.items.push_back(StreamItem::Error(ApiError::new(
+                    ErrorClass::ApiConnection,
+                    format!(
+                        "litellm.APIConnectionError: APIConnectionError: {} - stream interrupted: {e}",
+                        self.provider.exception_label()
+                    ),
+                ))),
+                None => {
+                    self.dialect.finish(&mut self.items);
+                    if self.items.is_empty() || !self.items.iter().any(|i| matches!(i, StreamItem::Done | StreamItem::Error(_))) {
+                        // Upstream closed without its end marker: end the client stream cleanly.
+                        self.items.push_back(StreamItem::Done);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads up to the first client frame. `Err` if the upstream failed before producing any
+/// output; otherwise the first frame and a stream of the rest (errors after this point become
+/// a final `data: {"error": ...}` event).
+pub async fn open(
+    mut s: ChatStream,
+) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, ApiError> {
+    let first = match s.next().await {
+        Some(Next::Frame(b)) => b,
+        Some(Next::Failed(e)) => return Err(e),
+        None => {
+            return Err(ApiError::new(
+                ErrorClass::Internal,
+                "upstream closed the stream without sending any event",
+            ))
+        }
+    };
+    let rest = futures::stream::unfold(s, |mut s| async move {
+        match s.next().await? {
+            Next::Frame(b) => Some((Ok(b), s)),
+            Next::Failed(e) => Some((Ok(frame(e.to_json().to_string().as_bytes())), s)),
+        }
+    });
+    Ok(futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn upstream(parts: Vec<&'static [u8]>) -> BoxStream<'static, Result<Bytes, reqwest::Error>> {
+        futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+    }
+
+    fn collect_summary() -> (Arc<Mutex<Option<StreamSummary>>>, OnFinish) {
+        let slot = Arc::new(Mutex::new(None));
+        let s2 = slot.clone();
+        (slot, Box::new(move |s| *s2.lock().unwrap() = Some(s)))
+    }
+
+    #[tokio::test]
+    async fn rewrites_model_hides_usage_chunk_and_reports_usage() {
+        let (slot, f) = collect_summary();
+        let s = ChatStream::new(
+            upstream(vec![
+                b"data: {\"id\":\"c\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+                b"data: {\"id\":\"c\",\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"c\",\"model\":\"up\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n",
+                b"data: [DONE]\n\n",
+            ]),
+            Dialect::openai(Provider::OpenAi),
+            Encoder::OpenAi { model: "group".into(), include_usage: false },
+            None,
+            StreamTap::new(Some(f)),
+            Provider::OpenAi,
+        );
+        let body: Vec<Bytes> = open(s).await.unwrap().map(|r| r.unwrap()).collect().await;
+        let text: String = body
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(text.matches("data: ").count(), 3, "{text}");
+        assert!(text.contains("\"model\":\"group\"") && !text.contains("usage"));
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let sum = slot.lock().unwrap().clone().unwrap();
+        assert!(sum.completed);
+        assert_eq!(sum.usage.unwrap().total_tokens, 5);
+        assert_eq!(sum.output_chars, 5);
+    }
+
+    #[tokio::test]
+    async fn error_before_output_is_an_err_and_drop_reports() {
+        let (slot, f) = collect_summary();
+        let s = ChatStream::new(
+            upstream(vec![
+                b"data: {\"error\":{\"message\":\"boom\",\"code\":\"429\"}}\n\n",
+            ]),
+            Dialect::openai(Provider::OpenAi),
+            Encoder::OpenAi {
+                model: "g".into(),
+                include_usage: true,
+            },
+            None,
+            StreamTap::new(Some(f)),
+            Provider::OpenAi,
+        );
+        let err = open(s).await.err().unwrap();
+        assert_eq!(err.status(), 429);
+        let sum = slot.lock().unwrap().clone().unwrap();
+        assert!(!sum.completed && sum.error.is_some());
+    }
+}

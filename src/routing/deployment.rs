@@ -1,0 +1,378 @@
+//! A deployment: one `model_list` entry, resolved once at start-up into what a call needs.
+//!
+//! Resolution mirrors LiteLLM: provider from the model prefix, credentials and base URL from
+//! `litellm_params` or the provider's env vars, the deployment id from `model_info.id` or a
+//! SHA-256 over the model name and params (LiteLLM's recipe, so ids match across the two).
+
+use crate::config::{DeploymentConfig, LoadedConfig, Secret};
+use crate::providers::{compat, parse_model, Provider};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// What kind of call a deployment serves (`model_info.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Chat,
+    Completion,
+    Embedding,
+    Other,
+}
+
+impl Mode {
+    fn parse(s: Option<&str>) -> Self {
+        match s {
+            None | Some("chat") | Some("responses") => Self::Chat,
+            Some("completion") => Self::Completion,
+            Some("embedding") => Self::Embedding,
+            Some(_) => Self::Other,
+        }
+    }
+}
+
+/// `litellm_params` keys that steer LiteLLM itself and are never sent upstream.
+const INTERNAL_PARAMS: &[&str] = &[
+    "model",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "organization",
+    "custom_llm_provider",
+    "rpm",
+    "tpm",
+    "timeout",
+    "stream_timeout",
+    "max_retries",
+    "mock_response",
+    "order",
+    "weight",
+    "max_parallel_requests",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_second",
+    "output_cost_per_second",
+    "tags",
+    "drop_params",
+    "additional_drop_params",
+    "region_name",
+    "extra_headers",
+    "use_in_pass_through",
+    "use_litellm_proxy",
+    "merge_reasoning_content_in_choices",
+    "litellm_credential_name",
+    "configurable_clientside_auth_params",
+    "model_info",
+    "litellm_trace_id",
+    "azure_ad_token",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "health_check_model",
+    "cache_control_injection_points",
+];
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: String,
+    /// The model group (`model_name`), possibly a wildcard pattern.
+    pub model_name: String,
+    /// `litellm_params.model` as written, e.g. `openai/gpt-4o`.
+    pub litellm_model: String,
+    pub provider: Provider,
+    /// Model id sent upstream; contains `*` for wildcard deployments.
+    pub upstream_model: String,
+    /// Base URL without a trailing slash; `None` when the provider has none and none was set.
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub mock_response: Option<Value>,
+    /// Per-call defaults and provider params forwarded with every request (request wins).
+    pub defaults: Map<String, Value>,
+    /// `extra_headers` from `litellm_params`.
+    pub extra_headers: Vec<(String, String)>,
+    pub drop_params: Option<bool>,
+    pub weight: Option<f64>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub order: Option<u64>,
+    pub mode: Mode,
+    pub config: DeploymentConfig,
+}
+
+/// Seconds from the config to a `Duration`, ignoring nonsense (negative, NaN).
+pub fn secs(v: Option<f64>) -> Option<Duration> {
+    v.filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+impl Deployment {
+    /// Resolves one `model_list` entry. `index` only serves error messages.
+    pub fn from_config(
+        dc: &DeploymentConfig,
+        index: usize,
+        loaded: &LoadedConfig,
+    ) -> Result<Self, String> {
+        let p = &dc.litellm_params;
+        let (provider, upstream_model) = parse_model(&p.model, p.custom_llm_provider.as_deref())
+            .ok_or_else(|| {
+                format!(
+                    "model_list[{index}].litellm_params.model: LLM Provider NOT provided for `{}`. Prefix it with a provider, e.g. `openai/{}`",
+                    p.model, p.model
+                )
+            })?;
+        let env_first = |names: &[&str]| names.iter().find_map(|n| loaded.env(n));
+        let (base_envs, key_envs, default_base): (&[&str], &[&str], Option<&str>) = match provider {
+            Provider::OpenAi => (
+                &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+                &["OPENAI_API_KEY"],
+                Some("https://api.openai.com/v1"),
+            ),
+            Provider::Azure => (
+                &["AZURE_API_BASE"],
+                &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+                None,
+            ),
+            Provider::Compat(c) => (c.base_envs, c.key_envs, c.default_base),
+            Provider::Anthropic => (
+                &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
+                &["ANTHROPIC_API_KEY"],
+                Some("https://api.anthropic.com"),
+            ),
+            Provider::Gemini => (
+                &["GEMINI_API_BASE"],
+                &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+                Some("https://generativelanguage.googleapis.com"),
+            ),
+            Provider::VertexAi => (&[], &[], None),
+            Provider::Bedrock => (&[], &[], None),
+            Provider::Cohere => (
+                &["COHERE_API_BASE"],
+                &["COHERE_API_KEY", "CO_API_KEY"],
+                Some("https://api.cohere.com"),
+            ),
+            Provider::Ollama | Provider::OllamaChat => (
+                &["OLLAMA_API_BASE"],
+                &["OLLAMA_API_KEY"],
+                Some("http://localhost:11434"),
+            ),
+        };
+        let api_base = p
+            .api_base
+            .clone()
+            .or_else(|| p.base_url.clone())
+            .or_else(|| env_first(base_envs))
+            .or_else(|| default_base.map(str::to_string))
+            .map(|b| b.trim_end_matches('/').to_string());
+        let api_key = p
+            .api_key
+            .clone()
+            .or_else(|| env_first(key_envs).map(Secret::new));
+        let api_version = p.api_version.clone().or_else(|| {
+            matches!(provider, Provider::Azure)
+                .then(|| loaded.env("AZURE_API_VERSION"))
+                .flatten()
+        });
+        if matches!(provider, Provider::Azure) && api_base.is_none() {
+            return Err(format!(
+                "model_list[{index}] ({}): azure deployments need `api_base` (or AZURE_API_BASE)",
+                dc.model_name
+            ));
+        }
+
+        let mut defaults = Map::new();
+        for (k, v) in &p.extra {
+            if !INTERNAL_PARAMS.contains(&k.as_str()) && !v.is_null() {
+                defaults.insert(k.clone(), v.clone());
+            }
+        }
+        let mut extra_headers: Vec<(String, String)> = match p.extra.get("extra_headers") {
+            Some(Value::Object(h)) => h
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Provider::Compat(c) = provider {
+            if c.quirk == compat::Quirk::OpenRouter {
+                // OpenRouter's attribution headers, from the env vars LiteLLM reads.
+                if let Some(site) = loaded.env("OR_SITE_URL") {
+                    extra_headers.push(("HTTP-Referer".into(), site));
+                }
+                if let Some(app) = loaded.env("OR_APP_NAME") {
+                    extra_headers.push(("X-Title".into(), app));
+                }
+            }
+        }
+        Ok(Self::assemble(
+            dc,
+            provider,
+            upstream_model,
+            api_base,
+            api_key,
+            api_version,
+            defaults,
+            extra_headers,
+        ))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "private constructor assembling resolved parts"
+    )]
+    fn assemble(
+        dc: &DeploymentConfig,
+        provider: Provider,
+        mut upstream_model: String,
+        api_base: Option<String>,
+        api_key: Option<Secret>,
+        api_version: Option<String>,
+        defaults: Map<String, Value>,
+        extra_headers: Vec<(String, String)>,
+    ) -> Self {
+        let p = &dc.litellm_params;
+        if let Provider::Compat(c) = provider {
+            if c.quirk == compat::Quirk::Fireworks
+                && !upstream_model.contains('/')
+                && !upstream_model.contains('*')
+            {
+                upstream_model = format!("accounts/fireworks/models/{upstream_model}");
+            }
+        }
+        Self {
+            id: dc
+                .model_info
+                .id
+                .clone()
+                .unwrap_or_else(|| deployment_id(&dc.model_name, &dc.raw_params)),
+            model_name: dc.model_name.clone(),
+            litellm_model: p.model.clone(),
+            provider,
+            upstream_model,
+            api_base,
+            api_key,
+            api_version,
+            organization: p.organization.clone(),
+            timeout: secs(p.timeout),
+            stream_timeout: secs(p.stream_timeout),
+            mock_response: p.mock_response.clone(),
+            defaults,
+            extra_headers,
+            drop_params: p.drop_params,
+            weight: p.weight,
+            rpm: p.rpm,
+            tpm: p.tpm,
+            order: p.order,
+            mode: Mode::parse(dc.model_info.mode.as_deref()),
+            config: dc.clone(),
+        }
+    }
+
+    /// The upstream model id for a request that matched this deployment, substituting the
+    /// wildcard capture (`openai/*` + `gpt-4o` -> `gpt-4o`).
+    pub fn upstream_model_for(&self, capture: Option<&str>) -> String {
+        match capture {
+            Some(c) if self.upstream_model.contains('*') => self.upstream_model.replacen('*', c, 1),
+            _ => self.upstream_model.clone(),
+        }
+    }
+
+    /// `litellm_params` with secrets removed, for `/model/info` and `/health`.
+    pub fn public_params(&self) -> Map<String, Value> {
+        let mut m = self.config.raw_params.clone();
+        for secret in [
+            "api_key",
+            "aws_secret_access_key",
+            "aws_session_token",
+            "vertex_credentials",
+            "azure_ad_token",
+            "client_secret",
+            "aws_access_key_id",
+        ] {
+            m.remove(secret);
+        }
+        m
+    }
+}
+
+/// LiteLLM's default deployment id: SHA-256 hex of the model name followed by each
+/// `litellm_params` key and its Python `str()` (mappings JSON-encoded), in file order.
+pub fn deployment_id(model_name: &str, params: &Map<String, Value>) -> String {
+    let mut s = String::from(model_name);
+    for (k, v) in params {
+        s.push_str(k);
+        match v {
+            Value::String(x) => s.push_str(x),
+            Value::Object(_) => s.push_str(&py_json_dumps(v)),
+            other => s.push_str(&py_str(other)),
+        }
+    }
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Python's `json.dumps` default separators (`", "` and `": "`).
+fn py_json_dumps(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), py_json_dumps(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(py_json_dumps).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Python's `str()` of a JSON-like value.
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => {
+            if n.is_f64() {
+                let f = n.as_f64().unwrap_or_default();
+                if f.fract() == 0.0 && f.abs() < 1e16 {
+                    format!("{f:.1}")
+                } else {
+                    format!("{f}")
+                }
+            } else {
+                n.to_string()
+            }
+        }
+        Value::String(s) => format!("'{s}'"),
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(py_str).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(_) => py_json_dumps(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn id_is_stable_and_order_sensitive() {
+        let a = json!({"model": "openai/gpt-4o", "rpm": 10});
+        let b = json!({"rpm": 10, "model": "openai/gpt-4o"});
+        let ia = deployment_id("g", a.as_object().unwrap());
+        assert_eq!(ia.len(), 64);
+        assert_eq!(ia, deployment_id("g", a.as_object().unwrap()));
+        assert_ne!(ia, deployment_id("g", b.as_object().unwrap()));
+        // model_name + "model" + value + "rpm" + "10"
+        let expect = hex::encode(Sha256::digest(b"gmodelopenai/gpt-4orpm10"));
+        assert_eq!(ia, expect);
+    }
+}

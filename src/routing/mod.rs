@@ -1,0 +1,288 @@
+//! Model groups and the choice of a deployment for a request.
+//!
+//! A request's `model` is resolved as LiteLLM does: `router_settings.model_group_alias`, then an
+//! exact `model_name`, then the most specific wildcard pattern (`openai/*`, `*`). The group's
+//! deployments are then filtered by `order` and one is picked by the routing strategy.
+//!
+//! What must not go in here: provider wire formats, auth decisions.
+
+pub mod deployment;
+
+pub use deployment::{Deployment, Mode};
+
+use crate::config::LoadedConfig;
+use rand::Rng;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Deployments sharing one `model_name`.
+#[derive(Debug)]
+pub struct ModelGroup {
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+    /// Union of the deployments' `model_info.access_groups`.
+    pub access_groups: Vec<String>,
+}
+
+/// A request's model, resolved to a group.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    pub group: &'a Arc<ModelGroup>,
+    /// What the wildcard `*` matched, to substitute into the upstream model id.
+    pub capture: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct ModelRouter {
+    groups: HashMap<String, Arc<ModelGroup>>,
+    /// Group names in config order, for `/v1/models`.
+    order: Vec<String>,
+    /// `(prefix before '*', suffix after '*', group)`, most specific first.
+    wildcards: Vec<(String, String, Arc<ModelGroup>)>,
+    /// `model_group_alias`: alias -> (group, hidden).
+    aliases: HashMap<String, (String, bool)>,
+    /// `--model` quick start: every request goes here.
+    catch_all: Option<Arc<ModelGroup>>,
+}
+
+impl ModelRouter {
+    pub fn from_config(loaded: &LoadedConfig) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut by_name: Vec<(String, Vec<Arc<Deployment>>)> = Vec::new();
+        for (i, dc) in loaded.config.model_list.iter().enumerate() {
+            match Deployment::from_config(dc, i, loaded) {
+                Ok(d) => {
+                    let d = Arc::new(d);
+                    match by_name.iter_mut().find(|(n, _)| *n == dc.model_name) {
+                        Some((_, v)) => v.push(d),
+                        None => by_name.push((dc.model_name.clone(), vec![d])),
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut router = Self::default();
+        for (name, deployments) in by_name {
+            let mut access_groups: Vec<String> = deployments
+                .iter()
+                .flat_map(|d| d.config.model_info.access_groups.iter().cloned())
+                .collect();
+            access_groups.sort();
+            access_groups.dedup();
+            let group = Arc::new(ModelGroup {
+                name: name.clone(),
+                deployments,
+                access_groups,
+            });
+            if let Some(star) = name.find('*') {
+                router.wildcards.push((
+                    name[..star].to_string(),
+                    name[star + 1..].to_string(),
+                    group.clone(),
+                ));
+            }
+            router.order.push(name.clone());
+            router.groups.insert(name, group);
+        }
+        router
+            .wildcards
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len() + w.1.len()));
+        for (alias, target) in &loaded.config.router_settings.model_group_alias {
+            match target {
+                Value::String(g) => {
+                    router.aliases.insert(alias.clone(), (g.clone(), false));
+                }
+                Value::Object(o) => {
+                    if let Some(g) = o.get("model").and_then(Value::as_str) {
+                        let hidden = o.get("hidden").and_then(Value::as_bool).unwrap_or(false);
+                        router
+                            .aliases
+                            .insert(alias.clone(), (g.to_string(), hidden));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(router)
+    }
+
+    /// Single-model mode (`litellm --model X`): all requests go to the one group.
+    pub fn set_catch_all(&mut self, name: &str) {
+        self.catch_all = self.groups.get(name).cloned();
+    }
+
+    /// Resolves a requested model name to its group.
+    pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
+        if let Some(g) = &self.catch_all {
+            return Some(Resolved {
+                group: g,
+                capture: None,
+            });
+        }
+        let name = self
+            .aliases
+            .get(model)
+            .map(|(g, _)| g.as_str())
+            .unwrap_or(model);
+        if let Some(g) = self.groups.get(name) {
+            return Some(Resolved {
+                group: g,
+                capture: None,
+            });
+        }
+        self.wildcards.iter().find_map(|(pre, suf, g)| {
+            let mid = name
+                .strip_prefix(pre.as_str())?
+                .strip_suffix(suf.as_str())?;
+            (!mid.is_empty()).then(|| Resolved {
+                group: g,
+                capture: Some(mid.to_string()),
+            })
+        })
+    }
+
+    /// Public model names in config order (groups, then visible aliases).
+    pub fn model_names(&self) -> Vec<String> {
+        let mut out = self.order.clone();
+        for (alias, (_, hidden)) in &self.aliases {
+            if !hidden && !out.contains(alias) {
+                out.push(alias.clone());
+            }
+        }
+        out
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<ModelGroup>> {
+        self.order.iter().filter_map(|n| self.groups.get(n))
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Arc<ModelGroup>> {
+        self.groups.get(name)
+    }
+
+    pub fn all_deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.groups().flat_map(|g| g.deployments.iter())
+    }
+}
+
+impl ModelGroup {
+    /// Picks a deployment with `simple-shuffle`: only the lowest `order` tier is eligible; among
+    /// it, weighted by `weight` if any deployment sets one, else by `rpm`, else `tpm`, else
+    /// uniformly. `exclude` lists deployment ids already tried.
+    pub fn pick(&self, exclude: &[&str]) -> Option<&Arc<Deployment>> {
+        let eligible = |d: &&Arc<Deployment>| !exclude.contains(&d.id.as_str());
+        let min_order = self
+            .deployments
+            .iter()
+            .filter(eligible)
+            .map(|d| d.order.unwrap_or(u64::MAX))
+            .min()?;
+        let tier: Vec<&Arc<Deployment>> = self
+            .deployments
+            .iter()
+            .filter(eligible)
+            .filter(|d| d.order.unwrap_or(u64::MAX) == min_order)
+            .collect();
+        if tier.len() == 1 {
+            return tier.first().copied();
+        }
+        let weight_of: Option<fn(&Deployment) -> Option<f64>> =
+            if tier.iter().any(|d| d.weight.is_some()) {
+                Some(|d| d.weight)
+            } else if tier.iter().any(|d| d.rpm.is_some()) {
+                Some(|d| d.rpm.map(|x| x as f64))
+            } else if tier.iter().any(|d| d.tpm.is_some()) {
+                Some(|d| d.tpm.map(|x| x as f64))
+            } else {
+                None
+            };
+        let mut rng = rand::thread_rng();
+        if let Some(w) = weight_of {
+            let weights: Vec<f64> = tier.iter().map(|d| w(d).unwrap_or(0.0).max(0.0)).collect();
+            let total: f64 = weights.iter().sum();
+            if total > 0.0 {
+                let mut x = rng.gen_range(0.0..total);
+                for (d, w) in tier.iter().zip(&weights) {
+                    if x < *w {
+                        return Some(d);
+                    }
+                    x -= w;
+                }
+            }
+        }
+        tier.get(rng.gen_range(0..tier.len())).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn router(yaml: &str) -> ModelRouter {
+        ModelRouter::from_config(&load_str(yaml, "t.yaml").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn exact_beats_wildcard_and_longest_pattern_wins() {
+        let r = router(
+            "model_list:\n  - model_name: '*'\n    litellm_params: {model: 'openai/*'}\n  - model_name: 'openai/*'\n    litellm_params: {model: 'openai/*'}\n  - model_name: openai/gpt-4o\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n",
+        );
+        assert!(r.resolve("openai/gpt-4o").unwrap().capture.is_none());
+        let w = r.resolve("openai/gpt-4o-mini").unwrap();
+        assert_eq!(w.group.name, "openai/*");
+        assert_eq!(w.capture.as_deref(), Some("gpt-4o-mini"));
+        let d = w.group.deployments[0].upstream_model_for(w.capture.as_deref());
+        assert_eq!(d, "gpt-4o-mini");
+        let any = r.resolve("llama3").unwrap();
+        assert_eq!(any.group.name, "*");
+    }
+
+    #[test]
+    fn aliases_resolve() {
+        let r = router(
+            "model_list:\n  - model_name: gpt-4o\n    litellm_params: {model: openai/gpt-4o}\nrouter_settings:\n  model_group_alias: {my-model: gpt-4o, secret: {model: gpt-4o, hidden: true}}\n",
+        );
+        assert_eq!(r.resolve("my-model").unwrap().group.name, "gpt-4o");
+        assert_eq!(r.resolve("secret").unwrap().group.name, "gpt-4o");
+        let names = r.model_names();
+        assert!(names.contains(&"my-model".to_string()) && !names.contains(&"secret".to_string()));
+        assert!(r.resolve("nope").is_none());
+    }
+
+    #[test]
+    fn order_tier_and_weights() {
+        let r = router(
+            "model_list:\n  - model_name: g\n    litellm_params: {model: openai/a, order: 2}\n  - model_name: g\n    litellm_params: {model: openai/b, order: 1, weight: 1}\n  - model_name: g\n    litellm_params: {model: openai/c, order: 1, weight: 3}\n",
+        );
+        let g = r.group("g").unwrap();
+        let mut c = 0;
+        for _ in 0..2000 {
+            let d = g.pick(&[]).unwrap();
+            assert_ne!(d.upstream_model, "a");
+            if d.upstream_model == "c" {
+                c += 1;
+            }
+        }
+        assert!((1300..1700).contains(&c), "{c}");
+        let b = g
+            .deployments
+            .iter()
+            .find(|d| d.upstream_model == "b")
+            .unwrap()
+            .id
+            .clone();
+        let cc = g
+            .deployments
+            .iter()
+            .find(|d| d.upstream_model == "c")
+            .unwrap()
+            .id
+            .clone();
+        assert_eq!(g.pick(&[&b, &cc]).unwrap().upstream_model, "a");
+    }
+}

@@ -1,0 +1,86 @@
+//! Every path the gateway answers, in one table, and the layer stack around them.
+//!
+//! Paths exist with and without `/v1`, plus the Azure-style `/openai/deployments/{model}/...`
+//! and `/engines/{model}/...` forms, as in LiteLLM. Auth is deny-by-default: public routes are
+//! listed in `middleware::auth::is_public_route`, everything else needs a key.
+//!
+//! Layer order, outer to inner: CORS -> `track_request` (inserts `RequestCtx`) ->
+//! `require_auth` (inserts `AuthCtx`) -> handler.
+
+use crate::error::ApiError;
+use crate::handlers::{health, llm, models};
+use crate::middleware::{auth, request_ctx};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::CorsLayer;
+
+pub fn build_app(state: AppState) -> Router {
+    let mut r = Router::new();
+    for prefix in ["", "/v1"] {
+        r = r
+            .route(
+                &format!("{prefix}/chat/completions"),
+                post(llm::chat_completions_handler),
+            )
+            .route(
+                &format!("{prefix}/completions"),
+                post(llm::completions_handler),
+            )
+            .route(
+                &format!("{prefix}/embeddings"),
+                post(llm::embeddings_handler),
+            )
+            .route(
+                &format!("{prefix}/models"),
+                get(models::list_models_handler),
+            )
+            .route(
+                &format!("{prefix}/models/{{*model_id}}"),
+                get(models::get_model_handler),
+            )
+            .route(
+                &format!("{prefix}/model/info"),
+                get(models::model_info_handler),
+            );
+    }
+    for base in ["/openai/deployments", "/engines"] {
+        r = r
+            .route(
+                &format!("{base}/{{model}}/chat/completions"),
+                post(llm::chat_completions_for_model_handler),
+            )
+            .route(
+                &format!("{base}/{{model}}/completions"),
+                post(llm::completions_for_model_handler),
+            )
+            .route(
+                &format!("{base}/{{model}}/embeddings"),
+                post(llm::embeddings_for_model_handler),
+            );
+    }
+    r = r
+        .route("/health", get(health::health_handler))
+        .route("/health/liveliness", get(health::liveliness_handler))
+        .route("/health/liveness", get(health::liveliness_handler))
+        .route("/health/readiness", get(health::readiness_handler))
+        .route("/test", get(health::test_handler))
+        .route("/", get(health::root_handler))
+        .fallback(not_found);
+
+    r.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_auth,
+    ))
+    .layer(axum::middleware::from_fn(request_ctx::track_request))
+    .layer(CorsLayer::very_permissive())
+    // Handlers enforce `max_request_size_mb` themselves, with an OpenAI-shaped 413.
+    .layer(DefaultBodyLimit::disable())
+    .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    ApiError::not_found(format!("Route not found: {}", uri.path())).into_response()
+}

@@ -1,0 +1,108 @@
+//! Shared application state: the config snapshot, the model router, the one HTTP client.
+//!
+//! Built once at start-up ([`AppState::build`]) and cloned cheaply into every handler. Anything
+//! per-request lives in request extensions, never here.
+
+use crate::config::{LoadedConfig, Secret};
+use crate::routing::deployment::secs;
+use crate::routing::ModelRouter;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// LiteLLM's default request timeout when nothing else sets one (seconds).
+const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 6000.0;
+/// No request size limit is set by default in LiteLLM; we still bound memory per request.
+const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// Connect timeout to upstreams: a dead host should fail fast and be retried elsewhere.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle pooled connections are kept this long (upstreams typically close at 60-120 s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
+
+pub struct Inner {
+    pub loaded: LoadedConfig,
+    pub router: ModelRouter,
+    pub http: reqwest::Client,
+    pub master_key: Option<Secret>,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: Option<usize>,
+    /// `router_settings.timeout` > `litellm_settings.request_timeout` > 6000 s.
+    pub default_timeout: Duration,
+    pub default_stream_timeout: Option<Duration>,
+    pub drop_params: bool,
+    pub json_logs: bool,
+    pub started_at: Instant,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Options that do not come from the config file.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `--model` single-model mode: the group to send everything to.
+    pub catch_all_model: Option<String>,
+}
+
+impl AppState {
+    pub fn build(loaded: LoadedConfig, opts: BuildOptions) -> Result<Self, String> {
+        let mut router = ModelRouter::from_config(&loaded).map_err(|errs| errs.join("\n"))?;
+        if let Some(m) = &opts.catch_all_model {
+            router.set_catch_all(m);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let cfg = &loaded.config;
+        let master_key = cfg
+            .general_settings
+            .master_key
+            .clone()
+            .filter(|k| !k.expose().is_empty())
+            .or_else(|| {
+                loaded
+                    .env("LITELLM_MASTER_KEY")
+                    .filter(|k| !k.is_empty())
+                    .map(Secret::new)
+            });
+        let mb = |v: Option<f64>| {
+            v.filter(|x| x.is_finite() && *x > 0.0)
+                .map(|x| (x * 1024.0 * 1024.0) as usize)
+        };
+        let default_timeout = secs(cfg.router_settings.timeout)
+            .or_else(|| secs(cfg.litellm_settings.request_timeout))
+            .or_else(|| {
+                loaded
+                    .env("REQUEST_TIMEOUT")
+                    .and_then(|s| s.parse().ok())
+                    .and_then(|v| secs(Some(v)))
+            })
+            .unwrap_or(Duration::from_secs_f64(DEFAULT_REQUEST_TIMEOUT_SECS));
+        Ok(Self(Arc::new(Inner {
+            max_request_bytes: mb(cfg.general_settings.max_request_size_mb)
+                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            max_response_bytes: mb(cfg.general_settings.max_response_size_mb),
+            default_timeout,
+            default_stream_timeout: secs(cfg.router_settings.stream_timeout),
+            drop_params: cfg.litellm_settings.drop_params.unwrap_or(false),
+            json_logs: cfg.litellm_settings.json_logs.unwrap_or(false)
+                || loaded
+                    .env("JSON_LOGS")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            master_key,
+            router,
+            http,
+            loaded,
+            started_at: Instant::now(),
+        })))
+    }
+}
