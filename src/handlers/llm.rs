@@ -9,9 +9,9 @@ use crate::api::{validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::AuthCtx;
 use crate::middleware::request_ctx::RequestCtx;
-use crate::providers::openai::{self, Endpoint, Overrides, UpstreamRequest};
-use crate::providers::stream::{self, ChatStream, Dialect, Encoder, StreamTap};
-use crate::providers::{mock, sse, Provider};
+use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
+use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
+use crate::providers::{self, mock, sse, Provider};
 use crate::routing::Deployment;
 use crate::state::AppState;
 use axum::body::Body;
@@ -263,41 +263,56 @@ async fn run(
         )
     })?;
 
+    attempt(
+        state,
+        ctx,
+        &req,
+        &deployment,
+        resolved.capture.as_deref(),
+        &group.name,
+    )
+    .await
+}
+
+/// One call to one deployment: mock, or upstream request and response translation.
+async fn attempt(
+    state: &AppState,
+    ctx: &RequestCtx,
+    req: &LlmRequest,
+    deployment: &Arc<Deployment>,
+    capture: Option<&str>,
+    group: &str,
+) -> ApiResult<Response> {
+    let deployment = deployment.as_ref();
     if let Some(mock) = deployment
         .mock_response
         .as_ref()
         .or(req.extras.mock_response.as_ref())
     {
-        return mock_answer(ctx, &deployment, &req, mock);
+        return mock_answer(ctx, deployment, req, mock);
     }
     if req.extras.mock_testing_rate_limit_error {
         let e = mock::mock_error(&Value::String("litellm.RateLimitError".into()), &req.model);
         return Err(e.unwrap_or_else(|| ApiError::new(ErrorClass::RateLimit, "mock rate limit")));
     }
-    check_clientside_params(state, &deployment, &req.extras)?;
+    check_clientside_params(state, deployment, &req.extras)?;
 
-    if !deployment.provider.speaks_openai() {
-        return Err(ApiError::bad_request(format!(
-            "The {} provider (model group `{}`) has no adapter in this build yet; only OpenAI-format providers are served.",
-            deployment.provider.name(),
-            group.name
-        )));
-    }
-    let upstream_model = deployment.upstream_model_for(resolved.capture.as_deref());
+    let upstream_model = deployment.upstream_model_for(capture);
     let ov = Overrides {
         api_key: req.extras.api_key.as_deref(),
         api_base: req.extras.api_base.as_deref(),
         api_version: req.extras.api_version.as_deref(),
     };
-    let upstream = openai::build_request(
-        &deployment,
+    let upstream = providers::build_request(
+        deployment,
         req.kind.endpoint(),
         &upstream_model,
         req.body.clone(),
         req.stream,
         &ov,
-    )?;
-    let timeout = effective_timeout(state, &deployment, &req);
+    )
+    .await?;
+    let timeout = effective_timeout(state, deployment, req);
     let sent_at = Instant::now();
     let resp = send(state, upstream, timeout, deployment.provider).await?;
     let status = resp.status();
@@ -309,7 +324,7 @@ async fn run(
             state.max_response_bytes,
         )
         .await?;
-        return Err(openai::map_error(
+        return Err(providers::map_error(
             deployment.provider,
             status.as_u16(),
             &bytes,
@@ -326,7 +341,7 @@ async fn run(
         let tap = StreamTap::new(None);
         let s = ChatStream::new(
             resp.bytes_stream().boxed(),
-            Dialect::openai(deployment.provider),
+            providers::stream_dialect(deployment.provider, req.kind.endpoint()),
             Encoder::OpenAi {
                 model: Arc::from(req.model.as_str()),
                 include_usage: req.include_usage,
@@ -347,8 +362,8 @@ async fn run(
         decorate(
             &mut r,
             ctx,
-            &deployment,
-            &group.name,
+            deployment,
+            group,
             upstream_ms,
             &upstream_headers,
         );
@@ -362,22 +377,14 @@ async fn run(
     )
     .await?;
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
-    let mut out = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(ApiError::internal(format!(
-            "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
-            deployment.provider.exception_label()
-        )))
-        }
-    };
+    let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
     out.insert("model".into(), Value::String(req.model.clone()));
     let mut r = json_response(&out);
     decorate(
         &mut r,
         ctx,
-        &deployment,
-        &group.name,
+        deployment,
+        group,
         upstream_ms,
         &upstream_headers,
     );

@@ -13,7 +13,12 @@ pub mod openai;
 pub mod sse;
 pub mod stream;
 
+use crate::error::{ApiError, ApiResult};
+use crate::routing::Deployment;
 use compat::CompatProvider;
+use openai::{Endpoint, Overrides, UpstreamRequest};
+use serde_json::{Map, Value};
+use stream::Dialect;
 
 /// Which upstream API a deployment speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +91,59 @@ impl Provider {
             Self::Compat(c) => format!("{}Exception", c.label),
         }
     }
+}
+
+/// Builds the upstream request for a call to `d` from an OpenAI-shaped `body` (LiteLLM-only
+/// fields already removed). Async because some providers sign requests or fetch tokens.
+pub async fn build_request(
+    d: &Deployment,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    body: Map<String, Value>,
+    stream: bool,
+    ov: &Overrides<'_>,
+) -> ApiResult<UpstreamRequest> {
+    if d.provider.speaks_openai() {
+        openai::build_request(d, endpoint, upstream_model, body, stream, ov)
+    } else {
+        Err(no_adapter(d))
+    }
+}
+
+/// Turns a successful non-streaming upstream body into the OpenAI response object.
+pub fn parse_response(
+    d: &Deployment,
+    _endpoint: Endpoint,
+    bytes: &[u8],
+) -> ApiResult<Map<String, Value>> {
+    if !d.provider.speaks_openai() {
+        return Err(no_adapter(d));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::internal(format!(
+            "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
+            d.provider.exception_label()
+        ))),
+    }
+}
+
+/// Maps an upstream error response to LiteLLM's error.
+pub fn map_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
+    openai::map_error(provider, status, body)
+}
+
+/// The stream decoder for a provider's streaming format.
+pub fn stream_dialect(provider: Provider, _endpoint: Endpoint) -> Dialect {
+    Dialect::openai(provider)
+}
+
+fn no_adapter(d: &Deployment) -> ApiError {
+    ApiError::bad_request(format!(
+        "The {} provider (model group `{}`) has no adapter in this build yet; only OpenAI-format providers are served.",
+        d.provider.name(),
+        d.model_name
+    ))
 }
 
 /// Splits `"<provider>/<model>"` into its provider and upstream model id. Without a known
