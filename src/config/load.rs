@@ -119,6 +119,10 @@ fn load_text(text: &str, file: &str, base_dir: Option<&Path>) -> Result<LoadedCo
         });
     }
     let mut warnings = Vec::new();
+    // `model_list:` with nothing under it is an empty section in LiteLLM, not an error.
+    if let Value::Object(m) = &mut root {
+        m.retain(|_, v| !v.is_null());
+    }
 
     merge_includes(&mut root, file, base_dir, &mut warnings)?;
 

@@ -1,0 +1,124 @@
+use crate::helpers::*;
+use serde_json::Value;
+
+async fn demo_gateway(master: bool) -> Gateway {
+    let mut yaml = String::from(
+        "model_list:\n  - model_name: demo\n    litellm_params: {model: openai/gpt-4o, mock_response: hi}\n",
+    );
+    if master {
+        yaml.push_str(&format!("general_settings:\n  master_key: {MASTER}\n"));
+    }
+    gateway(&yaml, None).await
+}
+
+#[tokio::test]
+async fn keys_are_required_and_checked() {
+    let gw = demo_gateway(true).await;
+    let url = gw.url("/v1/chat/completions");
+    let body = chat_body("demo");
+    let r = gw.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "Authentication Error, No api key passed in."
+    );
+    assert_eq!(v["error"]["type"], "auth_error");
+    assert_eq!(v["error"]["param"], "None");
+    assert_eq!(v["error"]["code"], "401");
+
+    let r = gw
+        .client
+        .post(&url)
+        .bearer_auth("sk-wrong-key-123456")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid proxy server token passed"));
+    assert!(
+        !v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sk-wrong-key-123456"),
+        "key must not be echoed"
+    );
+
+    let r = gw
+        .client
+        .post(&url)
+        .header("authorization", MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Malformed API Key"));
+
+    for (h, val) in [
+        ("authorization", format!("Bearer {MASTER}")),
+        ("x-litellm-api-key", MASTER.to_string()),
+        ("x-litellm-api-key", format!("Bearer {MASTER}")),
+        ("api-key", MASTER.to_string()),
+        ("x-api-key", MASTER.to_string()),
+    ] {
+        let r = gw
+            .client
+            .post(&url)
+            .header(h, val)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{h}");
+    }
+}
+
+#[tokio::test]
+async fn health_probes_are_public_everything_else_is_not() {
+    let gw = demo_gateway(true).await;
+    for p in [
+        "/health/liveliness",
+        "/health/liveness",
+        "/health/readiness",
+    ] {
+        let r = gw.client.get(gw.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{p}");
+    }
+    let v: Value = gw
+        .client
+        .get(gw.url("/health/liveliness"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, "I'm alive!");
+    for p in ["/v1/models", "/models", "/model/info", "/health"] {
+        let r = gw.client.get(gw.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn no_master_key_means_open() {
+    let gw = demo_gateway(false).await;
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("demo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

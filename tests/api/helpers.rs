@@ -1,0 +1,318 @@
+//! Test harness: a scriptable OpenAI-compatible mock upstream and a gateway spawned in-process
+//! on 127.0.0.1:0, each test with its own instances (tests run in parallel).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use litellm_gateway::config::load_str;
+use litellm_gateway::{start, AppState, BuildOptions};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct MockState {
+    pub requests: Mutex<Vec<Recorded>>,
+    /// Streams whose body was dropped before finishing (client went away).
+    pub cancelled: AtomicUsize,
+    /// Streams that ran to completion.
+    pub finished: AtomicUsize,
+}
+
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+}
+
+impl MockUpstream {
+    pub fn base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+    pub fn last(&self) -> Recorded {
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("no request reached the mock")
+    }
+    pub fn count(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
+    }
+}
+
+/// Starts the mock. Behaviour is chosen by the `model` the gateway sends upstream:
+/// `err-<status>` answers that status with an OpenAI error body; `ctx-overflow` a context
+/// window error; `slow` sleeps 3 s; `drip` streams 100 chunks 50 ms apart; otherwise a normal
+/// completion (or stream when `stream: true`).
+pub async fn mock_upstream() -> MockUpstream {
+    let state = Arc::new(MockState::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/openai/deployments/{dep}/chat/completions", post(chat))
+        .route("/openai/deployments/{dep}/embeddings", post(embeddings))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    MockUpstream { addr, state }
+}
+
+fn record(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    state.requests.lock().unwrap().push(Recorded {
+        path: uri.path().to_string(),
+        query: uri.query().map(String::from),
+        headers: headers.clone(),
+        body: v.clone(),
+    });
+    v
+}
+
+fn error_response(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap();
+    (
+        code,
+        [("content-type", "application/json"), ("retry-after", "1")],
+        json!({"error": {"message": format!("mock failure {status}"), "type": "mock_error", "param": null, "code": null}}).to_string(),
+    )
+        .into_response()
+}
+
+struct DropGuard {
+    state: Arc<MockState>,
+    done: bool,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if self.done {
+            self.state.finished.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.state.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn chunk(id: &str, model: &str, delta: Value, finish: Value) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    )
+}
+
+async fn chat(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v = record(&state, &uri, &headers, &body);
+    let model = v["model"].as_str().unwrap_or("").to_string();
+    if let Some(code) = model.strip_prefix("err-") {
+        return error_response(code.parse().unwrap_or(500));
+    }
+    if model == "ctx-overflow" {
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}).to_string(),
+        )
+            .into_response();
+    }
+    if model == "slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let stream = v["stream"].as_bool().unwrap_or(false);
+    if !stream {
+        let mut r = (
+            StatusCode::OK,
+            [("content-type", "application/json"), ("x-ratelimit-remaining-requests", "42")],
+            json!({"id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from upstream"}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}})
+            .to_string(),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("x-upstream-marker", "m1".parse().unwrap());
+        return r;
+    }
+    let include_usage = v["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    let (n, gap) = if model == "drip" {
+        (100, Duration::from_millis(50))
+    } else {
+        (3, Duration::ZERO)
+    };
+    let st = state.clone();
+    let s = async_stream(n, gap, model, include_usage, st);
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(s))
+        .unwrap()
+}
+
+fn async_stream(
+    n: usize,
+    gap: Duration,
+    model: String,
+    include_usage: bool,
+    state: Arc<MockState>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let guard = DropGuard { state, done: false };
+    futures::stream::unfold((0usize, guard), move |(i, mut guard)| {
+        let model = model.clone();
+        async move {
+            if i > n + 2 {
+                return None;
+            }
+            if i == n + 2 {
+                guard.done = true;
+            }
+            if i > 0 && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            let text = if i == 0 {
+                chunk(
+                    "c1",
+                    &model,
+                    json!({"role": "assistant", "content": ""}),
+                    Value::Null,
+                )
+            } else if i <= n {
+                chunk(
+                    "c1",
+                    &model,
+                    json!({"content": format!("t{i} ")}),
+                    Value::Null,
+                )
+            } else if i == n + 1 {
+                let mut s = chunk("c1", &model, json!({}), json!("stop"));
+                if include_usage {
+                    s.push_str(&format!(
+                        "data: {}\n\n",
+                        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+                               "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}})
+                    ));
+                }
+                s
+            } else {
+                "data: [DONE]\n\n".to_string()
+            };
+            Some((Ok(Bytes::from(text)), (i + 1, guard)))
+        }
+    })
+}
+
+async fn embeddings(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v = record(&state, &uri, &headers, &body);
+    let model = v["model"].as_str().unwrap_or("");
+    if let Some(code) = model.strip_prefix("err-") {
+        return error_response(code.parse().unwrap_or(500));
+    }
+    let n = v["input"].as_array().map(|a| a.len()).unwrap_or(1);
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": 4, "total_tokens": 4}})).into_response()
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub const MASTER: &str = "sk-test-master-key-0001";
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Spawns the gateway on a config; `{MOCK}` in the YAML is replaced by the mock's base URL.
+pub async fn gateway(yaml: &str, mock: Option<&MockUpstream>) -> Gateway {
+    let yaml = match mock {
+        Some(m) => yaml
+            .replace("{MOCK}", &m.base())
+            .replace("{MOCK_ROOT}", &format!("http://{}", m.addr)),
+        None => yaml.to_string(),
+    };
+    let loaded = load_str(&yaml, "test.yaml").unwrap();
+    let state = AppState::build(loaded, BuildOptions::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, stop, _join) = start(state, listener).await.unwrap();
+    Gateway {
+        addr,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+/// A config with one OpenAI-compatible deployment per upstream model name, each its own group.
+pub fn config_for(models: &[&str], extra: &str) -> String {
+    let mut s = String::from("model_list:\n");
+    for m in models {
+        s.push_str(&format!(
+            "  - model_name: {m}\n    litellm_params:\n      model: openai/{m}\n      api_base: {{MOCK}}\n      api_key: sk-upstream-key\n      timeout: 1.5\n"
+        ));
+    }
+    s.push_str(&format!("general_settings:\n  master_key: {MASTER}\n"));
+    s.push_str(extra);
+    s
+}
+
+pub fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: ").map(String::from))
+        .collect()
+}

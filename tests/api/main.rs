@@ -1,0 +1,12 @@
+//! Integration tests over real HTTP: the gateway in-process on 127.0.0.1:0 against mock
+//! upstreams on random ports. One binary, several modules; every test owns its instances.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod chat;
+mod config_files;
+mod errors;
+mod helpers;
+mod routes;
+mod shutdown;
+mod streaming;

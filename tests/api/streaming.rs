@@ -1,0 +1,139 @@
+use crate::helpers::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn stream_is_reframed_with_done_and_hides_usage_unless_asked() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["gpt-4o"], ""), Some(&mock)).await;
+    let mut b = chat_body("gpt-4o");
+    b["stream"] = json!(true);
+    let r = gw.post("/v1/chat/completions", b.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    let events = sse_data(&text);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(chunks.iter().all(|c| c["model"] == "gpt-4o"));
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{text}");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "t1 t2 t3 ");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+    // The gateway always asks upstream for usage (for spend), whatever the client asked.
+    assert_eq!(mock.last().body["stream_options"]["include_usage"], true);
+
+    b["stream_options"] = json!({"include_usage": true});
+    let text = gw
+        .post("/v1/chat/completions", b)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse_data(&text);
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["total_tokens"], 8);
+}
+
+#[tokio::test]
+async fn chunks_are_forwarded_as_they_arrive() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["drip"], ""), Some(&mock)).await;
+    let mut b = chat_body("drip");
+    b["stream"] = json!(true);
+    let start = Instant::now();
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 200);
+    let mut s = r.bytes_stream();
+    let mut seen = 0;
+    while let Some(c) = s.next().await {
+        seen += String::from_utf8_lossy(&c.unwrap())
+            .matches("data: ")
+            .count();
+        if seen >= 3 {
+            break;
+        }
+    }
+    // 100 chunks 50 ms apart take 5 s upstream; the first few must arrive long before that.
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_request() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["drip"], ""), Some(&mock)).await;
+    let mut b = chat_body("drip");
+    b["stream"] = json!(true);
+    let r = gw.post("/v1/chat/completions", b).await;
+    let mut s = r.bytes_stream();
+    let _ = s.next().await;
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while mock.state.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        mock.state.cancelled.load(Ordering::SeqCst),
+        1,
+        "upstream stream was not cancelled"
+    );
+    assert_eq!(mock.state.finished.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn stream_errors_before_first_event_are_json_errors() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["err-429"], ""), Some(&mock)).await;
+    let mut b = chat_body("err-429");
+    b["stream"] = json!(true);
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "429");
+}
+
+#[tokio::test]
+async fn mock_response_streams() {
+    let yaml = format!(
+        "model_list:\n  - model_name: demo\n    litellm_params: {{model: openai/gpt-4o, mock_response: 'streamed hello'}}\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let gw = gateway(&yaml, None).await;
+    let mut b = chat_body("demo");
+    b["stream"] = json!(true);
+    b["stream_options"] = json!({"include_usage": true});
+    let text = gw
+        .post("/v1/chat/completions", b)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse_data(&text);
+    assert_eq!(events.len(), 4, "{text}");
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(first["choices"][0]["delta"]["content"], "streamed hello");
+    let usage: Value = serde_json::from_str(&events[2]).unwrap();
+    assert_eq!(usage["usage"]["total_tokens"], 30);
+}
