@@ -143,6 +143,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Overrides the status derived from the class (e.g. an upstream 422 kept verbatim).
     pub status_override: Option<StatusCode>,
+    /// Extra response headers (e.g. `rate_limit_type`, `reset_at` on a 429).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -155,6 +157,7 @@ impl ApiError {
             param: None,
             retry_after: None,
             status_override: None,
+            headers: Vec::new(),
         }
     }
 
@@ -165,6 +168,11 @@ impl ApiError {
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -223,6 +231,11 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (k, v) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                resp.headers_mut().insert(*k, v);
+            }
         }
         resp.extensions_mut().insert(ErrorMarker(self.class));
         resp

@@ -13,6 +13,8 @@ pub mod error;
 pub mod handlers;
 pub mod middleware;
 pub mod providers;
+pub mod ratelimit;
+pub mod redis;
 pub mod routing;
 pub mod server;
 pub mod state;

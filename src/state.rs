@@ -4,6 +4,8 @@
 //! per-request lives in request extensions, never here.
 
 use crate::config::{LoadedConfig, Secret};
+use crate::ratelimit::{Descriptor, FailMode, Limiter};
+use crate::redis::RedisHandle;
 use crate::routing::deployment::secs;
 use crate::routing::ModelRouter;
 use std::sync::Arc;
@@ -31,6 +33,11 @@ pub struct Inner {
     pub drop_params: bool,
     pub json_logs: bool,
     pub started_at: Instant,
+    /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
+    pub redis: Option<RedisHandle>,
+    pub limiter: Arc<Limiter>,
+    /// Proxy-wide limits (`max_parallel_requests`, `global_max_parallel_requests`).
+    pub global_limits: Vec<Descriptor>,
 }
 
 #[derive(Clone)]
@@ -87,7 +94,57 @@ impl AppState {
                     .and_then(|v| secs(Some(v)))
             })
             .unwrap_or(Duration::from_secs_f64(DEFAULT_REQUEST_TIMEOUT_SECS));
+        let window = loaded
+            .env("LITELLM_RATE_LIMIT_WINDOW_SIZE")
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .and_then(|v| secs(Some(v)))
+            .unwrap_or(crate::ratelimit::DEFAULT_WINDOW);
+        let fail_mode = match cfg
+            .general_settings
+            .rate_limit_fail_mode
+            .clone()
+            .or_else(|| loaded.env("LITELLM_RATE_LIMIT_FAIL_MODE"))
+        {
+            Some(s) => FailMode::parse(&s).ok_or_else(|| {
+                format!(
+                    "general_settings.rate_limit_fail_mode: expected `open` or `closed`, got {s:?}"
+                )
+            })?,
+            None => FailMode::default(),
+        };
+        let redis = match crate::redis::redis_url(&loaded) {
+            Some(url) => Some(RedisHandle::connect(&url)?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(r) => Limiter::with_redis(r.clone(), window, fail_mode),
+            None => Limiter::in_memory(window),
+        };
+        let mut global_limits = Vec::new();
+        for (id, n) in [
+            (
+                "max_parallel_requests",
+                cfg.general_settings.max_parallel_requests,
+            ),
+            (
+                "global_max_parallel_requests",
+                cfg.general_settings.global_max_parallel_requests,
+            ),
+        ] {
+            if let Some(n) = n {
+                global_limits.push(Descriptor {
+                    scope: "global",
+                    id: id.into(),
+                    rpm: None,
+                    tpm: None,
+                    max_parallel: Some(n),
+                });
+            }
+        }
         Ok(Self(Arc::new(Inner {
+            redis,
+            limiter,
+            global_limits,
             max_request_bytes: mb(cfg.general_settings.max_request_size_mb)
                 .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             max_response_bytes: mb(cfg.general_settings.max_response_size_mb),

@@ -210,6 +210,8 @@ pub struct GeneralSettings {
     pub max_parallel_requests: Option<u64>,
     #[serde(deserialize_with = "opt_u64")]
     pub global_max_parallel_requests: Option<u64>,
+    /// `open` (default) or `closed`: what the rate limiter does while Redis is unreachable.
+    pub rate_limit_fail_mode: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -12,6 +12,7 @@ use crate::middleware::request_ctx::RequestCtx;
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
 use crate::providers::{self, mock, sse, Provider};
+use crate::ratelimit::{self, Acquired, Descriptor, Permit};
 use crate::routing::Deployment;
 use crate::state::AppState;
 use axum::body::Body;
@@ -158,6 +159,8 @@ struct LlmRequest {
     extras: LitellmExtras,
     stream: bool,
     include_usage: bool,
+    /// Size of the request body, for token estimates before the call.
+    prompt_bytes: usize,
 }
 
 async fn parse_request(
@@ -206,6 +209,7 @@ async fn parse_request(
         extras,
         stream,
         include_usage,
+        prompt_bytes: bytes.len(),
     })
 }
 
@@ -263,15 +267,74 @@ async fn run(
         )
     })?;
 
-    attempt(
+    let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
+    let mut resp = attempt(
         state,
         ctx,
         &req,
         &deployment,
         resolved.capture.as_deref(),
         &group.name,
+        &permit,
     )
-    .await
+    .await?;
+    let h = resp.headers_mut();
+    for (k, v) in limit_headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::from_str(&v)) {
+            h.insert(k, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// A rate-limit permit shared with the code that learns the request's real usage (the
+/// response parser or, for streams, the stream tap).
+type PermitSlot = Option<Arc<std::sync::Mutex<Option<Permit>>>>;
+
+fn settle(slot: &PermitSlot, total_tokens: u64) {
+    if let Some(p) = slot
+        .as_ref()
+        .and_then(|s| s.lock().ok().and_then(|mut g| g.take()))
+    {
+        p.settle(total_tokens);
+    }
+}
+
+/// Takes the caller's rate-limit counters (key, user, team, model-per-key, proxy-wide), or
+/// refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens` against TPM.
+async fn check_rate_limits(
+    state: &AppState,
+    auth: &AuthCtx,
+    req: &LlmRequest,
+    group: &str,
+) -> ApiResult<(PermitSlot, Vec<(String, String)>)> {
+    let mut descs: Vec<Descriptor> = state.global_limits.clone();
+    descs.extend(auth.rate_limits.iter().cloned());
+    if let Some((_, rpm, tpm)) = auth.model_limits.iter().find(|(m, _, _)| m == group) {
+        descs.push(Descriptor {
+            scope: "model_per_key",
+            id: format!("{}:{group}", auth.key_hash.as_deref().unwrap_or("")),
+            rpm: *rpm,
+            tpm: *tpm,
+            max_parallel: None,
+        });
+    }
+    if descs.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let max_tokens = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .find_map(|k| req.body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0);
+    // About four bytes of JSON per prompt token: a cheap upper-side estimate.
+    let reserve = (req.prompt_bytes / 4) as u64 + max_tokens;
+    match state.limiter.acquire(descs.clone(), reserve).await? {
+        Acquired::Ok(p, usage) => Ok((
+            Some(Arc::new(std::sync::Mutex::new(Some(p)))),
+            ratelimit::headers(&descs, &usage),
+        )),
+        Acquired::Refused(e) => Err(e.to_error(state.limiter.window())),
+    }
 }
 
 /// One call to one deployment: mock, or upstream request and response translation.
@@ -282,6 +345,7 @@ async fn attempt(
     deployment: &Arc<Deployment>,
     capture: Option<&str>,
     group: &str,
+    permit: &PermitSlot,
 ) -> ApiResult<Response> {
     let deployment = deployment.as_ref();
     if let Some(mock) = deployment
@@ -289,7 +353,9 @@ async fn attempt(
         .as_ref()
         .or(req.extras.mock_response.as_ref())
     {
-        return mock_answer(ctx, deployment, req, mock);
+        let r = mock_answer(ctx, deployment, req, mock)?;
+        settle(permit, mock::MOCK_USAGE.total_tokens);
+        return Ok(r);
     }
     if req.extras.mock_testing_rate_limit_error {
         let e = mock::mock_error(&Value::String("litellm.RateLimitError".into()), &req.model);
@@ -338,7 +404,16 @@ async fn attempt(
             .and_then(|s| crate::routing::deployment::secs(Some(s)))
             .or(deployment.stream_timeout)
             .or(state.default_stream_timeout);
-        let tap = StreamTap::new(None);
+        let tap = StreamTap::new(permit.clone().map(|slot| {
+            let on_finish: stream::OnFinish = Box::new(move |sum| {
+                let tokens = sum.usage.map(|u| u.total_tokens).unwrap_or(
+                    // No usage from upstream (e.g. cancelled): estimate from what was streamed.
+                    (sum.output_chars / 4) as u64,
+                );
+                settle(&Some(slot), tokens);
+            });
+            on_finish
+        }));
         let s = ChatStream::new(
             resp.bytes_stream().boxed(),
             providers::stream_dialect(deployment.provider, req.kind.endpoint()),
@@ -378,6 +453,9 @@ async fn attempt(
     .await?;
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
     let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
+    if let Some(u) = out.get("usage").and_then(crate::api::Usage::from_json) {
+        settle(permit, u.total_tokens);
+    }
     out.insert("model".into(), Value::String(req.model.clone()));
     let mut r = json_response(&out);
     decorate(

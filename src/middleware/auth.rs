@@ -23,6 +23,10 @@ pub struct AuthCtx {
     pub key_hash: Option<String>,
     /// Model groups / access groups this key may use; empty = all.
     pub allowed_models: Vec<String>,
+    /// Rate limits that apply to this caller (key, user, team, ...), filled by the auth layer.
+    pub rate_limits: Vec<crate::ratelimit::Descriptor>,
+    /// Per-model limits of the key: model group -> (rpm, tpm).
+    pub model_limits: Vec<(String, Option<u64>, Option<u64>)>,
 }
 
 impl AuthCtx {
@@ -31,6 +35,8 @@ impl AuthCtx {
             is_admin: true,
             key_hash,
             allowed_models: Vec::new(),
+            rate_limits: Vec::new(),
+            model_limits: Vec::new(),
         }
     }
 }

@@ -1,0 +1,420 @@
+//! Request, token and concurrency limits, exact across replicas.
+//!
+//! A request is checked against a list of [`Descriptor`]s (its key, user, team, end user,
+//! model-per-key, the proxy as a whole), all at once: either every counter is taken or none is.
+//! Semantics follow LiteLLM: RPM and TPM count in a fixed window of
+//! `LITELLM_RATE_LIMIT_WINDOW_SIZE` seconds (default 60) that starts with the first request seen
+//! for that descriptor; a request is refused when its RPM count would exceed the limit, or when
+//! the window's token count already reached the TPM limit; concurrency is +1 on start and −1 when
+//! the response (or stream) ends. Tokens are reserved up front (prompt estimate + `max_tokens`)
+//! and reconciled with the real usage afterwards ([`Permit::settle`]).
+//!
+//! Counters live in memory, or in Redis when it is configured (one Lua script call per check,
+//! never read-then-write). When Redis is unreachable the configured [`FailMode`] decides.
+
+mod memory;
+mod redis_backend;
+
+use crate::error::{ApiError, ErrorClass};
+use crate::redis::RedisHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// LiteLLM's default window (seconds), overridable by `LITELLM_RATE_LIMIT_WINDOW_SIZE`.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a limit applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// LiteLLM's scope name: `api_key`, `user`, `team`, `end_user`, `model_per_key`, `global`.
+    pub scope: &'static str,
+    /// The scope's identity (key hash, user id, ...).
+    pub id: String,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel: Option<u64>,
+}
+
+impl Descriptor {
+    pub fn is_limited(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some() || self.max_parallel.is_some()
+    }
+}
+
+/// Which limit refused the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Requests,
+    Tokens,
+    Parallel,
+}
+
+impl LimitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+            Self::Parallel => "max_parallel_requests",
+        }
+    }
+}
+
+/// A refusal.
+#[derive(Debug, Clone)]
+pub struct Exceeded {
+    pub descriptor: Descriptor,
+    pub kind: LimitKind,
+    /// Time until the window resets (zero for concurrency limits).
+    pub resets_in: Duration,
+}
+
+impl Exceeded {
+    /// LiteLLM's 429 for this refusal, with `retry-after`.
+    pub fn to_error(&self, window: Duration) -> ApiError {
+        let limit = match self.kind {
+            LimitKind::Requests => self.descriptor.rpm,
+            LimitKind::Tokens => self.descriptor.tpm,
+            LimitKind::Parallel => self.descriptor.max_parallel,
+        }
+        .unwrap_or(0);
+        let wait = if self.resets_in.is_zero() {
+            window.min(Duration::from_secs(1))
+        } else {
+            self.resets_in
+        };
+        let reset_at = chrono::Utc::now() + chrono::Duration::milliseconds(wait.as_millis() as i64);
+        ApiError::new(
+            ErrorClass::RateLimit,
+            format!(
+                "Rate limit exceeded for {}: {}. Limit type: {}. Current limit: {limit}, Remaining: 0. Limit resets at: {} UTC",
+                self.descriptor.scope,
+                self.descriptor.id,
+                self.kind.as_str(),
+                reset_at.format("%Y-%m-%d %H:%M:%S")
+            ),
+        )
+        .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+        .with_header("rate_limit_type", self.kind.as_str())
+        .with_header("reset_at", reset_at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    }
+}
+
+/// Counter values after a successful check, for the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// Per descriptor (same order): requests and tokens counted in the current window.
+    pub counts: Vec<(u64, i64)>,
+}
+
+/// What to do when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Allow the request, log a warning, count it in [`Limiter::fail_open_total`].
+    #[default]
+    Open,
+    /// Refuse with a 503 until Redis is back.
+    Closed,
+}
+
+impl FailMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" | "fail_open" | "fail-open" => Some(Self::Open),
+            "closed" | "fail_closed" | "fail-closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+enum Backend {
+    Memory(memory::MemoryCounters),
+    Redis(RedisHandle),
+}
+
+/// The limiter shared by every request.
+pub struct Limiter {
+    backend: Backend,
+    window: Duration,
+    fail_mode: FailMode,
+    fail_open_total: AtomicU64,
+}
+
+/// Outcome of [`Limiter::acquire`].
+pub enum Acquired {
+    Ok(Permit, Usage),
+    Refused(Exceeded),
+}
+
+impl Limiter {
+    pub fn in_memory(window: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            backend: Backend::Memory(memory::MemoryCounters::default()),
+            window,
+            fail_mode: FailMode::Open,
+            fail_open_total: AtomicU64::new(0),
+        })
+    }
+
+    pub fn with_redis(redis: RedisHandle, window: Duration, fail_mode: FailMode) -> Arc<Self> {
+        Arc::new(Self {
+            backend: Backend::Redis(redis),
+            window,
+            fail_mode,
+            fail_open_total: AtomicU64::new(0),
+        })
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Requests let through because Redis was unreachable (fail-open).
+    pub fn fail_open_total(&self) -> u64 {
+        self.fail_open_total.load(Ordering::Relaxed)
+    }
+
+    /// Checks and takes every counter of `descs` at once, reserving `reserve_tokens` against
+    /// each TPM limit. Descriptors without any limit are skipped.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        descs: Vec<Descriptor>,
+        reserve_tokens: u64,
+    ) -> Result<Acquired, ApiError> {
+        let descs: Vec<Descriptor> = descs.into_iter().filter(Descriptor::is_limited).collect();
+        if descs.is_empty() {
+            return Ok(Acquired::Ok(Permit::empty(), Usage::default()));
+        }
+        let result = match &self.backend {
+            Backend::Memory(m) => Ok(m.acquire(&descs, reserve_tokens, self.window)),
+            Backend::Redis(r) => {
+                redis_backend::acquire(r, &descs, reserve_tokens, self.window).await
+            }
+        };
+        match result {
+            Ok(Ok(usage)) => Ok(Acquired::Ok(
+                Permit {
+                    limiter: Some(self.clone()),
+                    descs,
+                    reserved: reserve_tokens,
+                    settled: false,
+                },
+                usage,
+            )),
+            Ok(Err(exceeded)) => Ok(Acquired::Refused(exceeded)),
+            Err(e) => match self.fail_mode {
+                FailMode::Open => {
+                    self.fail_open_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "rate limiter: Redis unavailable, failing open");
+                    Ok(Acquired::Ok(Permit::empty(), Usage::default()))
+                }
+                FailMode::Closed => Err(ApiError::new(
+                    ErrorClass::ServiceUnavailable,
+                    format!("Rate limiter unavailable (Redis: {e}); refusing requests (rate_limit_fail_mode: closed)"),
+                )),
+            },
+        }
+    }
+
+    fn release(self: &Arc<Self>, descs: Vec<Descriptor>, token_delta: i64) {
+        match &self.backend {
+            Backend::Memory(m) => m.release(&descs, token_delta),
+            Backend::Redis(r) => {
+                let r = r.clone();
+                let window = self.window;
+                tokio::spawn(async move {
+                    if let Err(e) = redis_backend::release(&r, &descs, token_delta, window).await {
+                        tracing::warn!(error = %e, "rate limiter: could not release counters in Redis");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Held for the life of a request; releases its concurrency slot and reconciles reserved
+/// tokens when settled or dropped (a dropped permit returns the whole reservation).
+pub struct Permit {
+    limiter: Option<Arc<Limiter>>,
+    descs: Vec<Descriptor>,
+    reserved: u64,
+    settled: bool,
+}
+
+impl Permit {
+    pub fn empty() -> Self {
+        Self {
+            limiter: None,
+            descs: Vec::new(),
+            reserved: 0,
+            settled: false,
+        }
+    }
+
+    /// Reconciles with the tokens actually used and frees the concurrency slot.
+    pub fn settle(mut self, actual_tokens: u64) {
+        self.finish(actual_tokens as i64 - self.reserved as i64);
+    }
+
+    fn finish(&mut self, token_delta: i64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        if let Some(l) = self.limiter.take() {
+            l.release(std::mem::take(&mut self.descs), token_delta);
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        // Not settled: the request failed or was cancelled before usage was known; give the
+        // reservation back.
+        let delta = -(self.reserved as i64);
+        self.finish(delta);
+    }
+}
+
+/// `x-ratelimit-<scope>-...` headers for a successful check.
+pub fn headers(descs: &[Descriptor], usage: &Usage) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (d, (req, tok)) in descs.iter().filter(|d| d.is_limited()).zip(&usage.counts) {
+        if let Some(rpm) = d.rpm {
+            out.push((
+                format!("x-ratelimit-{}-limit-requests", d.scope),
+                rpm.to_string(),
+            ));
+            out.push((
+                format!("x-ratelimit-{}-remaining-requests", d.scope),
+                rpm.saturating_sub(*req).to_string(),
+            ));
+        }
+        if let Some(tpm) = d.tpm {
+            out.push((
+                format!("x-ratelimit-{}-limit-tokens", d.scope),
+                tpm.to_string(),
+            ));
+            out.push((
+                format!("x-ratelimit-{}-remaining-tokens", d.scope),
+                (tpm as i64 - *tok).max(0).to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(rpm: Option<u64>, tpm: Option<u64>, par: Option<u64>) -> Descriptor {
+        Descriptor {
+            scope: "api_key",
+            id: "hash1".into(),
+            rpm,
+            tpm,
+            max_parallel: par,
+        }
+    }
+
+    async fn ok(l: &Arc<Limiter>, d: Descriptor, reserve: u64) -> Option<Permit> {
+        match l.acquire(vec![d], reserve).await.unwrap() {
+            Acquired::Ok(p, _) => Some(p),
+            Acquired::Refused(_) => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rpm_window_starts_at_first_request_and_resets() {
+        let l = Limiter::in_memory(DEFAULT_WINDOW);
+        for _ in 0..3 {
+            assert!(ok(&l, key(Some(3), None, None), 0).await.is_some());
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        match l.acquire(vec![key(Some(3), None, None)], 0).await.unwrap() {
+            Acquired::Refused(e) => {
+                assert_eq!(e.kind, LimitKind::Requests);
+                assert_eq!(e.resets_in, Duration::from_secs(30));
+                let err = e.to_error(DEFAULT_WINDOW);
+                assert_eq!(err.status(), 429);
+                assert_eq!(err.retry_after, Some(30));
+                assert!(err.message.starts_with("Rate limit exceeded for api_key: hash1. Limit type: requests. Current limit: 3, Remaining: 0."));
+            }
+            Acquired::Ok(..) => panic!("4th request in the window must be refused"),
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            ok(&l, key(Some(3), None, None), 0).await.is_some(),
+            "window reset after 60 s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tpm_reserves_then_reconciles() {
+        let l = Limiter::in_memory(DEFAULT_WINDOW);
+        let d = key(None, Some(100), None);
+        let p = ok(&l, d.clone(), 90).await.unwrap();
+        // 90 reserved < 100: one more request may start.
+        let p2 = ok(&l, d.clone(), 50).await.unwrap();
+        // 140 >= 100: refused.
+        assert!(ok(&l, d.clone(), 1).await.is_none());
+        p.settle(10); // used 10 of 90 reserved -> 60
+        p2.settle(20); // used 20 of 50 -> 30
+        assert!(
+            ok(&l, d.clone(), 0).await.is_some(),
+            "after reconciling, 30 < 100"
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_slots_are_released_on_drop() {
+        let l = Limiter::in_memory(DEFAULT_WINDOW);
+        let d = key(None, None, Some(2));
+        let a = ok(&l, d.clone(), 0).await.unwrap();
+        let _b = ok(&l, d.clone(), 0).await.unwrap();
+        assert!(ok(&l, d.clone(), 0).await.is_none());
+        drop(a);
+        assert!(ok(&l, d.clone(), 0).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn all_or_nothing_across_descriptors() {
+        let l = Limiter::in_memory(DEFAULT_WINDOW);
+        let k = key(Some(10), None, None);
+        let team = Descriptor {
+            scope: "team",
+            id: "t".into(),
+            rpm: Some(1),
+            tpm: None,
+            max_parallel: None,
+        };
+        assert!(matches!(
+            l.acquire(vec![k.clone(), team.clone()], 0).await.unwrap(),
+            Acquired::Ok(..)
+        ));
+        match l.acquire(vec![k.clone(), team.clone()], 0).await.unwrap() {
+            Acquired::Refused(e) => assert_eq!(e.descriptor.scope, "team"),
+            Acquired::Ok(..) => panic!("team limit must refuse"),
+        }
+        // The refused request took nothing from the key's counter: 9 more fit.
+        let mut n = 0;
+        while ok(&l, k.clone(), 0).await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 9);
+    }
+
+    #[test]
+    fn headers_show_remaining() {
+        let d = vec![key(Some(10), Some(1000), None)];
+        let h = headers(
+            &d,
+            &Usage {
+                counts: vec![(3, 250)],
+            },
+        );
+        assert!(h.contains(&("x-ratelimit-api_key-remaining-requests".into(), "7".into())));
+        assert!(h.contains(&("x-ratelimit-api_key-remaining-tokens".into(), "750".into())));
+    }
+}

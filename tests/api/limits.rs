@@ -1,0 +1,83 @@
+//! Proxy-wide concurrency limits through the real HTTP stack, in memory and shared through
+//! Redis by two gateway instances.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn open_stream(gw: &Gateway) -> reqwest::Response {
+    let mut b = chat_body("drip");
+    b["stream"] = json!(true);
+    gw.post("/v1/chat/completions", b).await
+}
+
+async fn wait_until_ok(gw: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = gw.post("/v1/chat/completions", chat_body("drip")).await;
+        if r.status() == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "slot was not released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn max_parallel_requests_counts_streams_until_they_end() {
+    let mock = mock_upstream().await;
+    let gw = gateway(
+        &config_for(&["drip"], "  max_parallel_requests: 2\n")
+            .replace("timeout: 1.5", "timeout: 30"),
+        Some(&mock),
+    )
+    .await;
+    let a = open_stream(&gw).await;
+    let b = open_stream(&gw).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let r = gw.post("/v1/chat/completions", chat_body("drip")).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["rate_limit_type"], "max_parallel_requests");
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "429");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Rate limit exceeded for global: max_parallel_requests."));
+    // A client that walks away frees its slot.
+    let mut s = a.bytes_stream();
+    let _ = s.next().await;
+    drop(s);
+    wait_until_ok(&gw).await;
+    drop(b);
+}
+
+#[tokio::test]
+async fn parallel_limit_is_shared_by_replicas_through_redis() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("TEST_REDIS_URL not set: skipping (the test command sets it)");
+        return;
+    };
+    let mock = mock_upstream().await;
+    // Only this test uses `global_max_parallel_requests`, so its Redis counter is its own.
+    let cfg = config_for(
+        &["drip"],
+        &format!("  global_max_parallel_requests: 2\nrouter_settings:\n  redis_url: {url}\n"),
+    )
+    .replace("timeout: 1.5", "timeout: 30");
+    let g1 = gateway(&cfg, Some(&mock)).await;
+    let g2 = gateway(&cfg, Some(&mock)).await;
+    // Give both instances time to connect to Redis.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = open_stream(&g1).await;
+    let b = open_stream(&g2).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let r1 = g1.post("/v1/chat/completions", chat_body("drip")).await;
+    let r2 = g2.post("/v1/chat/completions", chat_body("drip")).await;
+    assert_eq!((r1.status().as_u16(), r2.status().as_u16()), (429, 429));
+    drop(a);
+    drop(b);
+    wait_until_ok(&g1).await;
+}
