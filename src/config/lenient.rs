@@ -16,8 +16,10 @@ fn as_f64<E: Error>(v: &Value) -> Result<Option<f64>, E> {
             .map(Some)
             .ok_or_else(|| E::custom("expected a number")),
         Value::String(s) if s.trim().is_empty() => Ok(None),
+        // YAML 1.1 (PyYAML, which LiteLLM uses) reads `20_000` as a number; YAML 1.2 as text.
         Value::String(s) => s
             .trim()
+            .replace('_', "")
             .parse::<f64>()
             .map(Some)
             .map_err(|_| E::custom(format!("expected a number, got string {s:?}"))),

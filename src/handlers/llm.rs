@@ -218,6 +218,9 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
 }
 
 fn invalid_model(state: &AppState, auth: &AuthCtx, route: &str, model: &str) -> ApiError {
+    if let Some(reason) = state.router.unavailable_reason(model) {
+        return ApiError::bad_request(format!("{route}: {reason}")).with_param("model");
+    }
     let available: Vec<String> = state
         .router
         .model_names()

@@ -44,6 +44,8 @@ pub struct ModelRouter {
     aliases: HashMap<String, (String, bool)>,
     /// `--model` quick start: every request goes here.
     catch_all: Option<Arc<ModelGroup>>,
+    /// Model groups whose deployments could not be set up, with the reason.
+    unavailable: HashMap<String, String>,
 }
 
 impl ModelRouter {
@@ -59,13 +61,16 @@ impl ModelRouter {
                         None => by_name.push((dc.model_name.clone(), vec![d])),
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push((dc.model_name.clone(), e)),
             }
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
         let mut router = Self::default();
+        // LiteLLM starts with a deployment it cannot call and fails its requests; so do we,
+        // with the reason logged once here and returned to each caller of that model.
+        for (name, e) in errors {
+            tracing::warn!("deployment of model group `{name}` is unusable: {e}");
+            router.unavailable.entry(name).or_insert(e);
+        }
         for (name, deployments) in by_name {
             let mut access_groups: Vec<String> = deployments
                 .iter()
@@ -143,6 +148,11 @@ impl ModelRouter {
                 capture: Some(mid.to_string()),
             })
         })
+    }
+
+    /// Why a configured model group cannot serve requests, if that is the case.
+    pub fn unavailable_reason(&self, model: &str) -> Option<&str> {
+        self.unavailable.get(model).map(String::as_str)
     }
 
     /// Public model names in config order (groups, then visible aliases).

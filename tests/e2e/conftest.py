@@ -1,0 +1,203 @@
+"""End-to-end fixtures: a scriptable OpenAI-compatible mock upstream and the real gateway
+binary started on free loopback ports.
+
+The mock's behaviour is chosen by the upstream model name the gateway sends:
+``err-<status>`` answers that status with an OpenAI error body, ``slow`` sleeps past the
+deployment timeout, anything else answers normally (streaming when asked).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+MASTER_KEY = "sk-e2e-master-key-000001"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class MockHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _json(self, status, obj, extra_headers=None):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", "0"))
+        req = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append({"path": self.path, "body": req, "headers": dict(self.headers)})
+        model = req.get("model", "")
+        if model.startswith("err-"):
+            status = int(model[4:])
+            return self._json(
+                status,
+                {"error": {"message": f"mock failure {status}", "type": "mock", "param": None, "code": None}},
+                {"retry-after": "0"} if status == 429 else None,
+            )
+        if model == "slow":
+            time.sleep(3)
+        if self.path.endswith("/embeddings"):
+            inputs = req.get("input")
+            n = len(inputs) if isinstance(inputs, list) else 1
+            return self._json(
+                200,
+                {
+                    "object": "list",
+                    "model": model,
+                    "data": [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(n)],
+                    "usage": {"prompt_tokens": 3, "total_tokens": 3},
+                },
+            )
+        if not req.get("stream"):
+            return self._json(
+                200,
+                {
+                    "id": "chatcmpl-mock",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "Hello from mock"}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                },
+            )
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def send(obj):
+            data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model}
+        send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        for word in ["Hello", " from", " mock"]:
+            send({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
+        send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (req.get("stream_options") or {}).get("include_usage"):
+            send({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}})
+        send(b"[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+@pytest.fixture(scope="session")
+def mock_upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MockHandler)
+    server.requests = []
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield server
+    server.shutdown()
+
+
+UPSTREAM_MODELS = ["gpt-4o-mini", "text-embedding-3-small", "err-400", "err-401", "err-403", "err-404",
+                   "err-422", "err-429", "err-500", "err-503", "slow"]
+
+
+def write_config(path, mock_port, extra=None):
+    model_list = []
+    for m in UPSTREAM_MODELS:
+        entry = {
+            "model_name": m,
+            "litellm_params": {
+                "model": f"openai/{m}",
+                "api_base": f"http://127.0.0.1:{mock_port}/v1",
+                "api_key": "sk-upstream",
+                "timeout": 1.5,
+            },
+        }
+        if m.startswith("text-embedding"):
+            entry["model_info"] = {"mode": "embedding"}
+        model_list.append(entry)
+    model_list.append({"model_name": "offline", "litellm_params": {"model": "openai/gpt-4o", "mock_response": "canned reply"}})
+    cfg = {"model_list": model_list, "general_settings": {"master_key": MASTER_KEY}}
+    for k, v in (extra or {}).items():
+        cfg.setdefault(k, {}).update(v)
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+
+
+class Gateway:
+    def __init__(self, config_path, env=None, workdir=None):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        binary = os.environ.get("LITELLM_BIN", os.path.join(ROOT, "target", "debug", "litellm"))
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [binary, "--config", config_path, "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=workdir,
+        )
+        deadline = time.time() + float(os.environ.get("LITELLM_START_TIMEOUT", "30"))
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health/liveliness", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gateway did not become ready:\n{self.logs()}")
+
+    def logs(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_upstream, tmp_path_factory):
+    cfg = tmp_path_factory.mktemp("gw") / "config.yaml"
+    write_config(str(cfg), mock_upstream.server_address[1])
+    gw = Gateway(str(cfg), workdir=str(cfg.parent))
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture()
+def client(gateway):
+    from openai import OpenAI
+
+    return OpenAI(base_url=gateway.base_url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)

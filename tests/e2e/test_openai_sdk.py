@@ -1,0 +1,125 @@
+"""The official OpenAI SDK against the gateway: chat, streaming, embeddings, models, and each
+error surfacing as the SDK's matching exception class."""
+
+import json
+
+import openai
+import pytest
+
+from conftest import MASTER_KEY
+
+
+def test_chat_completion(client):
+    r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "Hello from mock"
+    assert r.model == "gpt-4o-mini"
+    assert r.usage.total_tokens == 8
+
+
+def test_streaming(client):
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from mock"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks)
+
+
+def test_streaming_with_usage(client):
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.total_tokens == 8
+
+
+def test_embeddings(client):
+    r = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert len(r.data) == 2
+    assert r.data[0].embedding == [0.5, 0.25]
+    assert r.model == "text-embedding-3-small"
+
+
+def test_models_list(client):
+    ids = {m.id for m in client.models.list()}
+    assert {"gpt-4o-mini", "text-embedding-3-small", "offline"} <= ids
+
+
+def test_offline_mock_model(client):
+    r = client.chat.completions.create(model="offline", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "canned reply"
+    stream = client.chat.completions.create(
+        model="offline", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "canned reply"
+
+
+def test_call_id_header(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers.get("x-litellm-call-id")
+    assert raw.headers.get("x-litellm-model-id")
+
+
+@pytest.mark.parametrize(
+    "model,exc,status",
+    [
+        ("err-400", openai.BadRequestError, 400),
+        ("err-401", openai.AuthenticationError, 401),
+        ("err-403", openai.PermissionDeniedError, 403),
+        ("err-404", openai.NotFoundError, 404),
+        ("err-422", openai.UnprocessableEntityError, 422),
+        ("err-429", openai.RateLimitError, 429),
+        ("err-500", openai.InternalServerError, 500),
+        ("err-503", openai.InternalServerError, 503),
+    ],
+)
+def test_upstream_errors_map_to_sdk_exceptions(client, model, exc, status):
+    with pytest.raises(exc) as info:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == status
+    body = info.value.response.json()
+    assert set(body["error"]) >= {"message", "type", "param", "code"}
+    assert body["error"]["code"] == str(status)
+
+
+def test_upstream_errors_while_streaming(client):
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="err-429", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+
+
+def test_timeout_is_408(client):
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="slow", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 408
+
+
+def test_unknown_model_is_bad_request(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    assert "no-such-model" in info.value.response.json()["error"]["message"]
+
+
+def test_wrong_gateway_key_is_authentication_error(gateway):
+    bad = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="sk-not-a-real-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_bad_parameter_type_names_the_field(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_body={"temperature": "hot"}
+        )
+    assert info.value.response.json()["error"]["param"] == "temperature"
