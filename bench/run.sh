@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Gateway vs bare pass-through vs direct mock, in one run, on this machine.
+#
+#   bash bench/run.sh            # about two minutes
+#
+# The proxy under test (gateway or pass-through) is pinned to core 1; the load generator and
+# the mock upstream share core 0. For each target it measures throughput at saturation and the
+# CPU time the proxy spent per request, latency at concurrency 1, streaming time to first
+# token, and the proxy's memory. Only loopback addresses are used; every run is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-64}
+KEY=sk-bench-master-key-0001
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -q --workspace
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
+TCK=$(getconf CLK_TCK)
+
+MOCK=$(free_port); PASS=$(free_port); GW=$(free_port)
+taskset -c 0 target/release/mock-upstream --port "$MOCK" --chunks 20 & PIDS+=($!)
+wait_port "$MOCK"
+taskset -c 1 target/release/passthrough --port "$PASS" --upstream "127.0.0.1:$MOCK" & PIDS+=($!); PASS_PID=$!
+cat > "$WORK/config.yaml" <<YAML
+model_list:
+  - model_name: bench-model
+    litellm_params:
+      model: openai/bench-model
+      api_base: http://127.0.0.1:$MOCK/v1
+      api_key: sk-upstream
+general_settings:
+  master_key: $KEY
+YAML
+(cd "$WORK" && exec taskset -c 1 "$OLDPWD/target/release/litellm" --config config.yaml --host 127.0.0.1 --port "$GW" 2>"$WORK/gw.log") & PIDS+=($!); GW_PID=$!
+wait_port "$PASS"; wait_port "$GW"
+sleep 1
+GW_IDLE_RSS=$(rss_kb "$GW_PID")
+
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+
+# One wrk run; prints "rps p50_us p99_us requests".
+load() { # url conns secs
+  taskset -c 0 wrk -t1 -c"$2" -d"$3"s --latency -s "$WORK/post.lua" "$1" > "$WORK/wrk.out"
+  python3 - "$WORK/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def us(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, t, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v * {"us": 1, "ms": 1e3, "s": 1e6}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+n = int(re.search(r"(\d+) requests in", t).group(1))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+if errs:
+    sys.exit("non-2xx responses: " + errs.group(1))
+print(f"{rps:.0f} {us('50%'):.1f} {us('99%'):.1f} {n}")
+PY
+}
+
+declare -A RPS CPU P50 P99 TTFT50 TTFT99
+measure() { # name url pid
+  local name=$1 url=$2 pid=${3:-}
+  load "$url" 8 2 >/dev/null # warm-up
+  local t0=0 t1=0
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  read -r rps _ _ n < <(load "$url" "$CONNS" "$DUR")
+  [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+  RPS[$name]=$rps
+  if [ -n "$pid" ]; then CPU[$name]=$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')"); else CPU[$name]="-"; fi
+  read -r _ p50 p99 _ < <(load "$url" 1 "$DUR")
+  P50[$name]=$p50; P99[$name]=$p99
+  read -r t50 t99 _ _ < <(taskset -c 0 target/release/ttft --url "$url" --key "$KEY" --n 500)
+  TTFT50[$name]=$t50; TTFT99[$name]=$t99
+}
+
+measure direct "http://127.0.0.1:$MOCK/v1/chat/completions"
+measure passthrough "http://127.0.0.1:$PASS/v1/chat/completions" "$PASS_PID"
+measure gateway "http://127.0.0.1:$GW/v1/chat/completions" "$GW_PID"
+GW_PEAK_RSS=$(hwm_kb "$GW_PID")
+sleep 5
+GW_AFTER_RSS=$(rss_kb "$GW_PID")
+
+echo
+echo "| target | RPS (c=$CONNS, 1 core) | CPU µs/request | p50 µs (c=1) | p99 µs (c=1) | TTFT p50 ms | TTFT p99 ms |"
+echo "|---|---|---|---|---|---|---|"
+for t in direct passthrough gateway; do
+  echo "| $t | ${RPS[$t]} | ${CPU[$t]} | ${P50[$t]} | ${P99[$t]} | ${TTFT50[$t]} | ${TTFT99[$t]} |"
+done
+python3 - <<PY
+p50d, p99d = ${P50[direct]}, ${P99[direct]}
+pt = dict(cpu=${CPU[passthrough]}, p50=${P50[passthrough]}, p99=${P99[passthrough]}, t50=${TTFT50[passthrough]})
+gw = dict(cpu=${CPU[gateway]}, p50=${P50[gateway]}, p99=${P99[gateway]}, t50=${TTFT50[gateway]})
+print()
+print(f"added p50 vs direct: pass-through {pt['p50']-p50d:.1f} µs, gateway {gw['p50']-p50d:.1f} µs")
+print(f"added p99 vs direct: pass-through {pt['p99']-p99d:.1f} µs, gateway {gw['p99']-p99d:.1f} µs")
+print(f"CPU per request: gateway / pass-through = {gw['cpu']/pt['cpu']:.2f}x (target <= 2x)")
+print(f"p50 at c=1: gateway - pass-through = {gw['p50']-pt['p50']:.1f} µs (target <= 50 µs)")
+print(f"p99 at c=1: gateway / pass-through = {gw['p99']/pt['p99']:.2f}x (target <= 1.5x)")
+print(f"TTFT p50: gateway - pass-through = {(gw['t50']-pt['t50'])*1000:.1f} µs (target <= 50 µs)")
+print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB (target idle <= 20480 kB)")
+PY
