@@ -90,7 +90,7 @@ pub fn load_config(cli: &Cli) -> Result<(LoadedConfig, BuildOptions), StartupErr
 pub async fn run(cli: Cli) -> Result<(), StartupError> {
     let (loaded, opts) = load_config(&cli)?;
     let json_logs = loaded.config.litellm_settings.json_logs.unwrap_or(false);
-    telemetry::init(json_logs, cli.debug, cli.detailed_debug);
+    let _log_guard = telemetry::init(json_logs, cli.debug, cli.detailed_debug);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -23,7 +23,10 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 pub struct Inner {
     pub loaded: LoadedConfig,
     pub router: ModelRouter,
+    /// General-purpose client (health probes, token endpoints).
     pub http: reqwest::Client,
+    /// The request-path client (see `providers::client`).
+    pub upstream: crate::providers::client::UpstreamClient,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
     pub max_response_bytes: Option<usize>,
@@ -69,6 +72,10 @@ impl AppState {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let upstream = crate::providers::client::UpstreamClient::new(
+            UPSTREAM_CONNECT_TIMEOUT,
+            POOL_IDLE_TIMEOUT,
+        )?;
         let cfg = &loaded.config;
         let master_key = cfg
             .general_settings
@@ -158,6 +165,7 @@ impl AppState {
             master_key,
             router,
             http,
+            upstream,
             loaded,
             started_at: Instant::now(),
         })))

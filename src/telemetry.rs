@@ -5,7 +5,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(json: bool, debug: bool, detailed_debug: bool) {
+/// Installs the subscriber. Log lines are written by a background thread (the access log
+/// would otherwise cost a write syscall on every request); keep the returned guard alive
+/// until exit so the last lines are flushed.
+pub fn init(
+    json: bool,
+    debug: bool,
+    detailed_debug: bool,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let level = if detailed_debug {
         "debug".to_string()
     } else if debug {
@@ -21,9 +28,12 @@ pub fn init(json: bool, debug: bool, detailed_debug: bool) {
         "warn,access=info,litellm_gateway=info".to_string()
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         let _ = builder
@@ -34,4 +44,5 @@ pub fn init(json: bool, debug: bool, detailed_debug: bool) {
     } else {
         let _ = builder.try_init();
     }
+    guard
 }

@@ -11,7 +11,7 @@ use crate::middleware::auth::AuthCtx;
 use crate::middleware::request_ctx::RequestCtx;
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
-use crate::providers::{self, mock, sse, Provider};
+use crate::providers::{self, client, mock, sse, Provider};
 use crate::ratelimit::{self, Acquired, Descriptor, Permit};
 use crate::routing::Deployment;
 use crate::state::AppState;
@@ -418,7 +418,7 @@ async fn attempt(
             on_finish
         }));
         let s = ChatStream::new(
-            resp.bytes_stream().boxed(),
+            client::body_stream(resp.into_body()),
             providers::stream_dialect(deployment.provider, req.kind.endpoint()),
             Encoder::OpenAi {
                 model: Arc::from(req.model.as_str()),
@@ -455,12 +455,26 @@ async fn attempt(
     )
     .await?;
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
-    let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
-    if let Some(u) = out.get("usage").and_then(crate::api::Usage::from_json) {
-        settle(permit, u.total_tokens);
-    }
-    out.insert("model".into(), Value::String(req.model.clone()));
-    let mut r = json_response(&out);
+    let mut r = if deployment.provider.speaks_openai() {
+        // OpenAI-format body: forwarded verbatim but for `model`, without building a tree.
+        let (body, usage) = crate::api::rewrite::set_model(&bytes, &req.model).ok_or_else(|| {
+            ApiError::internal(format!(
+                "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
+                deployment.provider.exception_label()
+            ))
+        })?;
+        if let Some(u) = usage {
+            settle(permit, u.total_tokens);
+        }
+        json_bytes_response(body)
+    } else {
+        let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
+        if let Some(u) = out.get("usage").and_then(crate::api::Usage::from_json) {
+            settle(permit, u.total_tokens);
+        }
+        out.insert("model".into(), Value::String(req.model.clone()));
+        json_response(&out)
+    };
     decorate(
         &mut r,
         ctx,
@@ -539,21 +553,16 @@ async fn send(
     up: UpstreamRequest,
     timeout: Duration,
     provider: Provider,
-) -> ApiResult<reqwest::Response> {
-    let mut rb = state.http.post(&up.url).body(up.body);
-    for (k, v) in &up.headers {
-        rb = rb.header(k.as_str(), v.as_str());
-    }
-    match tokio::time::timeout(timeout, rb.send()).await {
+) -> ApiResult<hyper::Response<hyper::body::Incoming>> {
+    match tokio::time::timeout(timeout, state.upstream.post(up)).await {
         Err(_) => Err(timeout_error(provider, timeout)),
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) if e.is_timeout() => Err(timeout_error(provider, timeout)),
         Ok(Err(e)) => Err(ApiError::new(
             ErrorClass::ApiConnection,
             format!(
                 "litellm.APIConnectionError: APIConnectionError: {} - Connection error: {}",
                 provider.exception_label(),
-                error_chain(&e)
+                error_chain(e.as_ref())
             ),
         )),
     }
@@ -571,13 +580,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn read_limited(
-    resp: reqwest::Response,
+    resp: hyper::Response<hyper::body::Incoming>,
     timeout: Duration,
     provider: Provider,
     limit: Option<usize>,
 ) -> ApiResult<bytes::Bytes> {
     let read = async {
-        let mut body = resp.bytes_stream();
+        let mut body = client::body_stream(resp.into_body());
         let mut buf = bytes::BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
@@ -586,10 +595,15 @@ async fn read_limited(
                     format!(
                         "litellm.APIConnectionError: APIConnectionError: {} - error reading response: {}",
                         provider.exception_label(),
-                        error_chain(&e)
+                        error_chain(e.as_ref())
                     ),
                 )
             })?;
+            if buf.is_empty() && limit.is_none() {
+                // Common case: the whole body in one chunk; no copy.
+                buf = bytes::BytesMut::from(&chunk[..]);
+                continue;
+            }
             buf.extend_from_slice(&chunk);
             if limit.is_some_and(|l| buf.len() > l) {
                 return Err(ApiError::internal(
@@ -603,6 +617,15 @@ async fn read_limited(
         Ok(r) => r,
         Err(_) => Err(timeout_error(provider, timeout)),
     }
+}
+
+fn json_bytes_response(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn json_response(v: &Map<String, Value>) -> Response {
@@ -641,6 +664,7 @@ fn decorate(
     upstream_ms: f64,
     upstream_headers: &HeaderMap,
 ) {
+    use crate::middleware::request_ctx::float_header;
     let h = r.headers_mut();
     for (name, value) in upstream_headers {
         let n = name.as_str();
@@ -654,31 +678,55 @@ fn decorate(
         ) {
             continue;
         }
-        if let Ok(hn) = HeaderName::try_from(format!("llm_provider-{n}")) {
-            h.insert(hn, value.clone());
+        if let Some(prefixed) = provider_header_name(name) {
+            h.insert(prefixed, value.clone());
         }
         if n.starts_with("x-ratelimit-") {
             h.insert(name.clone(), value.clone());
         }
     }
     let total = ctx.elapsed_ms();
-    let mut set = |k: &'static str, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k, v);
-        }
-    };
-    set("x-litellm-model-id", &d.id);
-    set("x-litellm-model-name", &d.litellm_model);
-    set("x-litellm-model-group", group);
-    if let Some(b) = &d.api_base {
-        set("x-litellm-model-api-base", b);
+    let dh = &d.headers;
+    h.insert(H_MODEL_ID.clone(), dh.id.clone());
+    h.insert(H_MODEL_NAME.clone(), dh.model_name.clone());
+    if let Some(g) = dh.group.as_ref().filter(|_| group == d.model_name) {
+        h.insert(H_MODEL_GROUP.clone(), g.clone());
+    } else if let Ok(g) = HeaderValue::from_str(group) {
+        h.insert(H_MODEL_GROUP.clone(), g);
     }
-    set("x-litellm-response-duration-ms", &format!("{total:.3}"));
-    set(
-        "x-litellm-overhead-duration-ms",
-        &format!("{:.3}", (total - upstream_ms).max(0.0)),
+    if let Some(b) = &dh.api_base {
+        h.insert(H_API_BASE.clone(), b.clone());
+    }
+    h.insert(H_DURATION.clone(), float_header(total));
+    h.insert(
+        H_OVERHEAD.clone(),
+        float_header((total - upstream_ms).max(0.0)),
     );
-    set("x-litellm-attempted-retries", "0");
+    h.insert(H_RETRIES.clone(), HeaderValue::from_static("0"));
+}
+
+static H_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+static H_MODEL_NAME: HeaderName = HeaderName::from_static("x-litellm-model-name");
+static H_MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+static H_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+static H_DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+static H_OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+static H_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+
+/// `llm_provider-<name>` for an upstream header, built once per distinct name.
+fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
+    static CACHE: std::sync::LazyLock<dashmap::DashMap<HeaderName, HeaderName>> =
+        std::sync::LazyLock::new(dashmap::DashMap::new);
+    /// Upstreams can send arbitrary header names; stop caching past this many.
+    const MAX_CACHED: usize = 512;
+    if let Some(n) = CACHE.get(name) {
+        return Some(n.clone());
+    }
+    let prefixed = HeaderName::try_from(format!("llm_provider-{}", name.as_str())).ok()?;
+    if CACHE.len() < MAX_CACHED {
+        CACHE.insert(name.clone(), prefixed.clone());
+    }
+    Some(prefixed)
 }
 
 fn mock_answer(

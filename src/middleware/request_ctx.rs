@@ -28,6 +28,19 @@ impl RequestCtx {
 static CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
 static VERSION_H: HeaderName = HeaderName::from_static("x-litellm-version");
 static DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+static FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+static CSP: HeaderName = HeaderName::from_static("content-security-policy");
+static NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
+
+/// A millisecond figure with three decimals as a header value, without a heap string.
+pub fn float_header(ms: f64) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 32];
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "{ms:.3}");
+    let n = cur.position() as usize;
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
 
 /// Valid call ids are short and printable; anything else is replaced.
 fn client_call_id(req: &Request) -> Option<String> {
@@ -38,7 +51,12 @@ fn client_call_id(req: &Request) -> Option<String> {
 
 pub async fn track_request(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let call_id = client_call_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // UUID4 from the thread-local generator: no getrandom syscall per request.
+    let call_id = client_call_id(&req).unwrap_or_else(|| {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string()
+    });
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     req.extensions_mut().insert(RequestCtx {
@@ -53,19 +71,14 @@ pub async fn track_request(mut req: Request, next: Next) -> Response {
     h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     if !h.contains_key(&DURATION) {
-        if let Ok(v) = HeaderValue::from_str(&format!("{elapsed_ms:.3}")) {
-            h.insert(DURATION.clone(), v);
-        }
+        h.insert(DURATION.clone(), float_header(elapsed_ms));
     }
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
     h.insert(
-        "content-security-policy",
+        CSP.clone(),
         HeaderValue::from_static("frame-ancestors 'none'"),
     );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(NOSNIFF.clone(), HeaderValue::from_static("nosniff"));
     let status = resp.status().as_u16();
     let error = resp
         .extensions()

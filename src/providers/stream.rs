@@ -227,7 +227,7 @@ impl Drop for StreamTap {
 
 /// The live state of one re-streamed response.
 pub struct ChatStream {
-    upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    upstream: super::client::ByteStream,
     dialect: Dialect,
     encoder: Encoder,
     items: VecDeque<StreamItem>,
@@ -245,7 +245,7 @@ enum Next {
 
 impl ChatStream {
     pub fn new(
-        upstream: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+        upstream: super::client::ByteStream,
         dialect: Dialect,
         encoder: Encoder,
         idle_timeout: Option<Duration>,
@@ -362,7 +362,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    fn upstream(parts: Vec<&'static [u8]>) -> BoxStream<'static, Result<Bytes, reqwest::Error>> {
+    fn upstream(parts: Vec<&'static [u8]>) -> super::super::client::ByteStream {
         futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
     }
 

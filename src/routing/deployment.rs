@@ -101,6 +101,29 @@ pub struct Deployment {
     pub order: Option<u64>,
     pub mode: Mode,
     pub config: DeploymentConfig,
+    /// Header values that never change for this deployment, built once.
+    pub headers: DeploymentHeaders,
+}
+
+/// Precomputed `x-litellm-*` header values of a deployment.
+#[derive(Debug, Clone)]
+pub struct DeploymentHeaders {
+    pub id: http::HeaderValue,
+    pub model_name: http::HeaderValue,
+    pub group: Option<http::HeaderValue>,
+    pub api_base: Option<http::HeaderValue>,
+}
+
+impl DeploymentHeaders {
+    fn new(id: &str, litellm_model: &str, group: &str, api_base: Option<&str>) -> Self {
+        let hv = |s: &str| http::HeaderValue::from_str(s).ok();
+        Self {
+            id: hv(id).unwrap_or_else(|| http::HeaderValue::from_static("")),
+            model_name: hv(litellm_model).unwrap_or_else(|| http::HeaderValue::from_static("")),
+            group: hv(group),
+            api_base: api_base.and_then(hv),
+        }
+    }
 }
 
 /// Seconds from the config to a `Duration`, ignoring nonsense (negative, NaN).
@@ -242,12 +265,14 @@ impl Deployment {
                 upstream_model = format!("accounts/fireworks/models/{upstream_model}");
             }
         }
+        let id = dc
+            .model_info
+            .id
+            .clone()
+            .unwrap_or_else(|| deployment_id(&dc.model_name, &dc.raw_params));
         Self {
-            id: dc
-                .model_info
-                .id
-                .clone()
-                .unwrap_or_else(|| deployment_id(&dc.model_name, &dc.raw_params)),
+            headers: DeploymentHeaders::new(&id, &p.model, &dc.model_name, api_base.as_deref()),
+            id,
             model_name: dc.model_name.clone(),
             litellm_model: p.model.clone(),
             provider,
