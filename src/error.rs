@@ -145,6 +145,8 @@ pub struct ApiError {
     pub status_override: Option<StatusCode>,
     /// Extra response headers (e.g. `rate_limit_type`, `reset_at` on a 429).
     pub headers: Vec<(&'static str, String)>,
+    /// Overrides the `type` derived from the class (e.g. `expired_key`).
+    pub type_override: Option<&'static str>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -158,6 +160,7 @@ impl ApiError {
             retry_after: None,
             status_override: None,
             headers: Vec::new(),
+            type_override: None,
         }
     }
 
@@ -202,7 +205,7 @@ impl ApiError {
         json!({
             "error": {
                 "message": self.message,
-                "type": self.class.type_str(),
+                "type": self.type_override.unwrap_or_else(|| self.class.type_str()),
                 "param": self.param,
                 "code": self.status().as_u16().to_string(),
             }

@@ -17,7 +17,9 @@ pub mod ratelimit;
 pub mod redis;
 pub mod routing;
 pub mod server;
+pub mod spend;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 pub use server::routes::build_app;
@@ -99,7 +101,9 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             "--num_workers is accepted for compatibility; one process already uses every core"
         );
     }
-    let state = AppState::build(loaded, opts).map_err(StartupError::Invalid)?;
+    let state = AppState::build(loaded, opts)
+        .await
+        .map_err(StartupError::Invalid)?;
     if cli.validate_config {
         tracing::info!("config is valid");
         return Ok(());
@@ -114,14 +118,17 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     let names = state.router.model_names();
     tracing::info!(models = ?names, "loaded {} model group(s)", names.len());
     tracing::info!("listening on http://{addr}");
-    server::serve(
+    let spend = state.spend.clone();
+    let served = server::serve(
         listener,
         state,
         server::shutdown_signal(),
         Duration::from_secs(cli.graceful_shutdown_timeout),
     )
-    .await
-    .map_err(StartupError::Serve)
+    .await;
+    // Every in-flight call has finished or been dropped (and recorded): write it all.
+    spend.flush().await;
+    served.map_err(StartupError::Serve)
 }
 
 /// Starts the gateway on an already-bound listener in the background (tests, embedding).

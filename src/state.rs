@@ -8,6 +8,9 @@ use crate::ratelimit::{Descriptor, FailMode, Limiter};
 use crate::redis::RedisHandle;
 use crate::routing::deployment::secs;
 use crate::routing::ModelRouter;
+use crate::spend::{Budgets, CachedKey, SpendWriter};
+use crate::store::Store;
+use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,13 @@ pub struct Inner {
     pub limiter: Arc<Limiter>,
     /// Proxy-wide limits (`max_parallel_requests`, `global_max_parallel_requests`).
     pub global_limits: Vec<Descriptor>,
+    /// Keys, teams and spend: SQLite by default, Postgres when `database_url` is set.
+    pub store: Store,
+    pub budgets: Budgets,
+    pub spend: SpendWriter,
+    /// Virtual keys by hash, so a cached key costs no database round trip.
+    pub keys: DashMap<String, CachedKey>,
+    pub key_cache_ttl: Duration,
 }
 
 #[derive(Clone)]
@@ -58,10 +68,21 @@ impl std::ops::Deref for AppState {
 pub struct BuildOptions {
     /// `--model` single-model mode: the group to send everything to.
     pub catch_all_model: Option<String>,
+    /// Embedded store file when no database URL is configured (default `litellm.db`, or
+    /// `LITELLM_SQLITE_PATH`).
+    pub sqlite_path: Option<String>,
 }
 
+/// Default embedded store file, relative to the working directory.
+const DEFAULT_SQLITE_PATH: &str = "litellm.db";
+/// LiteLLM's default for `user_api_key_cache_ttl` (seconds).
+const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Spend batch interval when `proxy_batch_write_at` is not set. LiteLLM uses 10 s; shorter
+/// keeps `/key/info` close to live at negligible cost.
+const DEFAULT_BATCH_WRITE_AT: Duration = Duration::from_secs(1);
+
 impl AppState {
-    pub fn build(loaded: LoadedConfig, opts: BuildOptions) -> Result<Self, String> {
+    pub async fn build(loaded: LoadedConfig, opts: BuildOptions) -> Result<Self, String> {
         let mut router = ModelRouter::from_config(&loaded).map_err(|errs| errs.join("\n"))?;
         if let Some(m) = &opts.catch_all_model {
             router.set_catch_all(m);
@@ -148,7 +169,43 @@ impl AppState {
                 });
             }
         }
+        let database_url = cfg
+            .general_settings
+            .database_url
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .or_else(|| loaded.env("DATABASE_URL"))
+            .filter(|s| !s.is_empty());
+        let sqlite_path = opts
+            .sqlite_path
+            .clone()
+            .or_else(|| loaded.env("LITELLM_SQLITE_PATH"))
+            .unwrap_or_else(|| DEFAULT_SQLITE_PATH.to_string());
+        let store = Store::open(database_url.as_deref(), &sqlite_path)
+            .await
+            .map_err(|e| format!("cannot prepare the database: {e}"))?;
+        let batch_every = cfg
+            .general_settings
+            .proxy_batch_write_at
+            .map(Duration::from_secs)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_BATCH_WRITE_AT);
+        let spend = SpendWriter::start(
+            store.clone(),
+            batch_every,
+            cfg.general_settings.disable_spend_logs.unwrap_or(false),
+        );
+        let key_cache_ttl = cfg
+            .general_settings
+            .user_api_key_cache_ttl
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_KEY_CACHE_TTL);
         Ok(Self(Arc::new(Inner {
+            store,
+            budgets: Budgets::default(),
+            spend,
+            keys: DashMap::new(),
+            key_cache_ttl,
             redis,
             limiter,
             global_limits,

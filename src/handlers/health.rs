@@ -23,15 +23,28 @@ pub async fn liveliness_handler() -> Response {
     Json(json!("I'm alive!")).into_response()
 }
 
-pub async fn readiness_handler() -> Response {
-    Json(json!({
-        "status": "healthy",
-        "db": "Not connected",
-        "cache": null,
-        "litellm_version": crate::middleware::request_ctx::VERSION,
-        "success_callbacks": [],
-    }))
-    .into_response()
+pub async fn readiness_handler(State(state): State<AppState>) -> Response {
+    let db = if state.store.ping().await {
+        "connected"
+    } else {
+        "Not connected"
+    };
+    let status = if db == "connected" {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if db == "connected" { "healthy" } else { "unhealthy" },
+            "db": db,
+            "cache": null,
+            "litellm_version": crate::middleware::request_ctx::VERSION,
+            "success_callbacks": [],
+        })),
+    )
+        .into_response()
 }
 
 pub async fn test_handler() -> Response {

@@ -14,6 +14,7 @@ use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
 use crate::providers::{self, client, mock, sse, Provider};
 use crate::ratelimit::{self, Acquired, Descriptor, Permit};
 use crate::routing::Deployment;
+use crate::spend::call::{CallAccount, CallFacts};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -38,6 +39,14 @@ impl CallKind {
             Self::Chat => "/chat/completions",
             Self::Completion => "/completions",
             Self::Embedding => "/embeddings",
+        }
+    }
+    /// LiteLLM's `call_type` in spend logs.
+    fn call_type(self) -> &'static str {
+        match self {
+            Self::Chat => "acompletion",
+            Self::Completion => "atext_completion",
+            Self::Embedding => "aembedding",
         }
     }
     fn endpoint(self) -> Endpoint {
@@ -244,21 +253,33 @@ async fn run(
     body: Body,
 ) -> ApiResult<Response> {
     let req = parse_request(state, headers, kind, path_model, body).await?;
+    // A key's `aliases` map the requested name to a model group first.
+    let target = auth
+        .key
+        .as_ref()
+        .and_then(|k| k.aliases.get(&req.model))
+        .and_then(Value::as_str)
+        .unwrap_or(&req.model);
     let resolved = state
         .router
-        .resolve(&req.model)
+        .resolve(target)
         .ok_or_else(|| invalid_model(state, auth, kind.route(), &req.model))?;
     let group = resolved.group.clone();
     if !auth.allowed_models.is_empty()
-        && !auth
-            .allowed_models
-            .iter()
-            .any(|m| m == &group.name || m == &req.model)
+        && !auth.allowed_models.iter().any(|m| {
+            m == &group.name
+                || m == &req.model
+                || group.access_groups.contains(m)
+                || m.strip_suffix('*')
+                    .is_some_and(|p| req.model.starts_with(p))
+        })
     {
-        return Err(ApiError::proxy_auth(format!(
+        let mut e = ApiError::proxy_auth(format!(
             "key not allowed to access model. This key can only access models={:?}. Tried to access {}",
             auth.allowed_models, req.model
-        )));
+        ));
+        e.type_override = Some("key_model_access_denied");
+        return Err(e);
     }
     let deployment = group.pick(&[]).cloned().ok_or_else(|| {
         ApiError::new(
@@ -270,7 +291,28 @@ async fn run(
         )
     })?;
 
+    let upstream_model = deployment.upstream_model_for(resolved.capture.as_deref());
+    let max_tokens = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .find_map(|k| req.body.get(*k).and_then(Value::as_u64));
+    let account = CallAccount::begin(
+        state,
+        auth,
+        &deployment,
+        CallFacts {
+            call_id: &ctx.call_id,
+            call_type: kind.call_type(),
+            group: &group.name,
+            upstream_model: &upstream_model,
+            prompt_bytes: req.prompt_bytes,
+            max_tokens,
+            end_user: req.body.get("user").and_then(Value::as_str),
+            metadata: req.extras.metadata.as_ref(),
+            tags: &req.extras.tags,
+        },
+    )?;
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
+    let permit: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, Some(account)))));
     let mut resp = attempt(
         state,
         ctx,
@@ -290,17 +332,17 @@ async fn run(
     Ok(resp)
 }
 
-/// A rate-limit permit shared with the code that learns the request's real usage (the
-/// response parser or, for streams, the stream tap).
-type PermitSlot = Option<Arc<std::sync::Mutex<Option<Permit>>>>;
+/// What a call holds until its usage is known: the rate-limit permit and the spend account.
+/// Shared with the code that learns the usage (the response parser or, for streams, the tap).
+type CallSlot = Arc<std::sync::Mutex<Option<(Option<Permit>, Option<CallAccount>)>>>;
 
-fn settle(slot: &PermitSlot, total_tokens: u64) {
-    if let Some(p) = slot
-        .as_ref()
-        .and_then(|s| s.lock().ok().and_then(|mut g| g.take()))
-    {
-        p.settle(total_tokens);
+/// Settles the call with its usage; returns the cost and the key's spend after it.
+fn settle(slot: &CallSlot, usage: crate::api::Usage) -> Option<(f64, Option<f64>)> {
+    let (permit, account) = slot.lock().ok().and_then(|mut g| g.take())?;
+    if let Some(p) = permit {
+        p.settle(usage.total_tokens);
     }
+    Some(account?.finish_ref(usage))
 }
 
 /// Takes the caller's rate-limit counters (key, user, team, model-per-key, proxy-wide), or
@@ -310,7 +352,7 @@ async fn check_rate_limits(
     auth: &AuthCtx,
     req: &LlmRequest,
     group: &str,
-) -> ApiResult<(PermitSlot, Vec<(String, String)>)> {
+) -> ApiResult<(Option<Permit>, Vec<(String, String)>)> {
     let mut descs: Vec<Descriptor> = state.global_limits.clone();
     descs.extend(auth.rate_limits.iter().cloned());
     if let Some((_, rpm, tpm)) = auth.model_limits.iter().find(|(m, _, _)| m == group) {
@@ -332,10 +374,7 @@ async fn check_rate_limits(
     // About four bytes of JSON per prompt token: a cheap upper-side estimate.
     let reserve = (req.prompt_bytes / 4) as u64 + max_tokens;
     match state.limiter.acquire(descs.clone(), reserve).await? {
-        Acquired::Ok(p, usage) => Ok((
-            Some(Arc::new(std::sync::Mutex::new(Some(p)))),
-            ratelimit::headers(&descs, &usage),
-        )),
+        Acquired::Ok(p, usage) => Ok((Some(p), ratelimit::headers(&descs, &usage))),
         Acquired::Refused(e) => Err(e.to_error(state.limiter.window())),
     }
 }
@@ -348,7 +387,7 @@ async fn attempt(
     deployment: &Arc<Deployment>,
     capture: Option<&str>,
     group: &str,
-    permit: &PermitSlot,
+    permit: &CallSlot,
 ) -> ApiResult<Response> {
     let deployment = deployment.as_ref();
     if let Some(mock) = deployment
@@ -356,8 +395,12 @@ async fn attempt(
         .as_ref()
         .or(req.extras.mock_response.as_ref())
     {
-        let r = mock_answer(ctx, deployment, req, mock)?;
-        settle(permit, mock::MOCK_USAGE.total_tokens);
+        let mut r = mock_answer(ctx, deployment, req, mock)?;
+        if !req.stream {
+            cost_headers(&mut r, settle(permit, mock::MOCK_USAGE));
+        } else {
+            settle(permit, mock::MOCK_USAGE);
+        }
         return Ok(r);
     }
     if req.extras.mock_testing_rate_limit_error {
@@ -407,16 +450,16 @@ async fn attempt(
             .and_then(|s| crate::routing::deployment::secs(Some(s)))
             .or(deployment.stream_timeout)
             .or(state.default_stream_timeout);
-        let tap = StreamTap::new(permit.clone().map(|slot| {
-            let on_finish: stream::OnFinish = Box::new(move |sum| {
-                let tokens = sum.usage.map(|u| u.total_tokens).unwrap_or(
-                    // No usage from upstream (e.g. cancelled): estimate from what was streamed.
-                    (sum.output_chars / 4) as u64,
-                );
-                settle(&Some(slot), tokens);
+        let slot = permit.clone();
+        let prompt_estimate = (req.prompt_bytes / 4) as u64;
+        let tap = StreamTap::new(Some(Box::new(move |sum: stream::StreamSummary| {
+            // No usage from upstream (e.g. the client left first): estimate from what was
+            // streamed, so the tokens produced are still paid for.
+            let usage = sum.usage.unwrap_or_else(|| {
+                crate::api::Usage::new(prompt_estimate, (sum.output_chars / 4) as u64)
             });
-            on_finish
-        }));
+            settle(&slot, usage);
+        })));
         let s = ChatStream::new(
             client::body_stream(resp.into_body()),
             providers::stream_dialect(deployment.provider, req.kind.endpoint()),
@@ -463,17 +506,16 @@ async fn attempt(
                 deployment.provider.exception_label()
             ))
         })?;
-        if let Some(u) = usage {
-            settle(permit, u.total_tokens);
-        }
-        json_bytes_response(body)
+        let mut r = json_bytes_response(body);
+        cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
     } else {
         let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
-        if let Some(u) = out.get("usage").and_then(crate::api::Usage::from_json) {
-            settle(permit, u.total_tokens);
-        }
+        let usage = out.get("usage").and_then(crate::api::Usage::from_json);
         out.insert("model".into(), Value::String(req.model.clone()));
-        json_response(&out)
+        let mut r = json_response(&out);
+        cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
     };
     decorate(
         &mut r,
@@ -616,6 +658,20 @@ async fn read_limited(
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,
         Err(_) => Err(timeout_error(provider, timeout)),
+    }
+}
+
+/// `x-litellm-response-cost` and `x-litellm-key-spend` (key spend including this call).
+fn cost_headers(r: &mut Response, settled: Option<(f64, Option<f64>)>) {
+    let Some((cost, key_spend)) = settled else {
+        return;
+    };
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+        h.insert("x-litellm-response-cost", v);
+    }
+    if let Some(Ok(v)) = key_spend.map(|s| HeaderValue::from_str(&s.to_string())) {
+        h.insert("x-litellm-key-spend", v);
     }
 }
 

@@ -5,8 +5,10 @@
 //! rejections.
 
 pub mod health;
+pub mod keys;
 pub mod llm;
 pub mod models;
+pub mod spend;
 
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use axum::body::Body;

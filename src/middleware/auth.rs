@@ -7,11 +7,16 @@
 //! admin, as in LiteLLM. Virtual keys resolve through [`KeyResolver`] once a store exists.
 
 use crate::error::{ApiError, ErrorClass};
+use crate::ratelimit::Descriptor;
+use crate::spend::CachedKey;
 use crate::state::AppState;
+use crate::store::KeyRow;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Who is calling, as decided by the auth layer.
@@ -27,6 +32,8 @@ pub struct AuthCtx {
     pub rate_limits: Vec<crate::ratelimit::Descriptor>,
     /// Per-model limits of the key: model group -> (rpm, tpm).
     pub model_limits: Vec<(String, Option<u64>, Option<u64>)>,
+    /// The virtual key's row, when the caller used one.
+    pub key: Option<Arc<KeyRow>>,
 }
 
 impl AuthCtx {
@@ -37,6 +44,46 @@ impl AuthCtx {
             allowed_models: Vec::new(),
             rate_limits: Vec::new(),
             model_limits: Vec::new(),
+            key: None,
+        }
+    }
+
+    /// The context of a virtual key: its allow-list and limits.
+    pub fn for_key(hash: String, row: Arc<KeyRow>) -> Self {
+        let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
+            Vec::new()
+        } else {
+            row.models.clone()
+        };
+        let pos = |v: Option<i64>| v.filter(|x| *x >= 0).map(|x| x as u64);
+        let rate_limits = vec![Descriptor {
+            scope: "api_key",
+            id: hash.clone(),
+            rpm: pos(row.rpm_limit),
+            tpm: pos(row.tpm_limit),
+            max_parallel: pos(row.max_parallel_requests),
+        }];
+        let mut model_limits: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
+        for (field, is_rpm) in [("model_rpm_limit", true), ("model_tpm_limit", false)] {
+            if let Some(Value::Object(m)) = row.metadata.get(field) {
+                for (model, v) in m {
+                    let Some(n) = v.as_u64() else { continue };
+                    match model_limits.iter_mut().find(|(m, _, _)| m == model) {
+                        Some(e) if is_rpm => e.1 = Some(n),
+                        Some(e) => e.2 = Some(n),
+                        None if is_rpm => model_limits.push((model.clone(), Some(n), None)),
+                        None => model_limits.push((model.clone(), None, Some(n))),
+                    }
+                }
+            }
+        }
+        Self {
+            is_admin: false,
+            key_hash: Some(hash),
+            allowed_models,
+            rate_limits,
+            model_limits,
+            key: Some(row),
         }
     }
 }
@@ -138,7 +185,7 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     if is_public_route(path) || req.method() == axum::http::Method::OPTIONS {
         return next.run(req).await;
     }
-    let ctx = match authenticate(&state, &req) {
+    let ctx = match authenticate(&state, req.headers(), req.uri()).await {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
@@ -146,7 +193,11 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
-fn authenticate(state: &AppState, req: &Request) -> Result<AuthCtx, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<AuthCtx, ApiError> {
     let Some(master) = state.master_key.as_ref() else {
         return Ok(AuthCtx::admin(None));
     };
@@ -156,7 +207,7 @@ fn authenticate(state: &AppState, req: &Request) -> Result<AuthCtx, ApiError> {
         .general_settings
         .litellm_key_header_name
         .as_deref();
-    let key = match extract_key(req.headers(), req.uri().query(), req.uri().path(), custom) {
+    let key = match extract_key(headers, uri.query(), uri.path(), custom) {
         Presented::Key(k) => k,
         Presented::None => {
             return Err(ApiError::proxy_auth(
@@ -168,17 +219,65 @@ fn authenticate(state: &AppState, req: &Request) -> Result<AuthCtx, ApiError> {
         )),
     };
     if bool::from(key.as_bytes().ct_eq(master.expose().as_bytes())) {
-        return Ok(AuthCtx::admin(Some(hash_key(key))));
+        return Ok(AuthCtx::admin(None));
     }
     let hash = hash_key(key);
-    Err(ApiError::new(
-        ErrorClass::ProxyAuth,
-        format!(
-            "Authentication Error, Invalid proxy server token passed. Received API Key = {}, Key Hash (Token) ={hash}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
-            abbreviate_key(key)
-        ),
-    )
-    .with_param("None"))
+    let row = lookup_key(state, &hash).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorClass::ProxyAuth,
+            format!(
+                "Authentication Error, Invalid proxy server token passed. Received API Key = {}, Key Hash (Token) ={hash}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+                abbreviate_key(key)
+            ),
+        )
+        .with_param("None")
+    })?;
+    if row.blocked == Some(true) {
+        return Err(ApiError::proxy_auth(
+            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+        ));
+    }
+    if let Some(exp) = row.expires {
+        let now = chrono::Utc::now().naive_utc();
+        if exp < now {
+            let mut e = ApiError::new(
+                ErrorClass::ProxyAuth,
+                format!(
+                    "Authentication Error - Expired Key. Key Expiry time {exp} and current time {now}"
+                ),
+            )
+            .with_param(abbreviate_key(key));
+            e.type_override = Some("expired_key");
+            return Err(e);
+        }
+    }
+    Ok(AuthCtx::for_key(hash, row))
+}
+
+/// A key by hash: from the cache while fresh, else from the store (and cached).
+pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<Arc<KeyRow>>, ApiError> {
+    if let Some(c) = state.keys.get(hash) {
+        if c.loaded_at.elapsed() < state.key_cache_ttl {
+            return Ok(Some(c.row.clone()));
+        }
+    }
+    let row = state
+        .store
+        .get_key(hash)
+        .await
+        .map_err(|e| ApiError::internal(format!("key lookup failed: {e}")))?;
+    Ok(row.map(|r| {
+        state.budgets.observe_db_spend(hash, r.spend);
+        let row = Arc::new(r);
+        state.keys.insert(
+            hash.to_string(),
+            CachedKey {
+                row: row.clone(),
+                loaded_at: std::time::Instant::now(),
+            },
+        );
+        row
+    }))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
-use crate::handlers::{health, llm, models};
+use crate::handlers::{health, keys, llm, models, spend};
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -67,6 +67,16 @@ pub fn build_app(state: AppState) -> Router {
         .route("/health/liveness", get(health::liveliness_handler))
         .route("/health/readiness", get(health::readiness_handler))
         .route("/test", get(health::test_handler))
+        .route("/key/generate", post(keys::generate_key_handler))
+        .route("/key/info", get(keys::key_info_handler))
+        .route("/key/update", post(keys::update_key_handler))
+        .route("/key/delete", post(keys::delete_key_handler))
+        .route("/key/list", get(keys::list_keys_handler))
+        .route("/key/block", post(keys::block_key_handler))
+        .route("/key/unblock", post(keys::unblock_key_handler))
+        .route("/key/regenerate", post(keys::regenerate_key_handler))
+        .route("/spend/logs", get(spend::spend_logs_handler))
+        .route("/global/spend", get(spend::global_spend_handler))
         .route("/", get(health::root_handler))
         .fallback(not_found);
 

@@ -177,7 +177,14 @@ async fn single_model_mode_serves_every_name() {
     let cli = Cli::parse_from(["litellm", "--model", "openai/gpt-4o", "--alias", "quick"]);
     let (mut loaded, opts) = litellm_gateway::load_config(&cli).unwrap();
     loaded.config.model_list[0].litellm_params.mock_response = Some(json!("quick start"));
-    let state = litellm_gateway::AppState::build(loaded, opts).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = litellm_gateway::BuildOptions {
+        sqlite_path: Some(dir.path().join("l.db").to_string_lossy().into_owned()),
+        ..opts
+    };
+    let state = litellm_gateway::AppState::build(loaded, opts)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, _stop, _j) = litellm_gateway::start(state, listener).await.unwrap();
     let v: Value = reqwest::Client::new()

@@ -9,6 +9,7 @@ fn run_validate(yaml: &str) -> (bool, String) {
     std::fs::write(&path, yaml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_litellm"))
         .args(["--config", path.to_str().unwrap(), "--validate_config"])
+        .env("LITELLM_SQLITE_PATH", dir.path().join("l.db"))
         .output()
         .unwrap();
     (
@@ -74,6 +75,10 @@ fn port_in_use_exits_non_zero() {
     let port = l.local_addr().unwrap().port().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_litellm"))
         .args(["--host", "127.0.0.1", "--port", &port])
+        .env(
+            "LITELLM_SQLITE_PATH",
+            std::env::temp_dir().join(format!("l-{port}.db")),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -95,8 +100,14 @@ fn real_world_litellm_configs_load() {
                 .enable_all()
                 .build()
                 .unwrap();
+            let db = tempfile::tempdir().unwrap();
+            let opts = litellm_gateway::BuildOptions {
+                sqlite_path: Some(db.path().join("l.db").to_string_lossy().into_owned()),
+                ..Default::default()
+            };
             rt.block_on(async {
-                litellm_gateway::AppState::build(loaded, Default::default())
+                litellm_gateway::AppState::build(loaded, opts)
+                    .await
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             });
             n += 1;

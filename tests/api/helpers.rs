@@ -246,6 +246,8 @@ async fn embeddings(
 pub struct Gateway {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -283,12 +285,19 @@ pub async fn gateway(yaml: &str, mock: Option<&MockUpstream>) -> Gateway {
         None => yaml.to_string(),
     };
     let loaded = load_str(&yaml, "test.yaml").unwrap();
-    let state = AppState::build(loaded, BuildOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        sqlite_path: Some(dir.path().join("litellm.db").to_string_lossy().into_owned()),
+        ..Default::default()
+    };
+    let state = AppState::build(loaded, opts).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, stop, _join) = start(state, listener).await.unwrap();
+    let (addr, stop, _join) = start(state.clone(), listener).await.unwrap();
     Gateway {
         addr,
         client: reqwest::Client::new(),
+        state,
+        _dir: dir,
         _stop: stop,
     }
 }

@@ -7,6 +7,7 @@ mod chat;
 mod config_files;
 mod errors;
 mod helpers;
+mod keys;
 mod limits;
 mod routes;
 mod shutdown;

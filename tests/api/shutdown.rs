@@ -36,6 +36,7 @@ async fn sigterm_drains_in_flight_streams() {
             "--port",
             &port.to_string(),
         ])
+        .env("LITELLM_SQLITE_PATH", dir.path().join("l.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

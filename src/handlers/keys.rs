@@ -1,0 +1,653 @@
+//! Virtual-key management: `/key/generate`, `/key/info`, `/key/update`, `/key/delete`,
+//! `/key/list`, `/key/block`, `/key/unblock`, `/key/regenerate`, with LiteLLM's fields,
+//! defaults and response shapes.
+//!
+//! Keys are `sk-` + 22 URL-safe characters; only their SHA-256 is stored (LiteLLM's
+//! `LiteLLM_VerificationToken.token`), so keys minted by LiteLLM verify here and vice versa.
+//! APIs that take a key accept the raw `sk-...` value or its hash. Mutations invalidate the
+//! key cache of this replica; other replicas converge within `user_api_key_cache_ttl`.
+
+use super::{parse_object, read_body};
+use crate::api::validate::describe;
+use crate::error::{ApiError, ApiResult};
+use crate::middleware::auth::{hash_key, AuthCtx};
+use crate::spend::{now, parse_duration};
+use crate::state::AppState;
+use crate::store::{KeyFilter, KeyRow, StoreError};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// Random bytes in a generated key (LiteLLM's `LENGTH_OF_LITELLM_GENERATED_KEY`).
+const KEY_BYTES: usize = 16;
+/// Shortest custom key accepted (`MINIMUM_CUSTOM_KEY_LENGTH`).
+const MIN_CUSTOM_KEY_LEN: usize = 16;
+
+pub fn require_admin(auth: &AuthCtx, route: &str) -> ApiResult<()> {
+    if auth.is_admin {
+        return Ok(());
+    }
+    let user = auth
+        .key
+        .as_ref()
+        .and_then(|k| k.user_id.clone())
+        .unwrap_or_default();
+    Err(ApiError::proxy_auth(format!(
+        "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route={route}. Your role=internal_user. Your user_id={user}"
+    )))
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => ApiError::bad_request(m),
+        other => ApiError::internal(format!("{other}")),
+    }
+}
+
+fn new_key() -> String {
+    let bytes: [u8; KEY_BYTES] = rand::random();
+    format!(
+        "sk-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// A key parameter: raw `sk-...` keys are hashed, anything else is taken as the hash.
+fn token_of(k: &str) -> String {
+    if k.starts_with("sk-") {
+        hash_key(k)
+    } else {
+        k.to_string()
+    }
+}
+
+fn key_name(key: &str) -> String {
+    if std::env::var("DISABLE_KEY_NAME").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        return String::new();
+    }
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("sk-...{tail}")
+}
+
+fn opt_str(body: &Map<String, Value>, f: &str) -> ApiResult<Option<String>> {
+    match body.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(field_error(f, "a string", v)),
+    }
+}
+
+fn opt_f64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<f64>> {
+    match body.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x >= 0.0 => Ok(Some(x)),
+            _ => Err(
+                ApiError::bad_request(format!("Invalid value for '{f}': must be >= 0."))
+                    .with_param(f),
+            ),
+        },
+        Some(v) => Err(field_error(f, "a number", v)),
+    }
+}
+
+fn opt_i64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<i64>> {
+    match body.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(x) if x >= 0 => Ok(Some(x)),
+            _ => Err(field_error(f, "a non-negative integer", v)),
+        },
+    }
+}
+
+fn opt_obj(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Value>> {
+    match body.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(v) => Err(field_error(f, "an object", v)),
+    }
+}
+
+fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Vec<String>>> {
+    match body.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+        )),
+        Some(v) => Err(field_error(f, "a list of strings", v)),
+    }
+}
+
+fn field_error(f: &str, expected: &str, got: &Value) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid value for '{f}': expected {expected}, got {}.",
+        describe(got)
+    ))
+    .with_param(f)
+}
+
+/// Applies the settable fields of a generate/update body to a key row.
+fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) -> ApiResult<()> {
+    if let Some(d) = opt_str(body, "duration")? {
+        if is_update && d == "-1" {
+            row.expires = None;
+        } else {
+            let dur = parse_duration(&d).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid duration '{d}'. Use a number followed by s, m, h, d, w or mo (e.g. '30d'), or hourly/daily/weekly/monthly."
+                ))
+                .with_param("duration")
+            })?;
+            row.expires = Some(now() + dur);
+        }
+    }
+    if let Some(d) = opt_str(body, "budget_duration")? {
+        let dur = parse_duration(&d).ok_or_else(|| {
+            ApiError::bad_request(format!("Invalid budget_duration '{d}'."))
+                .with_param("budget_duration")
+        })?;
+        row.budget_duration = Some(d);
+        row.budget_reset_at = Some(now() + dur);
+    }
+    if body.contains_key("key_alias") {
+        row.key_alias = opt_str(body, "key_alias")?;
+    }
+    if let Some(v) = opt_strings(body, "models")? {
+        row.models = v;
+    }
+    if let Some(v) = opt_obj(body, "aliases")? {
+        row.aliases = v;
+    }
+    if let Some(v) = opt_obj(body, "config")? {
+        row.config = v;
+    }
+    if let Some(v) = opt_obj(body, "permissions")? {
+        row.permissions = v;
+    }
+    if let Some(v) = opt_obj(body, "metadata")? {
+        row.metadata = v;
+    }
+    for f in ["model_rpm_limit", "model_tpm_limit"] {
+        if let Some(v) = opt_obj(body, f)? {
+            if let Value::Object(m) = &mut row.metadata {
+                m.insert(f.to_string(), v);
+            }
+        }
+    }
+    if let Some(v) = opt_obj(body, "model_max_budget")? {
+        row.model_max_budget = v;
+    }
+    if body.contains_key("max_budget") {
+        row.max_budget = opt_f64(body, "max_budget")?;
+    }
+    if let Some(v) = opt_f64(body, "spend")? {
+        row.spend = v;
+    }
+    if body.contains_key("user_id") {
+        row.user_id = opt_str(body, "user_id")?;
+    }
+    if body.contains_key("team_id") {
+        row.team_id = opt_str(body, "team_id")?;
+    }
+    for (f, slot) in [
+        ("tpm_limit", &mut row.tpm_limit),
+        ("rpm_limit", &mut row.rpm_limit),
+        ("max_parallel_requests", &mut row.max_parallel_requests),
+    ] {
+        if body.contains_key(f) {
+            *slot = opt_i64(body, f)?;
+        }
+    }
+    match body.get("blocked") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => row.blocked = Some(*b),
+        Some(v) => return Err(field_error("blocked", "a boolean", v)),
+    }
+    if let Some(t) = opt_str(body, "key_type")? {
+        if !matches!(
+            t.as_str(),
+            "default" | "llm_api" | "management" | "read_only"
+        ) {
+            return Err(
+                ApiError::bad_request(format!("Invalid key_type '{t}'.")).with_param("key_type")
+            );
+        }
+        row.key_type = Some(t);
+    }
+    Ok(())
+}
+
+fn ts(t: Option<chrono::NaiveDateTime>) -> Value {
+    t.map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
+        .unwrap_or(Value::Null)
+}
+
+/// The key object LiteLLM returns (never the raw key).
+fn key_json(r: &KeyRow) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("token".into(), json!(r.token));
+    m.insert("key_name".into(), json!(r.key_name));
+    m.insert("key_alias".into(), json!(r.key_alias));
+    m.insert("spend".into(), json!(r.spend));
+    m.insert("max_budget".into(), json!(r.max_budget));
+    m.insert("expires".into(), ts(r.expires));
+    m.insert("models".into(), json!(r.models));
+    m.insert("aliases".into(), r.aliases.clone());
+    m.insert("config".into(), r.config.clone());
+    m.insert("user_id".into(), json!(r.user_id));
+    m.insert("team_id".into(), json!(r.team_id));
+    m.insert("permissions".into(), r.permissions.clone());
+    m.insert(
+        "max_parallel_requests".into(),
+        json!(r.max_parallel_requests),
+    );
+    m.insert("metadata".into(), r.metadata.clone());
+    m.insert("blocked".into(), json!(r.blocked));
+    m.insert("tpm_limit".into(), json!(r.tpm_limit));
+    m.insert("rpm_limit".into(), json!(r.rpm_limit));
+    m.insert("budget_duration".into(), json!(r.budget_duration));
+    m.insert("budget_reset_at".into(), ts(r.budget_reset_at));
+    m.insert("key_type".into(), json!(r.key_type));
+    m.insert("model_spend".into(), r.model_spend.clone());
+    m.insert("model_max_budget".into(), r.model_max_budget.clone());
+    m.insert("created_at".into(), ts(r.created_at));
+    m.insert("created_by".into(), json!(r.created_by));
+    m.insert("updated_at".into(), ts(r.updated_at));
+    m.insert("updated_by".into(), json!(r.updated_by));
+    m.insert("litellm_budget_table".into(), Value::Null);
+    m
+}
+
+fn creator(auth: &AuthCtx) -> String {
+    auth.key
+        .as_ref()
+        .and_then(|k| k.user_id.clone())
+        .unwrap_or_else(|| "default_user_id".into())
+}
+
+async fn body_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Map<String, Value>> {
+    let bytes = read_body(headers, body, state.max_request_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    parse_object(&bytes)
+}
+
+fn invalidate(state: &AppState, token: &str) {
+    state.keys.remove(token);
+}
+
+async fn existing(state: &AppState, key_param: &str) -> ApiResult<KeyRow> {
+    let token = token_of(key_param);
+    state
+        .store
+        .get_key(&token)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::not_found(format!("Key not found: {key_param}")).with_param("key"))
+}
+
+pub async fn generate_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    generate(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn generate(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_admin(auth, "/key/generate")?;
+    let body = body_of(state, headers, body).await?;
+    let raw = match opt_str(&body, "key")? {
+        Some(k) => {
+            if !k.starts_with("sk-") {
+                return Err(ApiError::bad_request(
+                    "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: key",
+                )
+                .with_param("key"));
+            }
+            if k.len() < MIN_CUSTOM_KEY_LEN {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid key: custom keys must be at least {MIN_CUSTOM_KEY_LEN} characters."
+                ))
+                .with_param("key"));
+            }
+            k
+        }
+        None => new_key(),
+    };
+    let now = now();
+    let mut row = KeyRow {
+        token: hash_key(&raw),
+        key_name: Some(key_name(&raw)).filter(|s| !s.is_empty()),
+        aliases: json!({}),
+        config: json!({}),
+        permissions: json!({}),
+        metadata: json!({}),
+        model_spend: json!({}),
+        model_max_budget: json!({}),
+        blocked: None,
+        created_at: Some(now),
+        updated_at: Some(now),
+        created_by: Some(creator(auth)),
+        updated_by: Some(creator(auth)),
+        ..KeyRow::default()
+    };
+    apply_fields(&mut row, &body, false)?;
+    state.store.insert_key(&row).await.map_err(store_err)?;
+    state.budgets.reset(&row.token, row.spend);
+    let mut out = key_json(&row);
+    out.insert("key".into(), json!(raw));
+    out.insert("token".into(), json!(raw));
+    out.insert("token_id".into(), json!(row.token));
+    Ok(Json(Value::Object(out)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyInfoQuery {
+    key: Option<String>,
+}
+
+pub async fn key_info_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    Query(q): Query<KeyInfoQuery>,
+) -> Response {
+    key_info(&state, &auth, q)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn key_info(state: &AppState, auth: &AuthCtx, q: KeyInfoQuery) -> ApiResult<Response> {
+    let (param, token) = match (&q.key, &auth.key_hash) {
+        (Some(k), _) => (k.clone(), token_of(k)),
+        (None, Some(h)) => (h.clone(), h.clone()),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Pass the key to look up: /key/info?key=<sk-... or hash>",
+            )
+            .with_param("key"))
+        }
+    };
+    if !auth.is_admin && auth.key_hash.as_deref() != Some(token.as_str()) {
+        require_admin(auth, "/key/info")?;
+    }
+    let mut row = existing(state, &token).await?;
+    if let Some(mem) = state.budgets.spend(&row.token) {
+        row.spend = row.spend.max(mem);
+    }
+    let mut info = key_json(&row);
+    info.remove("token");
+    info.insert("token".into(), json!(row.token));
+    Ok(Json(json!({"key": param, "info": info})).into_response())
+}
+
+pub async fn update_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    update(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn update(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_admin(auth, "/key/update")?;
+    let body = body_of(state, headers, body).await?;
+    let key = opt_str(&body, "key")?
+        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let mut row = existing(state, &key).await?;
+    apply_fields(&mut row, &body, true)?;
+    row.updated_at = Some(now());
+    row.updated_by = Some(creator(auth));
+    state.store.update_key(&row).await.map_err(store_err)?;
+    invalidate(state, &row.token);
+    if body.contains_key("spend") {
+        state.budgets.reset(&row.token, row.spend);
+    }
+    Ok(Json(Value::Object(key_json(&row))).into_response())
+}
+
+pub async fn delete_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    delete(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn delete(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_admin(auth, "/key/delete")?;
+    let body = body_of(state, headers, body).await?;
+    let keys = opt_strings(&body, "keys")?.unwrap_or_default();
+    let aliases = opt_strings(&body, "key_aliases")?.unwrap_or_default();
+    if keys.is_empty() && aliases.is_empty() {
+        return Err(
+            ApiError::bad_request("Pass 'keys' or 'key_aliases' to delete.").with_param("keys"),
+        );
+    }
+    let mut tokens: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), token_of(k))).collect();
+    for a in &aliases {
+        let row = state.store.get_key_by_alias(a).await.map_err(store_err)?;
+        let row = row.ok_or_else(|| {
+            ApiError::not_found(format!("Key with alias '{a}' not found")).with_param("key_aliases")
+        })?;
+        tokens.push((a.clone(), row.token));
+    }
+    let hashes: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
+    let deleted = state.store.delete_keys(&hashes).await.map_err(store_err)?;
+    for (given, t) in &tokens {
+        if !deleted.contains(t) {
+            return Err(ApiError::not_found(format!("Key not found: {given}")).with_param("keys"));
+        }
+    }
+    for t in &deleted {
+        invalidate(state, t);
+    }
+    let passed: Vec<&String> = tokens.iter().map(|(g, _)| g).collect();
+    Ok(Json(json!({"deleted_keys": passed})).into_response())
+}
+
+async fn set_blocked(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+    blocked: bool,
+) -> ApiResult<Response> {
+    require_admin(
+        auth,
+        if blocked {
+            "/key/block"
+        } else {
+            "/key/unblock"
+        },
+    )?;
+    let body = body_of(state, headers, body).await?;
+    let key = opt_str(&body, "key")?
+        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let mut row = existing(state, &key).await?;
+    row.blocked = Some(blocked);
+    row.updated_at = Some(now());
+    state.store.update_key(&row).await.map_err(store_err)?;
+    invalidate(state, &row.token);
+    Ok(Json(Value::Object(key_json(&row))).into_response())
+}
+
+pub async fn block_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    set_blocked(&state, &auth, &headers, body, true)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn unblock_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    set_blocked(&state, &auth, &headers, body, false)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn regenerate_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    regenerate(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn regenerate(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_admin(auth, "/key/regenerate")?;
+    let body = body_of(state, headers, body).await?;
+    let key = opt_str(&body, "key")?
+        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let old = existing(state, &key).await?;
+    let raw = match opt_str(&body, "new_key")? {
+        Some(k) if k.starts_with("sk-") && k.len() >= MIN_CUSTOM_KEY_LEN => k,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid new_key: must start with 'sk-' and be at least 16 characters.",
+            )
+            .with_param("new_key"))
+        }
+        None => new_key(),
+    };
+    let mut row = old.clone();
+    row.token = hash_key(&raw);
+    row.key_name = Some(key_name(&raw)).filter(|s| !s.is_empty());
+    apply_fields(&mut row, &body, true)?;
+    row.updated_at = Some(now());
+    // New row first, then the old one goes: the alias is carried over.
+    let alias = row.key_alias.take();
+    state.store.insert_key(&row).await.map_err(store_err)?;
+    state
+        .store
+        .delete_keys(std::slice::from_ref(&old.token))
+        .await
+        .map_err(store_err)?;
+    row.key_alias = alias;
+    state.store.update_key(&row).await.map_err(store_err)?;
+    invalidate(state, &old.token);
+    state.budgets.reset(&row.token, row.spend);
+    let mut out = key_json(&row);
+    out.insert("key".into(), json!(raw));
+    out.insert("token".into(), json!(raw));
+    out.insert("token_id".into(), json!(row.token));
+    Ok(Json(Value::Object(out)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyListQuery {
+    page: Option<i64>,
+    size: Option<i64>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    key_alias: Option<String>,
+    key_hash: Option<String>,
+    return_full_object: Option<bool>,
+}
+
+pub async fn list_keys_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    Query(q): Query<KeyListQuery>,
+) -> Response {
+    list(&state, &auth, q)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Response> {
+    let page = q.page.unwrap_or(1);
+    let size = q.size.unwrap_or(10);
+    if page < 1 {
+        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
+    }
+    if !(1..=100).contains(&size) {
+        return Err(ApiError::bad_request("size must be between 1 and 100").with_param("size"));
+    }
+    let mut filter = KeyFilter {
+        user_id: q.user_id,
+        team_id: q.team_id,
+        key_alias: q.key_alias,
+        key_hash: q.key_hash.map(|k| token_of(&k)),
+    };
+    if !auth.is_admin {
+        // Non-admins see only their own keys.
+        let own = auth.key.as_ref().and_then(|k| k.user_id.clone());
+        match own {
+            Some(u) => filter.user_id = Some(u),
+            None => filter.key_hash = auth.key_hash.clone(),
+        }
+    }
+    let (rows, total) = state
+        .store
+        .list_keys(&filter, (page - 1) * size, size)
+        .await
+        .map_err(store_err)?;
+    let keys: Vec<Value> = if q.return_full_object.unwrap_or(false) {
+        rows.iter().map(|r| Value::Object(key_json(r))).collect()
+    } else {
+        rows.iter().map(|r| json!(r.token)).collect()
+    };
+    let total_pages = (total + size - 1) / size;
+    Ok(Json(json!({"keys": keys, "total_count": total, "current_page": page, "total_pages": total_pages})).into_response())
+}

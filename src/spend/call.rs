@@ -1,0 +1,213 @@
+//! Accounting for one call: the budget reservation taken before it, and the cost, spend
+//! counters and spend-log row recorded when it ends (or is dropped unfinished).
+
+use super::prices::{PriceMap, Rates};
+use super::{log_row, now};
+use crate::api::Usage;
+use crate::error::{ApiError, ErrorClass};
+use crate::middleware::auth::{abbreviate_key, AuthCtx};
+use crate::routing::Deployment;
+use crate::state::AppState;
+use chrono::NaiveDateTime;
+use serde_json::Value;
+
+/// Key of the proxy-wide budget (`litellm_settings.max_budget`) in [`super::Budgets`].
+const GLOBAL: &str = "__litellm_proxy_global__";
+/// Output tokens assumed for the worst case when the request sets no `max_tokens` and the
+/// price map knows no output limit.
+const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
+
+pub struct CallAccount {
+    state: AppState,
+    call_id: String,
+    call_type: &'static str,
+    start: NaiveDateTime,
+    key_hash: Option<String>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    end_user: Option<String>,
+    /// Budgets reserved against: (budget key, amount).
+    reserved: Vec<(String, f64)>,
+    rates: Rates,
+    model: String,
+    model_id: String,
+    group: String,
+    provider: &'static str,
+    api_base: String,
+    metadata: Value,
+    tags: Vec<String>,
+    done: bool,
+}
+
+/// Request facts accounting needs.
+pub struct CallFacts<'a> {
+    pub call_id: &'a str,
+    pub call_type: &'static str,
+    pub group: &'a str,
+    pub upstream_model: &'a str,
+    pub prompt_bytes: usize,
+    pub max_tokens: Option<u64>,
+    pub end_user: Option<&'a str>,
+    pub metadata: Option<&'a Value>,
+    pub tags: &'a [String],
+}
+
+/// The per-token prices of a deployment: its own overrides, else the price map.
+pub fn rates_for(d: &Deployment, upstream_model: &str) -> (Rates, Option<u64>) {
+    let p = &d.config.litellm_params;
+    let mi = &d.config.model_info;
+    let found =
+        PriceMap::global().lookup(mi.base_model.as_deref(), d.provider.name(), upstream_model);
+    let mut rates = found.map(|(_, p)| Rates::from_price(p)).unwrap_or_default();
+    if let Some(v) = mi.input_cost_per_token.or(p.input_cost_per_token) {
+        rates.input = v;
+    }
+    if let Some(v) = mi.output_cost_per_token.or(p.output_cost_per_token) {
+        rates.output = v;
+    }
+    let max_out = mi.max_output_tokens.or_else(|| {
+        found.and_then(|(_, p)| p.max_output_tokens.or(p.max_tokens).map(|v| v as u64))
+    });
+    (rates, max_out)
+}
+
+impl CallAccount {
+    /// Reserves the call's worst-case cost against every budget that applies, or refuses with
+    /// LiteLLM's `budget_exceeded` error before anything is sent upstream.
+    pub fn begin(
+        state: &AppState,
+        auth: &AuthCtx,
+        d: &Deployment,
+        f: CallFacts<'_>,
+    ) -> Result<Self, ApiError> {
+        let (rates, max_out) = rates_for(d, f.upstream_model);
+        let out_tokens = f
+            .max_tokens
+            .or(max_out)
+            .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+        let worst = rates.cost(&Usage::new((f.prompt_bytes / 4) as u64, out_tokens));
+        let mut reserved = Vec::new();
+        let release = |reserved: &Vec<(String, f64)>| {
+            for (k, amt) in reserved {
+                state.budgets.settle(k, *amt, 0.0);
+            }
+        };
+        if let Some(max) = state.loaded.config.litellm_settings.max_budget {
+            if let Err(o) = state.budgets.reserve(GLOBAL, max, worst) {
+                return Err(budget_error(format!(
+                    "Budget has been exceeded! Proxy Current cost: {}, Max budget: {}",
+                    o.spend, o.max_budget
+                )));
+            }
+            reserved.push((GLOBAL.to_string(), worst));
+        }
+        if let (Some(row), Some(hash)) = (auth.key.as_ref(), auth.key_hash.as_ref()) {
+            if let Some(max) = row.max_budget {
+                if let Err(o) = state.budgets.reserve(hash, max, worst) {
+                    release(&reserved);
+                    let name = row
+                        .key_alias
+                        .clone()
+                        .or_else(|| row.key_name.clone())
+                        .unwrap_or_else(|| abbreviate_key(hash));
+                    return Err(budget_error(format!(
+                        "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
+                        o.spend, o.max_budget
+                    )));
+                }
+                reserved.push((hash.clone(), worst));
+            }
+        }
+        let key = auth.key.as_ref();
+        Ok(Self {
+            state: state.clone(),
+            call_id: f.call_id.to_string(),
+            call_type: f.call_type,
+            start: now(),
+            key_hash: auth.key_hash.clone(),
+            user_id: key.and_then(|k| k.user_id.clone()),
+            team_id: key.and_then(|k| k.team_id.clone()),
+            end_user: f.end_user.map(String::from),
+            reserved,
+            rates,
+            model: f.upstream_model.to_string(),
+            model_id: d.id.clone(),
+            group: f.group.to_string(),
+            provider: d.provider.name(),
+            api_base: d.api_base.clone().unwrap_or_default(),
+            metadata: f
+                .metadata
+                .cloned()
+                .unwrap_or(Value::Object(Default::default())),
+            tags: f.tags.to_vec(),
+            done: false,
+        })
+    }
+
+    /// Records a successful call; returns its cost and the key's spend after it.
+    pub fn finish_ref(mut self, usage: Usage) -> (f64, Option<f64>) {
+        let cost = self.record(usage, "success");
+        (cost, self.key_spend())
+    }
+
+    /// The key's spend as this replica knows it (for `x-litellm-key-spend`).
+    pub fn key_spend(&self) -> Option<f64> {
+        self.key_hash
+            .as_ref()
+            .and_then(|h| self.state.budgets.spend(h))
+    }
+
+    fn record(&mut self, usage: Usage, status: &str) -> f64 {
+        if self.done {
+            return 0.0;
+        }
+        self.done = true;
+        let cost = self.rates.cost(&usage);
+        let reserved = std::mem::take(&mut self.reserved);
+        for (k, amt) in &reserved {
+            self.state.budgets.settle(k, *amt, cost);
+        }
+        if let Some(h) = &self.key_hash {
+            if !reserved.iter().any(|(k, _)| k == h) {
+                self.state.budgets.add(h, cost);
+            }
+        }
+        let log = log_row(
+            &self.call_id,
+            self.call_type,
+            self.key_hash.as_deref(),
+            cost,
+            usage,
+            self.start,
+            &self.model,
+            &self.model_id,
+            &self.group,
+            self.provider,
+            &self.api_base,
+            self.end_user.as_deref(),
+            self.team_id.as_deref(),
+            std::mem::take(&mut self.metadata),
+            &self.tags,
+            status,
+        );
+        self.state.spend.record(super::SpendEvent {
+            log,
+            user_id: self.user_id.clone(),
+        });
+        cost
+    }
+}
+
+impl Drop for CallAccount {
+    /// A call that never reported usage (an error, or a stream cut before any usage) releases
+    /// its reservation and is logged as a failure with no cost.
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(Usage::default(), "failure");
+        }
+    }
+}
+
+fn budget_error(message: String) -> ApiError {
+    ApiError::new(ErrorClass::BudgetExceeded, message)
+}

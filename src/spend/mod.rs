@@ -1,0 +1,357 @@
+//! Cost and spend: what each call cost, budgets that hold under concurrency, and the batching
+//! writer that records spend off the hot path.
+//!
+//! Every finished call becomes one [`SpendEvent`], pushed into a bounded channel; one writer
+//! task turns them into spend-log rows and spend increments and writes them in one transaction
+//! per batch (every `proxy_batch_write_at` seconds or 500 events). A failed write is kept and
+//! retried, so a database blip loses nothing; shutdown flushes what is left.
+//!
+//! Budgets: each key's spend is also kept in memory (never below what the database says).
+//! Before a call the worst-case cost (prompt estimate + `max_tokens` at the deployment's prices)
+//! is reserved; a call is admitted only while spend + reservations is under `max_budget`, so
+//! concurrent calls overshoot a budget by at most one call's cost. The reservation is replaced
+//! by the real cost when the call ends.
+
+pub mod call;
+pub mod prices;
+
+use crate::api::Usage;
+use crate::store::{KeyRow, SpendBatch, SpendLogRow, Store};
+use chrono::NaiveDateTime;
+use dashmap::DashMap;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Events buffered between calls and the writer; a full buffer applies back-pressure.
+const CHANNEL_CAPACITY: usize = 10_000;
+/// Flush early when this many events are waiting.
+const BATCH_MAX: usize = 500;
+/// Failed batches are retried; beyond this many pending rows the oldest logs are dropped (the
+/// spend increments are always kept).
+const MAX_PENDING_LOGS: usize = 200_000;
+
+/// One finished call, as the spend log records it.
+#[derive(Debug, Clone)]
+pub struct SpendEvent {
+    pub log: SpendLogRow,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Money {
+    spend: f64,
+    reserved: f64,
+}
+
+/// In-memory spend per key, and reservations in flight.
+#[derive(Default)]
+pub struct Budgets {
+    keys: DashMap<String, Money>,
+}
+
+/// What over-budget looks like.
+#[derive(Debug, Clone)]
+pub struct OverBudget {
+    pub spend: f64,
+    pub max_budget: f64,
+}
+
+impl Budgets {
+    /// Brings the in-memory figure up to the database's (other replicas, a restart).
+    pub fn observe_db_spend(&self, key: &str, db_spend: f64) {
+        let mut e = self.keys.entry(key.to_string()).or_default();
+        if db_spend > e.spend {
+            e.spend = db_spend;
+        }
+    }
+
+    pub fn spend(&self, key: &str) -> Option<f64> {
+        self.keys.get(key).map(|m| m.spend)
+    }
+
+    /// Reserves `worst_case` against `max_budget`, or refuses when spend plus what is already
+    /// reserved has reached the budget.
+    pub fn reserve(&self, key: &str, max_budget: f64, worst_case: f64) -> Result<(), OverBudget> {
+        let mut e = self.keys.entry(key.to_string()).or_default();
+        if e.spend >= max_budget || e.spend + e.reserved >= max_budget {
+            return Err(OverBudget {
+                spend: e.spend,
+                max_budget,
+            });
+        }
+        e.reserved += worst_case;
+        Ok(())
+    }
+
+    /// Replaces a reservation by the real cost.
+    pub fn settle(&self, key: &str, reserved: f64, cost: f64) {
+        let mut e = self.keys.entry(key.to_string()).or_default();
+        e.reserved = (e.reserved - reserved).max(0.0);
+        e.spend += cost;
+    }
+
+    /// Adds spend with no reservation (keys without a budget).
+    pub fn add(&self, key: &str, cost: f64) {
+        self.keys.entry(key.to_string()).or_default().spend += cost;
+    }
+
+    pub fn reset(&self, key: &str, spend: f64) {
+        self.keys.insert(
+            key.to_string(),
+            Money {
+                spend,
+                reserved: 0.0,
+            },
+        );
+    }
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct SpendWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+enum Msg {
+    Event(Box<SpendEvent>),
+    Flush(oneshot::Sender<()>),
+}
+
+impl SpendWriter {
+    /// Starts the writer. `interval` is `proxy_batch_write_at`.
+    pub fn start(store: Store, interval: Duration, disable_spend_logs: bool) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(run_writer(store, rx, interval, disable_spend_logs));
+        Self { tx }
+    }
+
+    /// Queues an event. Never blocks the request path: if the buffer is full the send happens
+    /// on a background task.
+    pub fn record(&self, ev: SpendEvent) {
+        match self.tx.try_send(Msg::Event(Box::new(ev))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(m).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("spend writer stopped; a spend event was not recorded");
+            }
+        }
+    }
+
+    /// Writes everything queued so far; returns when done (or the writer is gone).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    interval: Duration,
+    disable_logs: bool,
+) {
+    let mut pending = SpendBatch::default();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Event(ev)) => {
+                    add(&mut pending, *ev, disable_logs);
+                    if pending.logs.len() >= BATCH_MAX || pending.key_spend.len() >= BATCH_MAX {
+                        write(&store, &mut pending).await;
+                    }
+                }
+                Some(Msg::Flush(done)) => {
+                    // Take whatever else is already queued, then write.
+                    while let Ok(Msg::Event(ev)) = rx.try_recv() {
+                        add(&mut pending, *ev, disable_logs);
+                    }
+                    write(&store, &mut pending).await;
+                    let _ = done.send(());
+                }
+                None => {
+                    write(&store, &mut pending).await;
+                    return;
+                }
+            },
+            _ = ticker.tick() => write(&store, &mut pending).await,
+        }
+    }
+}
+
+fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
+    let cost = ev.log.spend;
+    if cost > 0.0 {
+        if !ev.log.api_key.is_empty() {
+            bump(&mut b.key_spend, &ev.log.api_key, cost);
+        }
+        if let Some(u) = &ev.user_id {
+            bump(&mut b.user_spend, u, cost);
+        }
+        if let Some(t) = &ev.log.team_id {
+            bump(&mut b.team_spend, t, cost);
+        }
+    }
+    if !disable_logs {
+        if b.logs.len() >= MAX_PENDING_LOGS {
+            b.logs.remove(0);
+            tracing::error!(
+                "spend log backlog full; dropping the oldest row (spend counters are kept)"
+            );
+        }
+        b.logs.push(ev.log);
+    }
+}
+
+fn bump(v: &mut Vec<(String, f64)>, id: &str, amount: f64) {
+    match v.iter_mut().find(|(k, _)| k == id) {
+        Some((_, s)) => *s += amount,
+        None => v.push((id.to_string(), amount)),
+    }
+}
+
+async fn write(store: &Store, pending: &mut SpendBatch) {
+    if pending.logs.is_empty()
+        && pending.key_spend.is_empty()
+        && pending.user_spend.is_empty()
+        && pending.team_spend.is_empty()
+    {
+        return;
+    }
+    match store.write_spend(pending).await {
+        Ok(()) => *pending = SpendBatch::default(),
+        Err(e) => tracing::warn!(
+            rows = pending.logs.len(),
+            "spend write failed, will retry: {e}"
+        ),
+    }
+}
+
+/// A key as the auth layer caches it.
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub row: Arc<KeyRow>,
+    pub loaded_at: std::time::Instant,
+}
+
+/// Parses LiteLLM durations: `30s`, `30m`, `30h`, `30d`, `2w`, `1mo`, and the words
+/// `hourly`/`daily`/`weekly`/`monthly`. `None` for anything else.
+pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    match s {
+        "hourly" => return Some(chrono::Duration::hours(1)),
+        "daily" => return Some(chrono::Duration::days(1)),
+        "weekly" => return Some(chrono::Duration::weeks(1)),
+        "monthly" => return Some(chrono::Duration::days(30)),
+        _ => {}
+    }
+    let (num, unit) = if let Some(n) = s.strip_suffix("mo") {
+        (n, "mo")
+    } else {
+        let idx = s.find(|c: char| !c.is_ascii_digit())?;
+        (&s[..idx], &s[idx..])
+    };
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    Some(match unit {
+        "s" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        "w" => chrono::Duration::weeks(n),
+        "mo" => chrono::Duration::days(30 * n),
+        _ => return None,
+    })
+}
+
+pub fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+/// A spend-log row for a finished call.
+#[allow(clippy::too_many_arguments)]
+pub fn log_row(
+    request_id: &str,
+    call_type: &str,
+    key_hash: Option<&str>,
+    cost: f64,
+    usage: Usage,
+    start: NaiveDateTime,
+    model: &str,
+    model_id: &str,
+    model_group: &str,
+    provider: &str,
+    api_base: &str,
+    end_user: Option<&str>,
+    team_id: Option<&str>,
+    metadata: Value,
+    tags: &[String],
+    status: &str,
+) -> SpendLogRow {
+    let end = now();
+    SpendLogRow {
+        request_id: request_id.to_string(),
+        call_type: call_type.to_string(),
+        api_key: key_hash.unwrap_or_default().to_string(),
+        spend: cost,
+        total_tokens: usage.total_tokens as i64,
+        prompt_tokens: usage.prompt_tokens as i64,
+        completion_tokens: usage.completion_tokens as i64,
+        start_time: start,
+        end_time: end,
+        request_duration_ms: Some((end - start).num_milliseconds()),
+        completion_start_time: None,
+        model: model.to_string(),
+        model_id: model_id.to_string(),
+        model_group: model_group.to_string(),
+        custom_llm_provider: provider.to_string(),
+        api_base: api_base.to_string(),
+        user: end_user.unwrap_or_default().to_string(),
+        metadata,
+        cache_hit: "False".into(),
+        request_tags: Value::Array(tags.iter().cloned().map(Value::String).collect()),
+        team_id: team_id.map(String::from),
+        end_user: end_user.map(String::from),
+        status: status.to_string(),
+    }
+}
+
+/// Keeps a value in a mutex-guarded slot until taken once.
+pub type Once<T> = Arc<Mutex<Option<T>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(chrono::Duration::seconds(30)));
+        assert_eq!(parse_duration("2w"), Some(chrono::Duration::weeks(2)));
+        assert_eq!(parse_duration("1mo"), Some(chrono::Duration::days(30)));
+        assert_eq!(parse_duration("daily"), Some(chrono::Duration::days(1)));
+        assert!(parse_duration("0d").is_none());
+        assert!(parse_duration("soon").is_none());
+        assert!(parse_duration("-1d").is_none());
+    }
+
+    #[test]
+    fn reservations_bound_overshoot_to_one_call() {
+        let b = Budgets::default();
+        b.reset("k", 0.9);
+        // Budget 1.0, each call may cost up to 0.2: only one can be in flight past 0.9.
+        assert!(b.reserve("k", 1.0, 0.2).is_ok());
+        assert!(b.reserve("k", 1.0, 0.2).is_err());
+        b.settle("k", 0.2, 0.15);
+        assert!(b.reserve("k", 1.0, 0.2).is_err(), "spend 1.05 >= budget");
+        assert!((b.spend("k").unwrap() - 1.05).abs() < 1e-9);
+    }
+}

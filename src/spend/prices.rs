@@ -1,0 +1,182 @@
+//! LiteLLM's model price map, embedded at build time (`data/`), overridable at run time by
+//! `LITELLM_MODEL_COST_MAP_PATH`. Parsed once into a compact table of the fields cost and
+//! `/model/info` need (not a JSON tree: idle memory stays small).
+
+use crate::api::Usage;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+static EMBEDDED: &str = include_str!("../../data/model_prices_and_context_window.json");
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelPrice {
+    #[serde(default)]
+    pub litellm_provider: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default, deserialize_with = "num")]
+    pub max_tokens: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub max_input_tokens: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub max_output_tokens: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub cache_read_input_token_cost: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub cache_creation_input_token_cost: Option<f64>,
+    #[serde(default, deserialize_with = "num")]
+    pub output_cost_per_reasoning_token: Option<f64>,
+}
+
+/// Some entries carry numbers as strings (or other junk); treat anything non-numeric as absent.
+fn num<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+pub struct PriceMap {
+    models: HashMap<String, ModelPrice>,
+}
+
+impl PriceMap {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let raw: HashMap<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| format!("model price map: {e}"))?;
+        let mut models = HashMap::with_capacity(raw.len());
+        for (k, v) in raw {
+            if k == "sample_spec" {
+                continue;
+            }
+            if let Ok(p) = serde_json::from_value::<ModelPrice>(v) {
+                models.insert(k, p);
+            }
+        }
+        Ok(Self { models })
+    }
+
+    /// The process-wide map: the file named by `LITELLM_MODEL_COST_MAP_PATH`, else the embedded
+    /// copy (also used if the file cannot be read or parsed, with a warning).
+    pub fn global() -> &'static PriceMap {
+        static MAP: OnceLock<PriceMap> = OnceLock::new();
+        MAP.get_or_init(|| {
+            if let Ok(path) = std::env::var("LITELLM_MODEL_COST_MAP_PATH") {
+                match std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| Self::parse(&t))
+                {
+                    Ok(m) => return m,
+                    Err(e) => tracing::warn!(
+                        "LITELLM_MODEL_COST_MAP_PATH={path}: {e}; using the embedded price map"
+                    ),
+                }
+            }
+            Self::parse(EMBEDDED).unwrap_or(Self {
+                models: HashMap::new(),
+            })
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// LiteLLM's lookup order: `base_model`, `<provider>/<model>`, bare `<model>`.
+    pub fn lookup(
+        &self,
+        base_model: Option<&str>,
+        provider: &str,
+        model: &str,
+    ) -> Option<(&str, &ModelPrice)> {
+        let candidates = [
+            base_model.map(str::to_string),
+            Some(format!("{provider}/{model}")),
+            Some(model.to_string()),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(|k| self.models.get_key_value(&k).map(|(k, v)| (k.as_str(), v)))
+    }
+}
+
+/// Per-token prices for one call: deployment overrides win over the map.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+}
+
+impl Rates {
+    pub fn from_price(p: &ModelPrice) -> Self {
+        Self {
+            input: p.input_cost_per_token.unwrap_or(0.0),
+            output: p.output_cost_per_token.unwrap_or(0.0),
+            cache_read: p.cache_read_input_token_cost,
+            cache_write: p.cache_creation_input_token_cost,
+        }
+    }
+
+    /// LiteLLM's chat formula: uncached prompt tokens at the input rate, cache reads and writes
+    /// at their rates (input rate when absent), completion tokens at the output rate.
+    pub fn cost(&self, u: &Usage) -> f64 {
+        let cached = u.cached_tokens.min(u.prompt_tokens);
+        let created = u.cache_creation_tokens.min(u.prompt_tokens - cached);
+        let uncached = u.prompt_tokens - cached - created;
+        uncached as f64 * self.input
+            + cached as f64 * self.cache_read.unwrap_or(self.input)
+            + created as f64 * self.cache_write.unwrap_or(self.input)
+            + u.completion_tokens as f64 * self.output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_of_the_embedded_map_parses() {
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(EMBEDDED).unwrap();
+        let map = PriceMap::parse(EMBEDDED).unwrap();
+        // Every entry but the documentation one becomes a price row.
+        assert_eq!(map.len(), raw.len() - 1);
+        assert!(map.len() > 1000);
+    }
+
+    #[test]
+    fn gpt_4o_mock_usage_costs_what_litellm_reports() {
+        let map = PriceMap::parse(EMBEDDED).unwrap();
+        let (key, p) = map.lookup(None, "openai", "gpt-4o").unwrap();
+        assert_eq!(key, "gpt-4o");
+        let c = Rates::from_price(p).cost(&Usage::new(10, 20));
+        assert!((c - 0.000225).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn cached_tokens_use_the_cache_rate() {
+        let r = Rates {
+            input: 1.0,
+            output: 2.0,
+            cache_read: Some(0.1),
+            cache_write: Some(1.25),
+        };
+        let mut u = Usage::new(100, 10);
+        u.cached_tokens = 50;
+        u.cache_creation_tokens = 20;
+        assert!((r.cost(&u) - (30.0 + 5.0 + 25.0 + 20.0)).abs() < 1e-9);
+    }
+}

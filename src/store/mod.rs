@@ -1,0 +1,531 @@
+//! The only place with SQL: virtual keys and spend, on SQLite (embedded default) or Postgres.
+//!
+//! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
+//! a database a LiteLLM proxy created is read and written as is; migrations only create what
+//! is missing (`IF NOT EXISTS`) and never alter or drop. The two backends are a closed enum:
+//! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
+//! writes bind each backend's native types.
+
+mod rows;
+
+pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow};
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Pool size per replica (LiteLLM's `database_connection_pool_limit` default).
+const DEFAULT_POOL: u32 = 10;
+/// How long start-up waits for the database before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Db(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+const PG_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend",
+    to_char("expires", 'YYYY-MM-DD HH24:MI:SS.MS') AS "expires",
+    COALESCE(array_to_json("models")::text, '[]') AS "models", "aliases"::text AS "aliases",
+    "config"::text AS "config", "user_id", "team_id", "permissions"::text AS "permissions",
+    "max_parallel_requests"::bigint AS "max_parallel_requests", "metadata"::text AS "metadata",
+    "blocked", "tpm_limit", "rpm_limit", "max_budget", "budget_duration",
+    to_char("budget_reset_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "budget_reset_at", "key_type",
+    "model_spend"::text AS "model_spend", "model_max_budget"::text AS "model_max_budget",
+    to_char("created_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "created_at", "created_by",
+    to_char("updated_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "updated_at", "updated_by""#;
+
+const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "expires", "models",
+    "aliases", "config", "user_id", "team_id", "permissions", "max_parallel_requests", "metadata",
+    "blocked", "tpm_limit", "rpm_limit", "max_budget", "budget_duration", "budget_reset_at",
+    "key_type", "model_spend", "model_max_budget", "created_at", "created_by", "updated_at",
+    "updated_by""#;
+
+pub fn fmt_ts(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+/// Filters of `/key/list`.
+#[derive(Debug, Default, Clone)]
+pub struct KeyFilter {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub key_hash: Option<String>,
+}
+
+/// Filters of `/spend/logs`.
+#[derive(Debug, Default, Clone)]
+pub struct SpendFilter {
+    pub api_key: Option<String>,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub start: Option<NaiveDateTime>,
+    pub end: Option<NaiveDateTime>,
+    pub limit: i64,
+}
+
+/// One batch of accounting written in one transaction.
+#[derive(Debug, Default, Clone)]
+pub struct SpendBatch {
+    pub logs: Vec<SpendLogRow>,
+    /// Increments: (key hash, amount).
+    pub key_spend: Vec<(String, f64)>,
+    pub user_spend: Vec<(String, f64)>,
+    pub team_spend: Vec<(String, f64)>,
+}
+
+impl Store {
+    /// Opens the database named by `database_url`, or the embedded SQLite file at `sqlite_path`,
+    /// and applies the migrations.
+    pub async fn open(database_url: Option<&str>, sqlite_path: &str) -> StoreResult<Self> {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(DEFAULT_POOL)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect(url)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Ok(Self::Postgres(pool))
+            }
+            other => {
+                let url = match other {
+                    Some(u) => u.to_string(),
+                    None => format!("sqlite://{sqlite_path}"),
+                };
+                let opts = SqliteConnectOptions::from_str(&url)?
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        match self {
+            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.is_ok(),
+            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.is_ok(),
+        }
+    }
+
+    pub async fn get_key(&self, token: &str) -> StoreResult<Option<KeyRow>> {
+        Ok(match self {
+            Self::Sqlite(p) => {
+                let q = format!(
+                    r#"SELECT {SQLITE_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE "token" = ?1"#
+                );
+                sqlx::query(&q)
+                    .bind(token)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| rows::key_from_sqlite(&r))
+            }
+            Self::Postgres(p) => {
+                let q = format!(
+                    r#"SELECT {PG_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE "token" = $1"#
+                );
+                sqlx::query(&q)
+                    .bind(token)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| rows::key_from_pg(&r))
+            }
+        })
+    }
+
+    pub async fn get_key_by_alias(&self, alias: &str) -> StoreResult<Option<KeyRow>> {
+        Ok(match self {
+            Self::Sqlite(p) => {
+                let q = format!(
+                    r#"SELECT {SQLITE_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE "key_alias" = ?1"#
+                );
+                sqlx::query(&q)
+                    .bind(alias)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| rows::key_from_sqlite(&r))
+            }
+            Self::Postgres(p) => {
+                let q = format!(
+                    r#"SELECT {PG_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE "key_alias" = $1"#
+                );
+                sqlx::query(&q)
+                    .bind(alias)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| rows::key_from_pg(&r))
+            }
+        })
+    }
+
+    /// Inserts a new key. A duplicate `key_alias` (checked in the same transaction) or token is
+    /// a [`StoreError::Conflict`].
+    pub async fn insert_key(&self, k: &KeyRow) -> StoreResult<()> {
+        self.write_key(k, true).await
+    }
+
+    /// Overwrites every column of an existing key.
+    pub async fn update_key(&self, k: &KeyRow) -> StoreResult<()> {
+        self.write_key(k, false).await
+    }
+
+    async fn write_key(&self, k: &KeyRow, insert: bool) -> StoreResult<()> {
+        match self {
+            Self::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                if let Some(alias) = &k.key_alias {
+                    let dup: Option<(String,)> = sqlx::query_as(
+                        r#"SELECT "token" FROM "LiteLLM_VerificationToken" WHERE "key_alias" = ?1 AND "token" <> ?2"#,
+                    )
+                    .bind(alias)
+                    .bind(&k.token)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if dup.is_some() {
+                        return Err(StoreError::Conflict(format!(
+                            "Key with alias '{alias}' already exists."
+                        )));
+                    }
+                }
+                let sql = if insert {
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"#
+                } else {
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=?2,"key_alias"=?3,"spend"=?4,"expires"=?5,"models"=?6,"aliases"=?7,"config"=?8,"user_id"=?9,"team_id"=?10,"permissions"=?11,"max_parallel_requests"=?12,"metadata"=?13,"blocked"=?14,"tpm_limit"=?15,"rpm_limit"=?16,"max_budget"=?17,"budget_duration"=?18,"budget_reset_at"=?19,"key_type"=?20,"model_spend"=?21,"model_max_budget"=?22,"created_at"=?23,"created_by"=?24,"updated_at"=?25,"updated_by"=?26 WHERE "token"=?1"#
+                };
+                let r = sqlx::query(sql)
+                    .bind(&k.token)
+                    .bind(&k.key_name)
+                    .bind(&k.key_alias)
+                    .bind(k.spend)
+                    .bind(k.expires.map(fmt_ts))
+                    .bind(serde_json::to_string(&k.models).unwrap_or_else(|_| "[]".into()))
+                    .bind(json_text(&k.aliases))
+                    .bind(json_text(&k.config))
+                    .bind(&k.user_id)
+                    .bind(&k.team_id)
+                    .bind(json_text(&k.permissions))
+                    .bind(k.max_parallel_requests)
+                    .bind(json_text(&k.metadata))
+                    .bind(k.blocked)
+                    .bind(k.tpm_limit)
+                    .bind(k.rpm_limit)
+                    .bind(k.max_budget)
+                    .bind(&k.budget_duration)
+                    .bind(k.budget_reset_at.map(fmt_ts))
+                    .bind(&k.key_type)
+                    .bind(json_text(&k.model_spend))
+                    .bind(json_text(&k.model_max_budget))
+                    .bind(k.created_at.map(fmt_ts))
+                    .bind(&k.created_by)
+                    .bind(k.updated_at.map(fmt_ts))
+                    .bind(&k.updated_by)
+                    .execute(&mut *tx)
+                    .await;
+                map_write(r)?;
+                tx.commit().await?;
+            }
+            Self::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                if let Some(alias) = &k.key_alias {
+                    let dup: Option<(String,)> = sqlx::query_as(
+                        r#"SELECT "token" FROM "LiteLLM_VerificationToken" WHERE "key_alias" = $1 AND "token" <> $2 FOR UPDATE"#,
+                    )
+                    .bind(alias)
+                    .bind(&k.token)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if dup.is_some() {
+                        return Err(StoreError::Conflict(format!(
+                            "Key with alias '{alias}' already exists."
+                        )));
+                    }
+                }
+                let sql = if insert {
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by") VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11::jsonb,$12,$13::jsonb,$14,$15,$16,$17,$18,$19,$20,$21::jsonb,$22::jsonb,$23,$24,$25,$26)"#
+                } else {
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=$2,"key_alias"=$3,"spend"=$4,"expires"=$5,"models"=$6,"aliases"=$7::jsonb,"config"=$8::jsonb,"user_id"=$9,"team_id"=$10,"permissions"=$11::jsonb,"max_parallel_requests"=$12,"metadata"=$13::jsonb,"blocked"=$14,"tpm_limit"=$15,"rpm_limit"=$16,"max_budget"=$17,"budget_duration"=$18,"budget_reset_at"=$19,"key_type"=$20,"model_spend"=$21::jsonb,"model_max_budget"=$22::jsonb,"created_at"=$23,"created_by"=$24,"updated_at"=$25,"updated_by"=$26 WHERE "token"=$1"#
+                };
+                let r = sqlx::query(sql)
+                    .bind(&k.token)
+                    .bind(&k.key_name)
+                    .bind(&k.key_alias)
+                    .bind(k.spend)
+                    .bind(k.expires)
+                    .bind(&k.models)
+                    .bind(json_text(&k.aliases))
+                    .bind(json_text(&k.config))
+                    .bind(&k.user_id)
+                    .bind(&k.team_id)
+                    .bind(json_text(&k.permissions))
+                    .bind(k.max_parallel_requests.map(|v| v as i32))
+                    .bind(json_text(&k.metadata))
+                    .bind(k.blocked)
+                    .bind(k.tpm_limit)
+                    .bind(k.rpm_limit)
+                    .bind(k.max_budget)
+                    .bind(&k.budget_duration)
+                    .bind(k.budget_reset_at)
+                    .bind(&k.key_type)
+                    .bind(json_text(&k.model_spend))
+                    .bind(json_text(&k.model_max_budget))
+                    .bind(k.created_at)
+                    .bind(&k.created_by)
+                    .bind(k.updated_at)
+                    .bind(&k.updated_by)
+                    .execute(&mut *tx)
+                    .await;
+                map_write(r)?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes keys by token; returns the tokens that existed.
+    pub async fn delete_keys(&self, tokens: &[String]) -> StoreResult<Vec<String>> {
+        let mut deleted = Vec::new();
+        match self {
+            Self::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                for t in tokens {
+                    let r = sqlx::query(
+                        r#"DELETE FROM "LiteLLM_VerificationToken" WHERE "token" = ?1"#,
+                    )
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                    if r.rows_affected() > 0 {
+                        deleted.push(t.clone());
+                    }
+                }
+                tx.commit().await?;
+            }
+            Self::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for t in tokens {
+                    let r = sqlx::query(
+                        r#"DELETE FROM "LiteLLM_VerificationToken" WHERE "token" = $1"#,
+                    )
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                    if r.rows_affected() > 0 {
+                        deleted.push(t.clone());
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// A page of keys (newest first) and the total count.
+    pub async fn list_keys(
+        &self,
+        f: &KeyFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<KeyRow>, i64)> {
+        // Filters are bound as nullable parameters: `(? IS NULL OR col = ?)`.
+        match self {
+            Self::Sqlite(p) => {
+                let cond = r#"(?1 IS NULL OR "user_id" = ?1) AND (?2 IS NULL OR "team_id" = ?2) AND (?3 IS NULL OR "key_alias" = ?3) AND (?4 IS NULL OR "token" = ?4)"#;
+                let q = format!(
+                    r#"SELECT {SQLITE_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE {cond} ORDER BY "created_at" DESC, "token" LIMIT ?5 OFFSET ?6"#
+                );
+                let rows = sqlx::query(&q)
+                    .bind(&f.user_id)
+                    .bind(&f.team_id)
+                    .bind(&f.key_alias)
+                    .bind(&f.key_hash)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(p)
+                    .await?;
+                let (total,): (i64,) = sqlx::query_as(&format!(
+                    r#"SELECT COUNT(*) FROM "LiteLLM_VerificationToken" WHERE {cond}"#
+                ))
+                .bind(&f.user_id)
+                .bind(&f.team_id)
+                .bind(&f.key_alias)
+                .bind(&f.key_hash)
+                .fetch_one(p)
+                .await?;
+                Ok((rows.iter().map(rows::key_from_sqlite).collect(), total))
+            }
+            Self::Postgres(p) => {
+                let cond = r#"($1::text IS NULL OR "user_id" = $1) AND ($2::text IS NULL OR "team_id" = $2) AND ($3::text IS NULL OR "key_alias" = $3) AND ($4::text IS NULL OR "token" = $4)"#;
+                let q = format!(
+                    r#"SELECT {PG_KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE {cond} ORDER BY "created_at" DESC NULLS LAST, "token" LIMIT $5 OFFSET $6"#
+                );
+                let rows = sqlx::query(&q)
+                    .bind(&f.user_id)
+                    .bind(&f.team_id)
+                    .bind(&f.key_alias)
+                    .bind(&f.key_hash)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(p)
+                    .await?;
+                let (total,): (i64,) = sqlx::query_as(&format!(
+                    r#"SELECT COUNT(*) FROM "LiteLLM_VerificationToken" WHERE {cond}"#
+                ))
+                .bind(&f.user_id)
+                .bind(&f.team_id)
+                .bind(&f.key_alias)
+                .bind(&f.key_hash)
+                .fetch_one(p)
+                .await?;
+                Ok((rows.iter().map(rows::key_from_pg).collect(), total))
+            }
+        }
+    }
+
+    /// Writes one accounting batch in one transaction.
+    pub async fn write_spend(&self, b: &SpendBatch) -> StoreResult<()> {
+        match self {
+            Self::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                for l in &b.logs {
+                    sqlx::query(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"#)
+                        .bind(&l.request_id).bind(&l.call_type).bind(&l.api_key).bind(l.spend)
+                        .bind(l.total_tokens).bind(l.prompt_tokens).bind(l.completion_tokens)
+                        .bind(fmt_ts(l.start_time)).bind(fmt_ts(l.end_time)).bind(l.request_duration_ms)
+                        .bind(l.completion_start_time.map(fmt_ts)).bind(&l.model).bind(&l.model_id)
+                        .bind(&l.model_group).bind(&l.custom_llm_provider).bind(&l.api_base).bind(&l.user)
+                        .bind(json_text(&l.metadata)).bind(&l.cache_hit).bind(json_text(&l.request_tags))
+                        .bind(&l.team_id).bind(&l.end_user).bind(&l.status)
+                        .execute(&mut *tx).await?;
+                }
+                for (t, s) in &b.key_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1 WHERE "token" = ?2"#)
+                        .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                for (u, s) in &b.user_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + ?1 WHERE "user_id" = ?2"#)
+                        .bind(s).bind(u).execute(&mut *tx).await?;
+                }
+                for (t, s) in &b.team_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
+                        .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            Self::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for l in &b.logs {
+                    sqlx::query(r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18::jsonb,$19,$20::jsonb,$21,$22,$23) ON CONFLICT ("request_id") DO NOTHING"#)
+                        .bind(&l.request_id).bind(&l.call_type).bind(&l.api_key).bind(l.spend)
+                        .bind(l.total_tokens as i32).bind(l.prompt_tokens as i32).bind(l.completion_tokens as i32)
+                        .bind(l.start_time).bind(l.end_time).bind(l.request_duration_ms.map(|v| v as i32))
+                        .bind(l.completion_start_time).bind(&l.model).bind(&l.model_id)
+                        .bind(&l.model_group).bind(&l.custom_llm_provider).bind(&l.api_base).bind(&l.user)
+                        .bind(json_text(&l.metadata)).bind(&l.cache_hit).bind(json_text(&l.request_tags))
+                        .bind(&l.team_id).bind(&l.end_user).bind(&l.status)
+                        .execute(&mut *tx).await?;
+                }
+                for (t, s) in &b.key_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1 WHERE "token" = $2"#)
+                        .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                for (u, s) in &b.user_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + $1 WHERE "user_id" = $2"#)
+                        .bind(s).bind(u).execute(&mut *tx).await?;
+                }
+                for (t, s) in &b.team_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
+                        .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn spend_logs(&self, f: &SpendFilter) -> StoreResult<Vec<SpendLogRow>> {
+        let start = f.start.map(fmt_ts);
+        let end = f.end.map(fmt_ts);
+        match self {
+            Self::Sqlite(p) => {
+                let rows = sqlx::query(r#"SELECT "request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status" FROM "LiteLLM_SpendLogs" WHERE (?1 IS NULL OR "api_key" = ?1) AND (?2 IS NULL OR "request_id" = ?2) AND (?3 IS NULL OR "user" = ?3) AND (?4 IS NULL OR "startTime" >= ?4) AND (?5 IS NULL OR "startTime" <= ?5) ORDER BY "startTime" DESC LIMIT ?6"#)
+                    .bind(&f.api_key).bind(&f.request_id).bind(&f.user_id).bind(&start).bind(&end).bind(f.limit)
+                    .fetch_all(p).await?;
+                Ok(rows.iter().map(rows::log_from_sqlite).collect())
+            }
+            Self::Postgres(p) => {
+                let rows = sqlx::query(r#"SELECT "request_id","call_type","api_key","spend","total_tokens"::bigint AS "total_tokens","prompt_tokens"::bigint AS "prompt_tokens","completion_tokens"::bigint AS "completion_tokens",to_char("startTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "startTime",to_char("endTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "endTime","request_duration_ms"::bigint AS "request_duration_ms",to_char("completionStartTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata"::text AS "metadata","cache_hit","request_tags"::text AS "request_tags","team_id","end_user","status" FROM "LiteLLM_SpendLogs" WHERE ($1::text IS NULL OR "api_key" = $1) AND ($2::text IS NULL OR "request_id" = $2) AND ($3::text IS NULL OR "user" = $3) AND ($4::timestamp IS NULL OR "startTime" >= $4) AND ($5::timestamp IS NULL OR "startTime" <= $5) ORDER BY "startTime" DESC LIMIT $6"#)
+                    .bind(&f.api_key).bind(&f.request_id).bind(&f.user_id).bind(f.start).bind(f.end).bind(f.limit)
+                    .fetch_all(p).await?;
+                Ok(rows.iter().map(rows::log_from_pg).collect())
+            }
+        }
+    }
+
+    /// Total spend across all keys' logs.
+    pub async fn global_spend(&self) -> StoreResult<f64> {
+        let (v,): (Option<f64>,) = match self {
+            Self::Sqlite(p) => {
+                sqlx::query_as(r#"SELECT SUM("spend") FROM "LiteLLM_SpendLogs""#)
+                    .fetch_one(p)
+                    .await?
+            }
+            Self::Postgres(p) => {
+                sqlx::query_as(r#"SELECT SUM("spend") FROM "LiteLLM_SpendLogs""#)
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        Ok(v.unwrap_or(0.0))
+    }
+}
+
+fn map_write<T>(r: Result<T, sqlx::Error>) -> StoreResult<T> {
+    r.map_err(|e| {
+        let err = StoreError::Db(e);
+        if err.is_unique_violation() {
+            StoreError::Conflict("a key with this value already exists".into())
+        } else {
+            err
+        }
+    })
+}

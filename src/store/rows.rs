@@ -1,0 +1,228 @@
+//! Row types and the mapping from query rows (both backends read lists, JSON and timestamps as
+//! text, see `store::mod`).
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyRow {
+    pub token: String,
+    pub key_name: Option<String>,
+    pub key_alias: Option<String>,
+    pub spend: f64,
+    pub expires: Option<NaiveDateTime>,
+    pub models: Vec<String>,
+    pub aliases: Value,
+    pub config: Value,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub permissions: Value,
+    pub max_parallel_requests: Option<i64>,
+    pub metadata: Value,
+    pub blocked: Option<bool>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    pub key_type: Option<String>,
+    pub model_spend: Value,
+    pub model_max_budget: Value,
+    pub created_at: Option<NaiveDateTime>,
+    pub created_by: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpendLogRow {
+    pub request_id: String,
+    pub call_type: String,
+    pub api_key: String,
+    pub spend: f64,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub start_time: NaiveDateTime,
+    pub end_time: NaiveDateTime,
+    pub request_duration_ms: Option<i64>,
+    pub completion_start_time: Option<NaiveDateTime>,
+    pub model: String,
+    pub model_id: String,
+    pub model_group: String,
+    pub custom_llm_provider: String,
+    pub api_base: String,
+    pub user: String,
+    pub metadata: Value,
+    pub cache_hit: String,
+    pub request_tags: Value,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    pub status: String,
+}
+
+pub fn parse_ts(s: Option<String>) -> Option<NaiveDateTime> {
+    parse_ts_str(&s?)
+}
+
+/// Parses the timestamp forms the stores and clients use.
+pub fn parse_ts_str(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().trim_end_matches('Z');
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+}
+
+fn json(s: Option<String>, default: Value) -> Value {
+    s.and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|v: &Value| !v.is_null())
+        .unwrap_or(default)
+}
+
+fn strings(s: Option<String>) -> Vec<String> {
+    s.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+macro_rules! key_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        KeyRow {
+            token: r.try_get("token").unwrap_or_default(),
+            key_name: r.try_get("key_name").ok().flatten(),
+            key_alias: r.try_get("key_alias").ok().flatten(),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            expires: parse_ts(r.try_get("expires").ok().flatten()),
+            models: strings(r.try_get("models").ok().flatten()),
+            aliases: json(
+                r.try_get("aliases").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            config: json(
+                r.try_get("config").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            user_id: r.try_get("user_id").ok().flatten(),
+            team_id: r.try_get("team_id").ok().flatten(),
+            permissions: json(
+                r.try_get("permissions").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            max_parallel_requests: r.try_get("max_parallel_requests").ok().flatten(),
+            metadata: json(
+                r.try_get("metadata").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            blocked: r.try_get("blocked").ok().flatten(),
+            tpm_limit: r.try_get("tpm_limit").ok().flatten(),
+            rpm_limit: r.try_get("rpm_limit").ok().flatten(),
+            max_budget: r.try_get("max_budget").ok().flatten(),
+            budget_duration: r.try_get("budget_duration").ok().flatten(),
+            budget_reset_at: parse_ts(r.try_get("budget_reset_at").ok().flatten()),
+            key_type: r.try_get("key_type").ok().flatten(),
+            model_spend: json(
+                r.try_get("model_spend").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            model_max_budget: json(
+                r.try_get("model_max_budget").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            created_at: parse_ts(r.try_get("created_at").ok().flatten()),
+            created_by: r.try_get("created_by").ok().flatten(),
+            updated_at: parse_ts(r.try_get("updated_at").ok().flatten()),
+            updated_by: r.try_get("updated_by").ok().flatten(),
+        }
+    }};
+}
+
+macro_rules! log_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let now = chrono::Utc::now().naive_utc();
+        SpendLogRow {
+            request_id: r.try_get("request_id").unwrap_or_default(),
+            call_type: r.try_get("call_type").unwrap_or_default(),
+            api_key: r.try_get("api_key").unwrap_or_default(),
+            spend: r.try_get("spend").unwrap_or(0.0),
+            total_tokens: r.try_get("total_tokens").unwrap_or(0),
+            prompt_tokens: r.try_get("prompt_tokens").unwrap_or(0),
+            completion_tokens: r.try_get("completion_tokens").unwrap_or(0),
+            start_time: parse_ts(r.try_get("startTime").ok().flatten()).unwrap_or(now),
+            end_time: parse_ts(r.try_get("endTime").ok().flatten()).unwrap_or(now),
+            request_duration_ms: r.try_get("request_duration_ms").ok().flatten(),
+            completion_start_time: parse_ts(r.try_get("completionStartTime").ok().flatten()),
+            model: r.try_get("model").unwrap_or_default(),
+            model_id: r
+                .try_get::<Option<String>, _>("model_id")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            model_group: r
+                .try_get::<Option<String>, _>("model_group")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            custom_llm_provider: r
+                .try_get::<Option<String>, _>("custom_llm_provider")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            api_base: r
+                .try_get::<Option<String>, _>("api_base")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            user: r
+                .try_get::<Option<String>, _>("user")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            metadata: json(
+                r.try_get("metadata").ok().flatten(),
+                Value::Object(Default::default()),
+            ),
+            cache_hit: r
+                .try_get::<Option<String>, _>("cache_hit")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            request_tags: json(
+                r.try_get("request_tags").ok().flatten(),
+                Value::Array(Vec::new()),
+            ),
+            team_id: r.try_get("team_id").ok().flatten(),
+            end_user: r.try_get("end_user").ok().flatten(),
+            status: r
+                .try_get::<Option<String>, _>("status")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }
+    }};
+}
+
+pub fn key_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> KeyRow {
+    key_from_row!(r)
+}
+
+pub fn key_from_pg(r: &sqlx::postgres::PgRow) -> KeyRow {
+    key_from_row!(r)
+}
+
+pub fn log_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> SpendLogRow {
+    log_from_row!(r)
+}
+
+pub fn log_from_pg(r: &sqlx::postgres::PgRow) -> SpendLogRow {
+    log_from_row!(r)
+}
