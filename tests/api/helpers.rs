@@ -302,6 +302,26 @@ pub async fn gateway(yaml: &str, mock: Option<&MockUpstream>) -> Gateway {
     }
 }
 
+/// A gateway whose embedded store is the given file (replicas sharing a database).
+pub async fn gateway_with_db(yaml: &str, db: &std::path::Path) -> Gateway {
+    let loaded = load_str(yaml, "test.yaml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        sqlite_path: Some(db.to_string_lossy().into_owned()),
+        ..Default::default()
+    };
+    let state = AppState::build(loaded, opts).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, stop, _join) = start(state.clone(), listener).await.unwrap();
+    Gateway {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
 /// A config with one OpenAI-compatible deployment per upstream model name, each its own group.
 pub fn config_for(models: &[&str], extra: &str) -> String {
     let mut s = String::from("model_list:\n");

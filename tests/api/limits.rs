@@ -81,3 +81,62 @@ async fn parallel_limit_is_shared_by_replicas_through_redis() {
     drop(b);
     wait_until_ok(&g1).await;
 }
+
+#[tokio::test]
+async fn key_rpm_limit_is_exact_across_two_replicas_sharing_redis() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("TEST_REDIS_URL not set: skipping (the test command sets it)");
+        return;
+    };
+    // Both replicas share one key store (the same database file) and one Redis.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let cfg = format!(
+        "model_list:\n  - model_name: demo\n    litellm_params: {{model: openai/gpt-4o, mock_response: hi}}\ngeneral_settings:\n  master_key: {MASTER}\nrouter_settings:\n  redis_url: {url}\n"
+    );
+    let g1 = gateway_with_db(&cfg, &db).await;
+    let g2 = gateway_with_db(&cfg, &db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n = 10;
+    let k: Value = g1
+        .post("/key/generate", json!({"rpm_limit": n}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = k["key"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..3 * n {
+        let (client, url) = if i % 2 == 0 {
+            (g1.client.clone(), g1.url("/v1/chat/completions"))
+        } else {
+            (g2.client.clone(), g2.url("/v1/chat/completions"))
+        };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&chat_body("demo"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => limited += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert_eq!(
+        (ok, limited),
+        (n, 2 * n),
+        "exactly rpm_limit requests succeed across replicas"
+    );
+}

@@ -5,6 +5,7 @@
 mod auth;
 mod chat;
 mod config_files;
+mod deploy_files;
 mod errors;
 mod helpers;
 mod keys;
