@@ -44,6 +44,7 @@ model_list:
       api_key: sk-upstream
 general_settings:
   master_key: $KEY
+  disable_spend_logs: ${BENCH_DISABLE_SPEND_LOGS:-false}
 YAML
 (cd "$WORK" && exec taskset -c 1 "$OLDPWD/target/release/litellm" --config config.yaml --host 127.0.0.1 --port "$GW" 2>"$WORK/gw.log") & PIDS+=($!); GW_PID=$!
 wait_port "$PASS"; wait_port "$GW"
@@ -57,9 +58,10 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
 
-# One wrk run; prints "rps p50_us p99_us requests".
+# One wrk run; prints "rps p50_us p99_us requests". LUA selects the request script.
+LUA="$WORK/post.lua"
 load() { # url conns secs
-  taskset -c 0 wrk -t1 -c"$2" -d"$3"s --latency -s "$WORK/post.lua" "$1" > "$WORK/wrk.out"
+  taskset -c 0 wrk -t1 -c"$2" -d"$3"s --latency -s "$LUA" "$1" > "$WORK/wrk.out"
   python3 - "$WORK/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -99,10 +101,22 @@ GW_PEAK_RSS=$(hwm_kb "$GW_PID")
 sleep 5
 GW_AFTER_RSS=$(rss_kb "$GW_PID")
 
+# The same gateway with a virtual key that has a budget and rate limits: key lookup (cached),
+# limiter, budget reservation and spend logging all on.
+VKEY=$(curl -s -X POST "http://127.0.0.1:$GW/key/generate" -H "Authorization: Bearer $KEY" \
+  -H 'Content-Type: application/json' \
+  -d '{"max_budget": 1000000, "rpm_limit": 1000000000, "tpm_limit": 1000000000000, "max_parallel_requests": 100000}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+sed "s/Bearer $KEY/Bearer $VKEY/" "$WORK/post.lua" > "$WORK/post-vkey.lua"
+LUA="$WORK/post-vkey.lua"
+KEY_SAVE=$KEY; KEY=$VKEY
+measure vkey "http://127.0.0.1:$GW/v1/chat/completions" "$GW_PID"
+KEY=$KEY_SAVE; LUA="$WORK/post.lua"
+
 echo
 echo "| target | RPS (c=$CONNS, 1 core) | CPU µs/request | p50 µs (c=1) | p99 µs (c=1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|---|---|---|---|"
-for t in direct passthrough gateway; do
+for t in direct passthrough gateway vkey; do
   echo "| $t | ${RPS[$t]} | ${CPU[$t]} | ${P50[$t]} | ${P99[$t]} | ${TTFT50[$t]} | ${TTFT99[$t]} |"
 done
 python3 - <<PY
@@ -116,5 +130,18 @@ print(f"CPU per request: gateway / pass-through = {gw['cpu']/pt['cpu']:.2f}x (ta
 print(f"p50 at c=1: gateway - pass-through = {gw['p50']-pt['p50']:.1f} µs (target <= 50 µs)")
 print(f"p99 at c=1: gateway / pass-through = {gw['p99']/pt['p99']:.2f}x (target <= 1.5x)")
 print(f"TTFT p50: gateway - pass-through = {(gw['t50']-pt['t50'])*1000:.1f} µs (target <= 50 µs)")
+vk = dict(cpu=${CPU[vkey]}, p50=${P50[vkey]}, p99=${P99[vkey]})
+print(f"virtual key + budget + limits + spend vs master key: p50 {vk['p50']-gw['p50']:+.1f} µs (target <= 100 µs), CPU {vk['cpu']-gw['cpu']:+.1f} µs/request")
 print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB (target idle <= 20480 kB)")
 PY
+
+echo
+echo "per-operation costs (in-process):"
+if command -v redis-server >/dev/null; then
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & PIDS+=($!)
+  wait_port "$RP"
+  taskset -c 1 target/release/microbench --redis "redis://127.0.0.1:$RP"
+else
+  taskset -c 1 target/release/microbench
+fi

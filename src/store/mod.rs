@@ -63,6 +63,11 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
     "key_type", "model_spend", "model_max_budget", "created_at", "created_by", "updated_at",
     "updated_by""#;
 
+/// Spend-log rows per INSERT statement (23 parameters each; well under both databases' limits).
+const LOG_ROWS_PER_STATEMENT: usize = 500;
+const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") "#;
+const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
+
 pub fn fmt_ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
@@ -123,6 +128,9 @@ impl Store {
                 let opts = SqliteConnectOptions::from_str(&url)?
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    // WAL + NORMAL: a commit survives a crash of the process, without an fsync
+                    // per spend batch.
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
@@ -426,16 +434,37 @@ impl Store {
         match self {
             Self::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                for l in &b.logs {
-                    sqlx::query(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"#)
-                        .bind(&l.request_id).bind(&l.call_type).bind(&l.api_key).bind(l.spend)
-                        .bind(l.total_tokens).bind(l.prompt_tokens).bind(l.completion_tokens)
-                        .bind(fmt_ts(l.start_time)).bind(fmt_ts(l.end_time)).bind(l.request_duration_ms)
-                        .bind(l.completion_start_time.map(fmt_ts)).bind(&l.model).bind(&l.model_id)
-                        .bind(&l.model_group).bind(&l.custom_llm_provider).bind(&l.api_base).bind(&l.user)
-                        .bind(json_text(&l.metadata)).bind(&l.cache_hit).bind(json_text(&l.request_tags))
-                        .bind(&l.team_id).bind(&l.end_user).bind(&l.status)
-                        .execute(&mut *tx).await?;
+                // Multi-row inserts: one statement per chunk instead of one per row. SQLite
+                // allows at most 32766 bound parameters per statement.
+                for chunk in b.logs.chunks(LOG_ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(LOG_INSERT_COLUMNS_SQLITE);
+                    qb.push_values(chunk, |mut r, l| {
+                        r.push_bind(&l.request_id)
+                            .push_bind(&l.call_type)
+                            .push_bind(&l.api_key)
+                            .push_bind(l.spend)
+                            .push_bind(l.total_tokens)
+                            .push_bind(l.prompt_tokens)
+                            .push_bind(l.completion_tokens)
+                            .push_bind(fmt_ts(l.start_time))
+                            .push_bind(fmt_ts(l.end_time))
+                            .push_bind(l.request_duration_ms)
+                            .push_bind(l.completion_start_time.map(fmt_ts))
+                            .push_bind(&l.model)
+                            .push_bind(&l.model_id)
+                            .push_bind(&l.model_group)
+                            .push_bind(&l.custom_llm_provider)
+                            .push_bind(&l.api_base)
+                            .push_bind(&l.user)
+                            .push_bind(json_text(&l.metadata))
+                            .push_bind(&l.cache_hit)
+                            .push_bind(json_text(&l.request_tags))
+                            .push_bind(&l.team_id)
+                            .push_bind(&l.end_user)
+                            .push_bind(&l.status);
+                    });
+                    qb.push(" ON CONFLICT(\"request_id\") DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
                 }
                 for (t, s) in &b.key_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1 WHERE "token" = ?2"#)
@@ -453,16 +482,35 @@ impl Store {
             }
             Self::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                for l in &b.logs {
-                    sqlx::query(r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18::jsonb,$19,$20::jsonb,$21,$22,$23) ON CONFLICT ("request_id") DO NOTHING"#)
-                        .bind(&l.request_id).bind(&l.call_type).bind(&l.api_key).bind(l.spend)
-                        .bind(l.total_tokens as i32).bind(l.prompt_tokens as i32).bind(l.completion_tokens as i32)
-                        .bind(l.start_time).bind(l.end_time).bind(l.request_duration_ms.map(|v| v as i32))
-                        .bind(l.completion_start_time).bind(&l.model).bind(&l.model_id)
-                        .bind(&l.model_group).bind(&l.custom_llm_provider).bind(&l.api_base).bind(&l.user)
-                        .bind(json_text(&l.metadata)).bind(&l.cache_hit).bind(json_text(&l.request_tags))
-                        .bind(&l.team_id).bind(&l.end_user).bind(&l.status)
-                        .execute(&mut *tx).await?;
+                for chunk in b.logs.chunks(LOG_ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(LOG_INSERT_COLUMNS_PG);
+                    qb.push_values(chunk, |mut r, l| {
+                        r.push_bind(&l.request_id)
+                            .push_bind(&l.call_type)
+                            .push_bind(&l.api_key)
+                            .push_bind(l.spend)
+                            .push_bind(l.total_tokens as i32)
+                            .push_bind(l.prompt_tokens as i32)
+                            .push_bind(l.completion_tokens as i32)
+                            .push_bind(l.start_time)
+                            .push_bind(l.end_time)
+                            .push_bind(l.request_duration_ms.map(|v| v as i32))
+                            .push_bind(l.completion_start_time)
+                            .push_bind(&l.model)
+                            .push_bind(&l.model_id)
+                            .push_bind(&l.model_group)
+                            .push_bind(&l.custom_llm_provider)
+                            .push_bind(&l.api_base)
+                            .push_bind(&l.user)
+                            .push_bind(sqlx::types::Json(&l.metadata))
+                            .push_bind(&l.cache_hit)
+                            .push_bind(sqlx::types::Json(&l.request_tags))
+                            .push_bind(&l.team_id)
+                            .push_bind(&l.end_user)
+                            .push_bind(&l.status);
+                    });
+                    qb.push(" ON CONFLICT (\"request_id\") DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
                 }
                 for (t, s) in &b.key_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1 WHERE "token" = $2"#)
