@@ -24,9 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Events buffered between calls and the writer; a full buffer applies back-pressure.
-const CHANNEL_CAPACITY: usize = 10_000;
-/// Flush early when this many events are waiting.
+/// Wake the writer early when this many events are waiting.
 const BATCH_MAX: usize = 500;
 /// Failed batches are retried; beyond this many pending rows the oldest logs are dropped (the
 /// spend increments are always kept).
@@ -109,45 +107,62 @@ impl Budgets {
 }
 
 /// Handle to the writer task.
+///
+/// Calls append their events to a shared buffer (a std mutex held only for a push; never across
+/// an await) and do not wake the writer: it drains the buffer on its own tick, or early when the
+/// buffer reaches a batch. A per-event channel send measured as a cross-thread wake-up on every
+/// request.
 #[derive(Clone)]
 pub struct SpendWriter {
-    tx: mpsc::Sender<Msg>,
+    shared: Arc<WriterShared>,
+    /// Flush requests; when every handle is gone the writer writes what is left and stops.
+    flush_tx: mpsc::Sender<oneshot::Sender<()>>,
 }
 
-enum Msg {
-    Event(Box<SpendEvent>),
-    Flush(oneshot::Sender<()>),
+struct WriterShared {
+    buffer: Mutex<Vec<SpendEvent>>,
+    wake: tokio::sync::Notify,
 }
 
 impl SpendWriter {
     /// Starts the writer. `interval` is `proxy_batch_write_at`.
     pub fn start(store: Store, interval: Duration, disable_spend_logs: bool) -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(run_writer(store, rx, interval, disable_spend_logs));
-        Self { tx }
+        let (flush_tx, flush_rx) = mpsc::channel(16);
+        let shared = Arc::new(WriterShared {
+            buffer: Mutex::new(Vec::with_capacity(BATCH_MAX)),
+            wake: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(run_writer(
+            store,
+            shared.clone(),
+            flush_rx,
+            interval,
+            disable_spend_logs,
+        ));
+        Self { shared, flush_tx }
     }
 
-    /// Queues an event. Never blocks the request path: if the buffer is full the send happens
-    /// on a background task.
+    /// Queues an event for the next batch.
     pub fn record(&self, ev: SpendEvent) {
-        match self.tx.try_send(Msg::Event(Box::new(ev))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(m)) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(m).await;
-                });
+        let len = match self.shared.buffer.lock() {
+            Ok(mut b) => {
+                b.push(ev);
+                b.len()
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("spend writer stopped; a spend event was not recorded");
+            Err(_) => {
+                tracing::error!("spend buffer poisoned; a spend event was not recorded");
+                return;
             }
+        };
+        if len == BATCH_MAX {
+            self.shared.wake.notify_one();
         }
     }
 
     /// Writes everything queued so far; returns when done (or the writer is gone).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+        if self.flush_tx.send(tx).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -155,36 +170,41 @@ impl SpendWriter {
 
 async fn run_writer(
     store: Store,
-    mut rx: mpsc::Receiver<Msg>,
+    shared: Arc<WriterShared>,
+    mut flush_rx: mpsc::Receiver<oneshot::Sender<()>>,
     interval: Duration,
     disable_logs: bool,
 ) {
     let mut pending = SpendBatch::default();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let drain = |pending: &mut SpendBatch| {
+        let events = match shared.buffer.lock() {
+            Ok(mut b) => std::mem::take(&mut *b),
+            Err(_) => Vec::new(),
+        };
+        for ev in events {
+            add(pending, ev, disable_logs);
+        }
+    };
     loop {
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Msg::Event(ev)) => {
-                    add(&mut pending, *ev, disable_logs);
-                    if pending.logs.len() >= BATCH_MAX || pending.key_spend.len() >= BATCH_MAX {
-                        write(&store, &mut pending).await;
-                    }
+            done = flush_rx.recv() => {
+                drain(&mut pending);
+                write(&store, &mut pending).await;
+                match done {
+                    Some(done) => { let _ = done.send(()); }
+                    None => return,
                 }
-                Some(Msg::Flush(done)) => {
-                    // Take whatever else is already queued, then write.
-                    while let Ok(Msg::Event(ev)) = rx.try_recv() {
-                        add(&mut pending, *ev, disable_logs);
-                    }
-                    write(&store, &mut pending).await;
-                    let _ = done.send(());
-                }
-                None => {
-                    write(&store, &mut pending).await;
-                    return;
-                }
-            },
-            _ = ticker.tick() => write(&store, &mut pending).await,
+            }
+            _ = shared.wake.notified() => {
+                drain(&mut pending);
+                write(&store, &mut pending).await;
+            }
+            _ = ticker.tick() => {
+                drain(&mut pending);
+                write(&store, &mut pending).await;
+            }
         }
     }
 }
