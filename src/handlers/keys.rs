@@ -232,6 +232,21 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     Ok(())
 }
 
+/// The `key` field most key routes require.
+fn required_key(body: &Map<String, Value>) -> ApiResult<String> {
+    opt_str(body, "key")?
+        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))
+}
+
+/// A new key's response: the stored object plus the raw key (shown this once) and its hash.
+fn created(row: &KeyRow, raw: &str) -> Response {
+    let mut out = key_json(row);
+    out.insert("key".into(), json!(raw));
+    out.insert("token".into(), json!(raw));
+    out.insert("token_id".into(), json!(row.token));
+    Json(Value::Object(out)).into_response()
+}
+
 fn ts(t: Option<chrono::NaiveDateTime>) -> Value {
     t.map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
         .unwrap_or(Value::Null)
@@ -363,11 +378,7 @@ async fn generate(
     apply_fields(&mut row, &body, false)?;
     state.store.insert_key(&row).await.map_err(store_err)?;
     state.budgets.reset(&row.token, row.spend);
-    let mut out = key_json(&row);
-    out.insert("key".into(), json!(raw));
-    out.insert("token".into(), json!(raw));
-    out.insert("token_id".into(), json!(row.token));
-    Ok(Json(Value::Object(out)).into_response())
+    Ok(created(&row, &raw))
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,10 +414,7 @@ async fn key_info(state: &AppState, auth: &AuthCtx, q: KeyInfoQuery) -> ApiResul
     if let Some(mem) = state.budgets.spend(&row.token) {
         row.spend = row.spend.max(mem);
     }
-    let mut info = key_json(&row);
-    info.remove("token");
-    info.insert("token".into(), json!(row.token));
-    Ok(Json(json!({"key": param, "info": info})).into_response())
+    Ok(Json(json!({"key": param, "info": key_json(&row)})).into_response())
 }
 
 pub async fn update_key_handler(
@@ -428,8 +436,7 @@ async fn update(
 ) -> ApiResult<Response> {
     require_admin(auth, "/key/update")?;
     let body = body_of(state, headers, body).await?;
-    let key = opt_str(&body, "key")?
-        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let key = required_key(&body)?;
     let mut row = existing(state, &key).await?;
     apply_fields(&mut row, &body, true)?;
     row.updated_at = Some(now());
@@ -506,8 +513,7 @@ async fn set_blocked(
         },
     )?;
     let body = body_of(state, headers, body).await?;
-    let key = opt_str(&body, "key")?
-        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let key = required_key(&body)?;
     let mut row = existing(state, &key).await?;
     row.blocked = Some(blocked);
     row.updated_at = Some(now());
@@ -557,8 +563,7 @@ async fn regenerate(
 ) -> ApiResult<Response> {
     require_admin(auth, "/key/regenerate")?;
     let body = body_of(state, headers, body).await?;
-    let key = opt_str(&body, "key")?
-        .ok_or_else(|| ApiError::bad_request("Missing required field: 'key'.").with_param("key"))?;
+    let key = required_key(&body)?;
     let old = existing(state, &key).await?;
     let raw = match opt_str(&body, "new_key")? {
         Some(k) if k.starts_with("sk-") && k.len() >= MIN_CUSTOM_KEY_LEN => k,
@@ -587,11 +592,7 @@ async fn regenerate(
     state.store.update_key(&row).await.map_err(store_err)?;
     invalidate(state, &old.token);
     state.budgets.reset(&row.token, row.spend);
-    let mut out = key_json(&row);
-    out.insert("key".into(), json!(raw));
-    out.insert("token".into(), json!(raw));
-    out.insert("token_id".into(), json!(row.token));
-    Ok(Json(Value::Object(out)).into_response())
+    Ok(created(&row, &raw))
 }
 
 #[derive(Debug, Deserialize)]

@@ -284,28 +284,18 @@ pub async fn gateway(yaml: &str, mock: Option<&MockUpstream>) -> Gateway {
             .replace("{MOCK_ROOT}", &format!("http://{}", m.addr)),
         None => yaml.to_string(),
     };
-    let loaded = load_str(&yaml, "test.yaml").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = BuildOptions {
-        sqlite_path: Some(dir.path().join("litellm.db").to_string_lossy().into_owned()),
-        ..Default::default()
-    };
-    let state = AppState::build(loaded, opts).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, stop, _join) = start(state.clone(), listener).await.unwrap();
-    Gateway {
-        addr,
-        client: reqwest::Client::new(),
-        state,
-        _dir: dir,
-        _stop: stop,
-    }
+    let db = dir.path().join("litellm.db");
+    spawn_gateway(&yaml, &db, dir).await
 }
 
 /// A gateway whose embedded store is the given file (replicas sharing a database).
 pub async fn gateway_with_db(yaml: &str, db: &std::path::Path) -> Gateway {
+    spawn_gateway(yaml, db, tempfile::tempdir().unwrap()).await
+}
+
+async fn spawn_gateway(yaml: &str, db: &std::path::Path, dir: tempfile::TempDir) -> Gateway {
     let loaded = load_str(yaml, "test.yaml").unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let opts = BuildOptions {
         sqlite_path: Some(db.to_string_lossy().into_owned()),
         ..Default::default()
