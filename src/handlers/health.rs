@@ -64,8 +64,13 @@ pub struct HealthQuery {
 
 pub async fn health_handler(
     State(state): State<AppState>,
+    axum::Extension(auth): axum::Extension<crate::middleware::auth::AuthCtx>,
     Query(q): Query<HealthQuery>,
 ) -> Response {
+    // LiteLLM: `/health` calls every deployment, so only admins may trigger it.
+    if let Err(e) = super::keys::require_admin(&auth, "/health") {
+        return e.into_response();
+    }
     let targets: Vec<Arc<Deployment>> = state
         .router
         .all_deployments()

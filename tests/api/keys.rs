@@ -390,3 +390,51 @@ async fn spend_of_a_stream_cut_by_the_client_is_recorded() {
         "{logs:?}"
     );
 }
+
+#[tokio::test]
+async fn plain_keys_cannot_probe_health_or_read_spend() {
+    let gw = gateway(&keys_config(None), None).await;
+    let k = generate(&gw, json!({})).await;
+    let key = k["key"].as_str().unwrap();
+    for p in [
+        "/health",
+        "/spend/logs",
+        "/global/spend",
+        "/key/list?size=5",
+    ] {
+        let r = gw
+            .client
+            .get(gw.url(p))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        if p.starts_with("/key/list") {
+            // Non-admins list only their own keys.
+            assert_eq!(r.status(), 200, "{p}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["total_count"], 1);
+        } else {
+            assert_eq!(r.status(), 401, "{p}");
+        }
+    }
+    // Models list shows only what the key may use.
+    let k2 = generate(&gw, json!({"models": ["other"]})).await;
+    let v: Value = gw
+        .client
+        .get(gw.url("/v1/models"))
+        .bearer_auth(k2["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["other"]);
+}
