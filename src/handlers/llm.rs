@@ -281,55 +281,293 @@ async fn run(
         e.type_override = Some("key_model_access_denied");
         return Err(e);
     }
-    let deployment = group.pick(&[]).cloned().ok_or_else(|| {
-        ApiError::new(
-            ErrorClass::RateLimit,
-            format!(
-                "No deployments available for selected model. Passed model={}",
-                req.model
-            ),
-        )
-    })?;
-
-    let upstream_model = deployment.upstream_model_for(resolved.capture.as_deref());
-    let max_tokens = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .find_map(|k| req.body.get(*k).and_then(Value::as_u64));
-    let account = CallAccount::begin(
-        state,
-        auth,
-        &deployment,
-        CallFacts {
-            call_id: &ctx.call_id,
-            call_type: kind.call_type(),
-            group: &group.name,
-            upstream_model: &upstream_model,
-            prompt_bytes: req.prompt_bytes,
-            max_tokens,
-            end_user: req.body.get("user").and_then(Value::as_str),
-            metadata: req.extras.metadata.as_ref(),
-            tags: &req.extras.tags,
-        },
-    )?;
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
-    let permit: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, Some(account)))));
-    let mut resp = attempt(
+    let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
+    let retries = num_retries(state, headers, &req);
+    let mut retried = 0u64;
+    let first = try_group(
         state,
         ctx,
+        auth,
         &req,
-        &deployment,
+        &group,
         resolved.capture.as_deref(),
-        &group.name,
-        &permit,
+        &req.model,
+        retries,
+        &mut retried,
+        &slot,
     )
-    .await?;
+    .await;
+    let (mut resp, fallbacks_used) = match first {
+        Ok(r) => (r, 0usize),
+        Err(e) => {
+            let mut last = e;
+            let mut served = None;
+            for (i, name) in fallback_groups(state, &req, &group.name, last.class)
+                .iter()
+                .enumerate()
+            {
+                let Some(fb) = state.router.resolve(name) else {
+                    continue;
+                };
+                let fb_group = fb.group.clone();
+                match try_group(
+                    state,
+                    ctx,
+                    auth,
+                    &req,
+                    &fb_group,
+                    fb.capture.as_deref(),
+                    name,
+                    retries,
+                    &mut retried,
+                    &slot,
+                )
+                .await
+                {
+                    Ok(r) => {
+                        served = Some((r, i + 1));
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            match served {
+                Some(x) => x,
+                None => return Err(last),
+            }
+        }
+    };
     let h = resp.headers_mut();
     for (k, v) in limit_headers {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::from_str(&v)) {
             h.insert(k, v);
         }
     }
+    h.insert(H_RETRIES.clone(), HeaderValue::from(retried));
+    if fallbacks_used > 0 {
+        h.insert(
+            "x-litellm-attempted-fallbacks",
+            HeaderValue::from(fallbacks_used),
+        );
+    }
     Ok(resp)
+}
+
+/// LiteLLM's retry count: request `num_retries` > `x-litellm-num-retries` >
+/// `router_settings.num_retries` > `litellm_settings.num_retries` > 2.
+fn num_retries(state: &AppState, headers: &HeaderMap, req: &LlmRequest) -> u64 {
+    /// LiteLLM's `DEFAULT_MAX_RETRIES`.
+    const DEFAULT_RETRIES: u64 = 2;
+    let cfg = &state.loaded.config;
+    req.extras
+        .num_retries
+        .or_else(|| header_f64(headers, "x-litellm-num-retries").map(|v| v as u64))
+        .or(cfg.router_settings.num_retries)
+        .or(cfg.litellm_settings.num_retries)
+        .or_else(|| {
+            state
+                .loaded
+                .env("DEFAULT_MAX_RETRIES")
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(DEFAULT_RETRIES)
+}
+
+/// Fallback model groups for a failed group, by error class: `context_window_fallbacks` and
+/// `content_policy_fallbacks` for their errors, else the request's `fallbacks`, then the
+/// configured `fallbacks` (an entry for the group, or `"*"`), then `default_fallbacks`. At most
+/// `max_fallbacks` (5).
+fn fallback_groups(
+    state: &AppState,
+    req: &LlmRequest,
+    group: &str,
+    class: ErrorClass,
+) -> Vec<String> {
+    const MAX_FALLBACKS: usize = 5;
+    let cfg = &state.loaded.config;
+    let rs = &cfg.router_settings.extra;
+    let ls = &cfg.litellm_settings;
+    let from_list = |v: Option<&Value>| -> Option<Vec<String>> {
+        let list = v?.as_array()?;
+        let pick = |key: &str| {
+            list.iter().find_map(|entry| {
+                entry.get(key).and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|x| {
+                            x.as_str().map(String::from).or_else(|| {
+                                x.get("model").and_then(Value::as_str).map(String::from)
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+        };
+        pick(group).or_else(|| pick("*"))
+    };
+    let setting = |name: &str| -> Option<Value> {
+        rs.get(name).cloned().or_else(|| match name {
+            "fallbacks" => ls.fallbacks.clone(),
+            "context_window_fallbacks" => ls.context_window_fallbacks.clone(),
+            "content_policy_fallbacks" => ls.content_policy_fallbacks.clone(),
+            "default_fallbacks" => ls.default_fallbacks.clone(),
+            _ => None,
+        })
+    };
+    let specific = match class {
+        ErrorClass::ContextWindowExceeded => {
+            from_list(setting("context_window_fallbacks").as_ref())
+        }
+        ErrorClass::ContentPolicyViolation => {
+            from_list(setting("content_policy_fallbacks").as_ref())
+        }
+        _ => None,
+    };
+    // Errors that cannot succeed anywhere (bad input, bad credentials of the caller) do not
+    // fall back, except through their specific lists above.
+    let generic_ok = !matches!(
+        class,
+        ErrorClass::BadRequest
+            | ErrorClass::UnsupportedParams
+            | ErrorClass::ProxyAuth
+            | ErrorClass::BudgetExceeded
+    );
+    let mut out = specific.unwrap_or_default();
+    if out.is_empty() && generic_ok {
+        if let Some(Value::Array(a)) = &req.extras.fallbacks {
+            out = a
+                .iter()
+                .filter_map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .or_else(|| x.get("model").and_then(Value::as_str).map(String::from))
+                })
+                .collect();
+        }
+        if out.is_empty() {
+            out = from_list(setting("fallbacks").as_ref()).unwrap_or_default();
+        }
+        if out.is_empty() {
+            if let Some(Value::Array(a)) = setting("default_fallbacks") {
+                out = a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect();
+            }
+        }
+    }
+    out.retain(|g| g != group);
+    out.truncate(MAX_FALLBACKS);
+    out
+}
+
+/// Calls one model group with retries: each retry picks another deployment when the group has
+/// one that has not failed yet, and otherwise waits (exponential backoff from 0.5 s, at most
+/// 8 s, never less than `router_settings.retry_after`). Errors that a retry cannot fix are
+/// returned at once.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the per-attempt context; bundling it is planned with the router module"
+)]
+async fn try_group(
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    req: &LlmRequest,
+    group: &Arc<crate::routing::ModelGroup>,
+    capture: Option<&str>,
+    served: &str,
+    retries: u64,
+    retried: &mut u64,
+    slot: &CallSlot,
+) -> ApiResult<Response> {
+    let mut failed: Vec<String> = Vec::new();
+    let mut try_no = 0u64;
+    loop {
+        let failed_refs: Vec<&str> = failed.iter().map(String::as_str).collect();
+        let fresh = group.pick(&failed_refs).cloned();
+        let had_alternative = fresh.is_some();
+        let deployment = fresh.or_else(|| group.pick(&[]).cloned()).ok_or_else(|| {
+            ApiError::new(
+                ErrorClass::RateLimit,
+                format!("No deployments available for selected model. Passed model={served}"),
+            )
+        })?;
+        if try_no > 0 && !had_alternative {
+            tokio::time::sleep(backoff(state, try_no)).await;
+        }
+        let upstream_model = deployment.upstream_model_for(capture);
+        let account = CallAccount::begin(
+            state,
+            auth,
+            &deployment,
+            CallFacts {
+                call_id: &ctx.call_id,
+                call_type: req.kind.call_type(),
+                group: &group.name,
+                upstream_model: &upstream_model,
+                prompt_bytes: req.prompt_bytes,
+                max_tokens: ["max_tokens", "max_completion_tokens"]
+                    .iter()
+                    .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
+                end_user: req.body.get("user").and_then(Value::as_str),
+                metadata: req.extras.metadata.as_ref(),
+                tags: &req.extras.tags,
+            },
+        )?;
+        if let Ok(mut g) = slot.lock() {
+            if let Some((_, acct)) = g.as_mut() {
+                *acct = Some(account);
+            }
+        }
+        match attempt(
+            state,
+            ctx,
+            req,
+            &deployment,
+            capture,
+            &group.name,
+            served,
+            slot,
+        )
+        .await
+        {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                // The failed attempt's account is dropped here: its reservation is released
+                // and a failure row is logged.
+                if let Ok(mut g) = slot.lock() {
+                    if let Some((_, acct)) = g.as_mut() {
+                        acct.take();
+                    }
+                }
+                if !e.class.is_retryable() || try_no >= retries {
+                    return Err(e);
+                }
+                failed.push(deployment.id.clone());
+                try_no += 1;
+                *retried += 1;
+            }
+        }
+    }
+}
+
+/// Wait before retrying the same deployment.
+fn backoff(state: &AppState, try_no: u64) -> Duration {
+    /// LiteLLM's `INITIAL_RETRY_DELAY` and `MAX_RETRY_DELAY`, in seconds.
+    const INITIAL: f64 = 0.5;
+    const MAX: f64 = 8.0;
+    let min = state
+        .loaded
+        .config
+        .router_settings
+        .extra
+        .get("retry_after")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let exp = (INITIAL * 2f64.powi(try_no.saturating_sub(1).min(16) as i32)).min(MAX);
+    let jitter = 0.75 + rand::random::<f64>() * 0.25;
+    Duration::from_secs_f64((exp * jitter).max(min))
 }
 
 /// What a call holds until its usage is known: the rate-limit permit and the spend account.
@@ -380,6 +618,10 @@ async fn check_rate_limits(
 }
 
 /// One call to one deployment: mock, or upstream request and response translation.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the per-attempt context; bundling it is planned with the router module"
+)]
 async fn attempt(
     state: &AppState,
     ctx: &RequestCtx,
@@ -387,15 +629,23 @@ async fn attempt(
     deployment: &Arc<Deployment>,
     capture: Option<&str>,
     group: &str,
+    served: &str,
     permit: &CallSlot,
 ) -> ApiResult<Response> {
     let deployment = deployment.as_ref();
+    if req.extras.mock_testing_fallbacks && served == req.model {
+        // LiteLLM's test switch: the requested group fails so its fallbacks are exercised.
+        return Err(ApiError::new(
+            ErrorClass::Internal,
+            format!("litellm.InternalServerError: InternalServerError: mock_testing_fallbacks=True for model={served}"),
+        ));
+    }
     if let Some(mock) = deployment
         .mock_response
         .as_ref()
         .or(req.extras.mock_response.as_ref())
     {
-        let mut r = mock_answer(ctx, deployment, req, mock)?;
+        let mut r = mock_answer(served, ctx, deployment, req, mock)?;
         if !req.stream {
             cost_headers(&mut r, settle(permit, mock::MOCK_USAGE));
         } else {
@@ -404,7 +654,7 @@ async fn attempt(
         return Ok(r);
     }
     if req.extras.mock_testing_rate_limit_error {
-        let e = mock::mock_error(&Value::String("litellm.RateLimitError".into()), &req.model);
+        let e = mock::mock_error(&Value::String("litellm.RateLimitError".into()), served);
         return Err(e.unwrap_or_else(|| ApiError::new(ErrorClass::RateLimit, "mock rate limit")));
     }
     check_clientside_params(state, deployment, &req.extras)?;
@@ -464,7 +714,7 @@ async fn attempt(
             client::body_stream(resp.into_body()),
             providers::stream_dialect(deployment.provider, req.kind.endpoint()),
             Encoder::OpenAi {
-                model: Arc::from(req.model.as_str()),
+                model: Arc::from(served),
                 include_usage: req.include_usage,
             },
             idle.or(Some(timeout)),
@@ -500,7 +750,7 @@ async fn attempt(
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
     let mut r = if deployment.provider.speaks_openai() {
         // OpenAI-format body: forwarded verbatim but for `model`, without building a tree.
-        let (body, usage) = crate::api::rewrite::set_model(&bytes, &req.model).ok_or_else(|| {
+        let (body, usage) = crate::api::rewrite::set_model(&bytes, served).ok_or_else(|| {
             ApiError::internal(format!(
                 "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
                 deployment.provider.exception_label()
@@ -512,7 +762,7 @@ async fn attempt(
     } else {
         let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
         let usage = out.get("usage").and_then(crate::api::Usage::from_json);
-        out.insert("model".into(), Value::String(req.model.clone()));
+        out.insert("model".into(), Value::String(served.to_string()));
         let mut r = json_response(&out);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
@@ -786,19 +1036,20 @@ fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
 }
 
 fn mock_answer(
+    served: &str,
     ctx: &RequestCtx,
     d: &Deployment,
     req: &LlmRequest,
     mock_value: &Value,
 ) -> ApiResult<Response> {
-    if let Some(e) = mock::mock_error(mock_value, &req.model) {
+    if let Some(e) = mock::mock_error(mock_value, served) {
         return Err(e);
     }
     let empty = HeaderMap::new();
     let mut r = match req.kind {
         CallKind::Chat if req.stream => {
             let mut frames: Vec<Result<bytes::Bytes, std::io::Error>> = Vec::with_capacity(4);
-            for mut c in mock::chat_chunks(mock_value, &req.model) {
+            for mut c in mock::chat_chunks(mock_value, served) {
                 let usage_only = c
                     .get("choices")
                     .and_then(Value::as_array)
@@ -816,16 +1067,14 @@ fn mock_answer(
             frames.push(Ok(bytes::Bytes::from_static(sse::DONE_FRAME)));
             sse_response(Body::from_stream(futures::stream::iter(frames)))
         }
-        CallKind::Chat => json_response(&mock::chat_response(mock_value, &req.model)),
-        CallKind::Completion => {
-            json_response(&mock::text_completion_response(mock_value, &req.model))
-        }
+        CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
+        CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
         CallKind::Embedding => {
             let n = match req.body.get("input") {
                 Some(Value::Array(a)) if !a.iter().all(|x| x.is_number()) => a.len(),
                 _ => 1,
             };
-            json_response(&mock::embedding_response(mock_value, &req.model, n))
+            json_response(&mock::embedding_response(mock_value, served, n))
         }
     };
     decorate(&mut r, ctx, d, &d.model_name, 0.0, &empty);

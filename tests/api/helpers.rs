@@ -320,6 +320,8 @@ pub fn config_for(models: &[&str], extra: &str) -> String {
             "  - model_name: {m}\n    litellm_params:\n      model: openai/{m}\n      api_base: {{MOCK}}\n      api_key: sk-upstream-key\n      timeout: 1.5\n"
         ));
     }
+    // Retries are tested on their own (tests/api/retries.rs); here each error must surface as is.
+    s.push_str("litellm_settings:\n  num_retries: 0\n");
     s.push_str(&format!("general_settings:\n  master_key: {MASTER}\n"));
     s.push_str(extra);
     s

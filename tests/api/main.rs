@@ -10,6 +10,7 @@ mod errors;
 mod helpers;
 mod keys;
 mod limits;
+mod retries;
 mod routes;
 mod shutdown;
 mod streaming;

@@ -140,7 +140,18 @@ def write_config(path, mock_port, extra=None):
             entry["model_info"] = {"mode": "embedding"}
         model_list.append(entry)
     model_list.append({"model_name": "offline", "litellm_params": {"model": "openai/gpt-4o", "mock_response": "canned reply"}})
-    cfg = {"model_list": model_list, "general_settings": {"master_key": MASTER_KEY}}
+    # One group with a dead deployment and a healthy one: retries must hide the dead one.
+    for upstream in ["err-500", "gpt-4o-mini"]:
+        model_list.append({
+            "model_name": "half-down",
+            "litellm_params": {"model": f"openai/{upstream}", "api_base": f"http://127.0.0.1:{mock_port}/v1", "api_key": "sk-upstream"},
+        })
+    # Errors are asserted as they come from the upstream; retries are exercised per request.
+    cfg = {
+        "model_list": model_list,
+        "general_settings": {"master_key": MASTER_KEY},
+        "litellm_settings": {"num_retries": 0},
+    }
     for k, v in (extra or {}).items():
         cfg.setdefault(k, {}).update(v)
     with open(path, "w") as f:

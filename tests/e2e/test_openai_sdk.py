@@ -123,3 +123,12 @@ def test_bad_parameter_type_names_the_field(client):
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_body={"temperature": "hot"}
         )
     assert info.value.response.json()["error"]["param"] == "temperature"
+
+
+def test_one_of_two_deployments_down_gives_clean_answers(client):
+    for _ in range(6):
+        raw = client.chat.completions.with_raw_response.create(
+            model="half-down", messages=[{"role": "user", "content": "hi"}], extra_body={"num_retries": 2}
+        )
+        assert raw.parse().choices[0].message.content == "Hello from mock"
+        assert int(raw.headers["x-litellm-attempted-retries"]) <= 1

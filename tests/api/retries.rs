@@ -1,0 +1,81 @@
+//! Retries across a model group's deployments and fallbacks to other groups.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+fn two_deployments(extra: &str) -> String {
+    format!(
+        "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/err-500, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: g\n    litellm_params: {{model: openai/good, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: backup\n    litellm_params: {{model: openai/backup-model, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: broken\n    litellm_params: {{model: openai/err-503, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: bad-input\n    litellm_params: {{model: openai/err-400, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn a_failing_deployment_is_retried_on_the_other_one() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&two_deployments(""), Some(&mock)).await;
+    for _ in 0..10 {
+        let r = gw.post("/v1/chat/completions", chat_body("g")).await;
+        assert_eq!(r.status(), 200);
+        let retries: u64 = r.headers()["x-litellm-attempted-retries"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retries <= 1);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["model"], "g");
+    }
+}
+
+#[tokio::test]
+async fn retries_stop_for_errors_that_cannot_succeed_and_count_otherwise() {
+    let mock = mock_upstream().await;
+    let gw = gateway(
+        &two_deployments("router_settings:\n  num_retries: 1\n  retry_after: 0\n"),
+        Some(&mock),
+    )
+    .await;
+    let before = mock.count();
+    let r = gw
+        .post("/v1/chat/completions", chat_body("bad-input"))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(mock.count() - before, 1, "a 400 is not retried");
+    let before = mock.count();
+    let mut b = chat_body("broken");
+    b["num_retries"] = json!(2);
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        mock.count() - before,
+        3,
+        "one call and two retries (per-request num_retries)"
+    );
+}
+
+#[tokio::test]
+async fn fallbacks_serve_under_the_fallback_group() {
+    let mock = mock_upstream().await;
+    let cfg = two_deployments(
+        "router_settings:\n  num_retries: 0\n  fallbacks: [{\"broken\": [\"backup\"]}]\n",
+    );
+    let gw = gateway(&cfg, Some(&mock)).await;
+    let r = gw.post("/v1/chat/completions", chat_body("broken")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-litellm-attempted-fallbacks"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "backup");
+    assert_eq!(mock.last().body["model"], "backup-model");
+    // Per-request fallbacks, and LiteLLM's mock_testing_fallbacks switch.
+    let mut b = chat_body("g");
+    b["mock_testing_fallbacks"] = json!(true);
+    b["fallbacks"] = json!(["backup"]);
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "backup");
+    // A bad request does not fall back.
+    let mut b = chat_body("bad-input");
+    b["fallbacks"] = json!(["backup"]);
+    assert_eq!(gw.post("/v1/chat/completions", b).await.status(), 400);
+}
