@@ -8,7 +8,7 @@
 use crate::providers::openai::{self, Endpoint, Overrides};
 use crate::routing::{Deployment, Mode};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -65,7 +65,7 @@ pub struct HealthQuery {
 pub async fn health_handler(
     State(state): State<AppState>,
     axum::Extension(auth): axum::Extension<crate::middleware::auth::AuthCtx>,
-    Query(q): Query<HealthQuery>,
+    super::JsonQuery(q): super::JsonQuery<HealthQuery>,
 ) -> Response {
     // LiteLLM: `/health` calls every deployment, so only admins may trigger it.
     if let Err(e) = super::keys::require_admin(&auth, "/health") {

@@ -15,7 +15,7 @@ use crate::spend::{now, parse_duration};
 use crate::state::AppState;
 use crate::store::{KeyFilter, KeyRow, StoreError};
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -389,7 +389,7 @@ pub struct KeyInfoQuery {
 pub async fn key_info_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,
-    Query(q): Query<KeyInfoQuery>,
+    super::JsonQuery(q): super::JsonQuery<KeyInfoQuery>,
 ) -> Response {
     key_info(&state, &auth, q)
         .await
@@ -609,7 +609,7 @@ pub struct KeyListQuery {
 pub async fn list_keys_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,
-    Query(q): Query<KeyListQuery>,
+    super::JsonQuery(q): super::JsonQuery<KeyListQuery>,
 ) -> Response {
     list(&state, &auth, q)
         .await

@@ -70,3 +70,25 @@ pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
         }
     }
 }
+
+/// Query-string extractor whose rejection is an OpenAI-shaped 400 naming the problem (axum's
+/// own `Query` answers in plain text).
+pub struct JsonQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for JsonQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(q).map(JsonQuery).map_err(|e| {
+            ApiError::bad_request(format!("Invalid query parameters: {e}")).with_param("query")
+        })
+    }
+}

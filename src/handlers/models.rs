@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::middleware::auth::AuthCtx;
 use crate::routing::ModelGroup;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -68,7 +68,7 @@ pub struct ModelInfoQuery {
 pub async fn model_info_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,
-    Query(q): Query<ModelInfoQuery>,
+    super::JsonQuery(q): super::JsonQuery<ModelInfoQuery>,
 ) -> Response {
     let mut data = Vec::new();
     for group in state.router.groups() {

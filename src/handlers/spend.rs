@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::{hash_key, AuthCtx};
 use crate::state::AppState;
 use crate::store::{SpendFilter, SpendLogRow};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -60,7 +60,7 @@ fn row_json(r: &SpendLogRow) -> Value {
 pub async fn spend_logs_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,
-    Query(q): Query<SpendLogsQuery>,
+    super::JsonQuery(q): super::JsonQuery<SpendLogsQuery>,
 ) -> Response {
     logs(&state, &auth, q)
         .await

@@ -298,7 +298,10 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// A spend-log row for a finished call.
-#[expect(clippy::too_many_arguments, reason = "one argument per spend-log column")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per spend-log column"
+)]
 pub fn log_row(
     request_id: &str,
     call_type: &str,

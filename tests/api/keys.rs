@@ -438,3 +438,18 @@ async fn plain_keys_cannot_probe_health_or_read_spend() {
         .collect();
     assert_eq!(ids, ["other"]);
 }
+
+#[tokio::test]
+async fn bad_query_strings_are_json_400s() {
+    let gw = gateway(&keys_config(None), None).await;
+    for p in [
+        "/key/list?page=abc",
+        "/key/list?size=1000",
+        "/key/list?page=0",
+    ] {
+        let r = gw.get(p).await;
+        assert_eq!(r.status(), 400, "{p}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "400", "{p}");
+    }
+}
