@@ -78,7 +78,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/global/spend", get(spend::global_spend_handler))
         .route("/", get(health::root_handler))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
 
     r.layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -89,6 +90,18 @@ pub fn build_app(state: AppState) -> Router {
     // Handlers enforce `max_request_size_mb` themselves, with an OpenAI-shaped 413.
     .layer(DefaultBodyLimit::disable())
     .with_state(state)
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let mut e = ApiError::new(
+        crate::error::ErrorClass::BadRequest,
+        format!("Method {method} is not allowed on {}", uri.path()),
+    );
+    e.status_override = Some(axum::http::StatusCode::METHOD_NOT_ALLOWED);
+    e.into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {

@@ -175,4 +175,8 @@ async fn unknown_routes_are_json_404() {
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_envelope(&v, "404");
+    let r = gw.get("/v1/chat/completions").await;
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_envelope(&v, "405");
 }
