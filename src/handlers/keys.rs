@@ -10,7 +10,7 @@
 use super::{parse_object, read_body};
 use crate::api::validate::describe;
 use crate::error::{ApiError, ApiResult};
-use crate::middleware::auth::{hash_key, AuthCtx};
+use crate::middleware::auth::{abbreviate_key, hash_key, AuthCtx};
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
 use crate::store::{KeyFilter, KeyRow, StoreError};
@@ -70,15 +70,7 @@ fn key_name(key: &str) -> String {
     if std::env::var("DISABLE_KEY_NAME").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
         return String::new();
     }
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("sk-...{tail}")
+    abbreviate_key(key)
 }
 
 fn opt_str(body: &Map<String, Value>, f: &str) -> ApiResult<Option<String>> {

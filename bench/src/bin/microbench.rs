@@ -9,13 +9,7 @@ use litellm_gateway::redis::RedisHandle;
 use litellm_gateway::routing::ModelRouter;
 use std::time::{Duration, Instant};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use bench::arg;
 
 fn report(name: &str, mut v: Vec<f64>) {
     v.sort_by(f64::total_cmp);

@@ -22,10 +22,7 @@ const EMB: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"e
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    bench::arg(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }

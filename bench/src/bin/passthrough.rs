@@ -18,13 +18,7 @@ use tokio::net::TcpListener;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use bench::arg;
 
 async fn forward(
     client: Client<HttpConnector, Incoming>,
