@@ -5,11 +5,13 @@
 //! Streams are confirmed (status and first event) before the 200 goes out.
 
 use super::{parse_object, read_body};
+use crate::api::messages::{self, EventEncoder};
 use crate::api::{validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::AuthCtx;
 use crate::middleware::request_ctx::RequestCtx;
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
+use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
 use crate::providers::{self, client, mock, sse, Provider};
 use crate::ratelimit::{self, Acquired, Descriptor, Permit};
@@ -31,6 +33,8 @@ pub enum CallKind {
     Chat,
     Completion,
     Embedding,
+    /// Anthropic's Messages format in and out (`/v1/messages`).
+    Messages,
 }
 
 impl CallKind {
@@ -39,6 +43,7 @@ impl CallKind {
             Self::Chat => "/chat/completions",
             Self::Completion => "/completions",
             Self::Embedding => "/embeddings",
+            Self::Messages => "/v1/messages",
         }
     }
     /// LiteLLM's `call_type` in spend logs.
@@ -47,11 +52,12 @@ impl CallKind {
             Self::Chat => "acompletion",
             Self::Completion => "atext_completion",
             Self::Embedding => "aembedding",
+            Self::Messages => "anthropic_messages",
         }
     }
     fn endpoint(self) -> Endpoint {
         match self {
-            Self::Chat => Endpoint::ChatCompletions,
+            Self::Chat | Self::Messages => Endpoint::ChatCompletions,
             Self::Completion => Endpoint::Completions,
             Self::Embedding => Endpoint::Embeddings,
         }
@@ -107,6 +113,16 @@ pub async fn completions_for_model_handler(
         body,
     )
     .await
+}
+
+pub async fn messages_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Messages, None, body).await
 }
 
 pub async fn embeddings_handler(
@@ -170,6 +186,11 @@ struct LlmRequest {
     include_usage: bool,
     /// Size of the request body, for token estimates before the call.
     prompt_bytes: usize,
+    /// `/v1/messages`: the Anthropic body as sent (LiteLLM fields removed), forwarded natively
+    /// to Anthropic deployments; `body` holds its OpenAI translation for everyone else.
+    native: Option<Map<String, Value>>,
+    /// Client headers forwarded upstream (`anthropic-beta` on `/v1/messages`).
+    forward_headers: Vec<(String, String)>,
 }
 
 async fn parse_request(
@@ -185,7 +206,11 @@ async fn parse_request(
         body.insert("model".into(), Value::String(m));
     }
     let model = validate::model_field(&body, kind.route())?;
+    if kind == CallKind::Messages {
+        return parse_messages_request(headers, model, body, bytes.len());
+    }
     match kind {
+        CallKind::Messages => {}
         CallKind::Chat => validate::chat(&body)?,
         CallKind::Embedding => validate::embeddings(&body)?,
         CallKind::Completion => {
@@ -219,6 +244,53 @@ async fn parse_request(
         stream,
         include_usage,
         prompt_bytes: bytes.len(),
+        native: None,
+        forward_headers: Vec::new(),
+    })
+}
+
+/// `/v1/messages`: Anthropic's own `metadata` (`user_id`) stays in the body; LiteLLM's
+/// fields are split off the rest.
+fn parse_messages_request(
+    headers: &HeaderMap,
+    model: String,
+    mut native: Map<String, Value>,
+    prompt_bytes: usize,
+) -> ApiResult<LlmRequest> {
+    crate::api::messages::validate(&native)?;
+    let metadata = native.remove("metadata");
+    let mut extras = LitellmExtras::split_from(&mut native)?;
+    if let Some(m) = metadata {
+        if let Some(tags) = m.get("tags").and_then(Value::as_array) {
+            extras
+                .tags
+                .extend(tags.iter().filter_map(|t| t.as_str().map(String::from)));
+        }
+        native.insert("metadata".into(), m);
+    }
+    if let Some(t) = header_f64(headers, "x-litellm-timeout") {
+        extras.timeout.get_or_insert(t);
+    }
+    let stream = native
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let forward_headers = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| ("anthropic-beta".to_string(), v.to_string()))
+        .collect();
+    Ok(LlmRequest {
+        kind: CallKind::Messages,
+        model,
+        body: crate::api::messages::to_openai(&native),
+        extras,
+        stream,
+        include_usage: false,
+        prompt_bytes,
+        native: Some(native),
+        forward_headers,
     })
 }
 
@@ -253,34 +325,8 @@ async fn run(
     body: Body,
 ) -> ApiResult<Response> {
     let req = parse_request(state, headers, kind, path_model, body).await?;
-    // A key's `aliases` map the requested name to a model group first.
-    let target = auth
-        .key
-        .as_ref()
-        .and_then(|k| k.aliases.get(&req.model))
-        .and_then(Value::as_str)
-        .unwrap_or(&req.model);
-    let resolved = state
-        .router
-        .resolve(target)
-        .ok_or_else(|| invalid_model(state, auth, kind.route(), &req.model))?;
+    let resolved = resolve_for(state, auth, kind.route(), &req.model)?;
     let group = resolved.group.clone();
-    if !auth.allowed_models.is_empty()
-        && !auth.allowed_models.iter().any(|m| {
-            m == &group.name
-                || m == &req.model
-                || group.access_groups.contains(m)
-                || m.strip_suffix('*')
-                    .is_some_and(|p| req.model.starts_with(p))
-        })
-    {
-        let mut e = ApiError::proxy_auth(format!(
-            "key not allowed to access model. This key can only access models={:?}. Tried to access {}",
-            auth.allowed_models, req.model
-        ));
-        e.type_override = Some("key_model_access_denied");
-        return Err(e);
-    }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
     let retries = num_retries(state, headers, &req);
@@ -352,6 +398,117 @@ async fn run(
         );
     }
     Ok(resp)
+}
+
+/// The model group a caller may use for `model`: the key's `aliases` apply first, then the
+/// router; a group outside the key's `models` is refused.
+fn resolve_for<'s>(
+    state: &'s AppState,
+    auth: &AuthCtx,
+    route: &str,
+    model: &str,
+) -> ApiResult<crate::routing::Resolved<'s>> {
+    let target = auth
+        .key
+        .as_ref()
+        .and_then(|k| k.aliases.get(model))
+        .and_then(Value::as_str)
+        .unwrap_or(model);
+    let resolved = state
+        .router
+        .resolve(target)
+        .ok_or_else(|| invalid_model(state, auth, route, model))?;
+    let group = resolved.group;
+    if !auth.allowed_models.is_empty()
+        && !auth.allowed_models.iter().any(|m| {
+            m == &group.name
+                || m == model
+                || group.access_groups.contains(m)
+                || m.strip_suffix('*').is_some_and(|p| model.starts_with(p))
+        })
+    {
+        let mut e = ApiError::proxy_auth(format!(
+            "key not allowed to access model. This key can only access models={:?}. Tried to access {model}",
+            auth.allowed_models
+        ));
+        e.type_override = Some("key_model_access_denied");
+        return Err(e);
+    }
+    Ok(resolved)
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic deployments count for themselves; for other
+/// providers the count is estimated from the text (about four characters a token).
+pub async fn count_tokens_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match count_tokens(&state, &auth, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn count_tokens(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    const ROUTE: &str = "/v1/messages/count_tokens";
+    let bytes = read_body(headers, body, state.max_request_bytes).await?;
+    let mut body = parse_object(&bytes)?;
+    let model = validate::model_field(&body, ROUTE)?;
+    messages::validate(&body)?;
+    let resolved = resolve_for(state, auth, ROUTE, &model)?;
+    let d = resolved.group.pick(&[]).cloned().ok_or_else(|| {
+        ApiError::new(
+            ErrorClass::RateLimit,
+            format!("No deployments available for selected model. Passed model={model}"),
+        )
+    })?;
+    if d.provider != Provider::Anthropic || d.mock_response.is_some() {
+        let n = messages::estimate_input_tokens(&body);
+        return Ok(json_response(&json_object(
+            serde_json::json!({ "input_tokens": n }),
+        )));
+    }
+    let metadata = body.remove("metadata");
+    let _ = LitellmExtras::split_from(&mut body)?;
+    drop(metadata); // count_tokens takes no metadata
+    for k in [
+        "max_tokens",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+    ] {
+        body.remove(k);
+    }
+    body.insert(
+        "model".into(),
+        Value::String(d.upstream_model_for(resolved.capture.as_deref())),
+    );
+    let mut up = providers::anthropic_request(&d, &Overrides::default(), &body)?;
+    up.url.push_str("/count_tokens");
+    let timeout = d.timeout.unwrap_or(state.default_timeout);
+    let resp = send(state, up, timeout, d.provider).await?;
+    let status = resp.status();
+    let bytes = read_limited(resp, timeout, d.provider, state.max_response_bytes).await?;
+    if !status.is_success() {
+        return Err(providers::map_error(d.provider, status.as_u16(), &bytes));
+    }
+    Ok(json_bytes_response(bytes.to_vec()))
+}
+
+fn json_object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 /// LiteLLM's retry count: request `num_retries` > `x-litellm-num-retries` >
@@ -660,20 +817,47 @@ async fn attempt(
     check_clientside_params(state, deployment, &req.extras)?;
 
     let upstream_model = deployment.upstream_model_for(capture);
+    let additional_drop = additional_drop_params(deployment, &req.extras);
+    let allowed = allowed_openai_params(&req.extras);
     let ov = Overrides {
         api_key: req.extras.api_key.as_deref(),
         api_base: req.extras.api_base.as_deref(),
         api_version: req.extras.api_version.as_deref(),
+        params: ParamPolicy {
+            drop_params: req
+                .extras
+                .drop_params
+                .or(deployment.drop_params)
+                .unwrap_or(state.drop_params),
+            additional_drop: &additional_drop,
+            allowed: &allowed,
+        },
     };
-    let upstream = providers::build_request(
-        deployment,
-        req.kind.endpoint(),
-        &upstream_model,
-        req.body.clone(),
-        req.stream,
-        &ov,
-    )
-    .await?;
+    // `/v1/messages` to an Anthropic deployment goes out as it came.
+    let native = match (&req.native, deployment.provider) {
+        (Some(n), Provider::Anthropic) => Some(n),
+        _ => None,
+    };
+    let upstream = match native {
+        Some(n) => providers::anthropic_native_request(
+            deployment,
+            &upstream_model,
+            n.clone(),
+            &req.forward_headers,
+            &ov,
+        )?,
+        None => {
+            providers::build_request(
+                deployment,
+                req.kind.endpoint(),
+                &upstream_model,
+                req.body.clone(),
+                req.stream,
+                &ov,
+            )
+            .await?
+        }
+    };
     let timeout = effective_timeout(state, deployment, req);
     let sent_at = Instant::now();
     let resp = send(state, upstream, timeout, deployment.provider).await?;
@@ -710,13 +894,24 @@ async fn attempt(
             });
             settle(&slot, usage);
         })));
+        let (dialect, encoder) = match (req.kind, native) {
+            (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
+            (CallKind::Messages, None) => (
+                providers::stream_dialect(deployment.provider, req.kind.endpoint()),
+                Encoder::Anthropic(Box::new(EventEncoder::new(Arc::from(served)))),
+            ),
+            _ => (
+                providers::stream_dialect(deployment.provider, req.kind.endpoint()),
+                Encoder::OpenAi {
+                    model: Arc::from(served),
+                    include_usage: req.include_usage,
+                },
+            ),
+        };
         let s = ChatStream::new(
             client::body_stream(resp.into_body()),
-            providers::stream_dialect(deployment.provider, req.kind.endpoint()),
-            Encoder::OpenAi {
-                model: Arc::from(served),
-                include_usage: req.include_usage,
-            },
+            dialect,
+            encoder,
             idle.or(Some(timeout)),
             tap,
             deployment.provider,
@@ -748,7 +943,25 @@ async fn attempt(
     )
     .await?;
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
-    let mut r = if deployment.provider.speaks_openai() {
+    let mut r = if native.is_some() {
+        // Anthropic's own answer, reported under the requested model name.
+        let mut out = parse_object(&bytes).map_err(|_| {
+            ApiError::internal("litellm.APIError: APIError: AnthropicException - upstream returned a body that is not a JSON object")
+        })?;
+        let usage = out
+            .get("usage")
+            .and_then(crate::providers::anthropic::native_usage);
+        out.insert("model".into(), Value::String(served.to_string()));
+        let mut r = json_response(&out);
+        cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
+    } else if req.kind == CallKind::Messages {
+        let out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
+        let usage = out.get("usage").and_then(crate::api::Usage::from_json);
+        let mut r = json_response(&messages::from_openai(&out, served));
+        cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
+    } else if deployment.provider.speaks_openai() {
         // OpenAI-format body: forwarded verbatim but for `model`, without building a tree.
         let (body, usage) = crate::api::rewrite::set_model(&bytes, served).ok_or_else(|| {
             ApiError::internal(format!(
@@ -776,6 +989,26 @@ async fn attempt(
         &upstream_headers,
     );
     Ok(r)
+}
+
+/// `additional_drop_params` from the deployment and the request.
+fn additional_drop_params(d: &Deployment, ex: &LitellmExtras) -> Vec<String> {
+    let mut v = ex.additional_drop_params.clone();
+    if let Some(Value::Array(a)) = d.config.litellm_params.extra.get("additional_drop_params") {
+        v.extend(a.iter().filter_map(|x| x.as_str().map(String::from)));
+    }
+    v
+}
+
+/// `allowed_openai_params` from the request.
+fn allowed_openai_params(ex: &LitellmExtras) -> Vec<String> {
+    match ex.other.get("allowed_openai_params") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `api_base`/`base_url` in a request body may redirect the gateway's credentials elsewhere, so
@@ -1067,6 +1300,19 @@ fn mock_answer(
             frames.push(Ok(bytes::Bytes::from_static(sse::DONE_FRAME)));
             sse_response(Body::from_stream(futures::stream::iter(frames)))
         }
+        CallKind::Messages if req.stream => {
+            let mut enc = EventEncoder::new(Arc::from(served));
+            let mut frames: Vec<Result<bytes::Bytes, std::io::Error>> = Vec::with_capacity(4);
+            for c in mock::chat_chunks(mock_value, served) {
+                frames.extend(enc.encode(stream::StreamItem::Chunk(c)).map(Ok));
+            }
+            frames.extend(enc.encode(stream::StreamItem::Done).map(Ok));
+            sse_response(Body::from_stream(futures::stream::iter(frames)))
+        }
+        CallKind::Messages => json_response(&messages::from_openai(
+            &mock::chat_response(mock_value, served),
+            served,
+        )),
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
         CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
         CallKind::Embedding => {

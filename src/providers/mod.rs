@@ -7,10 +7,12 @@
 //!
 //! What must not go in here: routing decisions, auth, spend.
 
+pub mod anthropic;
 pub mod client;
 pub mod compat;
 pub mod mock;
 pub mod openai;
+pub mod params;
 pub mod sse;
 pub mod stream;
 
@@ -104,11 +106,89 @@ pub async fn build_request(
     stream: bool,
     ov: &Overrides<'_>,
 ) -> ApiResult<UpstreamRequest> {
-    if d.provider.speaks_openai() {
-        openai::build_request(d, endpoint, upstream_model, body, stream, ov)
-    } else {
-        Err(no_adapter(d))
+    match d.provider {
+        p if p.speaks_openai() => {
+            openai::build_request(d, endpoint, upstream_model, body, stream, ov)
+        }
+        Provider::Anthropic => {
+            require_chat(d, endpoint)?;
+            let body =
+                anthropic::chat_body(with_defaults(d, body), upstream_model, stream, &ov.params)?;
+            Ok(anthropic_request(d, ov, &body)?)
+        }
+        _ => Err(no_adapter(d)),
     }
+}
+
+/// A request to Anthropic's Messages endpoint with the deployment's credentials.
+pub fn anthropic_request(
+    d: &Deployment,
+    ov: &Overrides<'_>,
+    body: &Map<String, Value>,
+) -> ApiResult<UpstreamRequest> {
+    let base = ov
+        .api_base
+        .or(d.api_base.as_deref())
+        .unwrap_or("https://api.anthropic.com");
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(4 + d.extra_headers.len());
+    headers.push(("content-type".into(), "application/json".into()));
+    headers.push(("anthropic-version".into(), anthropic::API_VERSION.into()));
+    if let Some(k) = ov.api_key.or(d.api_key.as_ref().map(|k| k.expose())) {
+        headers.push(("x-api-key".into(), k.to_string()));
+    }
+    headers.extend(d.extra_headers.iter().cloned());
+    Ok(UpstreamRequest {
+        url: anthropic::messages_url(base),
+        headers,
+        body: encode(body)?,
+    })
+}
+
+/// `/v1/messages` to an Anthropic deployment: the client's Anthropic body, forwarded with the
+/// upstream model id, the deployment's defaults and the client's `anthropic-beta` headers.
+pub fn anthropic_native_request(
+    d: &Deployment,
+    upstream_model: &str,
+    body: Map<String, Value>,
+    forward_headers: &[(String, String)],
+    ov: &Overrides<'_>,
+) -> ApiResult<UpstreamRequest> {
+    let mut body = with_defaults(d, body);
+    body.insert("model".into(), Value::String(upstream_model.to_string()));
+    for name in ov.params.additional_drop {
+        body.remove(name);
+    }
+    let mut up = anthropic_request(d, ov, &body)?;
+    up.headers.extend(forward_headers.iter().cloned());
+    Ok(up)
+}
+
+/// The deployment's `litellm_params` defaults under the request's own fields.
+fn with_defaults(d: &Deployment, mut body: Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in &d.defaults {
+        if !body.contains_key(k) {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+fn encode(body: &Map<String, Value>) -> ApiResult<bytes::Bytes> {
+    serde_json::to_vec(body)
+        .map(bytes::Bytes::from)
+        .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))
+}
+
+fn require_chat(d: &Deployment, endpoint: Endpoint) -> ApiResult<()> {
+    if endpoint == Endpoint::ChatCompletions {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "litellm.BadRequestError: {} does not support {:?} (model group `{}`)",
+        d.provider.name(),
+        endpoint,
+        d.model_name
+    )))
 }
 
 /// Turns a successful non-streaming upstream body into the OpenAI response object.
@@ -117,26 +197,33 @@ pub fn parse_response(
     _endpoint: Endpoint,
     bytes: &[u8],
 ) -> ApiResult<Map<String, Value>> {
-    if !d.provider.speaks_openai() {
-        return Err(no_adapter(d));
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::internal(format!(
-            "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
-            d.provider.exception_label()
-        ))),
+    match d.provider {
+        Provider::Anthropic => anthropic::parse_chat(bytes),
+        p if p.speaks_openai() => match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(ApiError::internal(format!(
+                "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
+                d.provider.exception_label()
+            ))),
+        },
+        _ => Err(no_adapter(d)),
     }
 }
 
 /// Maps an upstream error response to LiteLLM's error.
 pub fn map_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
-    openai::map_error(provider, status, body)
+    match provider {
+        Provider::Anthropic => anthropic::map_error(status, body),
+        _ => openai::map_error(provider, status, body),
+    }
 }
 
 /// The stream decoder for a provider's streaming format.
 pub fn stream_dialect(provider: Provider, _endpoint: Endpoint) -> Dialect {
-    Dialect::openai(provider)
+    match provider {
+        Provider::Anthropic => Dialect::anthropic(),
+        _ => Dialect::openai(provider),
+    }
 }
 
 fn no_adapter(d: &Deployment) -> ApiError {

@@ -41,12 +41,14 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-/// Per-request credential overrides the caller is allowed to make.
+/// Per-request options: the credential overrides the caller is allowed to make and the
+/// unsupported-parameter policy.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides<'a> {
     pub api_key: Option<&'a str>,
     pub api_base: Option<&'a str>,
     pub api_version: Option<&'a str>,
+    pub params: super::params::ParamPolicy<'a>,
 }
 
 /// Builds the upstream request for an OpenAI-format deployment.
@@ -62,6 +64,9 @@ pub fn build_request(
         if !body.contains_key(k) {
             body.insert(k.clone(), v.clone());
         }
+    }
+    for name in ov.params.additional_drop {
+        body.remove(name);
     }
     body.insert("model".into(), Value::String(upstream_model.to_string()));
     if stream {

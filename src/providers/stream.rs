@@ -23,6 +23,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub enum StreamItem {
     Chunk(Map<String, Value>),
+    /// An upstream event forwarded as it came (same wire format on both sides), with the
+    /// usage known so far and the characters of output it carried.
+    Raw {
+        frame: Bytes,
+        usage: Option<Usage>,
+        output_chars: usize,
+    },
     Done,
     Error(ApiError),
 }
@@ -32,6 +39,17 @@ pub enum StreamItem {
 pub enum Dialect {
     /// OpenAI-format SSE (`data: {chunk}` ... `data: [DONE]`).
     OpenAi { sse: SseDecoder, provider: Provider },
+    /// Anthropic Messages events, translated to OpenAI chunks.
+    Anthropic {
+        sse: SseDecoder,
+        state: Box<super::anthropic::StreamState>,
+    },
+    /// Anthropic Messages events forwarded untouched (`/v1/messages` to an Anthropic
+    /// deployment); only usage is read on the way.
+    AnthropicRaw {
+        sse: SseDecoder,
+        usage: Map<String, Value>,
+    },
 }
 
 impl Dialect {
@@ -42,27 +60,105 @@ impl Dialect {
         }
     }
 
+    pub fn anthropic() -> Self {
+        Self::Anthropic {
+            sse: SseDecoder::new(),
+            state: Box::default(),
+        }
+    }
+
+    pub fn anthropic_raw() -> Self {
+        Self::AnthropicRaw {
+            sse: SseDecoder::new(),
+            usage: Map::new(),
+        }
+    }
+
     /// Decodes one upstream read.
     pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
         match self {
-            Self::OpenAi { sse, provider } => {
-                sse.push(bytes);
-                while let Some(ev) = sse.next_event() {
-                    out.push_back(openai_item(&ev.data, *provider));
-                }
-            }
+            Self::OpenAi { sse, .. }
+            | Self::Anthropic { sse, .. }
+            | Self::AnthropicRaw { sse, .. } => sse.push(bytes),
+        }
+        while let Some(ev) = self.sse().next_event() {
+            self.on_event(ev, out);
         }
     }
 
     /// The upstream closed: flush whatever is left.
     pub fn finish(&mut self, out: &mut VecDeque<StreamItem>) {
+        if let Some(ev) = self.sse().finish() {
+            self.on_event(ev, out);
+        }
+    }
+
+    fn sse(&mut self) -> &mut SseDecoder {
         match self {
-            Self::OpenAi { sse, provider } => {
-                if let Some(ev) = sse.finish() {
-                    out.push_back(openai_item(&ev.data, *provider));
-                }
+            Self::OpenAi { sse, .. }
+            | Self::Anthropic { sse, .. }
+            | Self::AnthropicRaw { sse, .. } => sse,
+        }
+    }
+
+    fn on_event(&mut self, ev: super::sse::SseEvent, out: &mut VecDeque<StreamItem>) {
+        match self {
+            Self::OpenAi { provider, .. } => out.push_back(openai_item(&ev.data, *provider)),
+            Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
+            Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
+        }
+    }
+}
+
+/// Forwards one Anthropic event, noting usage (`message_start` carries the input side,
+/// `message_delta` the output) and the end of the message.
+fn raw_anthropic_item(
+    ev: super::sse::SseEvent,
+    usage: &mut Map<String, Value>,
+    out: &mut VecDeque<StreamItem>,
+) {
+    let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind == "error" {
+        let status = super::anthropic::error_type_status(
+            v.pointer("/error/type")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        out.push_back(StreamItem::Error(super::anthropic::map_error(
+            status,
+            ev.data.as_bytes(),
+        )));
+        return;
+    }
+    let found = match kind {
+        "message_start" => v.pointer("/message/usage"),
+        "message_delta" => v.get("usage"),
+        _ => None,
+    };
+    if let Some(Value::Object(u)) = found {
+        for (k, val) in u {
+            if !val.is_null() {
+                usage.insert(k.clone(), val.clone());
             }
         }
+    }
+    let output_chars = match v.get("delta") {
+        Some(d) if kind == "content_block_delta" => ["text", "partial_json", "thinking"]
+            .iter()
+            .filter_map(|k| d.get(*k).and_then(Value::as_str))
+            .map(str::len)
+            .sum(),
+        _ => 0,
+    };
+    let name = ev.event.as_deref().unwrap_or(kind);
+    out.push_back(StreamItem::Raw {
+        frame: super::sse::named_frame(name, ev.data.as_bytes()),
+        usage: found.and_then(|_| super::anthropic::native_usage(&Value::Object(usage.clone()))),
+        output_chars,
+    });
+    if kind == "message_stop" {
+        out.push_back(StreamItem::Done);
     }
 }
 
@@ -103,17 +199,31 @@ pub enum Encoder {
         model: Arc<str>,
         include_usage: bool,
     },
+    /// Anthropic Messages events built from OpenAI chunks (`/v1/messages` served by a
+    /// non-Anthropic deployment).
+    Anthropic(Box<crate::api::messages::EventEncoder>),
+    /// Upstream frames forwarded as they are ([`StreamItem::Raw`]).
+    Passthrough,
 }
 
 impl Encoder {
     fn encode(&mut self, item: StreamItem) -> Option<Bytes> {
+        if let StreamItem::Raw { frame, .. } = item {
+            return Some(frame);
+        }
         match self {
+            Self::Passthrough => match item {
+                StreamItem::Error(e) => Some(crate::api::messages::error_frame(&e)),
+                _ => None,
+            },
+            Self::Anthropic(enc) => enc.encode(item),
             Self::OpenAi {
                 model,
                 include_usage,
             } => match item {
                 StreamItem::Done => Some(Bytes::from_static(DONE_FRAME)),
                 StreamItem::Error(e) => Some(frame(e.to_json().to_string().as_bytes())),
+                StreamItem::Raw { .. } => None,
                 StreamItem::Chunk(mut c) => {
                     if c.contains_key("model") {
                         c.insert("model".into(), Value::String(model.to_string()));
@@ -132,6 +242,14 @@ impl Encoder {
                     serde_json::to_vec(&c).ok().map(|b| frame(&b))
                 }
             },
+        }
+    }
+
+    /// A failure after the stream started, in the client's format.
+    fn error_frame(&mut self, e: &ApiError) -> Bytes {
+        match self {
+            Self::OpenAi { .. } => frame(e.to_json().to_string().as_bytes()),
+            Self::Anthropic(_) | Self::Passthrough => crate::api::messages::error_frame(e),
         }
     }
 }
@@ -199,6 +317,17 @@ impl StreamTap {
                         }
                     }
                 }
+            }
+            StreamItem::Raw {
+                usage,
+                output_chars,
+                ..
+            } => {
+                self.first_chunk_at.get_or_insert_with(Instant::now);
+                if usage.is_some() {
+                    self.usage = *usage;
+                }
+                self.output_chars += output_chars;
             }
             StreamItem::Done => self.completed = true,
             StreamItem::Error(e) => self.error = Some(e.clone()),
@@ -349,7 +478,10 @@ pub async fn open(
     let rest = futures::stream::unfold(s, |mut s| async move {
         match s.next().await? {
             Next::Frame(b) => Some((Ok(b), s)),
-            Next::Failed(e) => Some((Ok(frame(e.to_json().to_string().as_bytes())), s)),
+            Next::Failed(e) => {
+                let f = s.encoder.error_frame(&e);
+                Some((Ok(f), s))
+            }
         }
     });
     Ok(futures::stream::once(async move { Ok(first) })
