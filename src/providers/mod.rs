@@ -7,6 +7,7 @@
 //!
 //! What must not go in here: routing decisions, auth, spend.
 
+pub mod aws;
 pub mod client;
 pub mod compat;
 pub mod mock;
