@@ -8,6 +8,7 @@
 //! What must not go in here: routing decisions, auth, spend.
 
 pub mod anthropic;
+pub mod aws;
 pub mod client;
 pub mod compat;
 pub mod mock;
