@@ -2,6 +2,7 @@
 //! upstreams on random ports. One binary, several modules; every test owns its instances.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anthropic;
 mod auth;
 mod chat;
 mod config_files;
