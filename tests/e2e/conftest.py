@@ -52,6 +52,8 @@ class MockHandler(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append({"path": self.path, "body": req, "headers": dict(self.headers)})
         model = req.get("model", "")
+        if self.path.endswith("/v1/messages"):
+            return self._anthropic(req, model)
         if model.startswith("err-"):
             status = int(model[4:])
             return self._json(
@@ -109,6 +111,50 @@ class MockHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+    def _anthropic(self, req, model):
+        """Anthropic's Messages API: errors in Anthropic's envelope, text or tool use, SSE events."""
+        if model.startswith("err-"):
+            status = int(model[4:])
+            kinds = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
+            return self._json(status, {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": f"mock failure {status}"}})
+        tool = model == "tool"
+        usage = {"input_tokens": 9, "output_tokens": 4}
+        if not req.get("stream"):
+            content = [{"type": "text", "text": "Hello from Claude"}]
+            if tool:
+                content.append({"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}})
+            return self._json(200, {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                                    "content": content, "stop_reason": "tool_use" if tool else "end_turn",
+                                    "stop_sequence": None, "usage": usage})
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def send(name, obj):
+            data = f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        send("message_start", {"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+             "model": model, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}})
+        send("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        for word in ["Hello", " from", " Claude"]:
+            send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})
+        send("content_block_stop", {"type": "content_block_stop", "index": 0})
+        if tool:
+            send("content_block_start", {"type": "content_block_start", "index": 1,
+                 "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}})
+            for part in ['{"city": ', '"Paris"}']:
+                send("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": part}})
+            send("content_block_stop", {"type": "content_block_stop", "index": 1})
+        send("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
+             "usage": {"output_tokens": 4}})
+        send("message_stop", {"type": "message_stop"})
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
 @pytest.fixture(scope="session")
 def mock_upstream():
     server = ThreadingHTTPServer(("127.0.0.1", 0), MockHandler)
@@ -140,6 +186,13 @@ def write_config(path, mock_port, extra=None):
             entry["model_info"] = {"mode": "embedding"}
         model_list.append(entry)
     model_list.append({"model_name": "offline", "litellm_params": {"model": "openai/gpt-4o", "mock_response": "canned reply"}})
+    # Anthropic deployments on the same mock (it answers Anthropic's API under /v1/messages).
+    for name, upstream in [("claude", "claude-haiku-4-5"), ("claude-tool", "tool"), ("claude-err-429", "err-429"),
+                           ("claude-err-401", "err-401"), ("claude-err-400", "err-400")]:
+        model_list.append({
+            "model_name": name,
+            "litellm_params": {"model": f"anthropic/{upstream}", "api_base": f"http://127.0.0.1:{mock_port}", "api_key": "sk-ant"},
+        })
     # One group with a dead deployment and a healthy one: retries must hide the dead one.
     for upstream in ["err-500", "gpt-4o-mini"]:
         model_list.append({
@@ -212,3 +265,10 @@ def client(gateway):
     from openai import OpenAI
 
     return OpenAI(base_url=gateway.base_url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture()
+def anthropic_client(gateway):
+    from anthropic import Anthropic
+
+    return Anthropic(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20)
