@@ -42,6 +42,21 @@ model_list:
       model: openai/bench-model
       api_base: http://127.0.0.1:$MOCK/v1
       api_key: sk-upstream
+  - model_name: bench-claude
+    litellm_params:
+      model: anthropic/claude-haiku-4-5
+      api_base: http://127.0.0.1:$MOCK
+      api_key: sk-upstream
+  - model_name: big-tool
+    litellm_params:
+      model: openai/big-tool
+      api_base: http://127.0.0.1:$MOCK/v1
+      api_key: sk-upstream
+  - model_name: big-tool-claude
+    litellm_params:
+      model: anthropic/big-tool
+      api_base: http://127.0.0.1:$MOCK
+      api_key: sk-upstream
 general_settings:
   master_key: $KEY
   disable_spend_logs: ${BENCH_DISABLE_SPEND_LOGS:-false}
@@ -90,7 +105,7 @@ measure() { # name url pid
   if [ -n "$pid" ]; then CPU[$name]=$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')"); else CPU[$name]="-"; fi
   read -r _ p50 p99 _ < <(load "$url" 1 "$DUR")
   P50[$name]=$p50; P99[$name]=$p99
-  read -r t50 t99 _ _ < <(taskset -c 0 target/release/ttft --url "$url" --key "$KEY" --n 500)
+  read -r t50 t99 _ _ < <(taskset -c 0 target/release/ttft --url "$url" --key "$KEY" --n 500 --model "${MODEL:-bench-model}")
   TTFT50[$name]=$t50; TTFT99[$name]=$t99
 }
 
@@ -113,10 +128,38 @@ KEY_SAVE=$KEY; KEY=$VKEY
 measure vkey "http://127.0.0.1:$GW/v1/chat/completions" "$GW_PID"
 KEY=$KEY_SAVE; LUA="$WORK/post.lua"
 
+# An Anthropic deployment behind the OpenAI API: request, response and every stream event are
+# translated (compare with the gateway row, which forwards OpenAI bodies).
+sed 's/bench-model/bench-claude/' "$WORK/post.lua" > "$WORK/post-claude.lua"
+LUA="$WORK/post-claude.lua"; MODEL=bench-claude
+measure anthropic "http://127.0.0.1:$GW/v1/chat/completions" "$GW_PID"
+LUA="$WORK/post.lua"; MODEL=bench-model
+
+# A 1 MB tool-call argument streamed: as one OpenAI event arriving in 1 KB reads, and as 1,024
+# Anthropic events. Linear decoding keeps both near the time to move 1 MB.
+big() { # label url model
+  python3 - "$2" "$3" "$KEY" "$1" <<'PY'
+import json, sys, time, urllib.request
+url, model, key, label = sys.argv[1:]
+body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]}).encode()
+times = []
+for _ in range(5):
+    req = urllib.request.Request(url, body, {"content-type": "application/json", "authorization": "Bearer " + key})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req) as r:
+        n = len(r.read())
+    times.append((time.perf_counter() - t) * 1000)
+print(f"{label}: {min(times):.1f} ms best of 5, {n} bytes to the client")
+PY
+}
+BIG_OUT=$(big "1 MB tool call, OpenAI event via pass-through" "http://127.0.0.1:$PASS/v1/chat/completions" big-tool
+  big "1 MB tool call, OpenAI event via gateway" "http://127.0.0.1:$GW/v1/chat/completions" big-tool
+  big "1 MB tool call, 1,024 Anthropic events via gateway (translated)" "http://127.0.0.1:$GW/v1/chat/completions" big-tool-claude)
+
 echo
 echo "| target | RPS (c=$CONNS, 1 core) | CPU µs/request | p50 µs (c=1) | p99 µs (c=1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|---|---|---|---|"
-for t in direct passthrough gateway vkey; do
+for t in direct passthrough gateway vkey anthropic; do
   echo "| $t | ${RPS[$t]} | ${CPU[$t]} | ${P50[$t]} | ${P99[$t]} | ${TTFT50[$t]} | ${TTFT99[$t]} |"
 done
 python3 - <<PY
@@ -132,9 +175,13 @@ print(f"p99 at c=1: gateway / pass-through = {gw['p99']/pt['p99']:.2f}x (target 
 print(f"TTFT p50: gateway - pass-through = {(gw['t50']-pt['t50'])*1000:.1f} µs (target <= 50 µs)")
 vk = dict(cpu=${CPU[vkey]}, p50=${P50[vkey]}, p99=${P99[vkey]})
 print(f"virtual key + budget + limits + spend vs master key: p50 {vk['p50']-gw['p50']:+.1f} µs (target <= 100 µs), CPU {vk['cpu']-gw['cpu']:+.1f} µs/request")
+an = dict(cpu=${CPU[anthropic]}, p50=${P50[anthropic]}, p99=${P99[anthropic]}, t50=${TTFT50[anthropic]})
+print(f"Anthropic-backed chat vs OpenAI-backed: p50 {an['p50']-gw['p50']:+.1f} µs, CPU {an['cpu']-gw['cpu']:+.1f} µs/request, TTFT p50 {(an['t50']-gw['t50'])*1000:+.1f} µs")
 print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB (target idle <= 20480 kB)")
 PY
 
+echo
+echo "$BIG_OUT"
 echo
 echo "per-operation costs (in-process):"
 if command -v redis-server >/dev/null; then

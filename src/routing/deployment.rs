@@ -70,6 +70,22 @@ const INTERNAL_PARAMS: &[&str] = &[
     "client_secret",
     "health_check_model",
     "cache_control_injection_points",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
+    "vertex_ai_project",
+    "vertex_ai_location",
+    "vertex_ai_credentials",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_role_name",
+    "aws_session_name",
+    "aws_profile_name",
+    "aws_bedrock_runtime_endpoint",
+    "aws_web_identity_token",
+    "aws_sts_endpoint",
 ];
 
 #[derive(Debug, Clone)]

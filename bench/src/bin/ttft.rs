@@ -1,6 +1,6 @@
 //! Time to first token through a proxy: N sequential streaming requests at concurrency 1,
 //! timing the first body bytes (the first SSE event) and the whole stream.
-//! Usage: `ttft --url http://127.0.0.1:P/v1/chat/completions [--key K] [--n 500]`.
+//! Usage: `ttft --url http://127.0.0.1:P/v1/chat/completions [--key K] [--n 500] [--model M]`.
 //! Prints `ttft_p50_ms ttft_p99_ms total_p50_ms total_p99_ms`.
 
 use bytes::Bytes;
@@ -23,8 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = arg("--url").ok_or("--url is required")?;
     let key = arg("--key").unwrap_or_default();
     let n: usize = arg("--n").and_then(|v| v.parse().ok()).unwrap_or(500);
-    let body =
-        r#"{"model":"bench-model","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let model = arg("--model").unwrap_or_else(|| "bench-model".into());
+    let body = format!(
+        r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Client<HttpConnector, Full<Bytes>> =
@@ -34,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let req = hyper::Request::post(url.as_str())
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {key}"))
-            .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+            .body(Full::new(Bytes::from(body.clone())))?;
         let start = Instant::now();
         let mut resp = client.request(req).await?;
         let mut first = None;
