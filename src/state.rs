@@ -42,6 +42,8 @@ pub struct Inner {
     /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
     pub redis: Option<RedisHandle>,
     pub limiter: Arc<Limiter>,
+    /// Deployments taken out of rotation after failures (shared through Redis when set).
+    pub cooldowns: Arc<crate::routing::cooldown::Cooldowns>,
     /// Proxy-wide limits (`max_parallel_requests`, `global_max_parallel_requests`).
     pub global_limits: Vec<Descriptor>,
     /// Keys, teams and spend: SQLite by default, Postgres when `database_url` is set.
@@ -148,6 +150,14 @@ impl AppState {
             Some(r) => Limiter::with_redis(r.clone(), window, fail_mode),
             None => Limiter::in_memory(window),
         };
+        let cooldowns = crate::routing::cooldown::Cooldowns::new(
+            crate::routing::cooldown::CooldownSettings::from_maps(
+                &cfg.router_settings.extra,
+                &cfg.litellm_settings.extra,
+            ),
+            redis.clone(),
+            router.all_deployments().map(|d| d.id.clone()).collect(),
+        );
         let mut global_limits = Vec::new();
         for (id, n) in [
             (
@@ -208,6 +218,7 @@ impl AppState {
             key_cache_ttl,
             redis,
             limiter,
+            cooldowns,
             global_limits,
             max_request_bytes: mb(cfg.general_settings.max_request_size_mb)
                 .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),

@@ -206,3 +206,48 @@ async fn fail_open_then_recover() {
 async fn fail_closed_then_recover() {
     survives_restart(FailMode::Closed).await;
 }
+
+/// Two replicas' cooldown trackers on one Redis: a deployment one replica cools down is
+/// skipped by the other within the sync interval.
+#[tokio::test]
+async fn replicas_share_cooldowns() {
+    use litellm_gateway::error::{ApiError, ErrorClass};
+    use litellm_gateway::routing::cooldown::{CooldownSettings, Cooldowns};
+    let Some(url) = redis_url() else { return };
+    let id = unique("dep");
+    let settings = CooldownSettings::from_maps(&serde_json::Map::new(), &serde_json::Map::new());
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let h = litellm_gateway::redis::RedisHandle::connect(&url).unwrap();
+        h.connect_now().await.unwrap();
+        replicas.push(Cooldowns::new(settings.clone(), Some(h), vec![id.clone()]));
+    }
+    let e = ApiError::new(ErrorClass::RateLimit, "429").with_retry_after(5);
+    replicas[0].record_failure(&id, 2, &e).await;
+    assert!(replicas[0].remaining(&id).is_some());
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while replicas[1].remaining(&id).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica 2 never saw the cooldown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = replicas[1].remaining(&id).unwrap();
+    assert!(
+        left > Duration::from_secs(3) && left <= Duration::from_secs(5),
+        "{left:?}"
+    );
+
+    // Server errors are counted in Redis: two replicas' failures add up to the threshold.
+    let id2 = unique("dep");
+    let e500 = ApiError::new(ErrorClass::Internal, "500");
+    for r in &replicas {
+        r.record_failure(&id2, 2, &e500).await;
+        r.record_failure(&id2, 2, &e500).await;
+    }
+    assert!(
+        replicas[1].remaining(&id2).is_some(),
+        "four failures across replicas exceed allowed_fails (3)"
+    );
+}

@@ -640,18 +640,38 @@ async fn try_group(
 ) -> ApiResult<Response> {
     let mut failed: Vec<String> = Vec::new();
     let mut try_no = 0u64;
+    let mut last_error: Option<ApiError> = None;
     loop {
-        let failed_refs: Vec<&str> = failed.iter().map(String::as_str).collect();
-        let fresh = group.pick(&failed_refs).cloned();
+        let cooling = state
+            .cooldowns
+            .cooling(group.deployments.iter().map(|d| d.id.as_str()));
+        let mut skip: Vec<&str> = failed.iter().map(String::as_str).collect();
+        skip.extend(cooling.iter().copied());
+        let fresh = group.pick(&skip).cloned();
         let had_alternative = fresh.is_some();
-        let deployment = fresh.or_else(|| group.pick(&[]).cloned()).ok_or_else(|| {
-            ApiError::new(
-                ErrorClass::RateLimit,
-                format!("No deployments available for selected model. Passed model={served}"),
-            )
-        })?;
+        // Nothing untried: the same deployment again (after a backoff), unless cooling down.
+        let deployment = match fresh.or_else(|| group.pick(&cooling).cloned()) {
+            Some(d) => d,
+            None if !cooling.is_empty() => {
+                let wait = cooling
+                    .iter()
+                    .filter_map(|id| state.cooldowns.remaining(id))
+                    .min()
+                    .unwrap_or_default();
+                return Err(match last_error {
+                    Some(e) => e,
+                    None => crate::routing::cooldown::all_cooling_error(served, &cooling, wait),
+                });
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorClass::RateLimit,
+                    format!("No deployments available for selected model. Passed model={served}"),
+                ))
+            }
+        };
         if try_no > 0 && !had_alternative {
-            tokio::time::sleep(backoff(state, try_no)).await;
+            tokio::time::sleep(backoff(state, try_no, last_error.as_ref())).await;
         }
         let upstream_model = deployment.upstream_model_for(capture);
         let account = CallAccount::begin(
@@ -698,19 +718,27 @@ async fn try_group(
                         acct.take();
                     }
                 }
+                state
+                    .cooldowns
+                    .record_failure(&deployment.id, group.deployments.len(), &e)
+                    .await;
                 if !e.class.is_retryable() || try_no >= retries {
                     return Err(e);
                 }
                 failed.push(deployment.id.clone());
                 try_no += 1;
                 *retried += 1;
+                last_error = Some(e);
             }
         }
     }
 }
 
-/// Wait before retrying the same deployment.
-fn backoff(state: &AppState, try_no: u64) -> Duration {
+/// Wait before retrying the same deployment: the upstream's `retry-after` when it gave one
+/// (up to a minute), else exponential backoff with jitter; `retry_after` is the floor.
+fn backoff(state: &AppState, try_no: u64, last: Option<&ApiError>) -> Duration {
+    /// Longest upstream `retry-after` honoured, as LiteLLM does.
+    const MAX_UPSTREAM_RETRY_AFTER: u64 = 60;
     /// LiteLLM's `INITIAL_RETRY_DELAY` and `MAX_RETRY_DELAY`, in seconds.
     const INITIAL: f64 = 0.5;
     const MAX: f64 = 8.0;
@@ -722,6 +750,12 @@ fn backoff(state: &AppState, try_no: u64) -> Duration {
         .get("retry_after")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
+    if let Some(ra) = last
+        .and_then(|e| e.retry_after)
+        .filter(|s| *s <= MAX_UPSTREAM_RETRY_AFTER)
+    {
+        return Duration::from_secs_f64((ra as f64).max(min));
+    }
     let exp = (INITIAL * 2f64.powi(try_no.saturating_sub(1).min(16) as i32)).min(MAX);
     let jitter = 0.75 + rand::random::<f64>() * 0.25;
     Duration::from_secs_f64((exp * jitter).max(min))
@@ -863,6 +897,7 @@ async fn attempt(
     let resp = send(state, upstream, timeout, deployment.provider).await?;
     let status = resp.status();
     if !status.is_success() {
+        let resp_headers = resp.headers().clone();
         let bytes = read_limited(
             resp,
             timeout.saturating_sub(sent_at.elapsed()),
@@ -870,11 +905,11 @@ async fn attempt(
             state.max_response_bytes,
         )
         .await?;
-        return Err(providers::map_error(
-            deployment.provider,
-            status.as_u16(),
-            &bytes,
-        ));
+        let mut e = providers::map_error(deployment.provider, status.as_u16(), &bytes);
+        if e.retry_after.is_none() {
+            e.retry_after = upstream_retry_after(resp_headers.get("retry-after"));
+        }
+        return Err(e);
     }
     let upstream_headers = resp.headers().clone();
     if req.stream {
@@ -989,6 +1024,14 @@ async fn attempt(
         &upstream_headers,
     );
     Ok(r)
+}
+
+/// An upstream `retry-after` in whole seconds (numeric form only).
+fn upstream_retry_after(v: Option<&HeaderValue>) -> Option<u64> {
+    let s = v?.to_str().ok()?.trim();
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().map(|f| f.ceil().max(0.0) as u64))
 }
 
 /// `additional_drop_params` from the deployment and the request.

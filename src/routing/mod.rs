@@ -6,6 +6,7 @@
 //!
 //! What must not go in here: provider wire formats, auth decisions.
 
+pub mod cooldown;
 pub mod deployment;
 
 pub use deployment::{Deployment, Mode};

@@ -79,3 +79,93 @@ async fn fallbacks_serve_under_the_fallback_group() {
     b["fallbacks"] = json!(["backup"]);
     assert_eq!(gw.post("/v1/chat/completions", b).await.status(), 400);
 }
+
+fn mock_calls(mock: &MockUpstream, model: &str) -> usize {
+    mock.state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.body["model"] == model)
+        .count()
+}
+
+#[tokio::test]
+async fn a_rate_limited_deployment_cools_down_and_comes_back() {
+    let mock = mock_upstream().await;
+    let cfg = format!(
+        "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/err-429, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: g\n    litellm_params: {{model: openai/good, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: solo\n    litellm_params: {{model: openai/err-429, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\nrouter_settings:\n  num_retries: 1\n"
+    );
+    let gw = gateway(&cfg, Some(&mock)).await;
+    // Until the 429ing deployment is hit once, then it is skipped for its cooldown (the
+    // mock's retry-after: 1 s).
+    for _ in 0..30 {
+        let r = gw.post("/v1/chat/completions", chat_body("g")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        mock_calls(&mock, "err-429"),
+        1,
+        "cooled down after its first 429"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    for _ in 0..30 {
+        let r = gw.post("/v1/chat/completions", chat_body("g")).await;
+        assert_eq!(r.status(), 200);
+        if mock_calls(&mock, "err-429") == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        mock_calls(&mock, "err-429"),
+        2,
+        "back in rotation after the cooldown"
+    );
+
+    // A group whose only deployment is cooling down answers LiteLLM's 429 without a call.
+    let mut b = chat_body("solo");
+    b["num_retries"] = json!(0);
+    let r = gw.post("/v1/chat/completions", b.clone()).await;
+    assert_eq!(r.status(), 429);
+    let before = mock.count();
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let v: Value = r.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("No deployments available for selected model, Try again in 1 seconds. Passed model=solo"), "{msg}");
+    assert_eq!(mock.count(), before, "no upstream call while cooling down");
+}
+
+#[tokio::test]
+async fn server_errors_cool_down_after_allowed_fails_and_cooldowns_can_be_disabled() {
+    let mock = mock_upstream().await;
+    let cfg = |extra: &str| {
+        format!(
+            "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/err-500, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: g\n    litellm_params: {{model: openai/good, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\nrouter_settings:\n  num_retries: 1\n  allowed_fails: 2\n  cooldown_time: 30\n{extra}"
+        )
+    };
+    let gw = gateway(&cfg(""), Some(&mock)).await;
+    for _ in 0..40 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat_body("g"))
+                .await
+                .status(),
+            200
+        );
+    }
+    // The third failure within the minute cools it down (allowed_fails: 2).
+    assert_eq!(mock_calls(&mock, "err-500"), 3);
+
+    let mock = mock_upstream().await;
+    let gw = gateway(&cfg("  disable_cooldowns: true\n"), Some(&mock)).await;
+    for _ in 0..40 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat_body("g"))
+                .await
+                .status(),
+            200
+        );
+    }
+    assert!(mock_calls(&mock, "err-500") > 5, "never cooled down");
+}

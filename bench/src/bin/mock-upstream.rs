@@ -90,17 +90,32 @@ fn big_tool(anthropic: bool) -> Response<Body> {
     let piece = "a".repeat(1024);
     let frames: Vec<String> = if anthropic {
         let mut v = vec![
-            anthropic_event("message_start", r#"{"type":"message_start","message":{"id":"msg_big","type":"message","role":"assistant","model":"big-tool","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":1}}}"#),
-            anthropic_event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_big","name":"store","input":{}}}"#),
-            anthropic_event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"data\":\""}}"#),
+            anthropic_event(
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_big","type":"message","role":"assistant","model":"big-tool","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            ),
+            anthropic_event(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_big","name":"store","input":{}}}"#,
+            ),
+            anthropic_event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"data\":\""}}"#,
+            ),
         ];
         for _ in 0..BIG / 1024 {
             v.push(anthropic_event("content_block_delta", &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"input_json_delta","partial_json":"{piece}"}}}}"#)));
         }
         v.push(anthropic_event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"}"}}"#));
-        v.push(anthropic_event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#));
+        v.push(anthropic_event(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ));
         v.push(anthropic_event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":300000}}"#));
-        v.push(anthropic_event("message_stop", r#"{"type":"message_stop"}"#));
+        v.push(anthropic_event(
+            "message_stop",
+            r#"{"type":"message_stop"}"#,
+        ));
         v
     } else {
         let mut v = vec![r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"big-tool","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_big","type":"function","function":{"name":"store","arguments":"{\"data\":\""#.to_string()];
@@ -112,7 +127,10 @@ fn big_tool(anthropic: bool) -> Response<Body> {
         v.push("data: [DONE]\n\n".to_string());
         v
     };
-    sse(frames.into_iter().enumerate().map(|(i, f)| (i as u64, f)), Duration::ZERO)
+    sse(
+        frames.into_iter().enumerate().map(|(i, f)| (i as u64, f)),
+        Duration::ZERO,
+    )
 }
 
 fn sse(
