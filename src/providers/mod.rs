@@ -10,8 +10,10 @@
 pub mod anthropic;
 pub mod aws;
 pub mod client;
+pub mod cohere;
 pub mod compat;
 pub mod mock;
+pub mod ollama;
 pub mod openai;
 pub mod params;
 pub mod sse;
