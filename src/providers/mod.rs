@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod aws;
+pub mod bedrock;
 pub mod client;
 pub mod cohere;
 pub mod compat;
