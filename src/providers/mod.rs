@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod aws;
 pub mod client;
 pub mod compat;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod params;
