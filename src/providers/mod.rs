@@ -13,6 +13,7 @@ pub mod bedrock;
 pub mod client;
 pub mod cohere;
 pub mod compat;
+pub mod gemini;
 pub mod mock;
 pub mod ollama;
 pub mod openai;
