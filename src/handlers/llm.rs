@@ -932,11 +932,11 @@ async fn attempt(
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
             (CallKind::Messages, None) => (
-                providers::stream_dialect(deployment.provider, req.kind.endpoint()),
+                providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::Anthropic(Box::new(EventEncoder::new(Arc::from(served)))),
             ),
             _ => (
-                providers::stream_dialect(deployment.provider, req.kind.endpoint()),
+                providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::OpenAi {
                     model: Arc::from(served),
                     include_usage: req.include_usage,

@@ -13,6 +13,7 @@ pub mod bedrock;
 pub mod client;
 pub mod cohere;
 pub mod compat;
+pub mod credentials;
 pub mod gemini;
 pub mod mock;
 pub mod ollama;
@@ -111,17 +112,189 @@ pub async fn build_request(
     stream: bool,
     ov: &Overrides<'_>,
 ) -> ApiResult<UpstreamRequest> {
-    match d.provider {
-        p if p.speaks_openai() => {
+    use Endpoint::{ChatCompletions as Chat, Embeddings as Embed};
+    let policy = &ov.params;
+    let key = ov.api_key.or(d.api_key.as_ref().map(|k| k.expose()));
+    let base = |default: &str| {
+        ov.api_base
+            .or(d.api_base.as_deref())
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let json = ("content-type".to_string(), "application/json".to_string());
+    let bearer = |k: Option<&str>| {
+        let mut h = vec![json.clone()];
+        if let Some(k) = k {
+            h.push(("authorization".into(), format!("Bearer {k}")));
+        }
+        h.extend(d.extra_headers.iter().cloned());
+        h
+    };
+    let req = |url: String, headers: Vec<(String, String)>, body: &Map<String, Value>| {
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body: encode(body)?,
+        })
+    };
+    match (d.provider, endpoint) {
+        (p, _) if p.speaks_openai() => {
             openai::build_request(d, endpoint, upstream_model, body, stream, ov)
         }
-        Provider::Anthropic => {
-            require_chat(d, endpoint)?;
+        (Provider::Anthropic, Chat) => {
             let body =
-                anthropic::chat_body(with_defaults(d, body), upstream_model, stream, &ov.params)?;
-            Ok(anthropic_request(d, ov, &body)?)
+                anthropic::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            anthropic_request(d, ov, &body)
         }
-        _ => Err(no_adapter(d)),
+        (Provider::Gemini, Chat) => {
+            let body = gemini::chat_body(with_defaults(d, body), upstream_model, policy)?;
+            let url =
+                gemini::gemini_url(&base(gemini::DEFAULT_API_BASE), upstream_model, stream, key);
+            req(url, bearer(None), &body)
+        }
+        (Provider::Gemini, Embed) => {
+            let body = gemini::embed_body(&with_defaults(d, body), upstream_model)?;
+            let url = gemini::embed_url(&base(gemini::DEFAULT_API_BASE), upstream_model, key);
+            req(url, bearer(None), &body)
+        }
+        (Provider::VertexAi, Chat) => {
+            let auth = match &d.native {
+                credentials::NativeAuth::Vertex(Ok(a)) => a,
+                credentials::NativeAuth::Vertex(Err(why)) => {
+                    return Err(credentials::config_error(d.provider, why))
+                }
+                _ => return Err(no_adapter(d)),
+            };
+            let token: std::sync::Arc<str> =
+                match (key, &auth.account) {
+                    (Some(k), _) => std::sync::Arc::from(k),
+                    (None, Some(sa)) => credentials::vertex_token(sa).await?,
+                    (None, None) => return Err(credentials::config_error(
+                        d.provider,
+                        "no credentials: set vertex_credentials or GOOGLE_APPLICATION_CREDENTIALS",
+                    )),
+                };
+            let api_base = ov.api_base.or(d.api_base.as_deref());
+            let body = with_defaults(d, body);
+            let (url, body) = if upstream_model.starts_with("claude") {
+                let b = anthropic::chat_body(body, upstream_model, stream, policy)?;
+                (
+                    gemini::vertex_anthropic_url(
+                        api_base,
+                        &auth.project,
+                        &auth.location,
+                        upstream_model,
+                        stream,
+                    ),
+                    gemini::vertex_anthropic_body(b),
+                )
+            } else {
+                (
+                    gemini::vertex_url(
+                        api_base,
+                        &auth.project,
+                        &auth.location,
+                        upstream_model,
+                        stream,
+                    ),
+                    gemini::vertex_chat_body(body, upstream_model, policy)?,
+                )
+            };
+            req(url, bearer(Some(&token)), &body)
+        }
+        (Provider::Bedrock, Chat | Embed) => {
+            let aws = match &d.native {
+                credentials::NativeAuth::Aws(Ok(a)) => a,
+                credentials::NativeAuth::Aws(Err(why)) => {
+                    return Err(credentials::config_error(d.provider, why))
+                }
+                _ => return Err(no_adapter(d)),
+            };
+            let endpoint_override = ov.api_base.or(aws.endpoint.as_deref());
+            let (url, body) = if endpoint == Chat {
+                let b = bedrock::converse_body(with_defaults(d, body), upstream_model, policy)?;
+                (
+                    bedrock::converse_url(&aws.region, endpoint_override, upstream_model, stream),
+                    b,
+                )
+            } else {
+                let input = body.get("input").cloned().unwrap_or(Value::Null);
+                let dims = body.get("dimensions").and_then(Value::as_u64);
+                let mut bodies = bedrock::embed_request(upstream_model, &input, dims)?;
+                if bodies.len() != 1 {
+                    return Err(ApiError::bad_request(format!(
+                        "{upstream_model} embeds one input per call; send one input per request"
+                    ))
+                    .with_param("input"));
+                }
+                (
+                    bedrock::invoke_url(&aws.region, endpoint_override, upstream_model),
+                    bodies.remove(0),
+                )
+            };
+            let bytes = encode(&body)?;
+            let mut headers = match (&aws.credentials, &aws.bearer_token) {
+                (Some(c), _) => {
+                    bedrock::signed_headers(&url, &bytes, c, &aws.region, chrono::Utc::now())
+                }
+                (None, Some(t)) => bedrock::bearer_headers(&url, t),
+                (None, None) => {
+                    return Err(credentials::config_error(
+                        d.provider,
+                        "no AWS credentials configured",
+                    ))
+                }
+            };
+            headers.extend(d.extra_headers.iter().cloned());
+            Ok(UpstreamRequest {
+                url,
+                headers,
+                body: bytes,
+            })
+        }
+        (Provider::Cohere, Chat) => {
+            let body = cohere::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            req(
+                cohere::url(&base(cohere::DEFAULT_API_BASE), "chat"),
+                bearer(key),
+                &body,
+            )
+        }
+        (Provider::Cohere, Embed) => {
+            let body = cohere::embed_body(&with_defaults(d, body), upstream_model)?;
+            req(
+                cohere::url(&base(cohere::DEFAULT_API_BASE), "embed"),
+                bearer(key),
+                &body,
+            )
+        }
+        (Provider::OllamaChat, Chat) => {
+            let body = ollama::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            req(
+                ollama::url(&base(ollama::DEFAULT_API_BASE), "chat"),
+                bearer(key),
+                &body,
+            )
+        }
+        (Provider::Ollama, Chat) => {
+            let body =
+                ollama::generate_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            req(
+                ollama::url(&base(ollama::DEFAULT_API_BASE), "generate"),
+                bearer(key),
+                &body,
+            )
+        }
+        (Provider::Ollama | Provider::OllamaChat, Embed) => {
+            let body = ollama::embed_body(&with_defaults(d, body), upstream_model);
+            req(
+                ollama::url(&base(ollama::DEFAULT_API_BASE), "embed"),
+                bearer(key),
+                &body,
+            )
+        }
+        _ => Err(unsupported_endpoint(d, endpoint)),
     }
 }
 
@@ -184,34 +357,53 @@ fn encode(body: &Map<String, Value>) -> ApiResult<bytes::Bytes> {
         .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))
 }
 
-fn require_chat(d: &Deployment, endpoint: Endpoint) -> ApiResult<()> {
-    if endpoint == Endpoint::ChatCompletions {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "litellm.BadRequestError: {} does not support {:?} (model group `{}`)",
+fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
+    ApiError::bad_request(format!(
+        "litellm.BadRequestError: {} does not support {} (model group `{}`)",
         d.provider.name(),
-        endpoint,
+        match endpoint {
+            Endpoint::ChatCompletions => "chat completions",
+            Endpoint::Completions => "text completions",
+            Endpoint::Embeddings => "embeddings",
+        },
         d.model_name
-    )))
+    ))
+}
+
+/// Whether a Vertex AI deployment serves an Anthropic model (Anthropic's wire format).
+fn vertex_claude(d: &Deployment) -> bool {
+    d.provider == Provider::VertexAi && d.upstream_model.starts_with("claude")
 }
 
 /// Turns a successful non-streaming upstream body into the OpenAI response object.
 pub fn parse_response(
     d: &Deployment,
-    _endpoint: Endpoint,
+    endpoint: Endpoint,
     bytes: &[u8],
 ) -> ApiResult<Map<String, Value>> {
-    match d.provider {
-        Provider::Anthropic => anthropic::parse_chat(bytes),
-        p if p.speaks_openai() => match serde_json::from_slice::<Value>(bytes) {
+    use Endpoint::{ChatCompletions as Chat, Embeddings as Embed};
+    let model = d.upstream_model.as_str();
+    match (d.provider, endpoint) {
+        (p, _) if p.speaks_openai() => match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(m)) => Ok(m),
             _ => Err(ApiError::internal(format!(
                 "litellm.APIError: APIError: {} - upstream returned a body that is not a JSON object",
                 d.provider.exception_label()
             ))),
         },
-        _ => Err(no_adapter(d)),
+        (Provider::Anthropic, _) => anthropic::parse_chat(bytes),
+        (Provider::VertexAi, _) if vertex_claude(d) => anthropic::parse_chat(bytes),
+        (Provider::Gemini | Provider::VertexAi, Chat) => gemini::parse_chat(bytes),
+        (Provider::Gemini, Embed) => gemini::parse_embed(bytes),
+        (Provider::Bedrock, Chat) => bedrock::parse_converse(bytes, model),
+        (Provider::Bedrock, Embed) => {
+            bedrock::parse_embed(model, &[bytes::Bytes::copy_from_slice(bytes)])
+        }
+        (Provider::Cohere, Chat) => cohere::parse_chat(bytes, model),
+        (Provider::Cohere, Embed) => cohere::parse_embed(bytes, model),
+        (Provider::Ollama | Provider::OllamaChat, Chat) => ollama::parse_chat(bytes, model),
+        (Provider::Ollama | Provider::OllamaChat, Embed) => ollama::parse_embed(bytes, model),
+        _ => Err(unsupported_endpoint(d, endpoint)),
     }
 }
 
@@ -219,15 +411,40 @@ pub fn parse_response(
 pub fn map_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
     match provider {
         Provider::Anthropic => anthropic::map_error(status, body),
+        Provider::Gemini => gemini::map_error(status, body),
+        Provider::VertexAi => gemini::map_vertex_error(status, body),
+        Provider::Bedrock => bedrock::map_error(status, body),
+        Provider::Cohere => cohere::map_error(status, body),
+        Provider::Ollama | Provider::OllamaChat => ollama::map_error(status, body),
         _ => openai::map_error(provider, status, body),
     }
 }
 
-/// The stream decoder for a provider's streaming format.
-pub fn stream_dialect(provider: Provider, _endpoint: Endpoint) -> Dialect {
-    match provider {
+/// The stream decoder for a deployment's streaming format.
+pub fn stream_dialect(d: &Deployment, _endpoint: Endpoint) -> Dialect {
+    match d.provider {
         Provider::Anthropic => Dialect::anthropic(),
-        _ => Dialect::openai(provider),
+        Provider::VertexAi if vertex_claude(d) => Dialect::anthropic(),
+        Provider::Gemini => Dialect::Gemini {
+            sse: sse::SseDecoder::new(),
+            state: Box::new(gemini::StreamState::new()),
+        },
+        Provider::VertexAi => Dialect::Gemini {
+            sse: sse::SseDecoder::new(),
+            state: Box::new(gemini::StreamState::vertex()),
+        },
+        Provider::Cohere => Dialect::Cohere {
+            sse: sse::SseDecoder::new(),
+            state: Box::new(cohere::StreamState::new(&d.upstream_model)),
+        },
+        Provider::Ollama | Provider::OllamaChat => {
+            Dialect::Ollama(Box::new(ollama::StreamState::new(&d.upstream_model)))
+        }
+        Provider::Bedrock => Dialect::Bedrock {
+            decoder: aws::EventStreamDecoder::new(),
+            state: Box::new(bedrock::StreamState::new(&d.upstream_model)),
+        },
+        _ => Dialect::openai(d.provider),
     }
 }
 

@@ -50,6 +50,23 @@ pub enum Dialect {
         sse: SseDecoder,
         usage: Map<String, Value>,
     },
+    /// Gemini / Vertex AI `streamGenerateContent?alt=sse`.
+    Gemini {
+        sse: SseDecoder,
+        state: Box<super::gemini::StreamState>,
+    },
+    /// Cohere v2 chat events.
+    Cohere {
+        sse: SseDecoder,
+        state: Box<super::cohere::StreamState>,
+    },
+    /// Ollama's newline-delimited JSON.
+    Ollama(Box<super::ollama::StreamState>),
+    /// Bedrock ConverseStream: AWS event-stream binary frames.
+    Bedrock {
+        decoder: super::aws::EventStreamDecoder,
+        state: Box<super::bedrock::StreamState>,
+    },
 }
 
 impl Dialect {
@@ -77,27 +94,39 @@ impl Dialect {
     /// Decodes one upstream read.
     pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
         match self {
-            Self::OpenAi { sse, .. }
-            | Self::Anthropic { sse, .. }
-            | Self::AnthropicRaw { sse, .. } => sse.push(bytes),
+            Self::Ollama(state) => return state.push(bytes, out),
+            Self::Bedrock { decoder, state } => return state.feed(decoder, bytes, out),
+            _ => {}
         }
-        while let Some(ev) = self.sse().next_event() {
+        if let Some(sse) = self.sse() {
+            sse.push(bytes);
+        }
+        while let Some(ev) = self.sse().and_then(SseDecoder::next_event) {
             self.on_event(ev, out);
         }
     }
 
     /// The upstream closed: flush whatever is left.
     pub fn finish(&mut self, out: &mut VecDeque<StreamItem>) {
-        if let Some(ev) = self.sse().finish() {
-            self.on_event(ev, out);
+        match self {
+            Self::Ollama(state) => state.finish(out),
+            Self::Bedrock { .. } => {}
+            _ => {
+                if let Some(ev) = self.sse().and_then(SseDecoder::finish) {
+                    self.on_event(ev, out);
+                }
+            }
         }
     }
 
-    fn sse(&mut self) -> &mut SseDecoder {
+    fn sse(&mut self) -> Option<&mut SseDecoder> {
         match self {
             Self::OpenAi { sse, .. }
             | Self::Anthropic { sse, .. }
-            | Self::AnthropicRaw { sse, .. } => sse,
+            | Self::AnthropicRaw { sse, .. }
+            | Self::Gemini { sse, .. }
+            | Self::Cohere { sse, .. } => Some(sse),
+            Self::Ollama(_) | Self::Bedrock { .. } => None,
         }
     }
 
@@ -106,6 +135,9 @@ impl Dialect {
             Self::OpenAi { provider, .. } => out.push_back(openai_item(&ev.data, *provider)),
             Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
             Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
+            Self::Gemini { state, .. } => state.on_event(&ev.data, out),
+            Self::Cohere { state, .. } => state.on_event(&ev.data, out),
+            Self::Ollama(_) | Self::Bedrock { .. } => {}
         }
     }
 }

@@ -119,6 +119,8 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     /// Header values that never change for this deployment, built once.
     pub headers: DeploymentHeaders,
+    /// Vertex AI / Bedrock credentials and settings (resolved at load; errors kept for calls).
+    pub native: crate::providers::credentials::NativeAuth,
 }
 
 /// Precomputed `x-litellm-*` header values of a deployment.
@@ -246,7 +248,13 @@ impl Deployment {
                 }
             }
         }
-        Ok(Self::assemble(
+        let mut native_params = p.extra.clone();
+        if let Some(k) = &p.api_key {
+            native_params.insert("api_key".into(), Value::String(k.expose().to_string()));
+        }
+        let native =
+            crate::providers::credentials::resolve(provider, &native_params, |n| loaded.env(n));
+        let mut d = Self::assemble(
             dc,
             provider,
             upstream_model,
@@ -255,7 +263,9 @@ impl Deployment {
             api_version,
             defaults,
             extra_headers,
-        ))
+        );
+        d.native = native;
+        Ok(d)
     }
 
     #[expect(
@@ -309,6 +319,7 @@ impl Deployment {
             order: p.order,
             mode: Mode::parse(dc.model_info.mode.as_deref()),
             config: dc.clone(),
+            native: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod keys;
 mod limits;
+mod native;
 mod retries;
 mod routes;
 mod shutdown;
