@@ -8,6 +8,8 @@ deployment timeout, anything else answers normally (streaming when asked).
 
 import json
 import os
+import struct
+import zlib
 import socket
 import subprocess
 import tempfile
@@ -54,6 +56,14 @@ class MockHandler(BaseHTTPRequestHandler):
         model = req.get("model", "")
         if self.path.endswith("/v1/messages"):
             return self._anthropic(req, model)
+        if ":generateContent" in self.path or ":streamGenerateContent" in self.path:
+            return self._gemini(":stream" in self.path)
+        if self.path.startswith("/model/"):
+            return self._bedrock(self.path.endswith("/converse-stream"))
+        if self.path == "/v2/chat":
+            return self._cohere(req)
+        if self.path == "/api/chat":
+            return self._ollama(req)
         if model.startswith("err-"):
             status = int(model[4:])
             return self._json(
@@ -155,6 +165,92 @@ class MockHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+    def _chunked(self, content_type):
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def write(data):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        return write
+
+    def _end_chunked(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _gemini(self, stream):
+        usage = {"promptTokenCount": 6, "candidatesTokenCount": 3, "totalTokenCount": 9}
+        if not stream:
+            return self._json(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello from Gemini"}]},
+                                                    "finishReason": "STOP"}], "usageMetadata": usage})
+        write = self._chunked("text/event-stream")
+        for text, last in [("Hello", False), (" from", False), (" Gemini", True)]:
+            ev = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}
+            if last:
+                ev["candidates"][0]["finishReason"] = "STOP"
+                ev["usageMetadata"] = usage
+            write(b"data: " + json.dumps(ev).encode() + b"\r\n\r\n")
+        self._end_chunked()
+
+    def _bedrock(self, stream):
+        """Converse, and ConverseStream as AWS event-stream frames (CRC32-checked)."""
+        if not self.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 Credential=AKIDE2E/"):
+            return self._json(403, {"message": "The security token included in the request is invalid."})
+        usage = {"inputTokens": 6, "outputTokens": 3, "totalTokens": 9}
+        if not stream:
+            return self._json(200, {"output": {"message": {"role": "assistant", "content": [{"text": "Hello from Bedrock"}]}},
+                                    "stopReason": "end_turn", "usage": usage})
+
+        def frame(event_type, payload):
+            headers = b""
+            for k, v in [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")]:
+                headers += bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+            body = json.dumps(payload).encode()
+            total = 12 + len(headers) + len(body) + 4
+            prelude = struct.pack(">II", total, len(headers))
+            prelude += struct.pack(">I", zlib.crc32(prelude))
+            msg = prelude + headers + body
+            return msg + struct.pack(">I", zlib.crc32(msg))
+
+        write = self._chunked("application/vnd.amazon.eventstream")
+        write(frame("messageStart", {"role": "assistant"}))
+        for text in ["Hello", " from", " Bedrock"]:
+            write(frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}}))
+        write(frame("contentBlockStop", {"contentBlockIndex": 0}))
+        write(frame("messageStop", {"stopReason": "end_turn"}))
+        write(frame("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}))
+        self._end_chunked()
+
+    def _cohere(self, req):
+        if not req.get("stream"):
+            return self._json(200, {"id": "co", "finish_reason": "COMPLETE",
+                                    "message": {"role": "assistant", "content": [{"type": "text", "text": "Hello from Cohere"}]},
+                                    "usage": {"tokens": {"input_tokens": 6, "output_tokens": 3}}})
+        write = self._chunked("text/event-stream")
+        events = [{"type": "message-start", "id": "co", "delta": {"message": {"role": "assistant"}}}]
+        events += [{"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": t}}}} for t in ["Hello", " from", " Cohere"]]
+        events.append({"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": {"tokens": {"input_tokens": 6, "output_tokens": 3}}}})
+        for e in events:
+            write(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode())
+        self._end_chunked()
+
+    def _ollama(self, req):
+        def piece(text, done):
+            o = {"model": "llama3", "message": {"role": "assistant", "content": text}, "done": done}
+            if done:
+                o.update({"done_reason": "stop", "prompt_eval_count": 6, "eval_count": 3})
+            return o
+        if not req.get("stream"):
+            return self._json(200, piece("Hello from Ollama", True))
+        write = self._chunked("application/x-ndjson")
+        for text, done in [("Hello", False), (" from", False), (" Ollama", False), ("", True)]:
+            write(json.dumps(piece(text, done)).encode() + b"\n")
+        self._end_chunked()
+
+
 @pytest.fixture(scope="session")
 def mock_upstream():
     server = ThreadingHTTPServer(("127.0.0.1", 0), MockHandler)
@@ -193,6 +289,16 @@ def write_config(path, mock_port, extra=None):
             "model_name": name,
             "litellm_params": {"model": f"anthropic/{upstream}", "api_base": f"http://127.0.0.1:{mock_port}", "api_key": "sk-ant"},
         })
+    # Native providers on the same mock: Gemini, Bedrock (SigV4), Cohere, Ollama.
+    root = f"http://127.0.0.1:{mock_port}"
+    model_list += [
+        {"model_name": "gemini", "litellm_params": {"model": "gemini/gemini-2.5-flash", "api_key": "g", "api_base": root}},
+        {"model_name": "bedrock", "litellm_params": {"model": "bedrock/amazon.nova-lite-v1:0", "aws_access_key_id": "AKIDE2E",
+                                                       "aws_secret_access_key": "s", "aws_region_name": "us-east-1",
+                                                       "aws_bedrock_runtime_endpoint": root}},
+        {"model_name": "cohere", "litellm_params": {"model": "cohere/command-r", "api_key": "c", "api_base": root}},
+        {"model_name": "ollama", "litellm_params": {"model": "ollama_chat/llama3", "api_base": root}},
+    ]
     # One group with a dead deployment and a healthy one: retries must hide the dead one.
     for upstream in ["err-500", "gpt-4o-mini"]:
         model_list.append({
