@@ -638,6 +638,23 @@ async fn try_group(
     retried: &mut u64,
     slot: &CallSlot,
 ) -> ApiResult<Response> {
+    let hints = crate::routing::PickHints {
+        stream: req.stream,
+        prompt_tokens: if group.pre_call_checks {
+            messages::estimate_input_tokens(&req.body)
+        } else {
+            0
+        },
+    };
+    if group.exceeds_every_context_window(hints.prompt_tokens) {
+        return Err(ApiError::new(
+            ErrorClass::ContextWindowExceeded,
+            format!(
+                "litellm.ContextWindowExceededError: ContextWindowExceededError: the prompt (about {} tokens) is longer than the context window of every deployment of model={served} (enable_pre_call_checks)",
+                hints.prompt_tokens
+            ),
+        ));
+    }
     let mut failed: Vec<String> = Vec::new();
     let mut try_no = 0u64;
     let mut last_error: Option<ApiError> = None;
@@ -647,10 +664,10 @@ async fn try_group(
             .cooling(group.deployments.iter().map(|d| d.id.as_str()));
         let mut skip: Vec<&str> = failed.iter().map(String::as_str).collect();
         skip.extend(cooling.iter().copied());
-        let fresh = group.pick(&skip).cloned();
+        let fresh = group.pick_with(&skip, hints).cloned();
         let had_alternative = fresh.is_some();
         // Nothing untried: the same deployment again (after a backoff), unless cooling down.
-        let deployment = match fresh.or_else(|| group.pick(&cooling).cloned()) {
+        let deployment = match fresh.or_else(|| group.pick_with(&cooling, hints).cloned()) {
             Some(d) => d,
             None if !cooling.is_empty() => {
                 let wait = cooling
@@ -849,6 +866,7 @@ async fn attempt(
         return Err(e.unwrap_or_else(|| ApiError::new(ErrorClass::RateLimit, "mock rate limit")));
     }
     check_clientside_params(state, deployment, &req.extras)?;
+    let flight = deployment.stats.start();
 
     let upstream_model = deployment.upstream_model_for(capture);
     let additional_drop = additional_drop_params(deployment, &req.extras);
@@ -920,6 +938,7 @@ async fn attempt(
             .or(deployment.stream_timeout)
             .or(state.default_stream_timeout);
         let slot = permit.clone();
+        let stats = deployment.stats.clone();
         let prompt_estimate = (req.prompt_bytes / 4) as u64;
         let tap = StreamTap::new(Some(Box::new(move |sum: stream::StreamSummary| {
             // No usage from upstream (e.g. the client left first): estimate from what was
@@ -927,6 +946,8 @@ async fn attempt(
             let usage = sum.usage.unwrap_or_else(|| {
                 crate::api::Usage::new(prompt_estimate, (sum.output_chars / 4) as u64)
             });
+            stats.add_tokens(usage.total_tokens);
+            drop(flight);
             settle(&slot, usage);
         })));
         let (dialect, encoder) = match (req.kind, native) {
@@ -958,6 +979,7 @@ async fn attempt(
                 Ok(r) => r?,
                 Err(_) => return Err(timeout_error(deployment.provider, timeout)),
             };
+        deployment.stats.record_latency(sent_at.elapsed(), true);
         let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
         let mut r = sse_response(Body::from_stream(body));
         decorate(
@@ -977,7 +999,13 @@ async fn attempt(
         state.max_response_bytes,
     )
     .await?;
+    deployment.stats.record_latency(sent_at.elapsed(), false);
+    drop(flight);
     let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+    let settle = |slot: &CallSlot, usage: crate::api::Usage| {
+        deployment.stats.add_tokens(usage.total_tokens);
+        settle(slot, usage)
+    };
     let mut r = if native.is_some() {
         // Anthropic's own answer, reported under the requested model name.
         let mut out = parse_object(&bytes).map_err(|_| {

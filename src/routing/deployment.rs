@@ -121,6 +121,12 @@ pub struct Deployment {
     pub headers: DeploymentHeaders,
     /// Vertex AI / Bedrock credentials and settings (resolved at load; errors kept for calls).
     pub native: crate::providers::credentials::NativeAuth,
+    /// Live numbers the routing strategies read.
+    pub stats: std::sync::Arc<super::strategy::DeploymentStats>,
+    /// Input + output price per token (cost-based routing).
+    pub unit_cost: f64,
+    /// Context window (`model_info.max_input_tokens` or the price map), for pre-call checks.
+    pub max_input_tokens: Option<u64>,
 }
 
 /// Precomputed `x-litellm-*` header values of a deployment.
@@ -265,6 +271,17 @@ impl Deployment {
             extra_headers,
         );
         d.native = native;
+        let (rates, _) = crate::spend::call::rates_for(&d, &d.upstream_model);
+        d.unit_cost = rates.input + rates.output;
+        d.max_input_tokens = dc.model_info.max_input_tokens.or_else(|| {
+            crate::spend::prices::PriceMap::global()
+                .lookup(
+                    dc.model_info.base_model.as_deref(),
+                    provider.name(),
+                    &d.upstream_model,
+                )
+                .and_then(|(_, p)| p.max_input_tokens.map(|v| v as u64))
+        });
         Ok(d)
     }
 
@@ -320,6 +337,9 @@ impl Deployment {
             mode: Mode::parse(dc.model_info.mode.as_deref()),
             config: dc.clone(),
             native: Default::default(),
+            stats: Default::default(),
+            unit_cost: 0.0,
+            max_input_tokens: None,
         }
     }
 

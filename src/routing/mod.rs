@@ -8,14 +8,15 @@
 
 pub mod cooldown;
 pub mod deployment;
+pub mod strategy;
 
 pub use deployment::{Deployment, Mode};
 
 use crate::config::LoadedConfig;
-use rand::Rng;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use strategy::Strategy;
 
 /// Deployments sharing one `model_name`.
 #[derive(Debug)]
@@ -24,6 +25,17 @@ pub struct ModelGroup {
     pub deployments: Vec<Arc<Deployment>>,
     /// Union of the deployments' `model_info.access_groups`.
     pub access_groups: Vec<String>,
+    pub strategy: Strategy,
+    /// `enable_pre_call_checks`: skip deployments whose context window the prompt exceeds.
+    pub pre_call_checks: bool,
+}
+
+/// What a pick may consider about the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PickHints {
+    pub stream: bool,
+    /// Estimated prompt tokens (for pre-call context-window checks); 0 = unknown.
+    pub prompt_tokens: u64,
 }
 
 /// A request's model, resolved to a group.
@@ -65,6 +77,14 @@ impl ModelRouter {
                 Err(e) => errors.push((dc.model_name.clone(), e)),
             }
         }
+        let rs = &loaded.config.router_settings;
+        let strategy = Strategy::from_settings(rs.routing_strategy.as_deref(), &rs.extra)
+            .map_err(|e| vec![e])?;
+        let pre_call_checks = rs
+            .extra
+            .get("enable_pre_call_checks")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let mut router = Self::default();
         // LiteLLM starts with a deployment it cannot call and fails its requests; so do we,
         // with the reason logged once here and returned to each caller of that model.
@@ -83,6 +103,8 @@ impl ModelRouter {
                 name: name.clone(),
                 deployments,
                 access_groups,
+                strategy,
+                pre_call_checks,
             });
             if let Some(star) = name.find('*') {
                 router.wildcards.push((
@@ -181,11 +203,19 @@ impl ModelRouter {
 }
 
 impl ModelGroup {
-    /// Picks a deployment with `simple-shuffle`: only the lowest `order` tier is eligible; among
-    /// it, weighted by `weight` if any deployment sets one, else by `rpm`, else `tpm`, else
-    /// uniformly. `exclude` lists deployment ids already tried.
+    /// Picks a deployment with default hints (see [`ModelGroup::pick_with`]).
     pub fn pick(&self, exclude: &[&str]) -> Option<&Arc<Deployment>> {
-        let eligible = |d: &&Arc<Deployment>| !exclude.contains(&d.id.as_str());
+        self.pick_with(exclude, PickHints::default())
+    }
+
+    /// Picks a deployment: deployments in `exclude` (already tried, cooling down) and, with
+    /// pre-call checks, those whose context window is too small are left out; only the lowest
+    /// `order` tier is eligible; the routing strategy chooses within it.
+    pub fn pick_with(&self, exclude: &[&str], hints: PickHints) -> Option<&Arc<Deployment>> {
+        let eligible = |d: &&Arc<Deployment>| {
+            !exclude.contains(&d.id.as_str())
+                && (!self.pre_call_checks || fits(d, hints.prompt_tokens))
+        };
         let min_order = self
             .deployments
             .iter()
@@ -198,35 +228,19 @@ impl ModelGroup {
             .filter(eligible)
             .filter(|d| d.order.unwrap_or(u64::MAX) == min_order)
             .collect();
-        if tier.len() == 1 {
-            return tier.first().copied();
-        }
-        let weight_of: Option<fn(&Deployment) -> Option<f64>> =
-            if tier.iter().any(|d| d.weight.is_some()) {
-                Some(|d| d.weight)
-            } else if tier.iter().any(|d| d.rpm.is_some()) {
-                Some(|d| d.rpm.map(|x| x as f64))
-            } else if tier.iter().any(|d| d.tpm.is_some()) {
-                Some(|d| d.tpm.map(|x| x as f64))
-            } else {
-                None
-            };
-        let mut rng = rand::thread_rng();
-        if let Some(w) = weight_of {
-            let weights: Vec<f64> = tier.iter().map(|d| w(d).unwrap_or(0.0).max(0.0)).collect();
-            let total: f64 = weights.iter().sum();
-            if total > 0.0 {
-                let mut x = rng.gen_range(0.0..total);
-                for (d, w) in tier.iter().zip(&weights) {
-                    if x < *w {
-                        return Some(d);
-                    }
-                    x -= w;
-                }
-            }
-        }
-        tier.get(rng.gen_range(0..tier.len())).copied()
+        strategy::choose(self.strategy, &tier, hints.stream)
     }
+
+    /// With pre-call checks on, whether the prompt is too long for every deployment.
+    pub fn exceeds_every_context_window(&self, prompt_tokens: u64) -> bool {
+        self.pre_call_checks
+            && prompt_tokens > 0
+            && !self.deployments.iter().any(|d| fits(d, prompt_tokens))
+    }
+}
+
+fn fits(d: &Deployment, prompt_tokens: u64) -> bool {
+    d.max_input_tokens.is_none_or(|m| prompt_tokens <= m)
 }
 
 #[cfg(test)]
@@ -295,5 +309,127 @@ mod tests {
             .id
             .clone();
         assert_eq!(g.pick(&[&b, &cc]).unwrap().upstream_model, "a");
+    }
+
+    fn two(strategy: &str, a: &str, b: &str) -> ModelRouter {
+        router(&format!(
+            "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/a, {a}}}\n  - model_name: g\n    litellm_params: {{model: openai/b, {b}}}\nrouter_settings:\n  routing_strategy: {strategy}\n  enable_pre_call_checks: true\n"
+        ))
+    }
+
+    fn picks(g: &ModelGroup, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| g.pick(&[]).unwrap().upstream_model.clone())
+            .collect()
+    }
+
+    #[test]
+    fn least_busy_avoids_deployments_with_calls_in_flight() {
+        let r = two("least-busy", "api_key: k", "api_key: k");
+        let g = r.group("g").unwrap();
+        let a = g
+            .deployments
+            .iter()
+            .find(|d| d.upstream_model == "a")
+            .unwrap();
+        let _busy = a.stats.start();
+        assert!(picks(g, 50).iter().all(|m| m == "b"));
+    }
+
+    #[test]
+    fn usage_based_skips_deployments_at_their_rpm() {
+        let r = two("usage-based-routing-v2", "rpm: 2", "rpm: 1");
+        let g = r.group("g").unwrap();
+        let by = |m: &str| {
+            g.deployments
+                .iter()
+                .find(|d| d.upstream_model == m)
+                .unwrap()
+                .clone()
+        };
+        by("b").stats.start();
+        by("b").stats.add_tokens(10);
+        assert!(picks(g, 20).iter().all(|m| m == "a"), "b is at its rpm");
+        by("a").stats.start();
+        by("a").stats.start();
+        assert!(g.pick(&[]).is_none(), "every deployment at its rpm");
+    }
+
+    #[test]
+    fn latency_based_prefers_unmeasured_then_fastest() {
+        let r = two("latency-based-routing", "api_key: k", "api_key: k");
+        let g = r.group("g").unwrap();
+        let by = |m: &str| {
+            g.deployments
+                .iter()
+                .find(|d| d.upstream_model == m)
+                .unwrap()
+                .clone()
+        };
+        by("a")
+            .stats
+            .record_latency(std::time::Duration::from_millis(100), false);
+        assert!(picks(g, 20).iter().all(|m| m == "b"), "b has no sample yet");
+        by("b")
+            .stats
+            .record_latency(std::time::Duration::from_millis(10), false);
+        assert!(picks(g, 20).iter().all(|m| m == "b"));
+        // Streams look at time to first token where measured.
+        by("b")
+            .stats
+            .record_latency(std::time::Duration::from_millis(500), true);
+        by("a")
+            .stats
+            .record_latency(std::time::Duration::from_millis(50), true);
+        let s = g
+            .pick_with(
+                &[],
+                PickHints {
+                    stream: true,
+                    prompt_tokens: 0,
+                },
+            )
+            .unwrap();
+        assert_eq!(s.upstream_model, "a");
+    }
+
+    #[test]
+    fn cost_based_picks_the_cheapest_and_pre_call_checks_filter_by_context() {
+        let r = two(
+            "cost-based-routing",
+            "input_cost_per_token: 0.00001, output_cost_per_token: 0.00003",
+            "input_cost_per_token: 0.000001, output_cost_per_token: 0.000002",
+        );
+        let g = r.group("g").unwrap();
+        assert!(picks(g, 20).iter().all(|m| m == "b"));
+        let r = router(
+            "model_list:\n  - model_name: g\n    litellm_params: {model: openai/small}\n    model_info: {max_input_tokens: 100}\n  - model_name: g\n    litellm_params: {model: openai/big}\n    model_info: {max_input_tokens: 100000}\nrouter_settings:\n  enable_pre_call_checks: true\n",
+        );
+        let g = r.group("g").unwrap();
+        for _ in 0..20 {
+            let d = g
+                .pick_with(
+                    &[],
+                    PickHints {
+                        stream: false,
+                        prompt_tokens: 5000,
+                    },
+                )
+                .unwrap();
+            assert_eq!(d.upstream_model, "big");
+        }
+        assert!(!g.exceeds_every_context_window(5000));
+        assert!(g.exceeds_every_context_window(200_000));
+    }
+
+    #[test]
+    fn unknown_strategy_is_a_config_error() {
+        let loaded = load_str(
+            "model_list: []\nrouter_settings:\n  routing_strategy: fastest\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let e = ModelRouter::from_config(&loaded).unwrap_err();
+        assert!(e[0].contains("unknown strategy `fastest`"), "{e:?}");
     }
 }

@@ -169,3 +169,33 @@ async fn server_errors_cool_down_after_allowed_fails_and_cooldowns_can_be_disabl
     }
     assert!(mock_calls(&mock, "err-500") > 5, "never cooled down");
 }
+
+#[tokio::test]
+async fn pre_call_checks_send_long_prompts_to_the_context_window_fallback() {
+    let mock = mock_upstream().await;
+    let cfg = format!(
+        "model_list:\n  - model_name: small\n    litellm_params: {{model: openai/small-model, api_base: '{{MOCK}}', api_key: k}}\n    model_info: {{max_input_tokens: 50}}\n  - model_name: big\n    litellm_params: {{model: openai/big-model, api_base: '{{MOCK}}', api_key: k}}\n    model_info: {{max_input_tokens: 100000}}\ngeneral_settings:\n  master_key: {MASTER}\nrouter_settings:\n  enable_pre_call_checks: true\n  routing_strategy: least-busy\n  context_window_fallbacks: [{{\"small\": [\"big\"]}}]\n"
+    );
+    let gw = gateway(&cfg, Some(&mock)).await;
+    let long = "word ".repeat(400);
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "small", "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-litellm-model-group"], "big");
+    assert_eq!(
+        mock_calls(&mock, "small-model"),
+        0,
+        "the small deployment is never called"
+    );
+    let r = gw.post("/v1/chat/completions", chat_body("small")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        mock_calls(&mock, "small-model"),
+        1,
+        "short prompts still fit"
+    );
+}
