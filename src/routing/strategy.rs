@@ -130,8 +130,8 @@ impl DeploymentStats {
         self.in_flight.load(Relaxed)
     }
 
-    fn this_minute(&self) -> (u64, u64) {
-        if self.minute.load(Relaxed) != unix_minute() {
+    fn this_minute(&self, now_minute: u64) -> (u64, u64) {
+        if self.minute.load(Relaxed) != now_minute {
             return (0, 0);
         }
         (self.requests.load(Relaxed), self.tokens.load(Relaxed))
@@ -165,18 +165,19 @@ pub fn choose<'a>(
         Strategy::LeastBusy => random_min(&|d| d.stats.in_flight() as f64, tier),
         Strategy::CostBased => random_min(&|d| d.unit_cost, tier),
         Strategy::UsageBased => {
+            let now = unix_minute();
             let open: Vec<&'a Arc<Deployment>> = tier
                 .iter()
                 .copied()
                 .filter(|d| {
-                    let (req, tok) = d.stats.this_minute();
+                    let (req, tok) = d.stats.this_minute(now);
                     d.rpm.is_none_or(|r| req < r) && d.tpm.is_none_or(|t| tok < t)
                 })
                 .collect();
             if open.is_empty() {
                 return None;
             }
-            random_min(&|d| d.stats.this_minute().1 as f64, &open)
+            random_min(&|d| d.stats.this_minute(now).1 as f64, &open)
         }
         Strategy::LatencyBased { buffer } => {
             // Deployments without a sample yet go first, so every one gets measured.

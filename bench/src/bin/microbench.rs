@@ -77,21 +77,30 @@ async fn main() {
         )
         .await;
     }
-    let mut yaml = String::from("model_list:\n");
-    for i in 0..50 {
-        yaml.push_str(&format!("  - model_name: g\n    litellm_params: {{model: openai/m{i}, api_key: k, weight: {}}}\n", 1 + i % 3));
-    }
-    let router =
-        ModelRouter::from_config(&load_str(&yaml, "bench.yaml").expect("config")).expect("router");
-    let mut t = Vec::with_capacity(n);
-    for i in 0..n + 1000 {
-        let start = Instant::now();
-        let r = router.resolve("g").expect("group");
-        let d = r.group.pick(&[]).expect("deployment");
-        std::hint::black_box(d);
-        if i >= 1000 {
-            t.push(start.elapsed().as_secs_f64() * 1e6);
+    for strategy in [
+        "simple-shuffle",
+        "least-busy",
+        "usage-based-routing-v2",
+        "latency-based-routing",
+        "cost-based-routing",
+    ] {
+        let mut yaml = String::from("model_list:\n");
+        for i in 0..50 {
+            yaml.push_str(&format!("  - model_name: g\n    litellm_params: {{model: openai/m{i}, api_key: k, weight: {}, rpm: 1000000000}}\n", 1 + i % 3));
         }
+        yaml.push_str(&format!("router_settings:\n  routing_strategy: {strategy}\n"));
+        let router = ModelRouter::from_config(&load_str(&yaml, "bench.yaml").expect("config"))
+            .expect("router");
+        let mut t = Vec::with_capacity(n);
+        for i in 0..n + 1000 {
+            let start = Instant::now();
+            let r = router.resolve("g").expect("group");
+            let d = r.group.pick(&[]).expect("deployment");
+            std::hint::black_box(d);
+            if i >= 1000 {
+                t.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        report(&format!("resolve + pick, 50 deployments, {strategy}"), t);
     }
-    report("resolve + pick a deployment (50 in the group, weighted)", t);
 }
