@@ -15,7 +15,7 @@ use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
 use crate::providers::{self, client, mock, sse, Provider};
 use crate::ratelimit::{self, Acquired, Descriptor, Permit};
-use crate::routing::Deployment;
+use crate::routing::{Deployment, ModelRouter};
 use crate::spend::call::{CallAccount, CallFacts};
 use crate::state::AppState;
 use axum::body::Body;
@@ -176,6 +176,7 @@ async fn handle(
 }
 
 /// A parsed, validated LLM request.
+#[derive(Clone)]
 struct LlmRequest {
     kind: CallKind,
     /// The model name as requested (response `model` field).
@@ -298,12 +299,11 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-fn invalid_model(state: &AppState, auth: &AuthCtx, route: &str, model: &str) -> ApiError {
-    if let Some(reason) = state.router.unavailable_reason(model) {
+fn invalid_model(router: &ModelRouter, auth: &AuthCtx, route: &str, model: &str) -> ApiError {
+    if let Some(reason) = router.unavailable_reason(model) {
         return ApiError::bad_request(format!("{route}: {reason}")).with_param("model");
     }
-    let available: Vec<String> = state
-        .router
+    let available: Vec<String> = router
         .model_names()
         .into_iter()
         .filter(|m| auth.allowed_models.is_empty() || auth.allowed_models.contains(m))
@@ -325,7 +325,103 @@ async fn run(
     body: Body,
 ) -> ApiResult<Response> {
     let req = parse_request(state, headers, kind, path_model, body).await?;
-    let resolved = resolve_for(state, auth, kind.route(), &req.model)?;
+    let own_router = match req.extras.other.get("user_config") {
+        Some(cfg) => Some(user_config_router(state, auth, cfg)?),
+        None => None,
+    };
+    let router = own_router.as_ref().unwrap_or(&state.router);
+    if kind == CallKind::Chat
+        && !req.stream
+        && req.model.contains(',')
+        && router.resolve(&req.model).is_none()
+    {
+        return run_many(state, ctx, auth, headers, router, req).await;
+    }
+    run_parsed(state, ctx, auth, headers, router, req).await
+}
+
+/// A comma-separated `model`: every group is called concurrently and the answers come back
+/// as one JSON array, in the order asked.
+async fn run_many(
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    router: &ModelRouter,
+    req: LlmRequest,
+) -> ApiResult<Response> {
+    let calls = req
+        .model
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let mut one = req.clone();
+            one.model = m.to_string();
+            one.body
+                .insert("model".into(), Value::String(m.to_string()));
+            async move {
+                let r = run_parsed(state, ctx, auth, headers, router, one).await?;
+                let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("failed to read a response: {e}")))?;
+                serde_json::from_slice::<Value>(&bytes)
+                    .map_err(|e| ApiError::internal(format!("failed to read a response: {e}")))
+            }
+        });
+    let answers = futures::future::try_join_all(calls).await?;
+    Ok(json_bytes_response(serde_json::to_vec(&answers).map_err(
+        |e| ApiError::internal(format!("failed to encode response: {e}")),
+    )?))
+}
+
+/// `user_config`: a router built from the request's own `model_list`, for this request only.
+/// It can point the gateway anywhere, so it takes an admin key or
+/// `general_settings.allow_client_side_credentials`, and it cannot read the gateway's
+/// environment (`os.environ/` references are refused).
+fn user_config_router(state: &AppState, auth: &AuthCtx, cfg: &Value) -> ApiResult<ModelRouter> {
+    let allowed = auth.is_admin
+        || state
+            .loaded
+            .config
+            .general_settings
+            .extra
+            .get("allow_client_side_credentials")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    if !allowed {
+        return Err(ApiError::bad_request(
+            "Rejected Request: user_config needs an admin key or `general_settings::allow_client_side_credentials` on proxy config.yaml.",
+        )
+        .with_param("user_config"));
+    }
+    let text = cfg.to_string();
+    if !cfg.is_object() || text.contains("os.environ/") {
+        return Err(ApiError::bad_request(
+            "Invalid 'user_config': expected a router config object without os.environ/ references.",
+        )
+        .with_param("user_config"));
+    }
+    let loaded = crate::config::load_str(&text, "user_config").map_err(|e| {
+        ApiError::bad_request(format!("Invalid 'user_config': {e}")).with_param("user_config")
+    })?;
+    ModelRouter::from_config(&loaded).map_err(|e| {
+        ApiError::bad_request(format!("Invalid 'user_config': {}", e.join("; ")))
+            .with_param("user_config")
+    })
+}
+
+/// One model group's call with its limits, retries and fallbacks.
+async fn run_parsed(
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    router: &ModelRouter,
+    req: LlmRequest,
+) -> ApiResult<Response> {
+    let kind = req.kind;
+    let resolved = resolve_for(router, auth, kind.route(), &req.model)?;
     let group = resolved.group.clone();
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
@@ -353,7 +449,7 @@ async fn run(
                 .iter()
                 .enumerate()
             {
-                let Some(fb) = state.router.resolve(name) else {
+                let Some(fb) = router.resolve(name) else {
                     continue;
                 };
                 let fb_group = fb.group.clone();
@@ -403,7 +499,7 @@ async fn run(
 /// The model group a caller may use for `model`: the key's `aliases` apply first, then the
 /// router; a group outside the key's `models` is refused.
 fn resolve_for<'s>(
-    state: &'s AppState,
+    router: &'s ModelRouter,
     auth: &AuthCtx,
     route: &str,
     model: &str,
@@ -414,10 +510,9 @@ fn resolve_for<'s>(
         .and_then(|k| k.aliases.get(model))
         .and_then(Value::as_str)
         .unwrap_or(model);
-    let resolved = state
-        .router
+    let resolved = router
         .resolve(target)
-        .ok_or_else(|| invalid_model(state, auth, route, model))?;
+        .ok_or_else(|| invalid_model(router, auth, route, model))?;
     let group = resolved.group;
     if !auth.allowed_models.is_empty()
         && !auth.allowed_models.iter().any(|m| {
@@ -462,7 +557,7 @@ async fn count_tokens(
     let mut body = parse_object(&bytes)?;
     let model = validate::model_field(&body, ROUTE)?;
     messages::validate(&body)?;
-    let resolved = resolve_for(state, auth, ROUTE, &model)?;
+    let resolved = resolve_for(&state.router, auth, ROUTE, &model)?;
     let d = resolved.group.pick(&[]).cloned().ok_or_else(|| {
         ApiError::new(
             ErrorClass::RateLimit,
@@ -739,7 +834,12 @@ async fn try_group(
                     .cooldowns
                     .record_failure(&deployment.id, group.deployments.len(), &e)
                     .await;
-                if !e.class.is_retryable() || try_no >= retries {
+                let allowed = match retry_policy(state, &group.name, e.class) {
+                    Some(n) => n,
+                    None if e.class.is_retryable() => retries,
+                    None => 0,
+                };
+                if try_no >= allowed {
                     return Err(e);
                 }
                 failed.push(deployment.id.clone());
@@ -749,6 +849,29 @@ async fn try_group(
             }
         }
     }
+}
+
+/// `retry_policy` / `model_group_retry_policy`: retries allowed for one error class
+/// (`RateLimitErrorRetries`, `TimeoutErrorRetries`, ...), overriding `num_retries`.
+fn retry_policy(state: &AppState, group: &str, class: ErrorClass) -> Option<u64> {
+    let key = match class {
+        ErrorClass::BadRequest | ErrorClass::UnsupportedParams => "BadRequestErrorRetries",
+        ErrorClass::Authentication => "AuthenticationErrorRetries",
+        ErrorClass::Timeout => "TimeoutErrorRetries",
+        ErrorClass::RateLimit => "RateLimitErrorRetries",
+        ErrorClass::ContentPolicyViolation => "ContentPolicyViolationErrorRetries",
+        ErrorClass::Internal
+        | ErrorClass::ApiConnection
+        | ErrorClass::BadGateway
+        | ErrorClass::ServiceUnavailable => "InternalServerErrorRetries",
+        _ => return None,
+    };
+    let rs = &state.loaded.config.router_settings.extra;
+    rs.get("model_group_retry_policy")
+        .and_then(|p| p.get(group))
+        .and_then(|p| p.get(key))
+        .or_else(|| rs.get("retry_policy").and_then(|p| p.get(key)))
+        .and_then(Value::as_u64)
 }
 
 /// Wait before retrying the same deployment: the upstream's `retry-after` when it gave one

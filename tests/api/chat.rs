@@ -198,3 +198,33 @@ async fn single_model_mode_serves_every_name() {
         .unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "quick start");
 }
+
+#[tokio::test]
+async fn comma_separated_models_answer_with_a_list_and_user_config_routes_one_request() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["gpt-a", "gpt-b"], ""), Some(&mock)).await;
+    let r = gw
+        .post("/v1/chat/completions", chat_body("gpt-a,gpt-b"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let list = v.as_array().expect("a JSON array");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["model"], "gpt-a");
+    assert_eq!(list[1]["model"], "gpt-b");
+    assert_eq!(list[0]["object"], "chat.completion");
+
+    // user_config: a model_list for this request only (admin key here).
+    let mut body = chat_body("private");
+    body["user_config"] = serde_json::json!({"model_list": [{"model_name": "private",
+        "litellm_params": {"model": "openai/private-upstream", "api_base": mock.base(), "api_key": "sk-mine"}}]});
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(mock.last().body["model"], "private-upstream");
+    assert_eq!(mock.last().headers["authorization"], "Bearer sk-mine");
+    // It cannot read the gateway's environment.
+    body["user_config"]["model_list"][0]["litellm_params"]["api_key"] =
+        serde_json::json!("os.environ/HOME");
+    let r = gw.post("/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 400);
+}

@@ -199,3 +199,29 @@ async fn pre_call_checks_send_long_prompts_to_the_context_window_fallback() {
         "short prompts still fit"
     );
 }
+
+#[tokio::test]
+async fn retry_policy_sets_retries_per_error_class() {
+    let mock = mock_upstream().await;
+    let gw = gateway(
+        &two_deployments("router_settings:\n  num_retries: 0\n  retry_after: 0\n  retry_policy: {InternalServerErrorRetries: 2, BadRequestErrorRetries: 1}\n  model_group_retry_policy: {broken: {InternalServerErrorRetries: 1}}\n  disable_cooldowns: true\n"),
+        Some(&mock),
+    )
+    .await;
+    let before = mock.count();
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("bad-input"))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(mock.count() - before, 2, "BadRequestErrorRetries: 1");
+    let before = mock.count();
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("broken"))
+            .await
+            .status(),
+        503
+    );
+    assert_eq!(mock.count() - before, 2, "the group's own policy wins");
+}

@@ -88,7 +88,9 @@ async fn main() {
         for i in 0..50 {
             yaml.push_str(&format!("  - model_name: g\n    litellm_params: {{model: openai/m{i}, api_key: k, weight: {}, rpm: 1000000000}}\n", 1 + i % 3));
         }
-        yaml.push_str(&format!("router_settings:\n  routing_strategy: {strategy}\n"));
+        yaml.push_str(&format!(
+            "router_settings:\n  routing_strategy: {strategy}\n"
+        ));
         let router = ModelRouter::from_config(&load_str(&yaml, "bench.yaml").expect("config"))
             .expect("router");
         let mut t = Vec::with_capacity(n);
