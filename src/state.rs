@@ -42,6 +42,10 @@ pub struct Inner {
     /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
     pub redis: Option<RedisHandle>,
     pub limiter: Arc<Limiter>,
+    /// `background_health_checks`: probe results feed `/health` and the router.
+    pub background_health: bool,
+    /// Last probe result per deployment id (background health checks).
+    pub health: DashMap<String, Result<(), String>>,
     /// Deployments taken out of rotation after failures (shared through Redis when set).
     pub cooldowns: Arc<crate::routing::cooldown::Cooldowns>,
     /// Proxy-wide limits (`max_parallel_requests`, `global_max_parallel_requests`).
@@ -75,6 +79,8 @@ pub struct BuildOptions {
     pub sqlite_path: Option<String>,
 }
 
+/// LiteLLM's default `health_check_interval` (seconds).
+const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// Default embedded store file, relative to the working directory.
 const DEFAULT_SQLITE_PATH: &str = "litellm.db";
 /// LiteLLM's default for `user_api_key_cache_ttl` (seconds).
@@ -210,7 +216,19 @@ impl AppState {
             .user_api_key_cache_ttl
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_KEY_CACHE_TTL);
-        Ok(Self(Arc::new(Inner {
+        let background_health = cfg
+            .general_settings
+            .background_health_checks
+            .unwrap_or(false);
+        let health_every = cfg
+            .general_settings
+            .health_check_interval
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL);
+        let state = Self(Arc::new(Inner {
+            background_health,
+            health: DashMap::new(),
             store,
             budgets: Budgets::default(),
             spend,
@@ -236,6 +254,13 @@ impl AppState {
             upstream,
             loaded,
             started_at: Instant::now(),
-        })))
+        }));
+        if background_health {
+            tokio::spawn(crate::handlers::health::background_checks(
+                Arc::downgrade(&state.0),
+                health_every,
+            ));
+        }
+        Ok(state)
     }
 }

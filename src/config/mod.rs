@@ -219,7 +219,34 @@ pub struct GeneralSettings {
 /// Keys of each section that the gateway understands even though they are not typed above
 /// (they are read by later stages or are documented no-ops). Everything else in an `extra`
 /// map produces one "accepted but not implemented" warning.
-pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[(
-    "general_settings",
-    &["dangerously_permit_weak_or_unset_master_key"],
-)];
+pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
+    (
+        "general_settings",
+        &[
+            "dangerously_permit_weak_or_unset_master_key",
+            "allow_client_side_credentials",
+        ],
+    ),
+    (
+        "router_settings",
+        &[
+            "fallbacks",
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+            "default_fallbacks",
+            "retry_after",
+            "allowed_fails",
+            "cooldown_time",
+            "disable_cooldowns",
+            "allowed_fails_policy",
+            "retry_policy",
+            "model_group_retry_policy",
+            "enable_pre_call_checks",
+            "routing_strategy_args",
+        ],
+    ),
+    (
+        "litellm_settings",
+        &["allowed_fails", "cooldown_time", "disable_cooldowns"],
+    ),
+];

@@ -3,9 +3,12 @@
 //! `/health` calls each deployment concurrently with a tiny request (chat: one token;
 //! embeddings: one short input), each bounded by its own timeout, and reports LiteLLM's
 //! `healthy_endpoints` / `unhealthy_endpoints` shape. Mocked deployments are healthy without a
-//! call.
+//! call. With `general_settings.background_health_checks: true` the probes run every
+//! `health_check_interval` seconds (default 300) in the background; `/health` then answers
+//! from the last round, and the router steers away from deployments found unhealthy.
 
-use crate::providers::openai::{self, Endpoint, Overrides};
+use crate::providers;
+use crate::providers::openai::{Endpoint, Overrides};
 use crate::routing::{Deployment, Mode};
 use crate::state::AppState;
 use axum::extract::State;
@@ -78,8 +81,17 @@ pub async fn health_handler(
         .filter(|d| q.model_id.as_ref().is_none_or(|id| id == &d.id))
         .cloned()
         .collect();
-    let probes = targets.iter().map(|d| probe(&state, d));
-    let results = futures::future::join_all(probes).await;
+    let results: Vec<Result<(), String>> = if state.background_health {
+        targets
+            .iter()
+            .map(|d| match state.health.get(&d.id) {
+                Some(r) => r.clone(),
+                None => Err("not checked yet (background health checks)".into()),
+            })
+            .collect()
+    } else {
+        futures::future::join_all(targets.iter().map(|d| probe(&state, d))).await
+    };
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
     for (d, res) in targets.iter().zip(results) {
@@ -102,17 +114,29 @@ pub async fn health_handler(
     .into_response()
 }
 
+/// Probes every deployment once and records the results for the router and `/health`.
+pub async fn check_all(state: &AppState) {
+    let targets: Vec<Arc<Deployment>> = state.router.all_deployments().cloned().collect();
+    let results = futures::future::join_all(targets.iter().map(|d| probe(state, d))).await;
+    for (d, r) in targets.iter().zip(results) {
+        if let Err(e) = &r {
+            tracing::warn!(deployment = %d.id, model = %d.model_name, "health check failed: {e}");
+        }
+        state.health.insert(d.id.clone(), r);
+    }
+}
+
+/// The background loop: one round now, then every `every`, until the state is dropped.
+pub async fn background_checks(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
+    loop {
+        let Some(inner) = state.upgrade() else { return };
+        check_all(&AppState(inner)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
 async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
-    if d.mock_response.is_some() {
-        return Ok(());
-    }
-    if !d.provider.speaks_openai() {
-        return Err(format!(
-            "no health probe for provider {} in this build",
-            d.provider.name()
-        ));
-    }
-    if d.upstream_model.contains('*') {
+    if d.mock_response.is_some() || d.upstream_model.contains('*') {
         return Ok(());
     }
     let (endpoint, body) = match d.mode {
@@ -129,7 +153,7 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
     let Value::Object(body) = body else {
         return Err("internal: probe body".into());
     };
-    let up = openai::build_request(
+    let up = providers::build_request(
         d,
         endpoint,
         &d.upstream_model,
@@ -137,6 +161,7 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
         false,
         &Overrides::default(),
     )
+    .await
     .map_err(|e| e.message)?;
     let timeout = d
         .timeout
@@ -155,5 +180,5 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
         return Ok(());
     }
     let bytes = resp.bytes().await.unwrap_or_default();
-    Err(openai::map_error(d.provider, status.as_u16(), &bytes).message)
+    Err(providers::map_error(d.provider, status.as_u16(), &bytes).message)
 }

@@ -759,7 +759,21 @@ async fn try_group(
             .cooling(group.deployments.iter().map(|d| d.id.as_str()));
         let mut skip: Vec<&str> = failed.iter().map(String::as_str).collect();
         skip.extend(cooling.iter().copied());
-        let fresh = group.pick_with(&skip, hints).cloned();
+        // Deployments the background health checks found down are avoided while others
+        // remain.
+        let mut fresh = None;
+        if state.background_health {
+            let mut avoid = skip.clone();
+            avoid.extend(
+                group
+                    .deployments
+                    .iter()
+                    .filter(|d| state.health.get(&d.id).is_some_and(|r| r.is_err()))
+                    .map(|d| d.id.as_str()),
+            );
+            fresh = group.pick_with(&avoid, hints).cloned();
+        }
+        let fresh = fresh.or_else(|| group.pick_with(&skip, hints).cloned());
         let had_alternative = fresh.is_some();
         // Nothing untried: the same deployment again (after a backoff), unless cooling down.
         let deployment = match fresh.or_else(|| group.pick_with(&cooling, hints).cloned()) {

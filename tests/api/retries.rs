@@ -225,3 +225,46 @@ async fn retry_policy_sets_retries_per_error_class() {
     );
     assert_eq!(mock.count() - before, 2, "the group's own policy wins");
 }
+
+#[tokio::test]
+async fn background_health_checks_feed_health_and_the_router() {
+    let mock = mock_upstream().await;
+    let cfg = format!(
+        "model_list:\n  - model_name: g\n    litellm_params: {{model: openai/err-500, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: g\n    litellm_params: {{model: openai/good, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\n  background_health_checks: true\n  health_check_interval: 60\nrouter_settings:\n  num_retries: 1\n  disable_cooldowns: true\n"
+    );
+    let gw = gateway(&cfg, Some(&mock)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while gw.state.health.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background health round"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let probes = mock_calls(&mock, "err-500");
+    for _ in 0..20 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat_body("g"))
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        mock_calls(&mock, "err-500"),
+        probes,
+        "the unhealthy deployment is avoided"
+    );
+    let before = mock.count();
+    let v: Value = gw.get("/health").await.json().await.unwrap();
+    assert_eq!(
+        mock.count(),
+        before,
+        "/health answers from the last background round"
+    );
+    assert_eq!(
+        (v["healthy_count"].as_u64(), v["unhealthy_count"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+}
