@@ -141,7 +141,7 @@ big() { # label url model
   python3 - "$2" "$3" "$KEY" "$1" <<'PY'
 import json, sys, time, urllib.request
 url, model, key, label = sys.argv[1:]
-body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]}).encode()
+body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]}, separators=(",", ":")).encode()
 times = []
 for _ in range(5):
     req = urllib.request.Request(url, body, {"content-type": "application/json", "authorization": "Bearer " + key})

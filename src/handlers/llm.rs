@@ -35,6 +35,8 @@ pub enum CallKind {
     Embedding,
     /// Anthropic's Messages format in and out (`/v1/messages`).
     Messages,
+    /// Cohere-style rerank (`/rerank`).
+    Rerank,
 }
 
 impl CallKind {
@@ -44,6 +46,7 @@ impl CallKind {
             Self::Completion => "/completions",
             Self::Embedding => "/embeddings",
             Self::Messages => "/v1/messages",
+            Self::Rerank => "/rerank",
         }
     }
     /// LiteLLM's `call_type` in spend logs.
@@ -53,6 +56,7 @@ impl CallKind {
             Self::Completion => "atext_completion",
             Self::Embedding => "aembedding",
             Self::Messages => "anthropic_messages",
+            Self::Rerank => "arerank",
         }
     }
     fn endpoint(self) -> Endpoint {
@@ -60,6 +64,7 @@ impl CallKind {
             Self::Chat | Self::Messages => Endpoint::ChatCompletions,
             Self::Completion => Endpoint::Completions,
             Self::Embedding => Endpoint::Embeddings,
+            Self::Rerank => Endpoint::Rerank,
         }
     }
 }
@@ -123,6 +128,16 @@ pub async fn messages_handler(
     body: Body,
 ) -> Response {
     handle(state, ctx, auth, headers, CallKind::Messages, None, body).await
+}
+
+pub async fn rerank_handler(
+    state: State<AppState>,
+    ctx: Extension<RequestCtx>,
+    auth: Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ctx, auth, headers, CallKind::Rerank, None, body).await
 }
 
 pub async fn embeddings_handler(
@@ -212,6 +227,20 @@ async fn parse_request(
     }
     match kind {
         CallKind::Messages => {}
+        CallKind::Rerank => {
+            if !body.get("query").is_some_and(Value::is_string) {
+                return Err(ApiError::bad_request(
+                    "Missing required parameter: 'query' (a string).",
+                )
+                .with_param("query"));
+            }
+            if !body.get("documents").is_some_and(Value::is_array) {
+                return Err(ApiError::bad_request(
+                    "Missing required parameter: 'documents' (a list).",
+                )
+                .with_param("documents"));
+            }
+        }
         CallKind::Chat => validate::chat(&body)?,
         CallKind::Embedding => validate::embeddings(&body)?,
         CallKind::Completion => {
@@ -230,8 +259,8 @@ async fn parse_request(
     if let Some(t) = header_f64(headers, "x-litellm-stream-timeout") {
         extras.stream_timeout.get_or_insert(t);
     }
-    let stream =
-        kind != CallKind::Embedding && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = matches!(kind, CallKind::Chat | CallKind::Completion)
+        && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -1175,7 +1204,15 @@ async fn attempt(
     } else {
         let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
         let usage = out.get("usage").and_then(crate::api::Usage::from_json);
-        out.insert("model".into(), Value::String(served.to_string()));
+        if req.kind == CallKind::Rerank {
+            if req.body.get("return_documents") == Some(&Value::Bool(true)) {
+                if let Some(Value::Array(docs)) = req.body.get("documents") {
+                    crate::providers::cohere::attach_documents(&mut out, docs);
+                }
+            }
+        } else {
+            out.insert("model".into(), Value::String(served.to_string()));
+        }
         let mut r = json_response(&out);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
@@ -1522,6 +1559,26 @@ fn mock_answer(
             served,
         )),
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
+        CallKind::Rerank => {
+            let n = req
+                .body
+                .get("documents")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let top = req
+                .body
+                .get("top_n")
+                .and_then(Value::as_u64)
+                .map_or(n, |t| (t as usize).min(n));
+            let results: Vec<Value> = (0..top)
+                .map(|i| serde_json::json!({"index": i, "relevance_score": 1.0 / (i as f64 + 1.0)}))
+                .collect();
+            json_response(&json_object(serde_json::json!({
+                "id": ctx.call_id.to_string(),
+                "results": results,
+                "meta": {"billed_units": {"search_units": 1}},
+            })))
+        }
         CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
         CallKind::Embedding => {
             let n = match req.body.get("input") {

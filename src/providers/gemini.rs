@@ -1501,6 +1501,65 @@ pub fn embed_body(body: &Map<String, Value>, model: &str) -> ApiResult<Map<Strin
     Ok(out)
 }
 
+/// Vertex AI text embeddings (`:predict`): `{instances: [{content}], parameters}`.
+pub fn vertex_embed_body(body: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let texts: Vec<&str> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).collect()
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "Invalid 'input': Vertex AI embeddings take a string or a list of strings.",
+            )
+            .with_param("input"))
+        }
+    };
+    let mut out = Map::new();
+    out.insert(
+        "instances".into(),
+        Value::Array(texts.iter().map(|t| json!({ "content": t })).collect()),
+    );
+    if let Some(d) = body.get("dimensions").and_then(Value::as_u64) {
+        out.insert("parameters".into(), json!({ "outputDimensionality": d }));
+    }
+    Ok(out)
+}
+
+/// A Vertex AI `:predict` embeddings answer as an OpenAI embeddings list.
+pub fn parse_vertex_embed(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::internal(format!(
+            "litellm.APIError: APIError: VertexAIException - unexpected embeddings body: {e}"
+        ))
+    })?;
+    let preds = v
+        .get("predictions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut tokens = 0u64;
+    let data: Vec<Value> = preds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            tokens += p
+                .pointer("/embeddings/statistics/token_count")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0) as u64;
+            json!({"object": "embedding", "index": i, "embedding": p.pointer("/embeddings/values").cloned().unwrap_or(json!([]))})
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("object".into(), json!("list"));
+    out.insert("data".into(), Value::Array(data));
+    out.insert(
+        "usage".into(),
+        json!({"prompt_tokens": tokens, "total_tokens": tokens}),
+    );
+    Ok(out)
+}
+
 /// A `batchEmbedContents` (or single `embedContent`) response -> an OpenAI embeddings list.
 /// Google does not report token counts here, so usage is 0 unless the body carries it.
 pub fn parse_embed(bytes: &[u8]) -> ApiResult<Map<String, Value>> {

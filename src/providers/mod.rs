@@ -159,22 +159,7 @@ pub async fn build_request(
             req(url, bearer(None), &body)
         }
         (Provider::VertexAi, Chat) => {
-            let auth = match &d.native {
-                credentials::NativeAuth::Vertex(Ok(a)) => a,
-                credentials::NativeAuth::Vertex(Err(why)) => {
-                    return Err(credentials::config_error(d.provider, why))
-                }
-                _ => return Err(no_adapter(d)),
-            };
-            let token: std::sync::Arc<str> =
-                match (key, &auth.account) {
-                    (Some(k), _) => std::sync::Arc::from(k),
-                    (None, Some(sa)) => credentials::vertex_token(sa).await?,
-                    (None, None) => return Err(credentials::config_error(
-                        d.provider,
-                        "no credentials: set vertex_credentials or GOOGLE_APPLICATION_CREDENTIALS",
-                    )),
-                };
+            let (auth, token) = vertex_auth(d, key).await?;
             let api_base = ov.api_base.or(d.api_base.as_deref());
             let body = with_defaults(d, body);
             let (url, body) = if upstream_model.starts_with("claude") {
@@ -201,6 +186,19 @@ pub async fn build_request(
                     gemini::vertex_chat_body(body, upstream_model, policy)?,
                 )
             };
+            req(url, bearer(Some(&token)), &body)
+        }
+        (Provider::VertexAi, Embed) => {
+            let (auth, token) = vertex_auth(d, key).await?;
+            let url = gemini::vertex_url(
+                ov.api_base.or(d.api_base.as_deref()),
+                &auth.project,
+                &auth.location,
+                upstream_model,
+                false,
+            )
+            .replace(":generateContent", ":predict");
+            let body = gemini::vertex_embed_body(&with_defaults(d, body))?;
             req(url, bearer(Some(&token)), &body)
         }
         (Provider::Bedrock, Chat | Embed) => {
@@ -269,6 +267,14 @@ pub async fn build_request(
                 &body,
             )
         }
+        (Provider::Cohere, Endpoint::Rerank) => {
+            let body = cohere::rerank_body(&with_defaults(d, body), upstream_model)?;
+            req(
+                cohere::url(&base(cohere::DEFAULT_API_BASE), "rerank"),
+                bearer(key),
+                &body,
+            )
+        }
         (Provider::OllamaChat, Chat) => {
             let body = ollama::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
             req(
@@ -296,6 +302,32 @@ pub async fn build_request(
         }
         _ => Err(unsupported_endpoint(d, endpoint)),
     }
+}
+
+/// The Vertex AI project settings and a bearer token (the deployment's `api_key` if set,
+/// else a service-account access token).
+async fn vertex_auth<'d>(
+    d: &'d Deployment,
+    key: Option<&str>,
+) -> ApiResult<(&'d credentials::VertexAuth, std::sync::Arc<str>)> {
+    let auth = match &d.native {
+        credentials::NativeAuth::Vertex(Ok(a)) => a,
+        credentials::NativeAuth::Vertex(Err(why)) => {
+            return Err(credentials::config_error(d.provider, why))
+        }
+        _ => return Err(no_adapter(d)),
+    };
+    let token = match (key, &auth.account) {
+        (Some(k), _) => std::sync::Arc::from(k),
+        (None, Some(sa)) => credentials::vertex_token(sa).await?,
+        (None, None) => {
+            return Err(credentials::config_error(
+                d.provider,
+                "no credentials: set vertex_credentials or GOOGLE_APPLICATION_CREDENTIALS",
+            ))
+        }
+    };
+    Ok((auth, token))
 }
 
 /// A request to Anthropic's Messages endpoint with the deployment's credentials.
@@ -365,6 +397,7 @@ fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
             Endpoint::ChatCompletions => "chat completions",
             Endpoint::Completions => "text completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Rerank => "rerank",
         },
         d.model_name
     ))
@@ -395,6 +428,8 @@ pub fn parse_response(
         (Provider::VertexAi, _) if vertex_claude(d) => anthropic::parse_chat(bytes),
         (Provider::Gemini | Provider::VertexAi, Chat) => gemini::parse_chat(bytes),
         (Provider::Gemini, Embed) => gemini::parse_embed(bytes),
+        (Provider::VertexAi, Embed) => gemini::parse_vertex_embed(bytes),
+        (Provider::Cohere, Endpoint::Rerank) => cohere::parse_rerank(bytes),
         (Provider::Bedrock, Chat) => bedrock::parse_converse(bytes, model),
         (Provider::Bedrock, Embed) => {
             bedrock::parse_embed(model, &[bytes::Bytes::copy_from_slice(bytes)])

@@ -21,6 +21,8 @@ pub enum Endpoint {
     ChatCompletions,
     Completions,
     Embeddings,
+    /// Cohere-style rerank (`/rerank`).
+    Rerank,
 }
 
 impl Endpoint {
@@ -29,6 +31,7 @@ impl Endpoint {
             Self::ChatCompletions => "chat/completions",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::Rerank => "rerank",
         }
     }
 }

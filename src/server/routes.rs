@@ -63,6 +63,9 @@ pub fn build_app(state: AppState) -> Router {
     }
     r = r
         .route("/v1/messages", post(llm::messages_handler))
+        .route("/rerank", post(llm::rerank_handler))
+        .route("/v1/rerank", post(llm::rerank_handler))
+        .route("/v2/rerank", post(llm::rerank_handler))
         .route("/v1/messages/count_tokens", post(llm::count_tokens_handler))
         .route("/health", get(health::health_handler))
         .route("/health/liveliness", get(health::liveliness_handler))

@@ -49,14 +49,19 @@ pub struct PriceMap {
 
 impl PriceMap {
     pub fn parse(json: &str) -> Result<Self, String> {
-        let raw: HashMap<String, serde_json::Value> =
-            serde_json::from_str(json).map_err(|e| format!("model price map: {e}"))?;
+        // Entries are read as raw slices of the input and parsed one at a time: no JSON tree of
+        // the whole file is ever built, so start-up does not leave megabytes behind.
+        let raw: Vec<(String, &serde_json::value::RawValue)> =
+            serde_json::from_str::<HashMap<String, &serde_json::value::RawValue>>(json)
+                .map_err(|e| format!("model price map: {e}"))?
+                .into_iter()
+                .collect();
         let mut models = HashMap::with_capacity(raw.len());
         for (k, v) in raw {
             if k == "sample_spec" {
                 continue;
             }
-            if let Ok(p) = serde_json::from_value::<ModelPrice>(v) {
+            if let Ok(p) = serde_json::from_str::<ModelPrice>(v.get()) {
                 models.insert(k, p);
             }
         }

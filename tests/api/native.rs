@@ -23,6 +23,7 @@ async fn native_mock() -> MockUpstream {
         .route("/model/{id}/{op}", post(bedrock))
         .route("/v2/chat", post(cohere))
         .route("/v2/embed", post(cohere_embed))
+        .route("/v2/rerank", post(cohere_rerank))
         .route("/api/chat", post(ollama))
         .route("/api/generate", post(ollama))
         .route("/api/embed", post(ollama_embed))
@@ -90,6 +91,31 @@ async fn gemini(
     }
     if path.contains("err-429") {
         return (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED"}}))).into_response();
+    }
+    if path.ends_with(":predict") {
+        return axum::Json(json!({"predictions": [{"embeddings": {"values": [0.1, 0.2], "statistics": {"token_count": 2}}}]})).into_response();
+    }
+    if path.ends_with(":rawPredict") {
+        return axum::Json(json!({"id": "msg_v", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+            "content": [{"type": "text", "text": "Hello from Claude on Vertex"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "output_tokens": 4}})).into_response();
+    }
+    if path.ends_with(":streamRawPredict") {
+        let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let body = ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_v", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": [], "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ) + &ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ) + &ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello from Claude on Vertex"}}),
+        ) + &ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 4}}),
+        ) + &ev("message_stop", json!({"type": "message_stop"}));
+        return ([("content-type", "text/event-stream")], body).into_response();
     }
     if path.ends_with(":batchEmbedContents") {
         return axum::Json(json!({"embeddings": [{"values": [0.1, 0.2]}, {"values": [0.3, 0.4]}]}))
@@ -214,6 +240,17 @@ async fn cohere_embed(
     axum::Json(json!({"id": "e", "embeddings": {"float": [[0.1, 0.2]]}, "texts": ["hi"], "meta": {"billed_units": {"input_tokens": 1}}})).into_response()
 }
 
+async fn cohere_rerank(
+    State(s): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    remember(&s, &uri, &headers, &body);
+    axum::Json(json!({"id": "rr", "results": [{"index": 1, "relevance_score": 0.9}, {"index": 0, "relevance_score": 0.1}],
+        "meta": {"billed_units": {"search_units": 1}}})).into_response()
+}
+
 async fn ollama(
     State(s): State<Arc<MockState>>,
     uri: Uri,
@@ -294,6 +331,13 @@ fn config(mock: &MockUpstream, sa: &std::path::Path) -> String {
     model_info: {{mode: embedding}}
   - model_name: vertex
     litellm_params: {{model: vertex_ai/gemini-2.5-pro, vertex_project: my-proj, vertex_location: europe-west4, vertex_credentials: '{sa}', api_base: 'http://{a}'}}
+  - model_name: vertex-claude
+    litellm_params: {{model: vertex_ai/claude-haiku-4-5@20251001, vertex_project: my-proj, vertex_location: us-east5, vertex_credentials: '{sa}', api_base: 'http://{a}'}}
+  - model_name: vertex-emb
+    litellm_params: {{model: vertex_ai/text-embedding-005, vertex_project: my-proj, vertex_credentials: '{sa}', api_base: 'http://{a}'}}
+    model_info: {{mode: embedding}}
+  - model_name: cohere-rerank
+    litellm_params: {{model: cohere/rerank-v3.5, api_key: co-key, api_base: 'http://{a}'}}
   - model_name: bedrock
     litellm_params: {{model: bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0, aws_access_key_id: AKIDTEST, aws_secret_access_key: secret, aws_region_name: us-west-2, aws_bedrock_runtime_endpoint: 'http://{a}'}}
   - model_name: bedrock-err
@@ -373,6 +417,7 @@ async fn every_native_provider_answers_openai_shaped_streaming_and_not() {
     for (model, text) in [
         ("gemini", "Hello from Gemini"),
         ("vertex", "Hello from Gemini"),
+        ("vertex-claude", "Hello from Claude on Vertex"),
         ("bedrock", "Hello from Bedrock"),
         ("cohere", "Hello from Cohere"),
         ("ollama-chat", "Hello from Ollama"),
@@ -487,6 +532,22 @@ async fn native_embeddings_and_errors() {
     assert_eq!(r.status(), 400);
     body["drop_params"] = json!(true);
     assert_eq!(gw.post("/v1/chat/completions", body).await.status(), 200);
+    // Cohere rerank, with the documents attached when asked for.
+    let r = gw
+        .post("/v1/rerank", json!({"model": "cohere-rerank", "query": "which?", "documents": ["doc a", "doc b"], "top_n": 2, "return_documents": true}))
+        .await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["index"], 1, "{v}");
+    assert_eq!(v["results"][0]["document"]["text"], "doc b", "{v}");
+    let up = mock.last();
+    assert_eq!(up.path, "/v2/rerank");
+    assert_eq!(up.body["query"], "which?");
+    let r = gw
+        .post("/rerank", json!({"model": "cohere-rerank", "query": "x"}))
+        .await;
+    assert_eq!(r.status(), 400, "documents are required");
     // Chat-only providers say so for embeddings.
     let r = gw
         .post("/v1/embeddings", json!({"model": "bedrock", "input": "x"}))
