@@ -920,12 +920,7 @@ fn retry_policy(state: &AppState, group: &str, class: ErrorClass) -> Option<u64>
 /// Wait before retrying the same deployment: the upstream's `retry-after` when it gave one
 /// (up to a minute), else exponential backoff with jitter; `retry_after` is the floor.
 fn backoff(state: &AppState, try_no: u64, last: Option<&ApiError>) -> Duration {
-    /// Longest upstream `retry-after` honoured, as LiteLLM does.
-    const MAX_UPSTREAM_RETRY_AFTER: u64 = 60;
-    /// LiteLLM's `INITIAL_RETRY_DELAY` and `MAX_RETRY_DELAY`, in seconds.
-    const INITIAL: f64 = 0.5;
-    const MAX: f64 = 8.0;
-    let min = state
+    let floor = state
         .loaded
         .config
         .router_settings
@@ -933,15 +928,34 @@ fn backoff(state: &AppState, try_no: u64, last: Option<&ApiError>) -> Duration {
         .get("retry_after")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
-    if let Some(ra) = last
-        .and_then(|e| e.retry_after)
-        .filter(|s| *s <= MAX_UPSTREAM_RETRY_AFTER)
-    {
-        return Duration::from_secs_f64((ra as f64).max(min));
+    retry_delay(
+        try_no,
+        floor,
+        last.and_then(|e| e.retry_after),
+        rand::random::<f64>(),
+    )
+}
+
+/// The retry schedule: an upstream `retry-after` of up to a minute is waited out as given;
+/// otherwise 0.5 s doubling per retry up to 8 s, times a jitter factor in [0.75, 1]
+/// (`unit` is a uniform random number in [0, 1)). `floor` (`retry_after`) is the minimum.
+fn retry_delay(try_no: u64, floor: f64, upstream: Option<u64>, unit: f64) -> Duration {
+    /// Longest upstream `retry-after` honoured, as LiteLLM does.
+    const MAX_UPSTREAM_RETRY_AFTER: u64 = 60;
+    /// LiteLLM's `INITIAL_RETRY_DELAY` and `MAX_RETRY_DELAY`, in seconds.
+    const INITIAL: f64 = 0.5;
+    const MAX: f64 = 8.0;
+    let floor = if floor.is_finite() {
+        floor.max(0.0)
+    } else {
+        0.0
+    };
+    if let Some(ra) = upstream.filter(|s| *s <= MAX_UPSTREAM_RETRY_AFTER) {
+        return Duration::from_secs_f64((ra as f64).max(floor));
     }
     let exp = (INITIAL * 2f64.powi(try_no.saturating_sub(1).min(16) as i32)).min(MAX);
-    let jitter = 0.75 + rand::random::<f64>() * 0.25;
-    Duration::from_secs_f64((exp * jitter).max(min))
+    let jitter = 0.75 + unit.clamp(0.0, 1.0) * 0.25;
+    Duration::from_secs_f64((exp * jitter).max(floor))
 }
 
 /// What a call holds until its usage is known: the rate-limit permit and the spend account.
@@ -1590,4 +1604,38 @@ fn mock_answer(
     };
     decorate(&mut r, ctx, d, &d.model_name, 0.0, &empty);
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_schedule_doubles_caps_and_honours_retry_after() {
+        let secs = |try_no, floor, up, unit| retry_delay(try_no, floor, up, unit).as_secs_f64();
+        assert_eq!(secs(1, 0.0, None, 1.0), 0.5);
+        assert_eq!(secs(1, 0.0, None, 0.0), 0.375);
+        assert_eq!(secs(2, 0.0, None, 1.0), 1.0);
+        assert_eq!(secs(3, 0.0, None, 1.0), 2.0);
+        assert_eq!(secs(9, 0.0, None, 1.0), 8.0, "capped at MAX_RETRY_DELAY");
+        assert_eq!(secs(1, 0.0, Some(3), 0.5), 3.0, "upstream retry-after wins");
+        assert_eq!(
+            secs(1, 0.0, Some(600), 1.0),
+            0.5,
+            "absurd retry-after ignored"
+        );
+        assert_eq!(secs(1, 2.0, None, 1.0), 2.0, "retry_after is a floor");
+    }
+
+    /// The schedule as waited in (paused) time: three retries after 429s without retry-after
+    /// take 0.5 + 1 + 2 s at most.
+    #[tokio::test(start_paused = true)]
+    async fn retries_wait_the_schedule_in_paused_time() {
+        let start = tokio::time::Instant::now();
+        for try_no in 1..=3 {
+            tokio::time::sleep(retry_delay(try_no, 0.0, None, 1.0)).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(3500));
+    }
 }
