@@ -80,6 +80,111 @@ pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
     }
 }
 
+/// One OpenAI stream chunk as the client gets it, with what accounting needs from it.
+#[derive(Debug, Default)]
+pub struct ChunkRewrite {
+    /// The SSE frame (`data: ...\n\n`), or `None` when the chunk is only usage the client did
+    /// not ask for.
+    pub frame: Option<bytes::Bytes>,
+    pub usage: Option<Usage>,
+    /// Characters of content, reasoning and tool-call arguments (for estimates when the
+    /// stream ends without usage).
+    pub output_chars: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceLite {
+    #[serde(default)]
+    delta: Option<DeltaLite>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaLite {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolLite>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ToolLite {
+    #[serde(default)]
+    function: Option<FnLite>,
+}
+
+#[derive(serde::Deserialize)]
+struct FnLite {
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+/// Rewrites one OpenAI `chat.completion.chunk` for the client without building a JSON tree:
+/// `model` becomes the requested group, `usage` is removed unless `keep_usage` (and a chunk that
+/// only carries usage is dropped). `None` when the chunk is not a plain object or carries an
+/// `error` (the caller then takes the general path).
+pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkRewrite> {
+    let TopLevel(fields) = serde_json::from_slice::<TopLevel<'_>>(data).ok()?;
+    let mut r = ChunkRewrite::default();
+    let mut no_choices = false;
+    for (k, raw) in &fields {
+        match *k {
+            "error" => return None,
+            "usage" if raw.get() != "null" => {
+                r.usage = serde_json::from_str::<serde_json::Value>(raw.get())
+                    .ok()
+                    .as_ref()
+                    .and_then(Usage::from_json);
+            }
+            "choices" => {
+                let choices: Vec<ChoiceLite> = serde_json::from_str(raw.get()).ok()?;
+                no_choices = choices.is_empty();
+                for d in choices.iter().filter_map(|c| c.delta.as_ref()) {
+                    r.output_chars += d.content.as_ref().map_or(0, String::len)
+                        + d.reasoning_content.as_ref().map_or(0, String::len);
+                    for t in d.tool_calls.iter().flatten() {
+                        r.output_chars += t
+                            .function
+                            .as_ref()
+                            .and_then(|f| f.arguments.as_ref())
+                            .map_or(0, String::len);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !keep_usage && no_choices && r.usage.is_some() {
+        return Some(r);
+    }
+    let mut out = bytes::BytesMut::with_capacity(data.len() + model.len() + 8);
+    out.extend_from_slice(b"data: {");
+    let mut first = true;
+    for (k, raw) in &fields {
+        if *k == "usage" && !keep_usage {
+            continue;
+        }
+        if !first {
+            out.extend_from_slice(b",");
+        }
+        first = false;
+        out.extend_from_slice(b"\"");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        if *k == "model" {
+            let mut w = Vec::with_capacity(model.len() + 2);
+            serde_json::to_writer(&mut w, model).ok()?;
+            out.extend_from_slice(&w);
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.extend_from_slice(b"}\n\n");
+    r.frame = Some(out.freeze());
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +217,29 @@ mod tests {
         );
         assert!(set_model(b"[1]", "g").is_none());
         assert!(set_model(b"not json", "g").is_none());
+    }
+
+    #[test]
+    fn stream_chunks_are_rewritten_in_place() {
+        let c = br#"{"id":"c","object":"chat.completion.chunk","model":"up","choices":[{"index":0,"delta":{"content":"H\u00e9","tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}],"usage":null}"#;
+        let r = stream_chunk(c, "grp", false).unwrap();
+        let frame = r.frame.unwrap();
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
+        let v: Value = serde_json::from_str(&text[6..]).unwrap();
+        assert_eq!(v["model"], "grp");
+        assert!(v.get("usage").is_none());
+        assert_eq!(v["choices"][0]["delta"]["content"], "H\u{e9}");
+        assert_eq!(r.output_chars, 3 + 2);
+        // A usage-only chunk: dropped unless asked for, usage reported either way.
+        let u = br#"{"id":"c","model":"up","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let r = stream_chunk(u, "grp", false).unwrap();
+        assert!(r.frame.is_none());
+        assert_eq!(r.usage.unwrap().total_tokens, 5);
+        let r = stream_chunk(u, "grp", true).unwrap();
+        assert!(std::str::from_utf8(&r.frame.unwrap())
+            .unwrap()
+            .contains("\"total_tokens\":5"));
+        assert!(stream_chunk(br#"{"error":{"message":"x"}}"#, "g", true).is_none());
     }
 }

@@ -1136,6 +1136,17 @@ async fn attempt(
                 providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::Anthropic(Box::new(EventEncoder::new(Arc::from(served)))),
             ),
+            _ if deployment.provider.speaks_openai() => (
+                stream::Dialect::openai_rewrite(
+                    deployment.provider,
+                    Arc::from(served),
+                    req.include_usage,
+                ),
+                Encoder::OpenAi {
+                    model: Arc::from(served),
+                    include_usage: req.include_usage,
+                },
+            ),
             _ => (
                 providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::OpenAi {

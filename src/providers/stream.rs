@@ -39,6 +39,14 @@ pub enum StreamItem {
 pub enum Dialect {
     /// OpenAI-format SSE (`data: {chunk}` ... `data: [DONE]`).
     OpenAi { sse: SseDecoder, provider: Provider },
+    /// OpenAI-format SSE to an OpenAI client: each chunk's top level is rewritten in place
+    /// (`model`, `usage`) instead of being parsed into a tree and serialised again.
+    OpenAiRewrite {
+        sse: SseDecoder,
+        provider: Provider,
+        model: Arc<str>,
+        include_usage: bool,
+    },
     /// Anthropic Messages events, translated to OpenAI chunks.
     Anthropic {
         sse: SseDecoder,
@@ -74,6 +82,16 @@ impl Dialect {
         Self::OpenAi {
             sse: SseDecoder::new(),
             provider,
+        }
+    }
+
+    /// See [`Dialect::OpenAiRewrite`]: `model` is the group name the client asked for.
+    pub fn openai_rewrite(provider: Provider, model: Arc<str>, include_usage: bool) -> Self {
+        Self::OpenAiRewrite {
+            sse: SseDecoder::new(),
+            provider,
+            model,
+            include_usage,
         }
     }
 
@@ -122,6 +140,7 @@ impl Dialect {
     fn sse(&mut self) -> Option<&mut SseDecoder> {
         match self {
             Self::OpenAi { sse, .. }
+            | Self::OpenAiRewrite { sse, .. }
             | Self::Anthropic { sse, .. }
             | Self::AnthropicRaw { sse, .. }
             | Self::Gemini { sse, .. }
@@ -133,6 +152,27 @@ impl Dialect {
     fn on_event(&mut self, ev: super::sse::SseEvent, out: &mut VecDeque<StreamItem>) {
         match self {
             Self::OpenAi { provider, .. } => out.push_back(openai_item(&ev.data, *provider)),
+            Self::OpenAiRewrite {
+                provider,
+                model,
+                include_usage,
+                ..
+            } => {
+                let data = ev.data.trim();
+                if data == "[DONE]" {
+                    out.push_back(StreamItem::Done);
+                    return;
+                }
+                match crate::api::rewrite::stream_chunk(data.as_bytes(), model, *include_usage) {
+                    Some(r) => out.push_back(StreamItem::Raw {
+                        frame: r.frame.unwrap_or_default(),
+                        usage: r.usage,
+                        output_chars: r.output_chars,
+                    }),
+                    // Errors and unusual chunks take the general path.
+                    None => out.push_back(openai_item(data, *provider)),
+                }
+            }
             Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
             Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
             Self::Gemini { state, .. } => state.on_event(&ev.data, out),
@@ -241,7 +281,7 @@ pub enum Encoder {
 impl Encoder {
     fn encode(&mut self, item: StreamItem) -> Option<Bytes> {
         if let StreamItem::Raw { frame, .. } = item {
-            return Some(frame);
+            return (!frame.is_empty()).then_some(frame);
         }
         match self {
             Self::Passthrough => match item {
