@@ -212,9 +212,11 @@ impl ModelGroup {
     /// pre-call checks, those whose context window is too small are left out; only the lowest
     /// `order` tier is eligible; the routing strategy chooses within it.
     pub fn pick_with(&self, exclude: &[&str], hints: PickHints) -> Option<&Arc<Deployment>> {
+        let minute = strategy::unix_minute();
         let eligible = |d: &&Arc<Deployment>| {
             !exclude.contains(&d.id.as_str())
-                && (!self.pre_call_checks || fits(d, hints.prompt_tokens))
+                && (!self.pre_call_checks
+                    || (fits(d, hints.prompt_tokens) && d.stats.under_limits(d, minute)))
         };
         let min_order = self
             .deployments
@@ -431,5 +433,21 @@ mod tests {
         .unwrap();
         let e = ModelRouter::from_config(&loaded).unwrap_err();
         assert!(e[0].contains("unknown strategy `fastest`"), "{e:?}");
+    }
+
+    #[test]
+    fn pre_call_checks_skip_deployments_at_their_rpm() {
+        let r = two("simple-shuffle", "rpm: 1", "rpm: 1");
+        let g = r.group("g").unwrap();
+        let a = g
+            .deployments
+            .iter()
+            .find(|d| d.upstream_model == "a")
+            .unwrap();
+        let _ = a.stats.start();
+        assert!(
+            picks(g, 30).iter().all(|m| m == "b"),
+            "a used its one request this minute"
+        );
     }
 }

@@ -67,7 +67,7 @@ pub struct DeploymentStats {
     ttft_us: AtomicU64,
 }
 
-fn unix_minute() -> u64 {
+pub(crate) fn unix_minute() -> u64 {
     (chrono::Utc::now().timestamp().max(0) as u64) / 60
 }
 
@@ -137,6 +137,15 @@ impl DeploymentStats {
         (self.requests.load(Relaxed), self.tokens.load(Relaxed))
     }
 
+    /// Whether `d` is under its own `rpm` / `tpm` this minute (as this replica counts).
+    pub fn under_limits(&self, d: &Deployment, now_minute: u64) -> bool {
+        if d.rpm.is_none() && d.tpm.is_none() {
+            return true;
+        }
+        let (req, tok) = self.this_minute(now_minute);
+        d.rpm.is_none_or(|r| req < r) && d.tpm.is_none_or(|t| tok < t)
+    }
+
     fn latency(&self, stream: bool) -> u64 {
         let t = self.ttft_us.load(Relaxed);
         if stream && t != 0 {
@@ -169,10 +178,7 @@ pub fn choose<'a>(
             let open: Vec<&'a Arc<Deployment>> = tier
                 .iter()
                 .copied()
-                .filter(|d| {
-                    let (req, tok) = d.stats.this_minute(now);
-                    d.rpm.is_none_or(|r| req < r) && d.tpm.is_none_or(|t| tok < t)
-                })
+                .filter(|d| d.stats.under_limits(d, now))
                 .collect();
             if open.is_empty() {
                 return None;
