@@ -20,7 +20,7 @@ pub const API_VERSION: &str = "2023-06-01";
 /// LiteLLM's `DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS`.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// The tool LiteLLM forces to get JSON output for `response_format`.
-pub const JSON_TOOL: &str = "json_tool_call";
+pub const JSON_TOOL: &str = super::shape::JSON_TOOL;
 
 /// OpenAI parameters the adapter translates.
 pub const SUPPORTED: &[&str] = &[
@@ -467,62 +467,21 @@ pub fn parse_chat(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
             _ => {}
         }
     }
-    let mut finish = finish_reason(v.get("stop_reason").and_then(Value::as_str).unwrap_or(""));
-    // JSON mode: the forced tool's arguments are the answer.
-    if tool_calls.len() == 1
-        && tool_calls[0]
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            == Some(JSON_TOOL)
-    {
-        if let Some(args) = tool_calls[0]
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-        {
-            text = args.to_string();
-        }
-        tool_calls.clear();
-        finish = "stop";
-    }
-    let mut message = Map::new();
-    message.insert(
-        "content".into(),
-        if text.is_empty() && !tool_calls.is_empty() {
-            Value::Null
-        } else {
-            Value::String(text)
-        },
+    let (message, finish) = super::shape::assistant_message(
+        text,
+        tool_calls,
+        reasoning,
+        thinking_blocks,
+        finish_reason(v.get("stop_reason").and_then(Value::as_str).unwrap_or("")),
     );
-    message.insert("role".into(), json!("assistant"));
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    if !thinking_blocks.is_empty() {
-        message.insert("reasoning_content".into(), Value::String(reasoning));
-        message.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
-    let mut out = Map::new();
-    out.insert(
-        "id".into(),
+    Ok(super::shape::completion(
         v.get("id")
             .cloned()
             .unwrap_or_else(|| json!(super::mock::new_chat_id())),
-    );
-    out.insert("created".into(), json!(chrono::Utc::now().timestamp()));
-    out.insert(
-        "model".into(),
         v.get("model").cloned().unwrap_or(Value::Null),
-    );
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert(
-        "choices".into(),
         json!([{"finish_reason": finish, "index": 0, "message": message}]),
-    );
-    out.insert(
-        "usage".into(),
         usage_json(v.get("usage").unwrap_or(&Value::Null)),
-    );
-    Ok(out)
+    ))
 }
 
 fn bad_body(why: &str) -> ApiError {
@@ -562,16 +521,7 @@ impl StreamState {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> StreamItem {
-        let mut c = Map::new();
-        c.insert("id".into(), Value::String(self.id.clone()));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), Value::String(self.model.clone()));
-        c.insert(
-            "choices".into(),
-            json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
-        );
-        StreamItem::Chunk(c)
+        super::shape::chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Handles one SSE event's `data`.
@@ -684,17 +634,12 @@ impl StreamState {
                 out.push_back(self.chunk(json!({}), Some(self.finish.unwrap_or("stop"))));
             }
             "message_stop" => {
-                let mut c = Map::new();
-                c.insert("id".into(), Value::String(self.id.clone()));
-                c.insert("object".into(), json!("chat.completion.chunk"));
-                c.insert("created".into(), json!(self.created));
-                c.insert("model".into(), Value::String(self.model.clone()));
-                c.insert("choices".into(), json!([]));
-                c.insert(
-                    "usage".into(),
+                out.push_back(super::shape::usage_chunk(
+                    &self.id,
+                    self.created,
+                    &self.model,
                     usage_json(&Value::Object(self.usage.clone())),
-                );
-                out.push_back(StreamItem::Chunk(c));
+                ));
                 out.push_back(StreamItem::Done);
             }
             "error" => {

@@ -30,7 +30,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// The SigV4 service name of the Bedrock runtime.
 pub const SERVICE: &str = "bedrock";
 /// The tool LiteLLM forces to get JSON output for `response_format`.
-pub const JSON_TOOL: &str = "json_tool_call";
+pub const JSON_TOOL: &str = super::shape::JSON_TOOL;
 /// Content type of `converse-stream` / `invoke-with-response-stream` responses.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
@@ -928,54 +928,19 @@ pub fn parse_converse(bytes: &[u8], model: &str) -> ApiResult<Map<String, Value>
             }
         }
     }
-    let mut finish = finish_reason(v.get("stopReason").and_then(Value::as_str).unwrap_or(""));
-    // JSON mode: the forced tool's input is the answer.
-    if tool_calls.len() == 1
-        && tool_calls[0]
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            == Some(JSON_TOOL)
-    {
-        if let Some(args) = tool_calls[0]
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-        {
-            text = args.to_string();
-        }
-        tool_calls.clear();
-        finish = "stop";
-    }
-    let mut message = Map::new();
-    message.insert(
-        "content".into(),
-        if text.is_empty() && !tool_calls.is_empty() {
-            Value::Null
-        } else {
-            Value::String(text)
-        },
+    let (message, finish) = super::shape::assistant_message(
+        text,
+        tool_calls,
+        reasoning,
+        thinking_blocks,
+        finish_reason(v.get("stopReason").and_then(Value::as_str).unwrap_or("")),
     );
-    message.insert("role".into(), json!("assistant"));
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    if !thinking_blocks.is_empty() {
-        message.insert("reasoning_content".into(), Value::String(reasoning));
-        message.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
-    let mut out = Map::new();
-    out.insert("id".into(), json!(super::mock::new_chat_id()));
-    out.insert("created".into(), json!(Utc::now().timestamp()));
-    out.insert("model".into(), json!(model));
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert(
-        "choices".into(),
+    Ok(super::shape::completion(
+        json!(super::mock::new_chat_id()),
+        json!(model),
         json!([{"finish_reason": finish, "index": 0, "message": message}]),
-    );
-    out.insert(
-        "usage".into(),
         usage_json(v.get("usage").unwrap_or(&Value::Null)),
-    );
-    Ok(out)
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1110,21 +1075,11 @@ impl StreamState {
     }
 
     fn base(&self) -> Map<String, Value> {
-        let mut c = Map::new();
-        c.insert("id".into(), Value::String(self.id.clone()));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), Value::String(self.model.clone()));
-        c
+        super::shape::chunk_map(&self.id, self.created, &self.model, json!([]))
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> StreamItem {
-        let mut c = self.base();
-        c.insert(
-            "choices".into(),
-            json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
-        );
-        StreamItem::Chunk(c)
+        super::shape::chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Pushes `bytes` into `decoder` and handles every complete message.

@@ -395,26 +395,15 @@ pub fn parse_chat(bytes: &[u8], model: &str) -> ApiResult<Map<String, Value>> {
         message.insert("reasoning_content".into(), Value::String(reasoning));
     }
     let finish = finish_reason(v.get("finish_reason").and_then(Value::as_str).unwrap_or(""));
-    let mut out = Map::new();
-    out.insert(
-        "id".into(),
+    Ok(super::shape::completion(
         v.get("id")
             .filter(|i| i.is_string())
             .cloned()
             .unwrap_or_else(|| json!(super::mock::new_chat_id())),
-    );
-    out.insert("created".into(), json!(chrono::Utc::now().timestamp()));
-    out.insert("model".into(), Value::String(model.to_string()));
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert(
-        "choices".into(),
+        Value::String(model.to_string()),
         json!([{"finish_reason": finish, "index": 0, "message": message}]),
-    );
-    out.insert(
-        "usage".into(),
         usage_json(v.get("usage").unwrap_or(&Value::Null)),
-    );
-    Ok(out)
+    ))
 }
 
 fn bad_body(why: &str) -> ApiError {
@@ -469,21 +458,11 @@ impl StreamState {
     }
 
     fn base(&self) -> Map<String, Value> {
-        let mut c = Map::new();
-        c.insert("id".into(), Value::String(self.id.clone()));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), Value::String(self.model.clone()));
-        c
+        super::shape::chunk_map(&self.id, self.created, &self.model, json!([]))
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> StreamItem {
-        let mut c = self.base();
-        c.insert(
-            "choices".into(),
-            json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
-        );
-        StreamItem::Chunk(c)
+        super::shape::chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Handles one SSE event's `data`.

@@ -1028,26 +1028,15 @@ pub fn parse_chat(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
             "message": {"content": if blocked { Value::Null } else { json!("") }, "role": "assistant"},
         }));
     }
-    let mut out = Map::new();
-    out.insert(
-        "id".into(),
+    Ok(super::shape::completion(
         v.get("responseId")
             .and_then(Value::as_str)
             .map(|s| Value::String(s.to_string()))
             .unwrap_or_else(|| json!(super::mock::new_chat_id())),
-    );
-    out.insert("created".into(), json!(chrono::Utc::now().timestamp()));
-    out.insert(
-        "model".into(),
         v.get("modelVersion").cloned().unwrap_or(Value::Null),
-    );
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert("choices".into(), Value::Array(choices));
-    out.insert(
-        "usage".into(),
+        Value::Array(choices),
         usage_json(v.get("usageMetadata").unwrap_or(&Value::Null)),
-    );
-    Ok(out)
+    ))
 }
 
 /// What one candidate's parts add up to.
@@ -1305,13 +1294,7 @@ impl StreamState {
     }
 
     fn chunk(&self, choices: Value) -> Map<String, Value> {
-        let mut c = Map::new();
-        c.insert("id".into(), Value::String(self.id.clone()));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), Value::String(self.model.clone()));
-        c.insert("choices".into(), choices);
-        c
+        super::shape::chunk_map(&self.id, self.created, &self.model, choices)
     }
 
     fn choice_chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> StreamItem {

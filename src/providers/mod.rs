@@ -19,6 +19,7 @@ pub mod mock;
 pub mod ollama;
 pub mod openai;
 pub mod params;
+pub mod shape;
 pub mod sse;
 pub mod stream;
 

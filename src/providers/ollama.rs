@@ -490,17 +490,12 @@ pub fn parse_chat(bytes: &[u8], model: &str) -> ApiResult<Map<String, Value>> {
     if !tool_calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
-    let mut out = Map::new();
-    out.insert("id".into(), json!(super::mock::new_chat_id()));
-    out.insert("created".into(), json!(chrono::Utc::now().timestamp()));
-    out.insert("model".into(), Value::String(model.to_string()));
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert(
-        "choices".into(),
+    Ok(super::shape::completion(
+        json!(super::mock::new_chat_id()),
+        Value::String(model.to_string()),
         json!([{"finish_reason": finish, "index": 0, "message": message}]),
-    );
-    out.insert("usage".into(), usage_json(&v));
-    Ok(out)
+        usage_json(&v),
+    ))
 }
 
 fn bad_body(why: &str) -> ApiError {
@@ -587,21 +582,11 @@ impl StreamState {
     }
 
     fn base(&self) -> Map<String, Value> {
-        let mut c = Map::new();
-        c.insert("id".into(), Value::String(self.id.clone()));
-        c.insert("object".into(), json!("chat.completion.chunk"));
-        c.insert("created".into(), json!(self.created));
-        c.insert("model".into(), Value::String(self.model.clone()));
-        c
+        super::shape::chunk_map(&self.id, self.created, &self.model, json!([]))
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> StreamItem {
-        let mut c = self.base();
-        c.insert(
-            "choices".into(),
-            json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
-        );
-        StreamItem::Chunk(c)
+        super::shape::chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     fn on_line(&mut self, line: &[u8], out: &mut VecDeque<StreamItem>) {

@@ -15,28 +15,13 @@ use std::sync::Arc;
 /// `tool` answers with a tool call; `midstream-error` streams then sends an `error` event;
 /// otherwise text. `/v1/messages/count_tokens` answers 42.
 async fn anthropic_mock() -> MockUpstream {
-    let state = Arc::new(MockState::default());
-    let app = Router::new()
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    MockUpstream { addr, state }
-}
-
-fn remember(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
-        query: uri.query().map(String::from),
-        headers: headers.clone(),
-        body: v.clone(),
-    });
-    v
+    serve_mock(|state| {
+        Router::new()
+            .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
+            .with_state(state)
+    })
+    .await
 }
 
 async fn count_tokens(
@@ -45,7 +30,7 @@ async fn count_tokens(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&state, &uri, &headers, &body);
+    record(&state, &uri, &headers, &body);
     axum::Json(json!({"input_tokens": 42})).into_response()
 }
 
@@ -59,7 +44,7 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let v = remember(&state, &uri, &headers, &body);
+    let v = record(&state, &uri, &headers, &body);
     let model = v["model"].as_str().unwrap_or("").to_string();
     if let Some(code) = model.strip_prefix("err-") {
         let status: u16 = code.parse().unwrap();

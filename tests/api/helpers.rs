@@ -61,13 +61,21 @@ impl MockUpstream {
 /// window error; `slow` sleeps 3 s; `drip` streams 100 chunks 50 ms apart; otherwise a normal
 /// completion (or stream when `stream: true`).
 pub async fn mock_upstream() -> MockUpstream {
+    serve_mock(|state| {
+        Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/openai/deployments/{dep}/chat/completions", post(chat))
+            .route("/openai/deployments/{dep}/embeddings", post(embeddings))
+            .with_state(state)
+    })
+    .await
+}
+
+/// Serves a scripted mock (built around its recording state) on a random loopback port.
+pub async fn serve_mock(app: impl FnOnce(Arc<MockState>) -> Router) -> MockUpstream {
     let state = Arc::new(MockState::default());
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/openai/deployments/{dep}/chat/completions", post(chat))
-        .route("/openai/deployments/{dep}/embeddings", post(embeddings))
-        .with_state(state.clone());
+    let app = app(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -76,7 +84,8 @@ pub async fn mock_upstream() -> MockUpstream {
     MockUpstream { addr, state }
 }
 
-fn record(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+/// Records a request the mock received; returns its JSON body (`null` if not JSON).
+pub fn record(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     state.requests.lock().unwrap().push(Recorded {
         path: uri.path().to_string(),

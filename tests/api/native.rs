@@ -15,36 +15,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 async fn native_mock() -> MockUpstream {
-    let state = Arc::new(MockState::default());
-    let app = Router::new()
-        .route("/v1beta/models/{*rest}", post(gemini))
-        .route("/v1/projects/{*rest}", post(gemini))
-        .route("/token", post(token))
-        .route("/model/{id}/{op}", post(bedrock))
-        .route("/v2/chat", post(cohere))
-        .route("/v2/embed", post(cohere_embed))
-        .route("/v2/rerank", post(cohere_rerank))
-        .route("/api/chat", post(ollama))
-        .route("/api/generate", post(ollama))
-        .route("/api/embed", post(ollama_embed))
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    MockUpstream { addr, state }
-}
-
-fn remember(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
-        query: uri.query().map(String::from),
-        headers: headers.clone(),
-        body: v.clone(),
-    });
-    v
+    serve_mock(|state| {
+        Router::new()
+            .route("/v1beta/models/{*rest}", post(gemini))
+            .route("/v1/projects/{*rest}", post(gemini))
+            .route("/token", post(token))
+            .route("/model/{id}/{op}", post(bedrock))
+            .route("/v2/chat", post(cohere))
+            .route("/v2/embed", post(cohere_embed))
+            .route("/v2/rerank", post(cohere_rerank))
+            .route("/api/chat", post(ollama))
+            .route("/api/generate", post(ollama))
+            .route("/api/embed", post(ollama_embed))
+            .with_state(state)
+    })
+    .await
 }
 
 fn sse(events: &[Value]) -> Response {
@@ -63,7 +48,7 @@ async fn token(
 ) -> Response {
     s.finished.fetch_add(1, Ordering::SeqCst); // counts token grants
     let form = String::from_utf8_lossy(&body).to_string();
-    remember(
+    record(
         &s,
         &uri,
         &headers,
@@ -81,7 +66,7 @@ async fn gemini(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&s, &uri, &headers, &body);
+    record(&s, &uri, &headers, &body);
     let path = uri.path();
     if path.starts_with("/v1/projects")
         && headers.get("authorization").and_then(|v| v.to_str().ok())
@@ -139,7 +124,7 @@ async fn bedrock(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&s, &uri, &headers, &body);
+    record(&s, &uri, &headers, &body);
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -212,7 +197,7 @@ async fn cohere(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let v = remember(&s, &uri, &headers, &body);
+    let v = record(&s, &uri, &headers, &body);
     if v["stream"] == json!(true) {
         let events = [
             json!({"type": "message-start", "id": "co-1", "delta": {"message": {"role": "assistant"}}}),
@@ -236,7 +221,7 @@ async fn cohere_embed(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&s, &uri, &headers, &body);
+    record(&s, &uri, &headers, &body);
     axum::Json(json!({"id": "e", "embeddings": {"float": [[0.1, 0.2]]}, "texts": ["hi"], "meta": {"billed_units": {"input_tokens": 1}}})).into_response()
 }
 
@@ -246,7 +231,7 @@ async fn cohere_rerank(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&s, &uri, &headers, &body);
+    record(&s, &uri, &headers, &body);
     axum::Json(json!({"id": "rr", "results": [{"index": 1, "relevance_score": 0.9}, {"index": 0, "relevance_score": 0.1}],
         "meta": {"billed_units": {"search_units": 1}}})).into_response()
 }
@@ -257,7 +242,7 @@ async fn ollama(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let v = remember(&s, &uri, &headers, &body);
+    let v = record(&s, &uri, &headers, &body);
     let chat = uri.path() == "/api/chat";
     let piece = |text: &str, done: bool| {
         let mut o = if chat {
@@ -300,7 +285,7 @@ async fn ollama_embed(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    remember(&s, &uri, &headers, &body);
+    record(&s, &uri, &headers, &body);
     axum::Json(json!({"model": "nomic", "embeddings": [[0.1, 0.2, 0.3]], "prompt_eval_count": 2}))
         .into_response()
 }
