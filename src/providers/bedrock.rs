@@ -817,34 +817,9 @@ fn assistant_blocks(m: &mut Map<String, Value>) -> ApiResult<Vec<Value>> {
         }
     }
     blocks.extend(text_blocks(m.remove("content")));
-    let mut calls = match m.remove("tool_calls") {
-        Some(Value::Array(c)) => c,
-        _ => Vec::new(),
-    };
-    if let Some(fc) = m.remove("function_call").filter(|f| f.is_object()) {
-        calls
-            .push(json!({"id": format!("call_{}", uuid::Uuid::new_v4().simple()), "function": fc}));
-    }
-    for c in calls {
-        let args = c
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let input = if args.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str::<Value>(args).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Invalid tool call arguments in an assistant message (not JSON: {e})"
-                ))
-                .with_param("messages")
-            })?
-        };
-        blocks.push(json!({"toolUse": {
-            "toolUseId": c.get("id").cloned().unwrap_or(Value::String(String::new())),
-            "name": c.pointer("/function/name").cloned().unwrap_or(Value::String(String::new())),
-            "input": input,
-        }}));
+    let legacy_id = || format!("call_{}", uuid::Uuid::new_v4().simple());
+    for c in super::shape::take_assistant_calls(m, legacy_id)? {
+        blocks.push(json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.input}}));
     }
     Ok(blocks)
 }

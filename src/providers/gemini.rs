@@ -911,41 +911,17 @@ fn model_parts(
     if let Some(t) = joined_text(m.get("content")).filter(|t| !t.is_empty()) {
         parts.push(json!({ "text": t }));
     }
-    let mut calls = match m.remove("tool_calls") {
-        Some(Value::Array(c)) => c,
-        _ => Vec::new(),
-    };
-    if let Some(fc) = m.remove("function_call").filter(Value::is_object) {
-        calls.push(json!({"id": "", "function": fc}));
-    }
-    for c in calls {
-        let name = c
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let id = c.get("id").and_then(Value::as_str).unwrap_or("");
-        let args = c
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let args = if args.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str::<Value>(args).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Invalid tool call arguments in an assistant message (not JSON: {e})"
-                ))
-                .with_param("messages")
-            })?
-        };
+    for c in super::shape::take_assistant_calls(m, String::new)? {
         let mut part = Map::new();
-        part.insert("functionCall".into(), json!({"name": name, "args": args}));
-        if let Some((_, sig)) = id.split_once(THOUGHT_SIGNATURE_SEPARATOR) {
+        part.insert(
+            "functionCall".into(),
+            json!({"name": c.name, "args": c.input}),
+        );
+        if let Some((_, sig)) = c.id.split_once(THOUGHT_SIGNATURE_SEPARATOR) {
             part.insert("thoughtSignature".into(), Value::String(sig.to_string()));
         }
-        if !id.is_empty() {
-            call_names.insert(id.to_string(), name);
+        if !c.id.is_empty() {
+            call_names.insert(c.id, c.name);
         }
         parts.push(Value::Object(part));
     }

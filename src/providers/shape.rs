@@ -97,3 +97,53 @@ pub fn assistant_message(
     }
     (message, finish)
 }
+
+/// One tool call from an assistant message in the request, with its arguments parsed.
+pub struct AssistantCall {
+    pub id: String,
+    pub name: String,
+    pub input: Value,
+}
+
+/// Removes an assistant message's `tool_calls` (and legacy `function_call`, given `legacy_id`)
+/// and parses each call's JSON arguments (empty means `{}`); arguments that are not JSON are
+/// a 400 naming `messages`.
+pub fn take_assistant_calls(
+    m: &mut Map<String, Value>,
+    legacy_id: impl FnOnce() -> String,
+) -> crate::error::ApiResult<Vec<AssistantCall>> {
+    let mut calls = match m.remove("tool_calls") {
+        Some(Value::Array(c)) => c,
+        _ => Vec::new(),
+    };
+    if let Some(fc) = m.remove("function_call").filter(Value::is_object) {
+        calls.push(json!({"id": legacy_id(), "function": fc}));
+    }
+    calls
+        .into_iter()
+        .map(|c| {
+            let s = |p: &str| {
+                c.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let args = s("/function/arguments");
+            let input = if args.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str::<Value>(&args).map_err(|e| {
+                    crate::error::ApiError::bad_request(format!(
+                        "Invalid tool call arguments in an assistant message (not JSON: {e})"
+                    ))
+                    .with_param("messages")
+                })?
+            };
+            Ok(AssistantCall {
+                id: s("/id"),
+                name: s("/function/name"),
+                input,
+            })
+        })
+        .collect()
+}
