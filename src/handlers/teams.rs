@@ -4,7 +4,8 @@
 //!
 //! Membership is LiteLLM's: the team row's `members_with_roles` list of `{role, user_id,
 //! user_email}` plus each member's `LiteLLM_UserTable.teams`; adding an unknown member creates
-//! the user. Deleting a team deletes its keys. Proxy-admin only, except `/team/info` for a
+//! the user. Deleting a team deletes its keys; blocking it makes its keys answer 401 (checked
+//! from the auth layer's key cache, no database round trip per request). Proxy-admin only, except `/team/info` for a
 //! member of the team. Key-side checks (`team_id` must exist, key models within the team's)
 //! live in `handlers::keys`. SQL stays in `store::teams`.
 
@@ -218,6 +219,14 @@ async fn existing(state: &AppState, team_id: &str) -> ApiResult<TeamRow> {
         .ok_or_else(|| team_not_found(team_id))
 }
 
+/// Drops this replica's cached keys of a team, so a block or unblock applies at once (other
+/// replicas converge within `user_api_key_cache_ttl`).
+fn forget_team_keys(state: &AppState, team_id: &str) {
+    state
+        .keys
+        .retain(|_, c| c.row.team_id.as_deref() != Some(team_id));
+}
+
 fn respond(v: Value) -> Response {
     Json(v).into_response()
 }
@@ -345,6 +354,7 @@ async fn update(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
     apply_team_fields(&mut team, &body)?;
     team.updated_at = Some(now());
     state.store.update_team(&team).await.map_err(store_err)?;
+    forget_team_keys(state, &team_id);
     Ok(respond(
         json!({"team_id": team_id, "data": team_json(&team)}),
     ))
@@ -530,6 +540,7 @@ async fn set_blocked(
     team.blocked = blocked;
     team.updated_at = Some(now());
     state.store.update_team(&team).await.map_err(store_err)?;
+    forget_team_keys(state, &team_id);
     Ok(respond(Value::Object(team_json(&team))))
 }
 

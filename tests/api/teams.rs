@@ -448,14 +448,28 @@ async fn teams_crud_members_and_keys_on_every_backend() {
         .await;
 
         // Block / unblock.
+        assert_eq!(chat_with(&gw, &team_key, "gpt-4o").await.status(), 200);
         let b = ok(gw.post("/team/block", json!({"team_id": "core"})).await).await;
         assert_eq!(b["blocked"], true);
+        let v = err(chat_with(&gw, &team_key, "gpt-4o").await, 401).await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Team=core is blocked"),
+            "{name}: {v}"
+        );
         assert_eq!(
             ok(gw.get("/team/info?team_id=core").await).await["team_info"]["blocked"],
             true
         );
         let b = ok(gw.post("/team/unblock", json!({"team_id": "core"})).await).await;
         assert_eq!(b["blocked"], false);
+        assert_eq!(
+            chat_with(&gw, &team_key, "gpt-4o").await.status(),
+            200,
+            "{name}"
+        );
         err(
             gw.post("/team/block", json!({"team_id": "ghost"})).await,
             404,
