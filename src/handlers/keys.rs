@@ -42,7 +42,7 @@ pub fn require_admin(auth: &AuthCtx, route: &str) -> ApiResult<()> {
     )))
 }
 
-fn store_err(e: StoreError) -> ApiError {
+pub(crate) fn store_err(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(m) => ApiError::bad_request(m),
         other => ApiError::internal(format!("{other}")),
@@ -73,7 +73,7 @@ fn key_name(key: &str) -> String {
     abbreviate_key(key)
 }
 
-fn opt_str(body: &Map<String, Value>, f: &str) -> ApiResult<Option<String>> {
+pub(crate) fn opt_str(body: &Map<String, Value>, f: &str) -> ApiResult<Option<String>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -81,7 +81,7 @@ fn opt_str(body: &Map<String, Value>, f: &str) -> ApiResult<Option<String>> {
     }
 }
 
-fn opt_f64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<f64>> {
+pub(crate) fn opt_f64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<f64>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
@@ -95,7 +95,7 @@ fn opt_f64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<f64>> {
     }
 }
 
-fn opt_i64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<i64>> {
+pub(crate) fn opt_i64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<i64>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_i64() {
@@ -105,7 +105,7 @@ fn opt_i64(body: &Map<String, Value>, f: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-fn opt_obj(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Value>> {
+pub(crate) fn opt_obj(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Value>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
@@ -113,7 +113,7 @@ fn opt_obj(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Value>> {
     }
 }
 
-fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Vec<String>>> {
+pub(crate) fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Vec<String>>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(
@@ -125,7 +125,7 @@ fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Vec<Strin
     }
 }
 
-fn field_error(f: &str, expected: &str, got: &Value) -> ApiError {
+pub(crate) fn field_error(f: &str, expected: &str, got: &Value) -> ApiError {
     ApiError::bad_request(format!(
         "Invalid value for '{f}': expected {expected}, got {}.",
         describe(got)
@@ -232,20 +232,25 @@ fn required_key(body: &Map<String, Value>) -> ApiResult<String> {
 
 /// A new key's response: the stored object plus the raw key (shown this once) and its hash.
 fn created(row: &KeyRow, raw: &str) -> Response {
+    Json(Value::Object(created_json(row, raw))).into_response()
+}
+
+/// The fields of a freshly minted key: the stored object plus the raw key and its hash.
+pub(crate) fn created_json(row: &KeyRow, raw: &str) -> Map<String, Value> {
     let mut out = key_json(row);
     out.insert("key".into(), json!(raw));
     out.insert("token".into(), json!(raw));
     out.insert("token_id".into(), json!(row.token));
-    Json(Value::Object(out)).into_response()
+    out
 }
 
-fn ts(t: Option<chrono::NaiveDateTime>) -> Value {
+pub(crate) fn ts(t: Option<chrono::NaiveDateTime>) -> Value {
     t.map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
         .unwrap_or(Value::Null)
 }
 
 /// The key object LiteLLM returns (never the raw key).
-fn key_json(r: &KeyRow) -> Map<String, Value> {
+pub(crate) fn key_json(r: &KeyRow) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("token".into(), json!(r.token));
     m.insert("key_name".into(), json!(r.key_name));
@@ -280,14 +285,14 @@ fn key_json(r: &KeyRow) -> Map<String, Value> {
     m
 }
 
-fn creator(auth: &AuthCtx) -> String {
+pub(crate) fn creator(auth: &AuthCtx) -> String {
     auth.key
         .as_ref()
         .and_then(|k| k.user_id.clone())
         .unwrap_or_else(|| "default_user_id".into())
 }
 
-async fn body_of(
+pub(crate) async fn body_of(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -332,7 +337,18 @@ async fn generate(
 ) -> ApiResult<Response> {
     require_admin(auth, "/key/generate")?;
     let body = body_of(state, headers, body).await?;
-    let raw = match opt_str(&body, "key")? {
+    let (row, raw) = mint_key(state, auth, &body).await?;
+    Ok(created(&row, &raw))
+}
+
+/// Creates and stores a key from a `/key/generate`-shaped body (also used by `/user/new`).
+/// Returns the stored row and the raw key, which is shown only once.
+pub(crate) async fn mint_key(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: &Map<String, Value>,
+) -> ApiResult<(KeyRow, String)> {
+    let raw = match opt_str(body, "key")? {
         Some(k) => {
             if !k.starts_with("sk-") {
                 return Err(ApiError::bad_request(
@@ -367,10 +383,49 @@ async fn generate(
         updated_by: Some(creator(auth)),
         ..KeyRow::default()
     };
-    apply_fields(&mut row, &body, false)?;
+    apply_fields(&mut row, body, false)?;
+    check_team(state, &row).await?;
     state.store.insert_key(&row).await.map_err(store_err)?;
     state.budgets.reset(&row.token, row.spend);
-    Ok(created(&row, &raw))
+    Ok((row, raw))
+}
+
+/// A key's `team_id` must name an existing team, and when the team restricts its models the
+/// key's models must be among them (LiteLLM's checks at `/key/generate`).
+async fn check_team(state: &AppState, row: &KeyRow) -> ApiResult<()> {
+    let Some(team_id) = &row.team_id else {
+        return Ok(());
+    };
+    let team = state
+        .store
+        .get_team(team_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Team doesn't exist in db. Team={team_id}. Create team via `/team/new` call."
+            ))
+            .with_param("team_id")
+        })?;
+    if team.models.is_empty() || team.models.iter().any(|m| m == "all-proxy-models") {
+        return Ok(());
+    }
+    let allowed = |m: &str| {
+        m == "all-team-models"
+            || team.models.iter().any(|t| {
+                t == m
+                    || t.strip_suffix('*')
+                        .is_some_and(|prefix| m.starts_with(prefix))
+            })
+    };
+    if let Some(bad) = row.models.iter().find(|m| !allowed(m)) {
+        return Err(ApiError::bad_request(format!(
+            "Model not in allowed team models. Team={team_id}, Model={bad}. Allowed team models={:?}",
+            team.models
+        ))
+        .with_param("models"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,6 +486,9 @@ async fn update(
     let key = required_key(&body)?;
     let mut row = existing(state, &key).await?;
     apply_fields(&mut row, &body, true)?;
+    if body.contains_key("team_id") || body.contains_key("models") {
+        check_team(state, &row).await?;
+    }
     row.updated_at = Some(now());
     row.updated_by = Some(creator(auth));
     state.store.update_key(&row).await.map_err(store_err)?;

@@ -9,6 +9,8 @@ pub mod keys;
 pub mod llm;
 pub mod models;
 pub mod spend;
+pub mod teams;
+pub mod users;
 
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use axum::body::Body;

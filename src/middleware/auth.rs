@@ -222,7 +222,7 @@ async fn authenticate(
         return Ok(AuthCtx::admin(None));
     }
     let hash = hash_key(key);
-    let row = lookup_key(state, &hash).await?.ok_or_else(|| {
+    let cached = lookup_key(state, &hash).await?.ok_or_else(|| {
         ApiError::new(
             ErrorClass::ProxyAuth,
             format!(
@@ -232,10 +232,17 @@ async fn authenticate(
         )
         .with_param("None")
     })?;
+    let row = cached.row;
     if row.blocked == Some(true) {
         return Err(ApiError::proxy_auth(
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
         ));
+    }
+    if cached.team_blocked {
+        return Err(ApiError::proxy_auth(format!(
+            "Authentication Error, Team={} is blocked. Update via `/team/unblock` if you're an admin.",
+            row.team_id.as_deref().unwrap_or_default()
+        )));
     }
     if let Some(exp) = row.expires {
         let now = chrono::Utc::now().naive_utc();
@@ -255,29 +262,36 @@ async fn authenticate(
 }
 
 /// A key by hash: from the cache while fresh, else from the store (and cached).
-pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<Arc<KeyRow>>, ApiError> {
+/// The key's team's `blocked` flag is loaded with it (one more query on a cache miss only) and
+/// cached alongside; team mutations on this replica drop the team's cached keys.
+pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, ApiError> {
     if let Some(c) = state.keys.get(hash) {
         if c.loaded_at.elapsed() < state.key_cache_ttl {
-            return Ok(Some(c.row.clone()));
+            return Ok(Some(c.clone()));
         }
     }
-    let row = state
-        .store
-        .get_key(hash)
-        .await
-        .map_err(|e| ApiError::internal(format!("key lookup failed: {e}")))?;
-    Ok(row.map(|r| {
-        state.budgets.observe_db_spend(hash, r.spend);
-        let row = Arc::new(r);
-        state.keys.insert(
-            hash.to_string(),
-            CachedKey {
-                row: row.clone(),
-                loaded_at: std::time::Instant::now(),
-            },
-        );
-        row
-    }))
+    let failed =
+        |e: crate::store::StoreError| ApiError::internal(format!("key lookup failed: {e}"));
+    let Some(r) = state.store.get_key(hash).await.map_err(failed)? else {
+        return Ok(None);
+    };
+    let team_blocked = match &r.team_id {
+        Some(t) => state
+            .store
+            .get_team(t)
+            .await
+            .map_err(failed)?
+            .is_some_and(|team| team.blocked),
+        None => false,
+    };
+    state.budgets.observe_db_spend(hash, r.spend);
+    let cached = CachedKey {
+        row: Arc::new(r),
+        team_blocked,
+        loaded_at: std::time::Instant::now(),
+    };
+    state.keys.insert(hash.to_string(), cached.clone());
+    Ok(Some(cached))
 }
 
 #[cfg(test)]

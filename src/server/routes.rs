@@ -8,7 +8,7 @@
 //! `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
-use crate::handlers::{health, keys, llm, models, spend};
+use crate::handlers::{health, keys, llm, models, spend, teams, users};
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -80,6 +80,22 @@ pub fn build_app(state: AppState) -> Router {
         .route("/key/block", post(keys::block_key_handler))
         .route("/key/unblock", post(keys::unblock_key_handler))
         .route("/key/regenerate", post(keys::regenerate_key_handler))
+        .route("/user/new", post(users::new_user_handler))
+        .route("/user/info", get(users::user_info_handler))
+        .route("/user/update", post(users::update_user_handler))
+        .route("/user/delete", post(users::delete_user_handler))
+        .route("/user/list", get(users::list_users_handler))
+        .route("/team/new", post(teams::new_team_handler))
+        .route("/team/info", get(teams::team_info_handler))
+        .route("/team/update", post(teams::update_team_handler))
+        .route("/team/delete", post(teams::delete_team_handler))
+        .route("/team/list", get(teams::list_teams_handler))
+        .route("/team/member_add", post(teams::member_add_handler))
+        .route("/team/member_delete", post(teams::member_delete_handler))
+        .route("/team/block", post(teams::block_team_handler))
+        .route("/team/unblock", post(teams::unblock_team_handler))
+        .route("/team/model/add", post(teams::model_add_handler))
+        .route("/team/model/delete", post(teams::model_delete_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/global/spend", get(spend::global_spend_handler))
         .route("/", get(health::root_handler))

@@ -261,6 +261,8 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
 #[derive(Debug, Clone)]
 pub struct CachedKey {
     pub row: Arc<KeyRow>,
+    /// The key's team was blocked when the key was loaded.
+    pub team_blocked: bool,
     pub loaded_at: std::time::Instant,
 }
 

@@ -1,4 +1,4 @@
-//! The only place with SQL: virtual keys and spend, on SQLite (embedded default) or Postgres.
+//! The only place with SQL: virtual keys, users, teams and spend, on SQLite (embedded default) or Postgres.
 //!
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
 //! a database a LiteLLM proxy created is read and written as is; migrations only create what
@@ -7,8 +7,11 @@
 //! writes bind each backend's native types.
 
 mod rows;
+mod teams;
+mod users;
 
-pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow};
+pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
+pub use users::UserFilter;
 
 use chrono::NaiveDateTime;
 use serde_json::Value;

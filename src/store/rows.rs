@@ -226,3 +226,151 @@ pub fn log_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> SpendLogRow {
 pub fn log_from_pg(r: &sqlx::postgres::PgRow) -> SpendLogRow {
     log_from_row!(r)
 }
+
+/// A `LiteLLM_UserTable` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub user_alias: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub teams: Vec<String>,
+    pub user_role: Option<String>,
+    pub max_budget: Option<f64>,
+    pub spend: f64,
+    pub user_email: Option<String>,
+    pub models: Vec<String>,
+    pub metadata: Value,
+    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    pub model_spend: Value,
+    pub model_max_budget: Value,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A `LiteLLM_TeamTable` row. `members_with_roles` is LiteLLM's JSON list of
+/// `{"role", "user_id", "user_email"}` objects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamRow {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    pub organization_id: Option<String>,
+    pub admins: Vec<String>,
+    pub members: Vec<String>,
+    pub members_with_roles: Value,
+    pub metadata: Value,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub spend: f64,
+    pub models: Vec<String>,
+    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    pub blocked: bool,
+    pub model_spend: Value,
+    pub model_max_budget: Value,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+fn obj(s: Option<String>) -> Value {
+    json(s, Value::Object(Default::default()))
+}
+
+macro_rules! user_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        UserRow {
+            user_id: r.try_get("user_id").unwrap_or_default(),
+            user_alias: r.try_get("user_alias").ok().flatten(),
+            team_id: r.try_get("team_id").ok().flatten(),
+            organization_id: r.try_get("organization_id").ok().flatten(),
+            teams: strings(r.try_get("teams").ok().flatten()),
+            user_role: r.try_get("user_role").ok().flatten(),
+            max_budget: r.try_get("max_budget").ok().flatten(),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            user_email: r.try_get("user_email").ok().flatten(),
+            models: strings(r.try_get("models").ok().flatten()),
+            metadata: obj(r.try_get("metadata").ok().flatten()),
+            max_parallel_requests: r.try_get("max_parallel_requests").ok().flatten(),
+            tpm_limit: r.try_get("tpm_limit").ok().flatten(),
+            rpm_limit: r.try_get("rpm_limit").ok().flatten(),
+            budget_duration: r.try_get("budget_duration").ok().flatten(),
+            budget_reset_at: parse_ts(r.try_get("budget_reset_at").ok().flatten()),
+            model_spend: obj(r.try_get("model_spend").ok().flatten()),
+            model_max_budget: obj(r.try_get("model_max_budget").ok().flatten()),
+            created_at: parse_ts(r.try_get("created_at").ok().flatten()),
+            updated_at: parse_ts(r.try_get("updated_at").ok().flatten()),
+        }
+    }};
+}
+
+macro_rules! team_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        TeamRow {
+            team_id: r.try_get("team_id").unwrap_or_default(),
+            team_alias: r.try_get("team_alias").ok().flatten(),
+            organization_id: r.try_get("organization_id").ok().flatten(),
+            admins: strings(r.try_get("admins").ok().flatten()),
+            members: strings(r.try_get("members").ok().flatten()),
+            // A LiteLLM-created row may hold `{}` (the column default) instead of a list.
+            members_with_roles: match json(
+                r.try_get("members_with_roles").ok().flatten(),
+                Value::Array(Vec::new()),
+            ) {
+                v @ Value::Array(_) => v,
+                _ => Value::Array(Vec::new()),
+            },
+            metadata: obj(r.try_get("metadata").ok().flatten()),
+            max_budget: r.try_get("max_budget").ok().flatten(),
+            soft_budget: r.try_get("soft_budget").ok().flatten(),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            models: strings(r.try_get("models").ok().flatten()),
+            max_parallel_requests: r.try_get("max_parallel_requests").ok().flatten(),
+            tpm_limit: r.try_get("tpm_limit").ok().flatten(),
+            rpm_limit: r.try_get("rpm_limit").ok().flatten(),
+            budget_duration: r.try_get("budget_duration").ok().flatten(),
+            budget_reset_at: parse_ts(r.try_get("budget_reset_at").ok().flatten()),
+            blocked: r
+                .try_get::<Option<bool>, _>("blocked")
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+            model_spend: obj(r.try_get("model_spend").ok().flatten()),
+            model_max_budget: obj(r.try_get("model_max_budget").ok().flatten()),
+            created_at: parse_ts(r.try_get("created_at").ok().flatten()),
+            updated_at: parse_ts(r.try_get("updated_at").ok().flatten()),
+        }
+    }};
+}
+
+pub fn user_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> UserRow {
+    user_from_row!(r)
+}
+
+pub fn user_from_pg(r: &sqlx::postgres::PgRow) -> UserRow {
+    user_from_row!(r)
+}
+
+pub fn team_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> TeamRow {
+    team_from_row!(r)
+}
+
+pub fn team_from_pg(r: &sqlx::postgres::PgRow) -> TeamRow {
+    team_from_row!(r)
+}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// A config with a mocked model priced at gpt-4o rates and one real upstream model.
-fn keys_config(db: Option<&str>) -> String {
+pub fn keys_config(db: Option<&str>) -> String {
     let mut s = format!(
         "model_list:\n  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o, mock_response: 'hi'}}\n  - model_name: other\n    litellm_params: {{model: openai/gpt-4o-mini, mock_response: 'other'}}\n  - model_name: up\n    litellm_params: {{model: openai/gpt-4o, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\n  proxy_batch_write_at: 1\n"
     );
@@ -31,7 +31,7 @@ async fn pg_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-async fn backends() -> Vec<(&'static str, Option<String>)> {
+pub async fn backends() -> Vec<(&'static str, Option<String>)> {
     let mut v = vec![("sqlite", None)];
     match pg_database().await {
         Some(url) => v.push(("postgres", Some(url))),
@@ -48,7 +48,7 @@ async fn generate(gw: &Gateway, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
-async fn chat_with(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
+pub async fn chat_with(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
     gw.client
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)

@@ -16,3 +16,4 @@ mod retries;
 mod routes;
 mod shutdown;
 mod streaming;
+mod teams;
