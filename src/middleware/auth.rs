@@ -49,20 +49,26 @@ impl AuthCtx {
     }
 
     /// The context of a virtual key: its allow-list and limits.
-    pub fn for_key(hash: String, row: Arc<KeyRow>) -> Self {
+    pub fn for_key(
+        hash: String,
+        row: Arc<KeyRow>,
+        team_limits: Option<&crate::ratelimit::Descriptor>,
+    ) -> Self {
         let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
             Vec::new()
         } else {
             row.models.clone()
         };
         let pos = |v: Option<i64>| v.filter(|x| *x >= 0).map(|x| x as u64);
-        let rate_limits = vec![Descriptor {
+        let mut rate_limits = vec![Descriptor {
             scope: "api_key",
             id: hash.clone(),
             rpm: pos(row.rpm_limit),
             tpm: pos(row.tpm_limit),
             max_parallel: pos(row.max_parallel_requests),
         }];
+        // A team's limits are shared by all of its keys.
+        rate_limits.extend(team_limits.cloned());
         let mut model_limits: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
         for (field, is_rpm) in [("model_rpm_limit", true), ("model_tpm_limit", false)] {
             if let Some(Value::Object(m)) = row.metadata.get(field) {
@@ -232,7 +238,9 @@ async fn authenticate(
         )
         .with_param("None")
     })?;
-    let row = cached.row;
+    let CachedKey {
+        row, team_limits, ..
+    } = cached;
     if row.blocked == Some(true) {
         return Err(ApiError::proxy_auth(
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
@@ -258,7 +266,7 @@ async fn authenticate(
             return Err(e);
         }
     }
-    Ok(AuthCtx::for_key(hash, row))
+    Ok(AuthCtx::for_key(hash, row, team_limits.as_ref()))
 }
 
 /// A key by hash: from the cache while fresh, else from the store (and cached).
@@ -275,19 +283,28 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
     let Some(r) = state.store.get_key(hash).await.map_err(failed)? else {
         return Ok(None);
     };
-    let team_blocked = match &r.team_id {
-        Some(t) => state
-            .store
-            .get_team(t)
-            .await
-            .map_err(failed)?
-            .is_some_and(|team| team.blocked),
-        None => false,
+    let team = match &r.team_id {
+        Some(t) => state.store.get_team(t).await.map_err(failed)?,
+        None => None,
     };
+    let team_blocked = team.as_ref().is_some_and(|t| t.blocked);
+    let pos = |v: Option<i64>| v.filter(|x| *x >= 0).map(|x| x as u64);
+    let team_limits = team
+        .filter(|t| {
+            t.rpm_limit.is_some() || t.tpm_limit.is_some() || t.max_parallel_requests.is_some()
+        })
+        .map(|t| Descriptor {
+            scope: "team",
+            id: t.team_id.clone(),
+            rpm: pos(t.rpm_limit),
+            tpm: pos(t.tpm_limit),
+            max_parallel: pos(t.max_parallel_requests),
+        });
     state.budgets.observe_db_spend(hash, r.spend);
     let cached = CachedKey {
         row: Arc::new(r),
         team_blocked,
+        team_limits,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());

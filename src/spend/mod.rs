@@ -263,6 +263,8 @@ pub struct CachedKey {
     pub row: Arc<KeyRow>,
     /// The key's team was blocked when the key was loaded.
     pub team_blocked: bool,
+    /// The team's `rpm_limit`, `tpm_limit`, `max_parallel_requests` when the key was loaded.
+    pub team_limits: Option<crate::ratelimit::Descriptor>,
     pub loaded_at: std::time::Instant,
 }
 

@@ -593,3 +593,39 @@ async fn team_routes_are_admin_only() {
         assert_eq!(r.status(), 401, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_teams_rpm_limit_is_shared_by_its_keys() {
+    let gw = gateway(&keys_config(None), None).await;
+    ok(gw
+        .post("/team/new", json!({"team_id": "t-lim", "rpm_limit": 3}))
+        .await)
+    .await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let k = ok(gw.post("/key/generate", json!({"team_id": "t-lim"})).await).await;
+        keys.push(k["key"].as_str().unwrap().to_string());
+    }
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = chat_with(&gw, &keys[i % 2], "gpt-4o").await;
+        if r.status() == 200 {
+            assert_eq!(r.headers()["x-ratelimit-team-limit-requests"], "3");
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429],
+        "three requests a minute for the whole team"
+    );
+    // A key of another team is not affected.
+    ok(gw.post("/team/new", json!({"team_id": "t-free"})).await).await;
+    let k = ok(gw.post("/key/generate", json!({"team_id": "t-free"})).await).await;
+    assert_eq!(
+        chat_with(&gw, k["key"].as_str().unwrap(), "gpt-4o")
+            .await
+            .status(),
+        200
+    );
+}
