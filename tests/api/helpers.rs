@@ -57,7 +57,8 @@ impl MockUpstream {
 }
 
 /// Starts the mock. Behaviour is chosen by the `model` the gateway sends upstream:
-/// `err-<status>` answers that status with an OpenAI error body; `ctx-overflow` a context
+/// `err-<status>` answers that status with an OpenAI error body; `content-filter` a content
+/// policy error; `ctx-overflow` a context
 /// window error; `slow` sleeps 3 s; `drip` streams 100 chunks 50 ms apart; otherwise a normal
 /// completion (or stream when `stream: true`).
 pub async fn mock_upstream() -> MockUpstream {
@@ -139,6 +140,14 @@ async fn chat(
     let model = v["model"].as_str().unwrap_or("").to_string();
     if let Some(code) = model.strip_prefix("err-") {
         return error_response(code.parse().unwrap_or(500));
+    }
+    if model == "content-filter" {
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            json!({"error": {"message": "The response was filtered due to the prompt triggering content management policy.", "type": "invalid_request_error", "param": "prompt", "code": "content_filter"}}).to_string(),
+        )
+            .into_response();
     }
     if model == "ctx-overflow" {
         return (

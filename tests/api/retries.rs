@@ -268,3 +268,24 @@ async fn background_health_checks_feed_health_and_the_router() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn each_fallback_kind_goes_where_it_should() {
+    let mock = mock_upstream().await;
+    let cfg = format!(
+        "model_list:\n  - model_name: ctx\n    litellm_params: {{model: openai/ctx-overflow, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: filtered\n    litellm_params: {{model: openai/content-filter, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: down\n    litellm_params: {{model: openai/err-500, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: long-ctx\n    litellm_params: {{model: openai/long-ctx-model, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: safe\n    litellm_params: {{model: openai/safe-model, api_base: '{{MOCK}}', api_key: k}}\n  - model_name: anywhere\n    litellm_params: {{model: openai/default-model, api_base: '{{MOCK}}', api_key: k}}\ngeneral_settings:\n  master_key: {MASTER}\nrouter_settings:\n  num_retries: 0\n  context_window_fallbacks: [{{\"ctx\": [\"long-ctx\"]}}]\n  content_policy_fallbacks: [{{\"filtered\": [\"safe\"]}}]\n  default_fallbacks: [\"anywhere\"]\n"
+    );
+    let gw = gateway(&cfg, Some(&mock)).await;
+    for (asked, served) in [
+        ("ctx", "long-ctx"),
+        ("filtered", "safe"),
+        ("down", "anywhere"),
+    ] {
+        let r = gw.post("/v1/chat/completions", chat_body(asked)).await;
+        assert_eq!(r.status(), 200, "{asked}");
+        assert_eq!(r.headers()["x-litellm-model-group"], served, "{asked}");
+        assert_eq!(r.headers()["x-litellm-attempted-fallbacks"], "1");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["model"], served);
+    }
+}
