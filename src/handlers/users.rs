@@ -356,6 +356,10 @@ async fn update(
     apply_user_fields(&mut user, &fields)?;
     user.updated_at = Some(now());
     state.store.update_user(&user).await.map_err(store_err)?;
+    // Limits are cached with each key: drop this user's keys so new limits apply at once.
+    state
+        .keys
+        .retain(|_, c| c.row.user_id.as_deref() != Some(user.user_id.as_str()));
     Ok(Json(Value::Object(user_json(&user))).into_response())
 }
 

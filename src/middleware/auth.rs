@@ -52,7 +52,7 @@ impl AuthCtx {
     pub fn for_key(
         hash: String,
         row: Arc<KeyRow>,
-        team_limits: Option<&crate::ratelimit::Descriptor>,
+        shared_limits: &[crate::ratelimit::Descriptor],
     ) -> Self {
         let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
             Vec::new()
@@ -67,8 +67,8 @@ impl AuthCtx {
             tpm: pos(row.tpm_limit),
             max_parallel: pos(row.max_parallel_requests),
         }];
-        // A team's limits are shared by all of its keys.
-        rate_limits.extend(team_limits.cloned());
+        // A team's and a user's limits are shared by all of their keys.
+        rate_limits.extend(shared_limits.iter().cloned());
         let mut model_limits: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
         for (field, is_rpm) in [("model_rpm_limit", true), ("model_tpm_limit", false)] {
             if let Some(Value::Object(m)) = row.metadata.get(field) {
@@ -239,7 +239,7 @@ async fn authenticate(
         .with_param("None")
     })?;
     let CachedKey {
-        row, team_limits, ..
+        row, shared_limits, ..
     } = cached;
     if row.blocked == Some(true) {
         return Err(ApiError::proxy_auth(
@@ -266,12 +266,32 @@ async fn authenticate(
             return Err(e);
         }
     }
-    Ok(AuthCtx::for_key(hash, row, team_limits.as_ref()))
+    Ok(AuthCtx::for_key(hash, row, &shared_limits))
+}
+
+/// A team's or user's limits as a rate-limit descriptor, if it sets any.
+fn limits_of(
+    scope: &'static str,
+    id: String,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+    max_parallel: Option<i64>,
+) -> Option<Descriptor> {
+    let pos = |v: Option<i64>| v.filter(|x| *x >= 0).map(|x| x as u64);
+    let d = Descriptor {
+        scope,
+        id,
+        rpm: pos(rpm),
+        tpm: pos(tpm),
+        max_parallel: pos(max_parallel),
+    };
+    (d.rpm.is_some() || d.tpm.is_some() || d.max_parallel.is_some()).then_some(d)
 }
 
 /// A key by hash: from the cache while fresh, else from the store (and cached).
-/// The key's team's `blocked` flag is loaded with it (one more query on a cache miss only) and
-/// cached alongside; team mutations on this replica drop the team's cached keys.
+/// The key's team (`blocked`, limits) and user (limits) are loaded with it (more queries on a
+/// cache miss only) and cached alongside; team and user changes on this replica drop the
+/// affected cached keys.
 pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, ApiError> {
     if let Some(c) = state.keys.get(hash) {
         if c.loaded_at.elapsed() < state.key_cache_ttl {
@@ -288,23 +308,34 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         None => None,
     };
     let team_blocked = team.as_ref().is_some_and(|t| t.blocked);
-    let pos = |v: Option<i64>| v.filter(|x| *x >= 0).map(|x| x as u64);
-    let team_limits = team
-        .filter(|t| {
-            t.rpm_limit.is_some() || t.tpm_limit.is_some() || t.max_parallel_requests.is_some()
-        })
-        .map(|t| Descriptor {
-            scope: "team",
-            id: t.team_id.clone(),
-            rpm: pos(t.rpm_limit),
-            tpm: pos(t.tpm_limit),
-            max_parallel: pos(t.max_parallel_requests),
-        });
+    let user = match &r.user_id {
+        Some(u) => state.store.get_user(u).await.map_err(failed)?,
+        None => None,
+    };
+    let mut shared_limits = Vec::new();
+    if let Some(t) = team {
+        shared_limits.extend(limits_of(
+            "team",
+            t.team_id,
+            t.rpm_limit,
+            t.tpm_limit,
+            t.max_parallel_requests,
+        ));
+    }
+    if let Some(u) = user {
+        shared_limits.extend(limits_of(
+            "user",
+            u.user_id,
+            u.rpm_limit,
+            u.tpm_limit,
+            u.max_parallel_requests,
+        ));
+    }
     state.budgets.observe_db_spend(hash, r.spend);
     let cached = CachedKey {
         row: Arc::new(r),
         team_blocked,
-        team_limits,
+        shared_limits,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());

@@ -263,8 +263,9 @@ pub struct CachedKey {
     pub row: Arc<KeyRow>,
     /// The key's team was blocked when the key was loaded.
     pub team_blocked: bool,
-    /// The team's `rpm_limit`, `tpm_limit`, `max_parallel_requests` when the key was loaded.
-    pub team_limits: Option<crate::ratelimit::Descriptor>,
+    /// The limits of the key's team and user (`rpm_limit`, `tpm_limit`,
+    /// `max_parallel_requests`) when the key was loaded: shared by all their keys.
+    pub shared_limits: Vec<crate::ratelimit::Descriptor>,
     pub loaded_at: std::time::Instant,
 }
 

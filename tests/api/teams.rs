@@ -629,3 +629,33 @@ async fn a_teams_rpm_limit_is_shared_by_its_keys() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_users_rpm_limit_is_shared_by_their_keys_and_updates_apply_at_once() {
+    let gw = gateway(&keys_config(None), None).await;
+    let u = ok(gw
+        .post("/user/new", json!({"user_id": "u-lim", "rpm_limit": 2}))
+        .await)
+    .await;
+    let k1 = u["key"].as_str().unwrap().to_string();
+    let k2 = ok(gw.post("/key/generate", json!({"user_id": "u-lim"})).await).await;
+    let k2 = k2["key"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for k in [&k1, &k2, &k1] {
+        statuses.push(chat_with(&gw, k, "gpt-4o").await.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "two requests a minute for the user"
+    );
+    ok(gw
+        .post("/user/update", json!({"user_id": "u-lim", "rpm_limit": 10}))
+        .await)
+    .await;
+    assert_eq!(
+        chat_with(&gw, &k2, "gpt-4o").await.status(),
+        200,
+        "the new limit applies at once"
+    );
+}
