@@ -34,6 +34,8 @@ pub struct AuthCtx {
     pub model_limits: Vec<(String, Option<u64>, Option<u64>)>,
     /// The virtual key's row, when the caller used one.
     pub key: Option<Arc<KeyRow>>,
+    /// Budgets of the key's team and user (checked with the key's own).
+    pub shared_budgets: Vec<crate::spend::SharedBudget>,
 }
 
 impl AuthCtx {
@@ -45,6 +47,7 @@ impl AuthCtx {
             rate_limits: Vec::new(),
             model_limits: Vec::new(),
             key: None,
+            shared_budgets: Vec::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl AuthCtx {
         hash: String,
         row: Arc<KeyRow>,
         shared_limits: &[crate::ratelimit::Descriptor],
+        shared_budgets: Vec<crate::spend::SharedBudget>,
     ) -> Self {
         let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
             Vec::new()
@@ -90,6 +94,7 @@ impl AuthCtx {
             rate_limits,
             model_limits,
             key: Some(row),
+            shared_budgets,
         }
     }
 }
@@ -239,7 +244,10 @@ async fn authenticate(
         .with_param("None")
     })?;
     let CachedKey {
-        row, shared_limits, ..
+        row,
+        shared_limits,
+        shared_budgets,
+        ..
     } = cached;
     if row.blocked == Some(true) {
         return Err(ApiError::proxy_auth(
@@ -266,7 +274,7 @@ async fn authenticate(
             return Err(e);
         }
     }
-    Ok(AuthCtx::for_key(hash, row, &shared_limits))
+    Ok(AuthCtx::for_key(hash, row, &shared_limits, shared_budgets))
 }
 
 /// A team's or user's limits as a rate-limit descriptor, if it sets any.
@@ -313,6 +321,33 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         None => None,
     };
     let mut shared_limits = Vec::new();
+    let mut shared_budgets = Vec::new();
+    let mut budget = |scope: String, label: String, max: Option<f64>, spend: f64| {
+        if let Some(max_budget) = max {
+            state.budgets.observe_db_spend(&scope, spend);
+            shared_budgets.push(crate::spend::SharedBudget {
+                scope,
+                max_budget,
+                label,
+            });
+        }
+    };
+    if let Some(t) = &team {
+        budget(
+            format!("team:{}", t.team_id),
+            format!("Team={}", t.team_id),
+            t.max_budget,
+            t.spend,
+        );
+    }
+    if let Some(u) = &user {
+        budget(
+            format!("user:{}", u.user_id),
+            format!("User={}", u.user_id),
+            u.max_budget,
+            u.spend,
+        );
+    }
     if let Some(t) = team {
         shared_limits.extend(limits_of(
             "team",
@@ -336,6 +371,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         row: Arc::new(r),
         team_blocked,
         shared_limits,
+        shared_budgets,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());

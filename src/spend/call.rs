@@ -118,6 +118,16 @@ impl CallAccount {
                 reserved.push((hash.clone(), worst));
             }
         }
+        for b in &auth.shared_budgets {
+            if let Err(o) = state.budgets.reserve(&b.scope, b.max_budget, worst) {
+                release(&reserved);
+                return Err(budget_error(format!(
+                    "Budget has been exceeded! {} Current cost: {}, Max budget: {}",
+                    b.label, o.spend, o.max_budget
+                )));
+            }
+            reserved.push((b.scope.clone(), worst));
+        }
         let key = auth.key.as_ref();
         Ok(Self {
             state: state.clone(),

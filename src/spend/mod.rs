@@ -257,6 +257,16 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
     }
 }
 
+/// A team's or user's budget, as [`Budgets`] tracks it.
+#[derive(Debug, Clone)]
+pub struct SharedBudget {
+    /// The [`Budgets`] entry: `team:<id>` or `user:<id>`.
+    pub scope: String,
+    pub max_budget: f64,
+    /// How the error names it (`Team=<id>`, `User=<id>`).
+    pub label: String,
+}
+
 /// A key as the auth layer caches it.
 #[derive(Debug, Clone)]
 pub struct CachedKey {
@@ -266,6 +276,8 @@ pub struct CachedKey {
     /// The limits of the key's team and user (`rpm_limit`, `tpm_limit`,
     /// `max_parallel_requests`) when the key was loaded: shared by all their keys.
     pub shared_limits: Vec<crate::ratelimit::Descriptor>,
+    /// The `max_budget` of the key's team and user, checked with the key's own.
+    pub shared_budgets: Vec<SharedBudget>,
     pub loaded_at: std::time::Instant,
 }
 

@@ -659,3 +659,57 @@ async fn a_users_rpm_limit_is_shared_by_their_keys_and_updates_apply_at_once() {
         "the new limit applies at once"
     );
 }
+
+#[tokio::test]
+async fn team_and_user_budgets_cover_all_their_keys() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        // Each mocked gpt-4o call costs 0.000225: two fit in 0.0004, the third is refused.
+        ok(gw
+            .post(
+                "/team/new",
+                json!({"team_id": "t-budget", "max_budget": 0.0004}),
+            )
+            .await)
+        .await;
+        let keys: Vec<String> = two_keys(&gw, json!({"team_id": "t-budget"})).await;
+        let mut statuses = Vec::new();
+        for k in [&keys[0], &keys[1], &keys[0]] {
+            statuses.push(chat_with(&gw, k, "gpt-4o").await.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 400], "{name}: the team's budget");
+        let r = chat_with(&gw, &keys[1], "gpt-4o").await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "budget_exceeded", "{name}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Team=t-budget"),
+            "{name}: {v}"
+        );
+
+        ok(gw
+            .post(
+                "/user/new",
+                json!({"user_id": "u-budget", "max_budget": 0.0004, "auto_create_key": false}),
+            )
+            .await)
+        .await;
+        let keys: Vec<String> = two_keys(&gw, json!({"user_id": "u-budget"})).await;
+        let mut statuses = Vec::new();
+        for k in [&keys[0], &keys[1], &keys[0]] {
+            statuses.push(chat_with(&gw, k, "gpt-4o").await.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 400], "{name}: the user's budget");
+    }
+}
+
+async fn two_keys(gw: &Gateway, body: Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let k = ok(gw.post("/key/generate", body.clone()).await).await;
+        keys.push(k["key"].as_str().unwrap().to_string());
+    }
+    keys
+}
