@@ -79,6 +79,8 @@ pub struct BuildOptions {
     pub sqlite_path: Option<String>,
 }
 
+/// How often budgets are checked for reset (LiteLLM's `proxy_budget_rescheduler_min_time`).
+const DEFAULT_BUDGET_RESET_CHECK: Duration = Duration::from_secs(597);
 /// LiteLLM's default `health_check_interval` (seconds).
 const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// Default embedded store file, relative to the working directory.
@@ -226,6 +228,14 @@ impl AppState {
             .filter(|s| *s > 0)
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL);
+        let budget_every = cfg
+            .general_settings
+            .extra
+            .get("proxy_budget_rescheduler_min_time")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_BUDGET_RESET_CHECK);
         let state = Self(Arc::new(Inner {
             background_health,
             health: DashMap::new(),
@@ -255,6 +265,10 @@ impl AppState {
             loaded,
             started_at: Instant::now(),
         }));
+        tokio::spawn(crate::spend::reset_budgets_loop(
+            Arc::downgrade(&state.0),
+            budget_every,
+        ));
         if background_health {
             tokio::spawn(crate::handlers::health::background_checks(
                 Arc::downgrade(&state.0),

@@ -322,9 +322,13 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
     };
     let mut shared_limits = Vec::new();
     let mut shared_budgets = Vec::new();
-    let mut budget = |scope: String, label: String, max: Option<f64>, spend: f64| {
+    let mut budget = |scope: String,
+                      label: String,
+                      max: Option<f64>,
+                      spend: f64,
+                      reset_at: Option<chrono::NaiveDateTime>| {
         if let Some(max_budget) = max {
-            state.budgets.observe_db_spend(&scope, spend);
+            state.budgets.observe_db_spend(&scope, spend, reset_at);
             shared_budgets.push(crate::spend::SharedBudget {
                 scope,
                 max_budget,
@@ -338,6 +342,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             format!("Team={}", t.team_id),
             t.max_budget,
             t.spend,
+            t.budget_reset_at,
         );
     }
     if let Some(u) = &user {
@@ -346,6 +351,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             format!("User={}", u.user_id),
             u.max_budget,
             u.spend,
+            u.budget_reset_at,
         );
     }
     if let Some(t) = team {
@@ -366,7 +372,9 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             u.max_parallel_requests,
         ));
     }
-    state.budgets.observe_db_spend(hash, r.spend);
+    state
+        .budgets
+        .observe_db_spend(hash, r.spend, r.budget_reset_at);
     let cached = CachedKey {
         row: Arc::new(r),
         team_blocked,

@@ -41,6 +41,9 @@ pub struct SpendEvent {
 struct Money {
     spend: f64,
     reserved: f64,
+    /// The database's `budget_reset_at` when its spend was last observed: when it moves, the
+    /// budget was reset (here or on another replica) and the database figure replaces ours.
+    reset_mark: Option<chrono::NaiveDateTime>,
 }
 
 /// In-memory spend per key, and reservations in flight.
@@ -58,9 +61,17 @@ pub struct OverBudget {
 
 impl Budgets {
     /// Brings the in-memory figure up to the database's (other replicas, a restart).
-    pub fn observe_db_spend(&self, key: &str, db_spend: f64) {
+    pub fn observe_db_spend(
+        &self,
+        key: &str,
+        db_spend: f64,
+        reset_at: Option<chrono::NaiveDateTime>,
+    ) {
         let mut e = self.keys.entry(key.to_string()).or_default();
-        if db_spend > e.spend {
+        if e.reset_mark != reset_at {
+            e.reset_mark = reset_at;
+            e.spend = db_spend;
+        } else if db_spend > e.spend {
             e.spend = db_spend;
         }
     }
@@ -101,8 +112,46 @@ impl Budgets {
             Money {
                 spend,
                 reserved: 0.0,
+                reset_mark: None,
             },
         );
+    }
+}
+
+/// The budget reset job: every `every`, budgets past their `budget_reset_at` (keys, users,
+/// teams) go back to 0 in the store and in this replica's memory, and the affected cached keys
+/// are dropped. Other replicas see the moved `budget_reset_at` when they next load the key.
+pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(state) = state.upgrade() else { return };
+        let now = chrono::Utc::now().naive_utc();
+        match state.store.reset_due_budgets(now).await {
+            Ok(reset) => {
+                for (kind, id) in reset {
+                    tracing::info!(kind, id = %id, "budget reset");
+                    match kind {
+                        "team" => {
+                            state.budgets.reset(&format!("team:{id}"), 0.0);
+                            state
+                                .keys
+                                .retain(|_, c| c.row.team_id.as_deref() != Some(&id));
+                        }
+                        "user" => {
+                            state.budgets.reset(&format!("user:{id}"), 0.0);
+                            state
+                                .keys
+                                .retain(|_, c| c.row.user_id.as_deref() != Some(&id));
+                        }
+                        _ => {
+                            state.budgets.reset(&id, 0.0);
+                            state.keys.remove(&id);
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("budget reset check failed, will retry: {e}"),
+        }
     }
 }
 

@@ -553,6 +553,71 @@ impl Store {
     }
 
     /// Total spend across all keys' logs.
+    /// Budgets whose `budget_reset_at` has passed, on keys, users and teams: spend back to 0 and
+    /// the next reset one `budget_duration` later. Returns what this call reset, as
+    /// (`"key"` | `"user"` | `"team"`, id); a row another replica reset first is skipped.
+    pub async fn reset_due_budgets(
+        &self,
+        now: NaiveDateTime,
+    ) -> StoreResult<Vec<(&'static str, String)>> {
+        const TABLES: [(&str, &str, &str); 3] = [
+            ("key", "LiteLLM_VerificationToken", "token"),
+            ("user", "LiteLLM_UserTable", "user_id"),
+            ("team", "LiteLLM_TeamTable", "team_id"),
+        ];
+        let mut out = Vec::new();
+        for (kind, table, id_col) in TABLES {
+            let select = format!(
+                r#"SELECT "{id_col}", "budget_duration" FROM "{table}" WHERE "budget_reset_at" IS NOT NULL AND "budget_reset_at" <= "#
+            );
+            let due: Vec<(String, Option<String>)> = match self {
+                Self::Sqlite(p) => {
+                    sqlx::query_as(&format!("{select}?1"))
+                        .bind(fmt_ts(now))
+                        .fetch_all(p)
+                        .await?
+                }
+                Self::Postgres(p) => {
+                    sqlx::query_as(&format!("{select}$1"))
+                        .bind(now)
+                        .fetch_all(p)
+                        .await?
+                }
+            };
+            for (id, duration) in due {
+                let next = duration
+                    .as_deref()
+                    .and_then(crate::spend::parse_duration)
+                    .map(|d| now + d);
+                let update = format!(r#"UPDATE "{table}" SET "spend" = 0, "budget_reset_at" = "#);
+                let done = match self {
+                    Self::Sqlite(p) => sqlx::query(&format!(
+                        r#"{update}?1 WHERE "{id_col}" = ?2 AND "budget_reset_at" <= ?3"#
+                    ))
+                    .bind(next.map(fmt_ts))
+                    .bind(&id)
+                    .bind(fmt_ts(now))
+                    .execute(p)
+                    .await?
+                    .rows_affected(),
+                    Self::Postgres(p) => sqlx::query(&format!(
+                        r#"{update}$1 WHERE "{id_col}" = $2 AND "budget_reset_at" <= $3"#
+                    ))
+                    .bind(next)
+                    .bind(&id)
+                    .bind(now)
+                    .execute(p)
+                    .await?
+                    .rows_affected(),
+                };
+                if done > 0 {
+                    out.push((kind, id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn global_spend(&self) -> StoreResult<f64> {
         let (v,): (Option<f64>,) = match self {
             Self::Sqlite(p) => {

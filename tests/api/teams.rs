@@ -713,3 +713,58 @@ async fn two_keys(gw: &Gateway, body: Value) -> Vec<String> {
     }
     keys
 }
+
+#[tokio::test]
+async fn budgets_reset_after_their_budget_duration() {
+    for (name, db) in backends().await {
+        let cfg = keys_config(db.as_deref()) + "  proxy_budget_rescheduler_min_time: 0.5\n";
+        let gw = gateway(&cfg, None).await;
+        // 0.0004 allows two mocked calls (0.000225 each); the budget resets every 2 s.
+        let k = ok(gw
+            .post(
+                "/key/generate",
+                json!({"max_budget": 0.0004, "budget_duration": "2s"}),
+            )
+            .await)
+        .await;
+        let key = k["key"].as_str().unwrap().to_string();
+        ok(gw
+            .post(
+                "/team/new",
+                json!({"team_id": "t-reset", "max_budget": 0.0004, "budget_duration": "2s"}),
+            )
+            .await)
+        .await;
+        let tk = ok(gw
+            .post("/key/generate", json!({"team_id": "t-reset"}))
+            .await)
+        .await;
+        let team_key = tk["key"].as_str().unwrap().to_string();
+        for k in [&key, &team_key] {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                statuses.push(chat_with(&gw, k, "gpt-4o").await.status().as_u16());
+            }
+            assert_eq!(statuses, [200, 200, 400], "{name}: spent");
+        }
+        gw.state.spend.flush().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+        for k in [&key, &team_key] {
+            loop {
+                if chat_with(&gw, k, "gpt-4o").await.status() == 200 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name}: budget never reset"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        let info = ok(gw.get(&format!("/key/info?key={key}")).await).await;
+        assert!(
+            info["info"]["budget_reset_at"].is_string(),
+            "{name}: {info}"
+        );
+    }
+}
