@@ -1130,30 +1130,29 @@ async fn attempt(
             drop(flight);
             settle(&slot, usage);
         })));
+        let model: Arc<str> = Arc::from(served);
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
             (CallKind::Messages, None) => (
                 providers::stream_dialect(deployment, req.kind.endpoint()),
-                Encoder::Anthropic(Box::new(EventEncoder::new(Arc::from(served)))),
+                Encoder::Anthropic(Box::new(EventEncoder::new(model))),
             ),
-            _ if deployment.provider.speaks_openai() => (
-                stream::Dialect::openai_rewrite(
-                    deployment.provider,
-                    Arc::from(served),
-                    req.include_usage,
-                ),
-                Encoder::OpenAi {
-                    model: Arc::from(served),
+            (_, None) => {
+                let dialect = if deployment.provider.speaks_openai() {
+                    stream::Dialect::openai_rewrite(
+                        deployment.provider,
+                        model.clone(),
+                        req.include_usage,
+                    )
+                } else {
+                    providers::stream_dialect(deployment, req.kind.endpoint())
+                };
+                let encoder = Encoder::OpenAi {
+                    model,
                     include_usage: req.include_usage,
-                },
-            ),
-            _ => (
-                providers::stream_dialect(deployment, req.kind.endpoint()),
-                Encoder::OpenAi {
-                    model: Arc::from(served),
-                    include_usage: req.include_usage,
-                },
-            ),
+                };
+                (dialect, encoder)
+            }
         };
         let s = ChatStream::new(
             client::body_stream(resp.into_body()),
