@@ -400,15 +400,7 @@ pub fn usage_json(u: &Value) -> Value {
         n("cache_creation_input_tokens"),
         n("output_tokens"),
     );
-    let prompt = input + read + created;
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": output,
-        "total_tokens": prompt + output,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": created},
-        "cache_creation_input_tokens": created,
-        "cache_read_input_tokens": read,
-    })
+    super::shape::cached_usage(input, read, created, output)
 }
 
 /// A non-streaming Anthropic response as an OpenAI chat completion.

@@ -847,15 +847,7 @@ pub fn usage_json(u: &Value) -> Value {
         n("cacheWriteInputTokens"),
         n("outputTokens"),
     );
-    let prompt = input + read + written;
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": output,
-        "total_tokens": prompt + output,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written},
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": read,
-    })
+    super::shape::cached_usage(input, read, written, output)
 }
 
 fn bad_body(why: &str) -> ApiError {

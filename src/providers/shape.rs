@@ -42,6 +42,20 @@ pub fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> StreamI
     StreamItem::Chunk(c)
 }
 
+/// OpenAI `usage` for providers that report cache reads and writes apart from the other input
+/// tokens (Anthropic, Bedrock): both are folded into `prompt_tokens`, with the details alongside.
+pub fn cached_usage(input: u64, read: u64, written: u64, output: u64) -> Value {
+    let prompt = input + read + written;
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+        "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written},
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+    })
+}
+
 /// A non-streaming `chat.completion`, created now.
 pub fn completion(id: Value, model: Value, choices: Value, usage: Value) -> Map<String, Value> {
     let mut out = Map::new();
