@@ -113,6 +113,18 @@ pub(crate) fn opt_obj(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Va
     }
 }
 
+/// `model_max_budget`, validated (`{model: {budget_limit, time_period}}`).
+pub(crate) fn opt_model_max_budget(body: &Map<String, Value>) -> ApiResult<Option<Value>> {
+    let v = opt_obj(body, "model_max_budget")?;
+    if let Some(v) = &v {
+        crate::spend::model_budget::parse(v).map_err(|e| {
+            ApiError::bad_request(format!("Invalid model_max_budget: {e}"))
+                .with_param("model_max_budget")
+        })?;
+    }
+    Ok(v)
+}
+
 pub(crate) fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Option<Vec<String>>> {
     match body.get(f) {
         None | Some(Value::Null) => Ok(None),
@@ -181,7 +193,7 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
             }
         }
     }
-    if let Some(v) = opt_obj(body, "model_max_budget")? {
+    if let Some(v) = opt_model_max_budget(body)? {
         row.model_max_budget = v;
     }
     if body.contains_key("max_budget") {

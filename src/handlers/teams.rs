@@ -180,7 +180,7 @@ fn apply_team_fields(t: &mut TeamRow, body: &Map<String, Value>) -> ApiResult<()
     if let Some(v) = opt_obj(body, "metadata")? {
         t.metadata = v;
     }
-    if let Some(v) = opt_obj(body, "model_max_budget")? {
+    if let Some(v) = super::keys::opt_model_max_budget(body)? {
         t.model_max_budget = v;
     }
     for (f, slot) in [

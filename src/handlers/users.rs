@@ -133,7 +133,7 @@ fn apply_user_fields(u: &mut UserRow, body: &Map<String, Value>) -> ApiResult<()
     if let Some(v) = opt_obj(body, "metadata")? {
         u.metadata = v;
     }
-    if let Some(v) = opt_obj(body, "model_max_budget")? {
+    if let Some(v) = super::keys::opt_model_max_budget(body)? {
         u.model_max_budget = v;
     }
     for (f, slot) in [

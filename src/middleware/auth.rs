@@ -8,6 +8,7 @@
 
 use crate::error::{ApiError, ErrorClass};
 use crate::ratelimit::Descriptor;
+use crate::spend::model_budget::OwnerModelBudgets;
 use crate::spend::CachedKey;
 use crate::state::AppState;
 use crate::store::KeyRow;
@@ -36,6 +37,8 @@ pub struct AuthCtx {
     pub key: Option<Arc<KeyRow>>,
     /// Budgets of the key's team and user (checked with the key's own).
     pub shared_budgets: Vec<crate::spend::SharedBudget>,
+    /// Per-model budgets of the key, its user and its team.
+    pub model_budgets: Option<Arc<[OwnerModelBudgets]>>,
 }
 
 impl AuthCtx {
@@ -48,6 +51,7 @@ impl AuthCtx {
             model_limits: Vec::new(),
             key: None,
             shared_budgets: Vec::new(),
+            model_budgets: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl AuthCtx {
         row: Arc<KeyRow>,
         shared_limits: &[crate::ratelimit::Descriptor],
         shared_budgets: Vec<crate::spend::SharedBudget>,
+        model_budgets: Option<Arc<[OwnerModelBudgets]>>,
     ) -> Self {
         let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
             Vec::new()
@@ -95,6 +100,7 @@ impl AuthCtx {
             model_limits,
             key: Some(row),
             shared_budgets,
+            model_budgets,
         }
     }
 }
@@ -247,6 +253,7 @@ async fn authenticate(
         row,
         shared_limits,
         shared_budgets,
+        model_budgets,
         ..
     } = cached;
     if row.blocked == Some(true) {
@@ -274,7 +281,13 @@ async fn authenticate(
             return Err(e);
         }
     }
-    Ok(AuthCtx::for_key(hash, row, &shared_limits, shared_budgets))
+    Ok(AuthCtx::for_key(
+        hash,
+        row,
+        &shared_limits,
+        shared_budgets,
+        model_budgets,
+    ))
 }
 
 /// A team's or user's limits as a rate-limit descriptor, if it sets any.
@@ -294,6 +307,45 @@ fn limits_of(
         max_parallel: pos(max_parallel),
     };
     (d.rpm.is_some() || d.tpm.is_some() || d.max_parallel.is_some()).then_some(d)
+}
+
+/// The `model_max_budget`s that apply to calls with this key: its own, its user's and its
+/// team's (team entries give way to a key entry for the same model).
+fn owner_model_budgets(
+    key: &KeyRow,
+    hash: &str,
+    team: Option<&crate::store::TeamRow>,
+    user: Option<&crate::store::UserRow>,
+) -> Option<Arc<[OwnerModelBudgets]>> {
+    let alias = key.key_alias.as_deref().unwrap_or("None");
+    let owners: Vec<OwnerModelBudgets> = [
+        OwnerModelBudgets::from_value(
+            format!("key:{hash}"),
+            format!("LiteLLM Virtual Key: {hash}, key_alias: {alias}"),
+            &key.model_max_budget,
+            false,
+        ),
+        user.and_then(|u| {
+            OwnerModelBudgets::from_value(
+                format!("user:{}", u.user_id),
+                format!("LiteLLM User: {}", u.user_id),
+                &u.model_max_budget,
+                false,
+            )
+        }),
+        team.and_then(|t| {
+            OwnerModelBudgets::from_value(
+                format!("team:{}", t.team_id),
+                format!("LiteLLM Team: {}", t.team_id),
+                &t.model_max_budget,
+                true,
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!owners.is_empty()).then(|| owners.into())
 }
 
 /// A key by hash: from the cache while fresh, else from the store (and cached).
@@ -320,6 +372,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         Some(u) => state.store.get_user(u).await.map_err(failed)?,
         None => None,
     };
+    let model_budgets = owner_model_budgets(&r, hash, team.as_ref(), user.as_ref());
     let mut shared_limits = Vec::new();
     let mut shared_budgets = Vec::new();
     let mut budget = |scope: String,
@@ -380,6 +433,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         team_blocked,
         shared_limits,
         shared_budgets,
+        model_budgets,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());

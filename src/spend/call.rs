@@ -1,6 +1,7 @@
 //! Accounting for one call: the budget reservation taken before it, and the cost, spend
 //! counters and spend-log row recorded when it ends (or is dropped unfinished).
 
+use super::model_budget::{self, OwnerModelBudgets};
 use super::prices::{PriceMap, Rates};
 use super::{log_row, now};
 use crate::api::Usage;
@@ -128,6 +129,12 @@ impl CallAccount {
             }
             reserved.push((b.scope.clone(), worst));
         }
+        if let Some(owners) = &auth.model_budgets {
+            if let Err(e) = reserve_model_budgets(state, owners, f.group, worst, &mut reserved) {
+                release(&reserved);
+                return Err(e);
+            }
+        }
         let key = auth.key.as_ref();
         Ok(Self {
             state: state.clone(),
@@ -216,6 +223,42 @@ impl Drop for CallAccount {
             self.record(Usage::default(), "failure");
         }
     }
+}
+
+/// Reserves `worst` against every `model_max_budget` entry governing `model` (a team's entry
+/// gives way to the key's own for the same model, as in LiteLLM).
+fn reserve_model_budgets(
+    state: &AppState,
+    owners: &[OwnerModelBudgets],
+    model: &str,
+    worst: f64,
+    reserved: &mut Vec<(String, f64)>,
+) -> Result<(), ApiError> {
+    let now_secs = chrono::Utc::now().timestamp().max(0) as u64;
+    let key_governs = owners
+        .iter()
+        .any(|o| o.owner.starts_with("key:") && model_budget::resolve(model, &o.entries).is_some());
+    for o in owners {
+        if o.yields_to_key && key_governs {
+            continue;
+        }
+        let Some(e) = model_budget::resolve(model, &o.entries) else {
+            continue;
+        };
+        let counter = o.counter(e);
+        if let Err(over) =
+            state
+                .budgets
+                .reserve_windowed(&counter, e.max_budget, worst, e.window_secs, now_secs)
+        {
+            return Err(budget_error(format!(
+                "{}, exceeded budget for model={model}. Current cost: {}, Max budget: {}",
+                o.label, over.spend, over.max_budget
+            )));
+        }
+        reserved.push((counter, worst));
+    }
+    Ok(())
 }
 
 fn budget_error(message: String) -> ApiError {

@@ -13,6 +13,7 @@
 //! by the real cost when the call ends.
 
 pub mod call;
+pub mod model_budget;
 pub mod prices;
 
 use crate::api::Usage;
@@ -44,6 +45,8 @@ struct Money {
     /// The database's `budget_reset_at` when its spend was last observed: when it moves, the
     /// budget was reset (here or on another replica) and the database figure replaces ours.
     reset_mark: Option<chrono::NaiveDateTime>,
+    /// Per-model budgets only: when the current window started (unix seconds).
+    window_start: Option<u64>,
 }
 
 /// In-memory spend per key, and reservations in flight.
@@ -94,6 +97,29 @@ impl Budgets {
         Ok(())
     }
 
+    /// [`Self::reserve`] for a budget that resets every `window_secs` (a window starts with the
+    /// first reservation after the previous one ended); `None` never resets.
+    pub fn reserve_windowed(
+        &self,
+        key: &str,
+        max_budget: f64,
+        worst_case: f64,
+        window_secs: Option<u64>,
+        now_secs: u64,
+    ) -> Result<(), OverBudget> {
+        if let Some(w) = window_secs {
+            let mut e = self.keys.entry(key.to_string()).or_default();
+            let expired = e
+                .window_start
+                .is_none_or(|start| now_secs.saturating_sub(start) >= w);
+            if expired {
+                e.window_start = Some(now_secs);
+                e.spend = 0.0;
+            }
+        }
+        self.reserve(key, max_budget, worst_case)
+    }
+
     /// Replaces a reservation by the real cost.
     pub fn settle(&self, key: &str, reserved: f64, cost: f64) {
         let mut e = self.keys.entry(key.to_string()).or_default();
@@ -113,6 +139,7 @@ impl Budgets {
                 spend,
                 reserved: 0.0,
                 reset_mark: None,
+                window_start: None,
             },
         );
     }
@@ -327,6 +354,8 @@ pub struct CachedKey {
     pub shared_limits: Vec<crate::ratelimit::Descriptor>,
     /// The `max_budget` of the key's team and user, checked with the key's own.
     pub shared_budgets: Vec<SharedBudget>,
+    /// The `model_max_budget` of the key, its user and its team (those that set one).
+    pub model_budgets: Option<Arc<[model_budget::OwnerModelBudgets]>>,
     pub loaded_at: std::time::Instant,
 }
 
@@ -420,6 +449,24 @@ pub type Once<T> = Arc<Mutex<Option<T>>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windowed_budget_resets_when_its_window_ends() {
+        let b = Budgets::default();
+        let w = Some(60);
+        assert!(b.reserve_windowed("m", 1.0, 0.1, w, 1_000).is_ok());
+        b.settle("m", 0.1, 1.0);
+        // Same window: spent.
+        assert!(b.reserve_windowed("m", 1.0, 0.1, w, 1_059).is_err());
+        // Next window: spend starts again from zero.
+        assert!(b.reserve_windowed("m", 1.0, 0.1, w, 1_060).is_ok());
+        b.settle("m", 0.1, 0.5);
+        assert_eq!(b.spend("m"), Some(0.5));
+        // No window: never resets.
+        assert!(b.reserve_windowed("n", 1.0, 0.0, None, 0).is_ok());
+        b.settle("n", 0.0, 1.0);
+        assert!(b.reserve_windowed("n", 1.0, 0.0, None, u64::MAX).is_err());
+    }
 
     #[test]
     fn durations() {

@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod keys;
 mod limits;
+mod model_budgets;
 mod native;
 mod retries;
 mod routes;
