@@ -30,6 +30,8 @@ use serde_json::{json, Map, Value};
 const MAX_REPORT_DAYS: i64 = 366;
 /// `/global/spend/models` default `limit`.
 const DEFAULT_MODELS_LIMIT: i64 = 10;
+/// How many keys an internal user's `/global/spend/keys` lists (LiteLLM's fixed top 10).
+const USER_TOP_KEYS: i64 = 10;
 /// `/global/spend/teams` lists this many teams in `total_spend_per_team`.
 const TOP_TEAMS: usize = 10;
 /// `/global/spend/end_users` returns at most this many end users.
@@ -481,7 +483,7 @@ pub async fn global_spend_keys_handler(
             Reader::User(u) => {
                 state
                     .store
-                    .spend_per_key(None, Some(&u.user_id), Some(DEFAULT_MODELS_LIMIT))
+                    .spend_per_key(None, Some(&u.user_id), Some(USER_TOP_KEYS))
                     .await
             }
             _ => {
