@@ -9,6 +9,7 @@ pub mod keys;
 pub mod llm;
 pub mod models;
 pub mod spend;
+pub mod spend_reports;
 pub mod teams;
 pub mod users;
 

@@ -8,7 +8,7 @@
 //! `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
-use crate::handlers::{health, keys, llm, models, spend, teams, users};
+use crate::handlers::{health, keys, llm, models, spend, spend_reports, teams, users};
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -96,8 +96,56 @@ pub fn build_app(state: AppState) -> Router {
         .route("/team/unblock", post(teams::unblock_team_handler))
         .route("/team/model/add", post(teams::model_add_handler))
         .route("/team/model/delete", post(teams::model_delete_handler))
+        .route(
+            "/key/{key}/reset_spend",
+            post(spend::reset_key_spend_handler),
+        )
         .route("/spend/logs", get(spend::spend_logs_handler))
+        .route("/spend/logs/v2", get(spend::spend_logs_v2_handler))
+        .route("/spend/calculate", post(spend::calculate_spend_handler))
+        .route("/spend/tags", get(spend_reports::spend_tags_handler))
         .route("/global/spend", get(spend::global_spend_handler))
+        .route("/global/spend/logs", get(spend::global_spend_logs_handler))
+        .route(
+            "/global/spend/reset",
+            post(spend::global_spend_reset_handler),
+        )
+        .route(
+            "/global/spend/tags",
+            get(spend_reports::global_spend_tags_handler),
+        )
+        .route(
+            "/global/spend/report",
+            get(spend_reports::global_spend_report_handler),
+        )
+        .route(
+            "/global/spend/keys",
+            get(spend_reports::global_spend_keys_handler),
+        )
+        .route(
+            "/global/spend/teams",
+            get(spend_reports::global_spend_teams_handler),
+        )
+        .route(
+            "/global/spend/models",
+            get(spend_reports::global_spend_models_handler),
+        )
+        .route(
+            "/global/spend/end_users",
+            post(spend_reports::global_spend_end_users_handler),
+        )
+        .route(
+            "/key/spend/report",
+            get(spend_reports::key_spend_report_handler),
+        )
+        .route(
+            "/user/spend/report",
+            get(spend_reports::user_spend_report_handler),
+        )
+        .route(
+            "/team/spend/report",
+            get(spend_reports::team_spend_report_handler),
+        )
         .route("/", get(health::root_handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use serde_json::Value;
 
 /// Key of the proxy-wide budget (`litellm_settings.max_budget`) in [`super::Budgets`].
-const GLOBAL: &str = "__litellm_proxy_global__";
+pub(crate) const GLOBAL: &str = "__litellm_proxy_global__";
 /// Output tokens assumed for the worst case when the request sets no `max_tokens` and the
 /// price map knows no output limit.
 const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4096;
@@ -201,6 +201,7 @@ impl CallAccount {
             &self.group,
             self.provider,
             &self.api_base,
+            self.user_id.as_deref(),
             self.end_user.as_deref(),
             self.team_id.as_deref(),
             std::mem::take(&mut self.metadata),

@@ -132,6 +132,23 @@ impl Budgets {
         self.keys.entry(key.to_string()).or_default().spend += cost;
     }
 
+    /// A manual spend reset: the budget's spend becomes `spend`; calls in flight keep their
+    /// reservations and settle against the new figure.
+    pub fn set_spend(&self, key: &str, spend: f64) {
+        self.keys.entry(key.to_string()).or_default().spend = spend;
+    }
+
+    /// `/global/spend/reset`: every key's and team's spend back to 0 (users' budgets and the
+    /// proxy-wide one are left as they are, as LiteLLM leaves them).
+    pub fn zero_keys_and_teams(&self) {
+        for mut e in self.keys.iter_mut() {
+            let k = e.key();
+            if !k.starts_with("user:") && k != call::GLOBAL {
+                e.spend = 0.0;
+            }
+        }
+    }
+
     pub fn reset(&self, key: &str, spend: f64) {
         self.keys.insert(
             key.to_string(),
@@ -409,6 +426,7 @@ pub fn log_row(
     model_group: &str,
     provider: &str,
     api_base: &str,
+    user_id: Option<&str>,
     end_user: Option<&str>,
     team_id: Option<&str>,
     metadata: Value,
@@ -433,12 +451,14 @@ pub fn log_row(
         model_group: model_group.to_string(),
         custom_llm_provider: provider.to_string(),
         api_base: api_base.to_string(),
-        user: end_user.unwrap_or_default().to_string(),
+        // LiteLLM's columns: `user` is the key owner, `end_user` the request's `user` ("" when
+        // none), which `/global/spend/report?group_by=customer` groups by.
+        user: user_id.unwrap_or_default().to_string(),
         metadata,
         cache_hit: "False".into(),
         request_tags: Value::Array(tags.iter().cloned().map(Value::String).collect()),
         team_id: team_id.map(String::from),
-        end_user: end_user.map(String::from),
+        end_user: Some(end_user.unwrap_or_default().to_string()),
         status: status.to_string(),
     }
 }

@@ -7,6 +7,7 @@
 //! writes bind each backend's native types.
 
 mod rows;
+pub mod spend_reports;
 mod teams;
 mod users;
 
@@ -86,17 +87,6 @@ pub struct KeyFilter {
     pub team_id: Option<String>,
     pub key_alias: Option<String>,
     pub key_hash: Option<String>,
-}
-
-/// Filters of `/spend/logs`.
-#[derive(Debug, Default, Clone)]
-pub struct SpendFilter {
-    pub api_key: Option<String>,
-    pub request_id: Option<String>,
-    pub user_id: Option<String>,
-    pub start: Option<NaiveDateTime>,
-    pub end: Option<NaiveDateTime>,
-    pub limit: i64,
 }
 
 /// One batch of accounting written in one transaction.
@@ -533,26 +523,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn spend_logs(&self, f: &SpendFilter) -> StoreResult<Vec<SpendLogRow>> {
-        let start = f.start.map(fmt_ts);
-        let end = f.end.map(fmt_ts);
-        match self {
-            Self::Sqlite(p) => {
-                let rows = sqlx::query(r#"SELECT "request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status" FROM "LiteLLM_SpendLogs" WHERE (?1 IS NULL OR "api_key" = ?1) AND (?2 IS NULL OR "request_id" = ?2) AND (?3 IS NULL OR "user" = ?3) AND (?4 IS NULL OR "startTime" >= ?4) AND (?5 IS NULL OR "startTime" <= ?5) ORDER BY "startTime" DESC LIMIT ?6"#)
-                    .bind(&f.api_key).bind(&f.request_id).bind(&f.user_id).bind(&start).bind(&end).bind(f.limit)
-                    .fetch_all(p).await?;
-                Ok(rows.iter().map(rows::log_from_sqlite).collect())
-            }
-            Self::Postgres(p) => {
-                let rows = sqlx::query(r#"SELECT "request_id","call_type","api_key","spend","total_tokens"::bigint AS "total_tokens","prompt_tokens"::bigint AS "prompt_tokens","completion_tokens"::bigint AS "completion_tokens",to_char("startTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "startTime",to_char("endTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "endTime","request_duration_ms"::bigint AS "request_duration_ms",to_char("completionStartTime", 'YYYY-MM-DD HH24:MI:SS.MS') AS "completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata"::text AS "metadata","cache_hit","request_tags"::text AS "request_tags","team_id","end_user","status" FROM "LiteLLM_SpendLogs" WHERE ($1::text IS NULL OR "api_key" = $1) AND ($2::text IS NULL OR "request_id" = $2) AND ($3::text IS NULL OR "user" = $3) AND ($4::timestamp IS NULL OR "startTime" >= $4) AND ($5::timestamp IS NULL OR "startTime" <= $5) ORDER BY "startTime" DESC LIMIT $6"#)
-                    .bind(&f.api_key).bind(&f.request_id).bind(&f.user_id).bind(f.start).bind(f.end).bind(f.limit)
-                    .fetch_all(p).await?;
-                Ok(rows.iter().map(rows::log_from_pg).collect())
-            }
-        }
-    }
-
-    /// Total spend across all keys' logs.
     /// Budgets whose `budget_reset_at` has passed, on keys, users and teams: spend back to 0 and
     /// the next reset one `budget_duration` later. Returns what this call reset, as
     /// (`"key"` | `"user"` | `"team"`, id); a row another replica reset first is skipped.
@@ -616,22 +586,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    pub async fn global_spend(&self) -> StoreResult<f64> {
-        let (v,): (Option<f64>,) = match self {
-            Self::Sqlite(p) => {
-                sqlx::query_as(r#"SELECT SUM("spend") FROM "LiteLLM_SpendLogs""#)
-                    .fetch_one(p)
-                    .await?
-            }
-            Self::Postgres(p) => {
-                sqlx::query_as(r#"SELECT SUM("spend") FROM "LiteLLM_SpendLogs""#)
-                    .fetch_one(p)
-                    .await?
-            }
-        };
-        Ok(v.unwrap_or(0.0))
     }
 }
 

@@ -145,86 +145,12 @@ macro_rules! key_from_row {
     }};
 }
 
-macro_rules! log_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let now = chrono::Utc::now().naive_utc();
-        SpendLogRow {
-            request_id: r.try_get("request_id").unwrap_or_default(),
-            call_type: r.try_get("call_type").unwrap_or_default(),
-            api_key: r.try_get("api_key").unwrap_or_default(),
-            spend: r.try_get("spend").unwrap_or(0.0),
-            total_tokens: r.try_get("total_tokens").unwrap_or(0),
-            prompt_tokens: r.try_get("prompt_tokens").unwrap_or(0),
-            completion_tokens: r.try_get("completion_tokens").unwrap_or(0),
-            start_time: parse_ts(r.try_get("startTime").ok().flatten()).unwrap_or(now),
-            end_time: parse_ts(r.try_get("endTime").ok().flatten()).unwrap_or(now),
-            request_duration_ms: r.try_get("request_duration_ms").ok().flatten(),
-            completion_start_time: parse_ts(r.try_get("completionStartTime").ok().flatten()),
-            model: r.try_get("model").unwrap_or_default(),
-            model_id: r
-                .try_get::<Option<String>, _>("model_id")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            model_group: r
-                .try_get::<Option<String>, _>("model_group")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            custom_llm_provider: r
-                .try_get::<Option<String>, _>("custom_llm_provider")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            api_base: r
-                .try_get::<Option<String>, _>("api_base")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            user: r
-                .try_get::<Option<String>, _>("user")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            metadata: json(
-                r.try_get("metadata").ok().flatten(),
-                Value::Object(Default::default()),
-            ),
-            cache_hit: r
-                .try_get::<Option<String>, _>("cache_hit")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            request_tags: json(
-                r.try_get("request_tags").ok().flatten(),
-                Value::Array(Vec::new()),
-            ),
-            team_id: r.try_get("team_id").ok().flatten(),
-            end_user: r.try_get("end_user").ok().flatten(),
-            status: r
-                .try_get::<Option<String>, _>("status")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        }
-    }};
-}
-
 pub fn key_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> KeyRow {
     key_from_row!(r)
 }
 
 pub fn key_from_pg(r: &sqlx::postgres::PgRow) -> KeyRow {
     key_from_row!(r)
-}
-
-pub fn log_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> SpendLogRow {
-    log_from_row!(r)
-}
-
-pub fn log_from_pg(r: &sqlx::postgres::PgRow) -> SpendLogRow {
-    log_from_row!(r)
 }
 
 /// A `LiteLLM_UserTable` row.

@@ -16,5 +16,6 @@ mod native;
 mod retries;
 mod routes;
 mod shutdown;
+mod spend_reports;
 mod streaming;
 mod teams;
