@@ -561,7 +561,7 @@ enum BudgetPlan {
     Nothing,
     Unlink,
     /// Write this budget row (insert when new) and link it.
-    Write(BudgetRow, bool),
+    Write(Box<BudgetRow>, bool),
 }
 
 fn plan_budget(
@@ -579,13 +579,13 @@ fn plan_budget(
             }
             b.updated_by = actor.to_string();
             b.updated_at = Some(now);
-            BudgetPlan::Write(b, false)
+            BudgetPlan::Write(Box::new(b), false)
         }
         None => {
             let mut b = new_budget(actor, now);
             patch.apply(&mut b);
             if budget_limits_anything(&b) {
-                BudgetPlan::Write(b, true)
+                BudgetPlan::Write(Box::new(b), true)
             } else if linked.is_some() {
                 // The link points at a budget row that no longer exists.
                 BudgetPlan::Unlink

@@ -16,4 +16,5 @@ mod retries;
 mod routes;
 mod shutdown;
 mod streaming;
+mod team_rights;
 mod teams;
