@@ -1340,3 +1340,52 @@ async fn member_rpm_limit_covers_their_team_keys() {
         );
     }
 }
+
+/// A member budget with a `budget_duration` starts over when it is due: the reset job zeroes
+/// the membership's spend and moves the budget's `budget_reset_at`.
+#[tokio::test]
+async fn member_budgets_reset_after_their_duration() {
+    for (name, db) in backends().await {
+        let cfg = keys_config(db.as_deref()) + "  proxy_budget_rescheduler_min_time: 0.5\n";
+        let gw = gateway(&cfg, None).await;
+        ok(gw.post("/team/new", json!({"team_id": "t-rs"})).await).await;
+        ok(gw
+            .post(
+                "/team/member_add",
+                json!({"team_id": "t-rs", "member": {"role": "user", "user_id": "alice"},
+                       "max_budget_in_team": 0.0004, "budget_duration": "2s"}),
+            )
+            .await)
+        .await;
+        let before = team_info(&gw, "t-rs").await;
+        let first_reset = membership(&before, "alice")["litellm_budget_table"]["budget_reset_at"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let k = ok(gw
+            .post(
+                "/key/generate",
+                json!({"team_id": "t-rs", "user_id": "alice"}),
+            )
+            .await)
+        .await;
+        let key = k["key"].as_str().unwrap().to_string();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(chat_with(&gw, &key, "gpt-4o").await.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 400], "{name}: spent");
+        gw.state.spend.flush().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+        while chat_with(&gw, &key, "gpt-4o").await.status() != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: member budget never reset"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let after = team_info(&gw, "t-rs").await;
+        let b = &membership(&after, "alice")["litellm_budget_table"];
+        assert_ne!(b["budget_reset_at"], first_reset.as_str(), "{name}: {b}");
+    }
+}
