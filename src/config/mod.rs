@@ -226,6 +226,7 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "dangerously_permit_weak_or_unset_master_key",
             "allow_client_side_credentials",
             "proxy_budget_rescheduler_min_time",
+            "team_admin_editable_team_fields",
         ],
     ),
     (

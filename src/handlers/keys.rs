@@ -7,13 +7,14 @@
 //! APIs that take a key accept the raw `sk-...` value or its hash. Mutations invalidate the
 //! key cache of this replica; other replicas converge within `user_api_key_cache_ttl`.
 
+use super::access::{self, RouteClass};
 use super::{parse_object, read_body};
 use crate::api::validate::describe;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::{abbreviate_key, hash_key, AuthCtx};
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
-use crate::store::{KeyFilter, KeyRow, StoreError};
+use crate::store::{KeyFilter, KeyRow, StoreError, TeamRow};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -28,18 +29,14 @@ const KEY_BYTES: usize = 16;
 /// Shortest custom key accepted (`MINIMUM_CUSTOM_KEY_LENGTH`).
 const MIN_CUSTOM_KEY_LEN: usize = 16;
 
+/// Proxy admins only (LiteLLM's 401 for everyone else).
 pub fn require_admin(auth: &AuthCtx, route: &str) -> ApiResult<()> {
-    if auth.is_admin {
-        return Ok(());
-    }
-    let user = auth
-        .key
-        .as_ref()
-        .and_then(|k| k.user_id.clone())
-        .unwrap_or_default();
-    Err(ApiError::proxy_auth(format!(
-        "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route={route}. Your role=internal_user. Your user_id={user}"
-    )))
+    access::gate(auth, route, RouteClass::AdminOnly, false)
+}
+
+/// Proxy admins, and admin viewers on a read-only route.
+pub fn require_admin_view(auth: &AuthCtx, route: &str) -> ApiResult<()> {
+    access::gate(auth, route, RouteClass::AdminOnly, true)
 }
 
 pub(crate) fn store_err(e: StoreError) -> ApiError {
@@ -347,10 +344,91 @@ async fn generate(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/key/generate")?;
-    let body = body_of(state, headers, body).await?;
+    access::gate(auth, "/key/generate", RouteClass::KeyManagement, false)?;
+    let mut body = body_of(state, headers, body).await?;
+    if !auth.is_admin {
+        check_generate_rights(state, auth, &mut body).await?;
+    }
     let (row, raw) = mint_key(state, auth, &body).await?;
     Ok(created(&row, &raw))
+}
+
+/// LiteLLM's rules for a non-admin `/key/generate`: the key is the caller's own (`user_id`
+/// defaults to the caller); a team key needs an existing team with both the caller and the
+/// key's user on it, and the caller must be a team admin (plain members lack the route).
+async fn check_generate_rights(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: &mut Map<String, Value>,
+) -> ApiResult<()> {
+    let me = auth.user_id().unwrap_or_default().to_string();
+    let user_id = match opt_str(body, "user_id")? {
+        Some(u) => u,
+        None => {
+            body.insert("user_id".into(), json!(me));
+            me.clone()
+        }
+    };
+    if let Some(team_id) = opt_str(body, "team_id")? {
+        let team = state
+            .store
+            .get_team(&team_id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Team not found for team_id={team_id}. Non-admin users cannot create keys for non-existent teams."
+                ))
+                .with_param("team_id")
+            })?;
+        let not_in_team = |u: &str| {
+            ApiError::bad_request(format!("User={u} not assigned to team={team_id}"))
+                .with_param("team_id")
+        };
+        if access::team_role(&team, Some(&user_id)).is_none() {
+            return Err(not_in_team(&user_id));
+        }
+        match access::team_role(&team, Some(&me)) {
+            None => return Err(not_in_team(&me)),
+            Some("admin") => {}
+            Some(_) => return Err(access::team_member_permission_error(&team, "/key/generate")),
+        }
+    }
+    if user_id != me {
+        return Err(access::forbidden(format!(
+            "User can only create keys for themselves. Got user_id={user_id}, Your ID={me}"
+        )));
+    }
+    Ok(())
+}
+
+/// The team of a team key, for rights checks (a key whose team is gone has none).
+async fn key_team(state: &AppState, row: &KeyRow) -> ApiResult<Option<TeamRow>> {
+    match &row.team_id {
+        Some(t) => state.store.get_team(t).await.map_err(store_err),
+        None => Ok(None),
+    }
+}
+
+/// LiteLLM's ownership rule for deleting or regenerating a key: its owner, or an admin of its
+/// team.
+fn may_modify(auth: &AuthCtx, row: &KeyRow, team: Option<&TeamRow>) -> bool {
+    auth.is_admin
+        || team.is_some_and(|t| access::is_team_admin(auth, t))
+        || (row.user_id.is_some() && row.user_id.as_deref() == auth.user_id())
+}
+
+/// Proxy admins and admins of the key's team (`/key/block`, budget changes); LiteLLM's 403
+/// for others.
+fn require_key_admin(auth: &AuthCtx, team: Option<&TeamRow>, route: &str) -> ApiResult<()> {
+    if auth.is_admin || team.is_some_and(|t| access::is_team_admin(auth, t)) {
+        return Ok(());
+    }
+    Err(access::forbidden(format!(
+        "Only proxy admins, team admins, or org admins can call {route}. user_role={}, user_id={}",
+        auth.user_role.unwrap_or("None"),
+        auth.user_id().unwrap_or("None")
+    )))
 }
 
 /// Creates and stores a key from a `/key/generate`-shaped body (also used by `/user/new`).
@@ -466,10 +544,20 @@ async fn key_info(state: &AppState, auth: &AuthCtx, q: KeyInfoQuery) -> ApiResul
             .with_param("key"))
         }
     };
-    if !auth.is_admin && auth.key_hash.as_deref() != Some(token.as_str()) {
-        require_admin(auth, "/key/info")?;
-    }
     let mut row = existing(state, &token).await?;
+    if !access::can_view_all(auth) && auth.key_hash.as_deref() != Some(token.as_str()) {
+        let owner = row.user_id.is_some() && row.user_id.as_deref() == auth.user_id();
+        let teammate = match key_team(state, &row).await? {
+            Some(t) => access::team_role(&t, auth.user_id()).is_some(),
+            None => false,
+        };
+        if !owner && !teammate {
+            return Err(access::forbidden(format!(
+                "You are not allowed to access this key's info. Your role={}",
+                auth.user_role.unwrap_or("None")
+            )));
+        }
+    }
     if let Some(mem) = state.budgets.spend(&row.token) {
         row.spend = row.spend.max(mem);
     }
@@ -493,10 +581,13 @@ async fn update(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/key/update")?;
+    access::gate(auth, "/key/update", RouteClass::KeyManagement, false)?;
     let body = body_of(state, headers, body).await?;
     let key = required_key(&body)?;
     let mut row = existing(state, &key).await?;
+    if !auth.is_admin {
+        check_update_rights(state, auth, &row, &body).await?;
+    }
     apply_fields(&mut row, &body, true)?;
     if body.contains_key("team_id") || body.contains_key("models") {
         check_team(state, &row).await?;
@@ -509,6 +600,71 @@ async fn update(
         state.budgets.reset(&row.token, row.spend);
     }
     Ok(Json(Value::Object(key_json(&row))).into_response())
+}
+
+/// LiteLLM's rules for a non-admin `/key/update`: a key's owner may change it, except its budget
+/// (`max_budget`, `spend`), which takes an admin of the key's team; on a team key the caller
+/// must be a team admin (plain members lack the route); a team admin may change only the
+/// budget of another member's key, and only with the `member_key_budgets` grant.
+async fn check_update_rights(
+    state: &AppState,
+    auth: &AuthCtx,
+    row: &KeyRow,
+    body: &Map<String, Value>,
+) -> ApiResult<()> {
+    let me = auth.user_id().unwrap_or_default();
+    let team = key_team(state, row).await?;
+    let stored = key_json(row);
+    let changed = access::changed_fields(body, &stored, &["key", "token", "metadata"]);
+    let acting_as_team_admin = row.user_id.as_deref().is_some_and(|u| u != me)
+        && team
+            .as_ref()
+            .is_some_and(|t| access::is_team_admin(auth, t));
+    if acting_as_team_admin {
+        let mut edits = changed.clone();
+        if body.contains_key("spend") && !edits.iter().any(|f| f == "spend") {
+            edits.push("spend".into());
+        }
+        access::check_team_admin_member_key_update(state, &edits)?;
+    }
+    let owner = if acting_as_team_admin {
+        Some(me)
+    } else {
+        row.user_id.as_deref()
+    };
+    for claimed in [owner, opt_str(body, "user_id")?.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if claimed != me {
+            return Err(access::forbidden(format!(
+                "User can only create keys for themselves. Got user_id={claimed}, Your ID={me}"
+            )));
+        }
+    }
+    if let Some(t) = &team {
+        access::require_team_key_right(auth, t, "/key/update")?;
+    }
+    if let Some(new_team) = opt_str(body, "team_id")?.filter(|t| Some(t) != row.team_id.as_ref()) {
+        let target = state
+            .store
+            .get_team(&new_team)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Team not found for team_id={new_team}. Non-admin users cannot set keys to non-existent teams."
+                ))
+                .with_param("team_id")
+            })?;
+        access::require_team_key_right(auth, &target, "/key/update")?;
+    }
+    let budget_change = changed.iter().any(|f| f == "max_budget") || body.contains_key("spend");
+    if budget_change {
+        let route = "/key/update (max_budget/spend)";
+        require_key_admin(auth, team.as_ref(), route)?;
+    }
+    Ok(())
 }
 
 pub async fn delete_key_handler(
@@ -528,7 +684,7 @@ async fn delete(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/key/delete")?;
+    access::gate(auth, "/key/delete", RouteClass::KeyManagement, false)?;
     let body = body_of(state, headers, body).await?;
     let keys = opt_strings(&body, "keys")?.unwrap_or_default();
     let aliases = opt_strings(&body, "key_aliases")?.unwrap_or_default();
@@ -544,6 +700,22 @@ async fn delete(
             ApiError::not_found(format!("Key with alias '{a}' not found")).with_param("key_aliases")
         })?;
         tokens.push((a.clone(), row.token));
+    }
+    if !auth.is_admin {
+        // Owners and admins of the key's team only; nothing is deleted unless every key may be.
+        for (given, t) in &tokens {
+            let Some(row) = state.store.get_key(t).await.map_err(store_err)? else {
+                return Err(
+                    ApiError::not_found(format!("Key not found: {given}")).with_param("keys")
+                );
+            };
+            let team = key_team(state, &row).await?;
+            if !may_modify(auth, &row, team.as_ref()) {
+                return Err(access::forbidden(
+                    "You are not authorized to delete this key",
+                ));
+            }
+        }
     }
     let hashes: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
     let deleted = state.store.delete_keys(&hashes).await.map_err(store_err)?;
@@ -566,17 +738,19 @@ async fn set_blocked(
     body: Body,
     blocked: bool,
 ) -> ApiResult<Response> {
-    require_admin(
-        auth,
-        if blocked {
-            "/key/block"
-        } else {
-            "/key/unblock"
-        },
-    )?;
+    let route = if blocked {
+        "/key/block"
+    } else {
+        "/key/unblock"
+    };
+    access::gate(auth, route, RouteClass::KeyManagement, false)?;
     let body = body_of(state, headers, body).await?;
     let key = required_key(&body)?;
     let mut row = existing(state, &key).await?;
+    if !auth.is_admin {
+        let team = key_team(state, &row).await?;
+        require_key_admin(auth, team.as_ref(), route)?;
+    }
     row.blocked = Some(blocked);
     row.updated_at = Some(now());
     state.store.update_key(&row).await.map_err(store_err)?;
@@ -623,10 +797,26 @@ async fn regenerate(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/key/regenerate")?;
+    access::gate(auth, "/key/regenerate", RouteClass::KeyManagement, false)?;
     let body = body_of(state, headers, body).await?;
     let key = required_key(&body)?;
     let old = existing(state, &key).await?;
+    if !auth.is_admin {
+        let team = key_team(state, &old).await?;
+        if let Some(t) = &team {
+            access::require_team_key_right(auth, t, "/key/regenerate")?;
+        }
+        if !may_modify(auth, &old, team.as_ref()) {
+            return Err(access::forbidden(
+                "You are not authorized to regenerate this key",
+            ));
+        }
+        if opt_str(&body, "user_id")?.is_some_and(|u| Some(u.as_str()) != auth.user_id()) {
+            return Err(access::forbidden(
+                "Only a proxy admin can give a key to another user.",
+            ));
+        }
+    }
     let raw = match opt_str(&body, "new_key")? {
         Some(k) if k.starts_with("sk-") && k.len() >= MIN_CUSTOM_KEY_LEN => k,
         Some(_) => {
@@ -693,13 +883,38 @@ async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Re
         key_alias: q.key_alias,
         key_hash: q.key_hash.map(|k| token_of(&k)),
     };
-    if !auth.is_admin {
-        // Non-admins see only their own keys.
-        let own = auth.key.as_ref().and_then(|k| k.user_id.clone());
-        match own {
-            Some(u) => filter.user_id = Some(u),
-            None => filter.key_hash = auth.key_hash.clone(),
+    if !access::can_view_all(auth) {
+        // Non-admins see only their own keys (LiteLLM's checks and messages).
+        let no_user = || {
+            access::forbidden(
+                "You are not authorized to access this endpoint. No 'user_id' is associated with your API key.",
+            )
+            .with_param("user_id")
+        };
+        let me = auth.user_id().ok_or_else(no_user)?;
+        let user = state
+            .store
+            .get_user(me)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(no_user)?;
+        if filter.user_id.as_deref().is_some_and(|u| u != me) {
+            return Err(
+                access::forbidden("You are not authorized to check another user's keys")
+                    .with_param("user_id"),
+            );
         }
+        if filter
+            .team_id
+            .as_ref()
+            .is_some_and(|t| !user.teams.contains(t))
+        {
+            return Err(
+                access::forbidden("You are not authorized to check this team's keys")
+                    .with_param("team_id"),
+            );
+        }
+        filter.user_id = Some(me.to_string());
     }
     let (rows, total) = state
         .store

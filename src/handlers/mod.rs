@@ -4,6 +4,7 @@
 //! naming `request_body` for malformed JSON), so no route ever answers with axum's plain-text
 //! rejections.
 
+pub mod access;
 pub mod health;
 pub mod keys;
 pub mod llm;

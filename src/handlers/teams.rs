@@ -1,24 +1,34 @@
 //! Teams: `/team/new`, `/team/info`, `/team/update`, `/team/delete`, `/team/list`,
-//! `/team/member_add`, `/team/member_delete`, `/team/block`, `/team/unblock`,
-//! `/team/model/add`, `/team/model/delete`, on LiteLLM's `LiteLLM_TeamTable`.
+//! `/v2/team/list`, `/team/member_add`, `/team/member_delete`, `/team/member_update`,
+//! `/team/block`, `/team/unblock`, `/team/model/add`, `/team/model/delete`, on LiteLLM's
+//! `LiteLLM_TeamTable`, `LiteLLM_TeamMembership` and (for per-member budgets)
+//! `LiteLLM_BudgetTable`.
 //!
 //! Membership is LiteLLM's: the team row's `members_with_roles` list of `{role, user_id,
-//! user_email}` plus each member's `LiteLLM_UserTable.teams`; adding an unknown member creates
-//! the user. Deleting a team deletes its keys; blocking it makes its keys answer 401 (checked
-//! from the auth layer's key cache, no database round trip per request). Proxy-admin only, except `/team/info` for a
-//! member of the team. Key-side checks (`team_id` must exist, key models within the team's)
-//! live in `handlers::keys`. SQL stays in `store::teams`.
+//! user_email}`, each member's `LiteLLM_UserTable.teams`, and one `LiteLLM_TeamMembership` row
+//! per member holding the member's spend in the team and, through `budget_id`, the member's
+//! `max_budget_in_team` / `rpm_limit` / `tpm_limit` (enforced from the auth layer's key cache).
+//! Adding an unknown member creates the user; removing a member deletes the member's keys of
+//! the team. Deleting a team deletes its keys; blocking it makes its keys answer 401.
+//!
+//! Rights (see `handlers::access`): proxy admins do everything; a team admin manages the
+//! team's roster and member budgets and, when the proxy grants it, some team fields; members
+//! read their team; everyone else gets LiteLLM's 401/403. SQL stays in `store`.
 
+use super::access::{self, RouteClass};
 use super::keys::{
-    body_of, field_error, key_json, opt_f64, opt_i64, opt_obj, opt_str, opt_strings, require_admin,
-    store_err, ts,
+    body_of, creator, field_error, key_json, opt_f64, opt_i64, opt_obj, opt_str, opt_strings,
+    require_admin, store_err, ts,
 };
 use super::users::{new_user, user_json, MAX_LISTED_KEYS};
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::AuthCtx;
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
-use crate::store::{KeyFilter, TeamRow, UserRow};
+use crate::store::{
+    new_budget, BudgetPatch, BudgetRow, KeyFilter, MembershipRow, RosterChange, TeamListFilter,
+    TeamRow, TeamSort, UserRow,
+};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -57,6 +67,41 @@ pub(crate) fn team_json(t: &TeamRow) -> Map<String, Value> {
     m
 }
 
+/// A member budget as LiteLLM returns it (`litellm_budget_table`).
+pub(crate) fn budget_json(b: &BudgetRow) -> Value {
+    json!({
+        "budget_id": b.budget_id,
+        "soft_budget": b.soft_budget,
+        "max_budget": b.max_budget,
+        "max_parallel_requests": b.max_parallel_requests,
+        "tpm_limit": b.tpm_limit,
+        "rpm_limit": b.rpm_limit,
+        "tpd_limit": b.tpd_limit,
+        "model_max_budget": b.model_max_budget,
+        "budget_duration": b.budget_duration,
+        "allowed_models": b.allowed_models,
+        "temp_budget_increase": b.temp_budget_increase,
+        "temp_budget_expiry": ts(b.temp_budget_expiry),
+        "budget_reset_at": ts(b.budget_reset_at),
+        "created_at": ts(b.created_at),
+    })
+}
+
+/// A `LiteLLM_TeamMembership` row as LiteLLM returns it, with its budget.
+pub(crate) fn membership_json(m: &MembershipRow) -> Map<String, Value> {
+    let mut o = Map::new();
+    o.insert("user_id".into(), json!(m.user_id));
+    o.insert("team_id".into(), json!(m.team_id));
+    o.insert("budget_id".into(), json!(m.budget_id));
+    o.insert("spend".into(), json!(m.spend));
+    o.insert("total_spend".into(), json!(m.total_spend));
+    o.insert(
+        "litellm_budget_table".into(),
+        m.budget.as_ref().map_or(Value::Null, budget_json),
+    );
+    o
+}
+
 fn members(t: &TeamRow) -> &[Value] {
     t.members_with_roles.as_array().map_or(&[], Vec::as_slice)
 }
@@ -67,8 +112,17 @@ fn is_member(t: &TeamRow, user_id: &str) -> bool {
         .any(|m| m.get("user_id").and_then(Value::as_str) == Some(user_id))
 }
 
-/// Adds `user` to `team` with `role` (no-op on the team side if already listed) and records
-/// the team on the user's `teams`; both rows are written.
+/// Drops this replica's cached keys of some members of a team, so their membership budget
+/// and limits are read again (other replicas converge within `user_api_key_cache_ttl`).
+fn forget_member_keys(state: &AppState, team_id: &str, users: &[String]) {
+    state.keys.retain(|_, c| {
+        !(c.row.team_id.as_deref() == Some(team_id)
+            && c.row.user_id.as_ref().is_some_and(|u| users.contains(u)))
+    });
+}
+
+/// Adds `user` (whose row exists) to `team` with `role` and records the team on the user's
+/// `teams`, with a membership row; one transaction.
 pub(crate) async fn join_team(
     state: &AppState,
     team: &mut TeamRow,
@@ -80,17 +134,33 @@ pub(crate) async fn join_team(
         list.push(json!({"role": role, "user_id": user.user_id, "user_email": user.user_email}));
         team.members_with_roles = Value::Array(list);
         team.updated_at = Some(now());
-        state.store.update_team(team).await.map_err(store_err)?;
     }
-    if !user.teams.contains(&team.team_id) {
+    let joining = !user.teams.contains(&team.team_id);
+    if joining {
         user.teams.push(team.team_id.clone());
-        user.updated_at = Some(now());
-        state.store.update_user(user).await.map_err(store_err)?;
     }
+    let change = RosterChange {
+        team_id: team.team_id.clone(),
+        members_with_roles: team.members_with_roles.clone(),
+        updated_at: team.updated_at,
+        joining: if joining {
+            vec![user.user_id.clone()]
+        } else {
+            Vec::new()
+        },
+        memberships: vec![(user.user_id.clone(), None)],
+        ..RosterChange::default()
+    };
+    state
+        .store
+        .commit_roster(&change)
+        .await
+        .map_err(store_err)?;
+    forget_member_keys(state, &team.team_id, std::slice::from_ref(&user.user_id));
     Ok(())
 }
 
-/// Removes a user from the team row's member list (the user row is the caller's business).
+/// Takes a user off a team: roster, `teams`, membership row and the user's keys of the team.
 pub(crate) async fn leave_team(
     state: &AppState,
     team: &mut TeamRow,
@@ -103,7 +173,23 @@ pub(crate) async fn leave_team(
         .collect();
     team.members_with_roles = Value::Array(list);
     team.updated_at = Some(now());
-    state.store.update_team(team).await.map_err(store_err)
+    let change = RosterChange {
+        team_id: team.team_id.clone(),
+        members_with_roles: team.members_with_roles.clone(),
+        updated_at: team.updated_at,
+        leaving: vec![user_id.to_string()],
+        ..RosterChange::default()
+    };
+    let gone = state
+        .store
+        .commit_roster(&change)
+        .await
+        .map_err(store_err)?;
+    for t in &gone {
+        state.keys.remove(t);
+    }
+    forget_member_keys(state, &team.team_id, &[user_id.to_string()]);
+    Ok(())
 }
 
 /// A member object: `{"role": "admin"|"user", "user_id"?, "user_email"?}`.
@@ -129,7 +215,8 @@ fn parse_member(v: &Value) -> ApiResult<(Option<String>, Option<String>, String)
     Ok((user_id, user_email, role))
 }
 
-/// The user a member object names, created (as an `internal_user`) when unknown.
+/// The user a member object names: the existing row, or a new `internal_user` row (not yet
+/// stored; `true` when new).
 async fn member_user(
     state: &AppState,
     user_id: Option<String>,
@@ -144,9 +231,7 @@ async fn member_user(
         return Ok((u, false));
     }
     let id = user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let u = new_user(id, user_email);
-    state.store.insert_user(&u).await.map_err(store_err)?;
-    Ok((u, true))
+    Ok((new_user(id, user_email), true))
 }
 
 /// Applies the settable fields of a new/update body to a team row.
@@ -219,6 +304,19 @@ async fn existing(state: &AppState, team_id: &str) -> ApiResult<TeamRow> {
         .ok_or_else(|| team_not_found(team_id))
 }
 
+/// LiteLLM's answer for `/team/member_delete` and `/team/member_update` on an unknown team.
+async fn existing_for_member_change(state: &AppState, team_id: &str) -> ApiResult<TeamRow> {
+    state
+        .store
+        .get_team(team_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("Team id={team_id} does not exist in db"))
+                .with_param("team_id")
+        })
+}
+
 /// Drops this replica's cached keys of a team, so a block or unblock applies at once (other
 /// replicas converge within `user_api_key_cache_ttl`).
 fn forget_team_keys(state: &AppState, team_id: &str) {
@@ -254,6 +352,7 @@ body_handler!(update_team_handler, update);
 body_handler!(delete_team_handler, delete);
 body_handler!(member_add_handler, member_add);
 body_handler!(member_delete_handler, member_delete);
+body_handler!(member_update_handler, member_update);
 body_handler!(block_team_handler, block);
 body_handler!(unblock_team_handler, unblock);
 body_handler!(model_add_handler, model_add);
@@ -293,7 +392,10 @@ async fn create(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
     };
     state.store.insert_team(&team).await.map_err(store_err)?;
     for (user_id, user_email, role) in wanted {
-        let (mut user, _) = member_user(state, user_id, user_email).await?;
+        let (mut user, new) = member_user(state, user_id, user_email).await?;
+        if new {
+            state.store.insert_user(&user).await.map_err(store_err)?;
+        }
         join_team(state, &mut team, &mut user, &role).await?;
     }
     Ok(respond(Value::Object(team_json(&team))))
@@ -314,21 +416,46 @@ pub async fn team_info_handler(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn info(state: &AppState, auth: &AuthCtx, q: TeamInfoQuery) -> ApiResult<Response> {
-    let team_id = q.team_id.ok_or_else(|| {
-        ApiError::bad_request("Pass the team to look up: /team/info?team_id=<id>")
-            .with_param("team_id")
-    })?;
-    let team = state.store.get_team(&team_id).await.map_err(store_err)?;
-    let own = auth.key.as_ref().and_then(|k| k.user_id.clone());
-    let member = match (&team, &own) {
-        (Some(t), Some(u)) => is_member(t, u),
-        _ => false,
-    };
-    if !auth.is_admin && !member {
-        require_admin(auth, "/team/info")?;
+/// LiteLLM's `/team/info` rule: admins and admin viewers, the team's own keys, and the team's
+/// members.
+fn check_team_read(auth: &AuthCtx, team: &TeamRow) -> ApiResult<()> {
+    if access::can_view_all(auth) {
+        return Ok(());
     }
-    let team = team.ok_or_else(|| team_not_found(&team_id))?;
+    let key_team = auth.key.as_ref().and_then(|k| k.team_id.as_deref());
+    if key_team == Some(team.team_id.as_str()) {
+        return Ok(());
+    }
+    let t = &team.team_id;
+    match (auth.user_id(), key_team) {
+        (None, Some(kt)) => Err(access::forbidden(format!(
+            "Team key for team={kt} not authorized to access this team={t}"
+        ))),
+        (None, None) => Err(access::forbidden(format!(
+            "API key not authorized to access this team={t}. No user_id or team_id associated with this key."
+        ))),
+        (Some(u), _) if is_member(team, u) => Ok(()),
+        (Some(u), _) => Err(access::forbidden(format!(
+            "User={u} not authorized to access this team={t}"
+        ))),
+    }
+}
+
+async fn info(state: &AppState, auth: &AuthCtx, q: TeamInfoQuery) -> ApiResult<Response> {
+    access::gate(auth, "/team/info", RouteClass::Info, true)?;
+    let team_id = q.team_id.ok_or_else(|| {
+        ApiError::bad_request("Malformed request. No team id passed in.").with_param("team_id")
+    })?;
+    let team = state
+        .store
+        .get_team(&team_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Team not found, passed team id: {team_id}."))
+                .with_param("team_id")
+        })?;
+    check_team_read(auth, &team)?;
     let filter = KeyFilter {
         team_id: Some(team_id.clone()),
         ..KeyFilter::default()
@@ -339,19 +466,56 @@ async fn info(state: &AppState, auth: &AuthCtx, q: TeamInfoQuery) -> ApiResult<R
         .await
         .map_err(store_err)?;
     let keys: Vec<Value> = keys.iter().map(|k| Value::Object(key_json(k))).collect();
+    let memberships: Vec<Value> = state
+        .store
+        .list_memberships(std::slice::from_ref(&team_id), None)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .map(|m| {
+            let mut o = membership_json(m);
+            // No team-wide default member budget here: a member's budget is their own or none.
+            let source = if m.budget_id.is_some() {
+                "custom"
+            } else {
+                "none"
+            };
+            o.insert("budget_source".into(), json!(source));
+            Value::Object(o)
+        })
+        .collect();
     Ok(respond(json!({
         "team_id": team_id,
         "team_info": team_json(&team),
         "keys": keys,
-        "team_memberships": [],
+        "team_memberships": memberships,
     })))
 }
 
 async fn update(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> ApiResult<Response> {
-    require_admin(auth, "/team/update")?;
+    access::gate(auth, "/team/update", RouteClass::SelfManaged, false)?;
     let team_id = required_team_id(&body)?;
-    let mut team = existing(state, &team_id).await?;
-    apply_team_fields(&mut team, &body)?;
+    let denied = || access::forbidden("You do not have access to this team");
+    let Some(mut team) = state.store.get_team(&team_id).await.map_err(store_err)? else {
+        // Non-admins cannot probe which teams exist.
+        return Err(if auth.is_admin {
+            team_not_found(&team_id)
+        } else {
+            denied()
+        });
+    };
+    let mut fields = body;
+    if !auth.is_admin {
+        if !access::is_team_admin(auth, &team) {
+            return Err(denied());
+        }
+        let changed = access::changed_fields(&fields, &team_json(&team), &["team_id"]);
+        access::check_team_admin_update(state, &changed)?;
+        // Values sent unchanged are not re-applied (a resent budget_duration would move the
+        // reset date).
+        fields.retain(|k, _| changed.contains(k));
+    }
+    apply_team_fields(&mut team, &fields)?;
     team.updated_at = Some(now());
     state.store.update_team(&team).await.map_err(store_err)?;
     forget_team_keys(state, &team_id);
@@ -368,29 +532,14 @@ async fn delete(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
             ApiError::bad_request("Pass 'team_ids', the teams to delete.").with_param("team_ids"),
         );
     }
-    let mut teams = Vec::with_capacity(ids.len());
     for id in &ids {
-        teams.push(existing(state, id).await?);
+        existing(state, id).await?;
     }
     let (deleted, tokens) = state.store.delete_teams(&ids).await.map_err(store_err)?;
     for t in &tokens {
         state.keys.remove(t);
     }
-    for team in &teams {
-        for m in members(team) {
-            let Some(uid) = m.get("user_id").and_then(Value::as_str) else {
-                continue;
-            };
-            if let Some(mut u) = state.store.get_user(uid).await.map_err(store_err)? {
-                u.teams.retain(|t| t != &team.team_id);
-                u.updated_at = Some(now());
-                state.store.update_user(&u).await.map_err(store_err)?;
-            }
-        }
-    }
-    Ok(respond(
-        json!({"deleted_teams": deleted, "deleted_keys": tokens.len()}),
-    ))
+    Ok(respond(json!({ "deleted_teams": deleted })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,20 +558,255 @@ pub async fn list_teams_handler(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// LiteLLM's refusal of a non-admin listing teams other than their own.
+fn only_admins_list(auth: &AuthCtx) -> ApiError {
+    ApiError::proxy_auth(format!(
+        "Only admin users can query all teams/other teams. Your user role={}",
+        auth.user_role.unwrap_or("None")
+    ))
+}
+
+/// LiteLLM's "teams without an organization" filter value.
+const DEFAULT_ORGANIZATION: &str = "default_organization";
+
 async fn list(state: &AppState, auth: &AuthCtx, q: TeamListQuery) -> ApiResult<Response> {
-    require_admin(auth, "/team/list")?;
-    let teams = state.store.list_teams().await.map_err(store_err)?;
-    let out: Vec<Value> = teams
-        .iter()
+    access::gate(auth, "/team/list", RouteClass::Info, true)?;
+    let own_query = q.user_id.is_some() && q.user_id.as_deref() == auth.user_id();
+    if !access::can_view_all(auth) && !own_query {
+        return Err(only_admins_list(auth));
+    }
+    let mut teams: Vec<TeamRow> = state
+        .store
+        .list_teams()
+        .await
+        .map_err(store_err)?
+        .into_iter()
         .filter(|t| q.user_id.as_deref().is_none_or(|u| is_member(t, u)))
-        .filter(|t| {
-            q.organization_id
-                .as_deref()
-                .is_none_or(|o| t.organization_id.as_deref() == Some(o))
+        .filter(|t| match q.organization_id.as_deref() {
+            None => true,
+            Some(DEFAULT_ORGANIZATION) => t.organization_id.is_none(),
+            Some(o) => t.organization_id.as_deref() == Some(o),
         })
-        .map(|t| Value::Object(team_json(t)))
         .collect();
+    teams.sort_by(|a, b| {
+        a.team_alias
+            .as_deref()
+            .unwrap_or_default()
+            .cmp(b.team_alias.as_deref().unwrap_or_default())
+    });
+    let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+    let memberships = state
+        .store
+        .list_memberships(&ids, q.user_id.as_deref())
+        .await
+        .map_err(store_err)?;
+    let mut out = Vec::with_capacity(teams.len());
+    for t in &teams {
+        let filter = KeyFilter {
+            team_id: Some(t.team_id.clone()),
+            ..KeyFilter::default()
+        };
+        let (keys, _) = state
+            .store
+            .list_keys(&filter, 0, MAX_LISTED_KEYS)
+            .await
+            .map_err(store_err)?;
+        let mut o = team_json(t);
+        let tm: Vec<Value> = memberships
+            .iter()
+            .filter(|m| m.team_id == t.team_id)
+            .map(|m| Value::Object(membership_json(m)))
+            .collect();
+        o.insert("team_memberships".into(), Value::Array(tm));
+        o.insert(
+            "keys".into(),
+            Value::Array(keys.iter().map(|k| Value::Object(key_json(k))).collect()),
+        );
+        out.push(Value::Object(o));
+    }
     Ok(respond(Value::Array(out)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TeamListV2Query {
+    user_id: Option<String>,
+    organization_id: Option<String>,
+    team_id: Option<String>,
+    team_alias: Option<String>,
+    search: Option<String>,
+    search_team_id_match: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn list_teams_v2_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    super::JsonQuery(q): super::JsonQuery<TeamListV2Query>,
+) -> Response {
+    list_v2(&state, &auth, q)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `/v2/team/list`: a page of teams with `members_count` and `keys_count`, LiteLLM's filters
+/// (`team_id`, `team_alias` substring, `organization_id`, `search`, `user_id`) and sort
+/// (`team_id`, `team_alias` or `created_at`; newest first by default). Non-admins may only list
+/// their own teams, by passing their own `user_id`.
+async fn list_v2(state: &AppState, auth: &AuthCtx, q: TeamListV2Query) -> ApiResult<Response> {
+    access::gate(auth, "/v2/team/list", RouteClass::Info, true)?;
+    if !access::can_view_all(auth)
+        && (q.user_id.is_none() || q.user_id.as_deref() != auth.user_id())
+    {
+        return Err(only_admins_list(auth));
+    }
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(10);
+    if page < 1 {
+        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
+    }
+    if !(1..=100).contains(&page_size) {
+        return Err(
+            ApiError::bad_request("page_size must be between 1 and 100").with_param("page_size")
+        );
+    }
+    match q.status.as_deref() {
+        None => {}
+        Some("deleted") => {
+            return Err(ApiError::bad_request(
+                "status=deleted is not available: this gateway does not keep deleted teams.",
+            )
+            .with_param("status"))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid status value. Currently only 'deleted' is supported.",
+            )
+            .with_param("status"))
+        }
+    }
+    let search_prefix = match q.search_team_id_match.as_deref() {
+        None | Some("exact") => false,
+        Some("prefix") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid search_team_id_match '{other}'. Use 'exact' or 'prefix'."
+            ))
+            .with_param("search_team_id_match"))
+        }
+    };
+    let sort = match q.sort_by.as_deref() {
+        Some(c @ ("team_id" | "team_alias" | "created_at")) => TeamSort {
+            column: match c {
+                "team_id" => "team_id",
+                "team_alias" => "team_alias",
+                _ => "created_at",
+            },
+            desc: q
+                .sort_order
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("desc")),
+        },
+        _ => TeamSort {
+            column: "created_at",
+            desc: true,
+        },
+    };
+    let empty = || {
+        respond(json!({
+            "teams": [], "total": 0, "page": page, "page_size": page_size, "total_pages": 0,
+        }))
+    };
+    let mut filter = TeamListFilter {
+        team_id: q.team_id.filter(|s| !s.is_empty()),
+        team_alias: q.team_alias.filter(|s| !s.is_empty()),
+        organization_id: q.organization_id.filter(|s| !s.is_empty()),
+        search: q.search.filter(|s| !s.is_empty()),
+        search_prefix,
+        team_ids: None,
+    };
+    if let Some(user_id) = q.user_id.filter(|s| !s.is_empty()) {
+        let user = state
+            .store
+            .get_user(&user_id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("User not found, passed user_id={user_id}"))
+                    .with_param("user_id")
+            })?;
+        if user.teams.is_empty() {
+            return Ok(empty());
+        }
+        if let Some(t) = &filter.team_id {
+            if !user.teams.contains(t) {
+                return Err(
+                    ApiError::not_found(format!("User is not a member of team_id={t}"))
+                        .with_param("team_id"),
+                );
+            }
+        }
+        filter.team_ids = Some(user.teams);
+    }
+    let (teams, total) = state
+        .store
+        .list_teams_page(&filter, sort, (page - 1) * page_size, page_size)
+        .await
+        .map_err(store_err)?;
+    let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+    let key_counts = state
+        .store
+        .count_keys_by_team(&ids)
+        .await
+        .map_err(store_err)?;
+    let items: Vec<Value> = teams
+        .iter()
+        .map(|t| {
+            let mut o = team_json(t);
+            o.insert("members_count".into(), json!(members(t).len()));
+            o.insert(
+                "keys_count".into(),
+                json!(key_counts.get(&t.team_id).copied().unwrap_or(0)),
+            );
+            Value::Object(o)
+        })
+        .collect();
+    Ok(respond(json!({
+        "teams": items,
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "total_pages": (total + page_size - 1) / page_size,
+    })))
+}
+
+/// LiteLLM's 400 for adding members who are already on the team.
+fn already_in_team(message: String) -> ApiError {
+    let mut e = ApiError::bad_request(message).with_param("member");
+    e.type_override = Some("team_member_already_in_team");
+    e
+}
+
+/// `budget_duration` of a member: validated, with the `budget_reset_at` it implies.
+fn member_budget_duration(
+    body: &Map<String, Value>,
+) -> ApiResult<Option<(Option<String>, Option<chrono::NaiveDateTime>)>> {
+    if !body.contains_key("budget_duration") {
+        return Ok(None);
+    }
+    Ok(Some(match opt_str(body, "budget_duration")? {
+        None => (None, None),
+        Some(d) => {
+            let dur = parse_duration(&d).ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid budget_duration '{d}'."))
+                    .with_param("budget_duration")
+            })?;
+            (Some(d), Some(now() + dur))
+        }
+    }))
 }
 
 async fn member_add(
@@ -430,12 +814,14 @@ async fn member_add(
     auth: &AuthCtx,
     body: Map<String, Value>,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/team/member_add")?;
+    access::gate(auth, "/team/member_add", RouteClass::SelfManaged, false)?;
     let team_id = required_team_id(&body)?;
-    let mut team = existing(state, &team_id).await?;
-    let wanted = match body.get("member") {
-        Some(Value::Array(a)) => a.iter().map(parse_member).collect::<ApiResult<Vec<_>>>()?,
-        Some(v @ Value::Object(_)) => vec![parse_member(v)?],
+    let (wanted, single) = match body.get("member") {
+        Some(Value::Array(a)) => (
+            a.iter().map(parse_member).collect::<ApiResult<Vec<_>>>()?,
+            false,
+        ),
+        Some(v @ Value::Object(_)) => (vec![parse_member(v)?], true),
         Some(v) => {
             return Err(field_error(
                 "member",
@@ -449,76 +835,306 @@ async fn member_add(
             )
         }
     };
-    // Duplicates are refused before anything is written.
-    for (user_id, user_email, _) in &wanted {
-        let dup = members(&team).iter().any(|m| {
-            (user_id.is_some() && m.get("user_id").and_then(Value::as_str) == user_id.as_deref())
-                || (user_id.is_none()
-                    && user_email.is_some()
-                    && m.get("user_email").and_then(Value::as_str) == user_email.as_deref())
-        });
-        if dup {
-            let who = user_id
-                .as_deref()
-                .or(user_email.as_deref())
-                .unwrap_or_default();
-            return Err(ApiError::bad_request(format!(
-                "User={who} is already a member of team={team_id}."
-            ))
-            .with_param("member"));
-        }
+    let max_budget_in_team = opt_f64(&body, "max_budget_in_team")?;
+    let allowed_models = opt_strings(&body, "allowed_models")?;
+    let duration = member_budget_duration(&body)?.and_then(|(d, r)| d.map(|d| (d, r)));
+    let mut team = state
+        .store
+        .get_team(&team_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Team not found for team_id={team_id}"))
+                .with_param("team_id")
+        })?;
+    access::require_team_admin(auth, &team, "/team/member_add")?;
+
+    let on_roster = |team: &TeamRow, id: &Option<String>, email: &Option<String>| {
+        members(team).iter().any(|m| {
+            (id.is_some() && m.get("user_id").and_then(Value::as_str) == id.as_deref())
+                || (email.is_some()
+                    && m.get("user_email").and_then(Value::as_str) == email.as_deref())
+        })
+    };
+    let dups = wanted
+        .iter()
+        .filter(|(id, email, _)| on_roster(&team, id, email))
+        .count();
+    if single && dups == 1 {
+        let (id, email, _) = &wanted[0];
+        return Err(already_in_team(format!(
+            "User already in team. Member: user_id={}, user_email={}. Existing members={}",
+            id.as_deref().unwrap_or("None"),
+            email.as_deref().unwrap_or("None"),
+            team.members_with_roles
+        )));
     }
-    let mut updated = Vec::with_capacity(wanted.len());
+    if !single && dups == wanted.len() {
+        return Err(already_in_team(format!(
+            "All users are already in team. Existing members={}",
+            team.members_with_roles
+        )));
+    }
+
+    let t = now();
+    let actor = creator(auth);
+    let mut change = RosterChange {
+        team_id: team_id.clone(),
+        updated_at: Some(t),
+        ..RosterChange::default()
+    };
+    let mut roster = members(&team).to_vec();
+    let mut updated_users = Vec::new();
+    let mut updated_memberships = Vec::new();
     for (user_id, user_email, role) in wanted {
-        let (mut user, _) = member_user(state, user_id, user_email).await?;
-        if is_member(&team, &user.user_id) {
-            return Err(ApiError::bad_request(format!(
-                "User={} is already a member of team={team_id}.",
-                user.user_id
-            ))
-            .with_param("member"));
+        if on_roster(&team, &user_id, &user_email) {
+            continue; // some of a list were members already: the others are added
         }
-        join_team(state, &mut team, &mut user, &role).await?;
-        updated.push(Value::Object(user_json(&user)));
+        let (mut user, is_new) = member_user(state, user_id, user_email.clone()).await?;
+        let uid = user.user_id.clone();
+        let listed = roster
+            .iter()
+            .any(|m| m.get("user_id").and_then(Value::as_str) == Some(uid.as_str()));
+        if listed {
+            continue;
+        }
+        roster.push(json!({
+            "role": role,
+            "user_id": uid,
+            "user_email": user_email.or_else(|| user.user_email.clone()),
+        }));
+        if !user.teams.contains(&team_id) {
+            user.teams.push(team_id.clone());
+            if !is_new {
+                change.joining.push(uid.clone());
+            }
+        }
+        if is_new {
+            change.new_users.push(user.clone());
+        }
+        let budget =
+            if max_budget_in_team.is_some() || allowed_models.is_some() || duration.is_some() {
+                let mut b = new_budget(&actor, t);
+                b.max_budget = max_budget_in_team;
+                b.allowed_models = allowed_models.clone().unwrap_or_default();
+                if let Some((d, reset)) = &duration {
+                    b.budget_duration = Some(d.clone());
+                    b.budget_reset_at = *reset;
+                }
+                Some(b)
+            } else {
+                None
+            };
+        updated_memberships.push(Value::Object(membership_json(&MembershipRow {
+            user_id: uid.clone(),
+            team_id: team_id.clone(),
+            budget_id: budget.as_ref().map(|b| b.budget_id.clone()),
+            budget: budget.clone(),
+            ..MembershipRow::default()
+        })));
+        change.memberships.push((uid, budget));
+        updated_users.push(Value::Object(user_json(&user)));
     }
+    team.members_with_roles = Value::Array(roster);
+    team.updated_at = Some(t);
+    change.members_with_roles = team.members_with_roles.clone();
+    state
+        .store
+        .commit_roster(&change)
+        .await
+        .map_err(store_err)?;
+    let added: Vec<String> = change.memberships.iter().map(|(u, _)| u.clone()).collect();
+    forget_member_keys(state, &team_id, &added);
     let mut out = team_json(&team);
-    out.insert("updated_users".into(), Value::Array(updated));
-    out.insert("updated_team_memberships".into(), json!([]));
+    out.insert("updated_users".into(), Value::Array(updated_users));
+    out.insert(
+        "updated_team_memberships".into(),
+        Value::Array(updated_memberships),
+    );
     Ok(respond(Value::Object(out)))
 }
 
+/// The member a `/team/member_delete` or `/team/member_update` body names.
+fn member_selector(body: &Map<String, Value>) -> ApiResult<(Option<String>, Option<String>)> {
+    let user_id = opt_str(body, "user_id")?;
+    let user_email = opt_str(body, "user_email")?;
+    if user_id.is_none() && user_email.is_none() {
+        return Err(
+            ApiError::bad_request("Either user_id or user_email needs to be passed in")
+                .with_param("user_id"),
+        );
+    }
+    Ok((user_id, user_email))
+}
+
+/// Removes the members a body names (by `user_id` or `user_email`) with their membership rows
+/// and their keys of the team; answers the team row, as LiteLLM does.
 async fn member_delete(
     state: &AppState,
     auth: &AuthCtx,
     body: Map<String, Value>,
 ) -> ApiResult<Response> {
-    require_admin(auth, "/team/member_delete")?;
+    access::gate(auth, "/team/member_delete", RouteClass::SelfManaged, false)?;
     let team_id = required_team_id(&body)?;
-    let mut team = existing(state, &team_id).await?;
-    let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
-        (Some(id), _) => Some(id),
-        (None, Some(email)) => members(&team)
-            .iter()
-            .find(|m| m.get("user_email").and_then(Value::as_str) == Some(email.as_str()))
-            .and_then(|m| m.get("user_id").and_then(Value::as_str).map(String::from)),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "Pass 'user_id' or 'user_email' of the member to remove.",
-            )
-            .with_param("user_id"))
-        }
+    let (user_id, user_email) = member_selector(&body)?;
+    let mut team = existing_for_member_change(state, &team_id).await?;
+    access::require_team_admin(auth, &team, "/team/member_delete")?;
+    let addressed = |m: &Value| {
+        (user_id.is_some() && m.get("user_id").and_then(Value::as_str) == user_id.as_deref())
+            || (user_email.is_some()
+                && m.get("user_email").and_then(Value::as_str) == user_email.as_deref())
     };
-    let user_id = user_id.filter(|u| is_member(&team, u)).ok_or_else(|| {
-        ApiError::bad_request(format!("User is not a member of team={team_id}."))
-            .with_param("user_id")
-    })?;
-    leave_team(state, &mut team, &user_id).await?;
-    if let Some(mut u) = state.store.get_user(&user_id).await.map_err(store_err)? {
-        u.teams.retain(|t| t != &team_id);
-        u.updated_at = Some(now());
-        state.store.update_user(&u).await.map_err(store_err)?;
+    let (removed, kept): (Vec<Value>, Vec<Value>) =
+        members(&team).iter().cloned().partition(|m| addressed(m));
+    let mut leaving: Vec<String> = removed
+        .iter()
+        .filter_map(|m| m.get("user_id").and_then(Value::as_str).map(String::from))
+        .collect();
+    if removed.is_empty() {
+        // A user row that still lists the team after its roster entry went is cleaned up too.
+        let stale = match &user_id {
+            Some(u) => state
+                .store
+                .get_user(u)
+                .await
+                .map_err(store_err)?
+                .is_some_and(|row| row.teams.contains(&team_id)),
+            None => false,
+        };
+        if !stale {
+            return Err(ApiError::bad_request("User not found in team").with_param("user_id"));
+        }
     }
+    if let Some(u) = &user_id {
+        if !leaving.contains(u) {
+            leaving.push(u.clone());
+        }
+    }
+    team.members_with_roles = Value::Array(kept);
+    team.updated_at = Some(now());
+    let change = RosterChange {
+        team_id: team_id.clone(),
+        members_with_roles: team.members_with_roles.clone(),
+        updated_at: team.updated_at,
+        leaving: leaving.clone(),
+        ..RosterChange::default()
+    };
+    let gone = state
+        .store
+        .commit_roster(&change)
+        .await
+        .map_err(store_err)?;
+    for t in &gone {
+        state.keys.remove(t);
+    }
+    forget_member_keys(state, &team_id, &leaving);
     Ok(respond(Value::Object(team_json(&team))))
+}
+
+/// `/team/member_update`: a member's role and per-member budget (`max_budget_in_team`,
+/// `rpm_limit`, `tpm_limit`, `budget_duration`, `allowed_models`), merge-patched as LiteLLM
+/// does (a sent field sets, an explicit null clears, an absent one stays).
+async fn member_update(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: Map<String, Value>,
+) -> ApiResult<Response> {
+    access::gate(auth, "/team/member_update", RouteClass::SelfManaged, false)?;
+    let team_id = required_team_id(&body)?;
+    let (user_id, user_email) = member_selector(&body)?;
+    let role = opt_str(&body, "role")?;
+    if let Some(r) = &role {
+        if r != "admin" && r != "user" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid member role '{r}'. Use 'admin' or 'user'."
+            ))
+            .with_param("role"));
+        }
+    }
+    let patch = BudgetPatch {
+        max_budget: body
+            .contains_key("max_budget_in_team")
+            .then(|| opt_f64(&body, "max_budget_in_team"))
+            .transpose()?,
+        tpm_limit: body
+            .contains_key("tpm_limit")
+            .then(|| opt_i64(&body, "tpm_limit"))
+            .transpose()?,
+        rpm_limit: body
+            .contains_key("rpm_limit")
+            .then(|| opt_i64(&body, "rpm_limit"))
+            .transpose()?,
+        budget_duration: member_budget_duration(&body)?,
+        allowed_models: body
+            .contains_key("allowed_models")
+            .then(|| opt_strings(&body, "allowed_models"))
+            .transpose()?
+            .map(Option::unwrap_or_default),
+    };
+    let mut team = existing_for_member_change(state, &team_id).await?;
+    access::require_team_admin(auth, &team, "/team/member_update")?;
+    let target = match (&user_id, &user_email) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Some(e)) => members(&team)
+            .iter()
+            .find(|m| m.get("user_email").and_then(Value::as_str) == Some(e.as_str()))
+            .and_then(|m| m.get("user_id").and_then(Value::as_str).map(String::from)),
+        (None, None) => None,
+    };
+    let target = target.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "User id doesn't exist in team table. user_email={}",
+            user_email.as_deref().unwrap_or("None")
+        ))
+        .with_param("user_email")
+    })?;
+    if !is_member(&team, &target) {
+        return Err(ApiError::not_found(format!(
+            "User {target} is not a member of team {team_id}"
+        ))
+        .with_param("user_id"));
+    }
+    let t = now();
+    let roster = match &role {
+        Some(r) => {
+            let list: Vec<Value> = members(&team)
+                .iter()
+                .map(|m| {
+                    if m.get("user_id").and_then(Value::as_str) != Some(target.as_str()) {
+                        return m.clone();
+                    }
+                    let email = user_email
+                        .clone()
+                        .map(Value::String)
+                        .or_else(|| m.get("user_email").cloned())
+                        .unwrap_or(Value::Null);
+                    json!({"role": r, "user_id": target, "user_email": email})
+                })
+                .collect();
+            team.members_with_roles = Value::Array(list);
+            Some(&team.members_with_roles)
+        }
+        None => None,
+    };
+    state
+        .store
+        .update_member(&team_id, &target, roster, &patch, &creator(auth), t)
+        .await
+        .map_err(store_err)?;
+    forget_member_keys(state, &team_id, std::slice::from_ref(&target));
+    let field = |f: &str| body.get(f).cloned().unwrap_or(Value::Null);
+    Ok(respond(json!({
+        "team_id": team_id,
+        "user_id": target,
+        "user_email": user_email,
+        "max_budget_in_team": field("max_budget_in_team"),
+        "tpm_limit": field("tpm_limit"),
+        "rpm_limit": field("rpm_limit"),
+        "budget_duration": field("budget_duration"),
+        "allowed_models": field("allowed_models"),
+        "temp_budget_increase": Value::Null,
+        "temp_budget_expiry": Value::Null,
+    })))
 }
 
 async fn set_blocked(

@@ -6,9 +6,10 @@
 //! their team memberships. All routes are proxy-admin only, except `/user/info` on oneself.
 //! SQL stays in `store::users`; request parsing reuses the `/key/*` field readers.
 
+use super::access;
 use super::keys::{
     body_of, created_json, field_error, key_json, mint_key, opt_f64, opt_i64, opt_obj, opt_str,
-    opt_strings, require_admin, store_err, ts,
+    opt_strings, require_admin, require_admin_view, store_err, ts,
 };
 use super::teams::{join_team, leave_team, team_json};
 use crate::error::{ApiError, ApiResult};
@@ -271,8 +272,11 @@ async fn info(state: &AppState, auth: &AuthCtx, q: UserInfoQuery) -> ApiResult<R
         ApiError::bad_request("Pass the user to look up: /user/info?user_id=<id>")
             .with_param("user_id")
     })?;
-    if !auth.is_admin && own.as_deref() != Some(user_id.as_str()) {
-        require_admin(auth, "/user/info")?;
+    if !access::can_view_all(auth) && own.as_deref() != Some(user_id.as_str()) {
+        return Err(access::forbidden(format!(
+            "key not allowed to access this user's info. user_id={user_id}, key's user_id={}",
+            own.as_deref().unwrap_or("None")
+        )));
     }
     let user = state.store.get_user(&user_id).await.map_err(store_err)?;
     let keys = user_keys(state, &user_id).await?;
@@ -430,7 +434,7 @@ pub async fn list_users_handler(
 }
 
 async fn list(state: &AppState, auth: &AuthCtx, q: UserListQuery) -> ApiResult<Response> {
-    require_admin(auth, "/user/list")?;
+    require_admin_view(auth, "/user/list")?;
     let page = q.page.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(25);
     if page < 1 {

@@ -39,6 +39,28 @@ pub struct AuthCtx {
     pub shared_budgets: Vec<crate::spend::SharedBudget>,
     /// Per-model budgets of the key, its user and its team.
     pub model_budgets: Option<Arc<[OwnerModelBudgets]>>,
+    /// The caller's `user_role` as LiteLLM decides it: `proxy_admin` for the master key, the
+    /// role of the key's user row (an unknown or empty role counts as `internal_user`), and
+    /// `None` for a key without a user row.
+    pub user_role: Option<&'static str>,
+}
+
+/// LiteLLM's user roles; any other value on a user row is treated as `internal_user`.
+const USER_ROLES: [&str; 7] = [
+    "proxy_admin",
+    "proxy_admin_viewer",
+    "org_admin",
+    "internal_user",
+    "internal_user_viewer",
+    "team",
+    "customer",
+];
+
+/// The role LiteLLM acts on for a user row's `user_role`.
+pub fn effective_role(stored: Option<&str>) -> &'static str {
+    stored
+        .and_then(|r| USER_ROLES.iter().copied().find(|known| *known == r))
+        .unwrap_or("internal_user")
 }
 
 impl AuthCtx {
@@ -52,16 +74,20 @@ impl AuthCtx {
             key: None,
             shared_budgets: Vec::new(),
             model_budgets: None,
+            user_role: Some("proxy_admin"),
         }
     }
 
-    /// The context of a virtual key: its allow-list and limits.
+    /// The context of a virtual key: its allow-list and limits. `user_role` is the effective
+    /// role of the key's user (`None` without a user row); a `proxy_admin` user's keys are
+    /// admin keys.
     pub fn for_key(
         hash: String,
         row: Arc<KeyRow>,
         shared_limits: &[crate::ratelimit::Descriptor],
         shared_budgets: Vec<crate::spend::SharedBudget>,
         model_budgets: Option<Arc<[OwnerModelBudgets]>>,
+        user_role: Option<&'static str>,
     ) -> Self {
         let allowed_models = if row.models.iter().any(|m| m == "all-proxy-models") {
             Vec::new()
@@ -93,7 +119,7 @@ impl AuthCtx {
             }
         }
         Self {
-            is_admin: false,
+            is_admin: user_role == Some("proxy_admin"),
             key_hash: Some(hash),
             allowed_models,
             rate_limits,
@@ -101,7 +127,13 @@ impl AuthCtx {
             key: Some(row),
             shared_budgets,
             model_budgets,
+            user_role,
         }
+    }
+
+    /// The `user_id` of the calling key, if it has one.
+    pub fn user_id(&self) -> Option<&str> {
+        self.key.as_ref().and_then(|k| k.user_id.as_deref())
     }
 }
 
@@ -254,6 +286,7 @@ async fn authenticate(
         shared_limits,
         shared_budgets,
         model_budgets,
+        user_role,
         ..
     } = cached;
     if row.blocked == Some(true) {
@@ -287,6 +320,7 @@ async fn authenticate(
         &shared_limits,
         shared_budgets,
         model_budgets,
+        user_role,
     ))
 }
 
@@ -349,9 +383,10 @@ fn owner_model_budgets(
 }
 
 /// A key by hash: from the cache while fresh, else from the store (and cached).
-/// The key's team (`blocked`, limits) and user (limits) are loaded with it (more queries on a
-/// cache miss only) and cached alongside; team and user changes on this replica drop the
-/// affected cached keys.
+/// The key's team (`blocked`, limits), user (role, limits) and, for a user's key of a team,
+/// the user's membership budget in that team (`max_budget_in_team`, member rpm/tpm) are loaded
+/// with it (more queries on a cache miss only) and cached alongside; team, user and member
+/// changes on this replica drop the affected cached keys.
 pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, ApiError> {
     if let Some(c) = state.keys.get(hash) {
         if c.loaded_at.elapsed() < state.key_cache_ttl {
@@ -373,6 +408,17 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         None => None,
     };
     let model_budgets = owner_model_budgets(&r, hash, team.as_ref(), user.as_ref());
+    let membership = match (&team, &r.user_id) {
+        (Some(t), Some(u)) => state
+            .store
+            .get_membership(&t.team_id, u)
+            .await
+            .map_err(failed)?,
+        _ => None,
+    };
+    let user_role = user
+        .as_ref()
+        .map(|u| effective_role(u.user_role.as_deref()));
     let mut shared_limits = Vec::new();
     let mut shared_budgets = Vec::new();
     let mut budget = |scope: String,
@@ -407,6 +453,25 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             u.budget_reset_at,
         );
     }
+    let member_limits = membership.as_ref().and_then(|m| {
+        let b = m.budget.as_ref()?;
+        budget(
+            crate::spend::member_scope(&m.team_id, &m.user_id),
+            format!("User={} in Team={}", m.user_id, m.team_id),
+            b.max_budget,
+            m.spend,
+            b.budget_reset_at,
+        );
+        // LiteLLM's `team_member` limiter descriptor: "<team_id>:<user_id>".
+        limits_of(
+            "team_member",
+            format!("{}:{}", m.team_id, m.user_id),
+            b.rpm_limit,
+            b.tpm_limit,
+            None,
+        )
+    });
+    shared_limits.extend(member_limits);
     if let Some(t) = team {
         shared_limits.extend(limits_of(
             "team",
@@ -434,6 +499,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         shared_limits,
         shared_budgets,
         model_budgets,
+        user_role,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());

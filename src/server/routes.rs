@@ -92,6 +92,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/team/list", get(teams::list_teams_handler))
         .route("/team/member_add", post(teams::member_add_handler))
         .route("/team/member_delete", post(teams::member_delete_handler))
+        .route("/team/member_update", post(teams::member_update_handler))
+        .route("/v2/team/list", get(teams::list_teams_v2_handler))
         .route("/team/block", post(teams::block_team_handler))
         .route("/team/unblock", post(teams::unblock_team_handler))
         .route("/team/model/add", post(teams::model_add_handler))

@@ -163,7 +163,7 @@ impl Budgets {
 }
 
 /// The budget reset job: every `every`, budgets past their `budget_reset_at` (keys, users,
-/// teams) go back to 0 in the store and in this replica's memory, and the affected cached keys
+/// teams, team members) go back to 0 in the store and in this replica's memory, and the affected cached keys
 /// are dropped. Other replicas see the moved `budget_reset_at` when they next load the key.
 pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
     loop {
@@ -196,7 +196,25 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
             }
             Err(e) => tracing::warn!("budget reset check failed, will retry: {e}"),
         }
+        match state.store.reset_due_member_budgets(now).await {
+            Ok(reset) => {
+                for (team, user) in reset {
+                    tracing::info!(team = %team, user = %user, "team member budget reset");
+                    state.budgets.reset(&member_scope(&team, &user), 0.0);
+                    state.keys.retain(|_, c| {
+                        !(c.row.team_id.as_deref() == Some(team.as_str())
+                            && c.row.user_id.as_deref() == Some(user.as_str()))
+                    });
+                }
+            }
+            Err(e) => tracing::warn!("team member budget reset check failed, will retry: {e}"),
+        }
     }
+}
+
+/// The [`Budgets`] entry of a user's budget inside a team (`max_budget_in_team`).
+pub fn member_scope(team_id: &str, user_id: &str) -> String {
+    format!("member:{team_id}:{user_id}")
 }
 
 /// Handle to the writer task.
@@ -313,6 +331,16 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
         }
         if let Some(t) = &ev.log.team_id {
             bump(&mut b.team_spend, t, cost);
+            if let Some(u) = &ev.user_id {
+                match b
+                    .member_spend
+                    .iter_mut()
+                    .find(|(team, user, _)| team == t && user == u)
+                {
+                    Some((_, _, s)) => *s += cost,
+                    None => b.member_spend.push((t.clone(), u.clone(), cost)),
+                }
+            }
         }
     }
     if !disable_logs {
@@ -338,6 +366,7 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
         && pending.key_spend.is_empty()
         && pending.user_spend.is_empty()
         && pending.team_spend.is_empty()
+        && pending.member_spend.is_empty()
     {
         return;
     }
@@ -350,13 +379,13 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
     }
 }
 
-/// A team's or user's budget, as [`Budgets`] tracks it.
+/// A team's, user's or team member's budget, as [`Budgets`] tracks it.
 #[derive(Debug, Clone)]
 pub struct SharedBudget {
-    /// The [`Budgets`] entry: `team:<id>` or `user:<id>`.
+    /// The [`Budgets`] entry: `team:<id>`, `user:<id>` or [`member_scope`].
     pub scope: String,
     pub max_budget: f64,
-    /// How the error names it (`Team=<id>`, `User=<id>`).
+    /// How the error names it (`Team=<id>`, `User=<id>`, `User=<id> in Team=<id>`).
     pub label: String,
 }
 
@@ -369,10 +398,13 @@ pub struct CachedKey {
     /// The limits of the key's team and user (`rpm_limit`, `tpm_limit`,
     /// `max_parallel_requests`) when the key was loaded: shared by all their keys.
     pub shared_limits: Vec<crate::ratelimit::Descriptor>,
-    /// The `max_budget` of the key's team and user, checked with the key's own.
+    /// The `max_budget` of the key's team and user, and the key's user's `max_budget_in_team`,
+    /// checked with the key's own.
     pub shared_budgets: Vec<SharedBudget>,
     /// The `model_max_budget` of the key, its user and its team (those that set one).
     pub model_budgets: Option<Arc<[model_budget::OwnerModelBudgets]>>,
+    /// The `user_role` of the key's user row (`None`: no user row).
+    pub user_role: Option<&'static str>,
     pub loaded_at: std::time::Instant,
 }
 

@@ -6,12 +6,17 @@
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod membership;
 mod rows;
 pub mod spend_reports;
 mod teams;
 mod users;
 
-pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
+pub use membership::{budget_limits_anything, new_budget, BudgetPatch, RosterChange};
+pub use rows::{
+    parse_ts_str as rows_parse_ts, BudgetRow, KeyRow, MembershipRow, SpendLogRow, TeamRow, UserRow,
+};
+pub use teams::{TeamListFilter, TeamSort};
 pub use users::UserFilter;
 
 use chrono::NaiveDateTime;
@@ -80,6 +85,12 @@ fn json_text(v: &Value) -> String {
     v.to_string()
 }
 
+/// A member's spend inside a team, as LiteLLM's spend writer adds it: onto the membership row,
+/// creating it only while the user is on the team's roster (a flush that lands after the member
+/// was removed does not bring the row back).
+const SQLITE_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id","team_id","spend","total_spend") SELECT ?1, ?2, ?3, ?3 WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" WHERE "user_id" = ?1 AND "team_id" = ?2) OR EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t, json_each(t."members_with_roles") j WHERE t."team_id" = ?2 AND json_extract(j.value, '$.user_id') = ?1) ON CONFLICT("user_id","team_id") DO UPDATE SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
+const PG_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id","team_id","spend","total_spend") SELECT $1, $2, $3, $3 WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" WHERE "user_id" = $1 AND "team_id" = $2) OR EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t WHERE t."team_id" = $2 AND t."members_with_roles" @> jsonb_build_array(jsonb_build_object('user_id', $1::text))) ON CONFLICT ("user_id","team_id") DO UPDATE SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend", "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
+
 /// Filters of `/key/list`.
 #[derive(Debug, Default, Clone)]
 pub struct KeyFilter {
@@ -97,6 +108,9 @@ pub struct SpendBatch {
     pub key_spend: Vec<(String, f64)>,
     pub user_spend: Vec<(String, f64)>,
     pub team_spend: Vec<(String, f64)>,
+    /// A user's spend inside a team: (team id, user id, amount), added to
+    /// `LiteLLM_TeamMembership.spend` and `total_spend`.
+    pub member_spend: Vec<(String, String, f64)>,
 }
 
 impl Store {
@@ -471,6 +485,14 @@ impl Store {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
+                for (t, u, s) in &b.member_spend {
+                    sqlx::query(SQLITE_MEMBER_SPEND)
+                        .bind(u)
+                        .bind(t)
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -516,6 +538,14 @@ impl Store {
                 for (t, s) in &b.team_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                for (t, u, s) in &b.member_spend {
+                    sqlx::query(PG_MEMBER_SPEND)
+                        .bind(u)
+                        .bind(t)
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
             }

@@ -300,3 +300,99 @@ pub fn team_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> TeamRow {
 pub fn team_from_pg(r: &sqlx::postgres::PgRow) -> TeamRow {
     team_from_row!(r)
 }
+
+/// A `LiteLLM_BudgetTable` row (here: a team member's budget inside a team).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetRow {
+    pub budget_id: String,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub tpd_limit: Option<i64>,
+    pub model_max_budget: Option<Value>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    pub allowed_models: Vec<String>,
+    pub temp_budget_increase: Option<f64>,
+    pub temp_budget_expiry: Option<NaiveDateTime>,
+    pub created_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub updated_at: Option<NaiveDateTime>,
+    pub updated_by: String,
+}
+
+/// A `LiteLLM_TeamMembership` row with its budget (`budget_id` -> `LiteLLM_BudgetTable`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MembershipRow {
+    pub user_id: String,
+    pub team_id: String,
+    pub spend: f64,
+    pub total_spend: f64,
+    pub budget_id: Option<String>,
+    pub budget: Option<BudgetRow>,
+}
+
+/// Reads a membership joined with its budget; the budget's columns carry a `b_` prefix.
+macro_rules! membership_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let budget_id: Option<String> = r.try_get("b_budget_id").ok().flatten();
+        MembershipRow {
+            user_id: r.try_get("user_id").unwrap_or_default(),
+            team_id: r.try_get("team_id").unwrap_or_default(),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            total_spend: r
+                .try_get::<Option<f64>, _>("total_spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            budget_id: r.try_get("budget_id").ok().flatten(),
+            budget: budget_id.map(|budget_id| BudgetRow {
+                budget_id,
+                max_budget: r.try_get("b_max_budget").ok().flatten(),
+                soft_budget: r.try_get("b_soft_budget").ok().flatten(),
+                max_parallel_requests: r.try_get("b_max_parallel_requests").ok().flatten(),
+                tpm_limit: r.try_get("b_tpm_limit").ok().flatten(),
+                rpm_limit: r.try_get("b_rpm_limit").ok().flatten(),
+                tpd_limit: r.try_get("b_tpd_limit").ok().flatten(),
+                model_max_budget: r
+                    .try_get::<Option<String>, _>("b_model_max_budget")
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .filter(|v| !v.is_null()),
+                budget_duration: r.try_get("b_budget_duration").ok().flatten(),
+                budget_reset_at: parse_ts(r.try_get("b_budget_reset_at").ok().flatten()),
+                allowed_models: strings(r.try_get("b_allowed_models").ok().flatten()),
+                temp_budget_increase: r.try_get("b_temp_budget_increase").ok().flatten(),
+                temp_budget_expiry: parse_ts(r.try_get("b_temp_budget_expiry").ok().flatten()),
+                created_at: parse_ts(r.try_get("b_created_at").ok().flatten()),
+                created_by: r
+                    .try_get::<Option<String>, _>("b_created_by")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                updated_at: parse_ts(r.try_get("b_updated_at").ok().flatten()),
+                updated_by: r
+                    .try_get::<Option<String>, _>("b_updated_by")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            }),
+        }
+    }};
+}
+
+pub fn membership_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> MembershipRow {
+    membership_from_row!(r)
+}
+
+pub fn membership_from_pg(r: &sqlx::postgres::PgRow) -> MembershipRow {
+    membership_from_row!(r)
+}

@@ -1,9 +1,98 @@
-//! SQL for `LiteLLM_TeamTable` (the `/team/*` routes). Membership lives in the team row's
-//! `members_with_roles` list, as in LiteLLM; deleting a team also deletes its keys, in the same
-//! transaction.
+//! SQL for `LiteLLM_TeamTable` (the `/team/*` routes). The roster lives in the team row's
+//! `members_with_roles` list, as in LiteLLM (membership rows and member budgets are in
+//! `store::membership`); deleting a team also deletes its keys and membership rows and takes it
+//! off its users' `teams`, in the same transaction.
 
 use super::rows::{self, TeamRow};
 use super::{fmt_ts, json_text, Store, StoreError, StoreResult};
+use sqlx::QueryBuilder;
+use std::collections::HashMap;
+
+/// Filters of `/v2/team/list`.
+#[derive(Debug, Default, Clone)]
+pub struct TeamListFilter {
+    pub team_id: Option<String>,
+    /// Case-insensitive substring of `team_alias`.
+    pub team_alias: Option<String>,
+    pub organization_id: Option<String>,
+    /// `team_id` equal to (or, with `search_prefix`, starting with) it, or `team_alias`
+    /// containing it (case-insensitive).
+    pub search: Option<String>,
+    pub search_prefix: bool,
+    /// Only these teams (a user's `teams`).
+    pub team_ids: Option<Vec<String>>,
+}
+
+/// Sort order of `/v2/team/list`: a column LiteLLM allows (`team_id`, `team_alias`,
+/// `created_at`) and whether it is descending.
+#[derive(Debug, Clone, Copy)]
+pub struct TeamSort {
+    pub column: &'static str,
+    pub desc: bool,
+}
+
+fn push_team_filter_sqlite<'a>(qb: &mut QueryBuilder<'a, sqlx::Sqlite>, f: &'a TeamListFilter) {
+    qb.push(" WHERE 1=1");
+    if let Some(v) = &f.team_id {
+        qb.push(r#" AND "team_id" = "#).push_bind(v);
+    }
+    if let Some(v) = &f.team_alias {
+        qb.push(r#" AND instr(lower(COALESCE("team_alias", '')), lower("#)
+            .push_bind(v)
+            .push(")) > 0");
+    }
+    if let Some(v) = &f.organization_id {
+        qb.push(r#" AND "organization_id" = "#).push_bind(v);
+    }
+    if let Some(v) = &f.search {
+        if f.search_prefix {
+            qb.push(r#" AND (substr("team_id", 1, length("#)
+                .push_bind(v)
+                .push(")) = ")
+                .push_bind(v);
+        } else {
+            qb.push(r#" AND ("team_id" = "#).push_bind(v);
+        }
+        qb.push(r#" OR instr(lower(COALESCE("team_alias", '')), lower("#)
+            .push_bind(v)
+            .push(")) > 0)");
+    }
+    if let Some(ids) = &f.team_ids {
+        qb.push(r#" AND "team_id" IN (SELECT value FROM json_each("#)
+            .push_bind(list_text(ids))
+            .push("))");
+    }
+}
+
+fn push_team_filter_pg<'a>(qb: &mut QueryBuilder<'a, sqlx::Postgres>, f: &'a TeamListFilter) {
+    qb.push(" WHERE 1=1");
+    if let Some(v) = &f.team_id {
+        qb.push(r#" AND "team_id" = "#).push_bind(v);
+    }
+    if let Some(v) = &f.team_alias {
+        qb.push(r#" AND strpos(lower(COALESCE("team_alias", '')), lower("#)
+            .push_bind(v)
+            .push(")) > 0");
+    }
+    if let Some(v) = &f.organization_id {
+        qb.push(r#" AND "organization_id" = "#).push_bind(v);
+    }
+    if let Some(v) = &f.search {
+        if f.search_prefix {
+            qb.push(r#" AND (starts_with("team_id", "#)
+                .push_bind(v)
+                .push(")");
+        } else {
+            qb.push(r#" AND ("team_id" = "#).push_bind(v);
+        }
+        qb.push(r#" OR strpos(lower(COALESCE("team_alias", '')), lower("#)
+            .push_bind(v)
+            .push(")) > 0)");
+    }
+    if let Some(ids) = &f.team_ids {
+        qb.push(r#" AND "team_id" = ANY("#).push_bind(ids).push(")");
+    }
+}
 
 const PG_TEAM_COLUMNS: &str = r#""team_id", "team_alias", "organization_id",
     COALESCE(array_to_json("admins")::text, '[]') AS "admins",
@@ -171,8 +260,9 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes teams and every key that belongs to them, in one transaction. Returns the team
-    /// ids that existed and the hashes of the deleted keys (for cache invalidation).
+    /// Deletes teams with every key that belongs to them and their membership rows, and takes
+    /// the teams off their users' `teams`, in one transaction. Returns the team ids that existed
+    /// and the hashes of the deleted keys (for cache invalidation).
     pub async fn delete_teams(&self, ids: &[String]) -> StoreResult<(Vec<String>, Vec<String>)> {
         let mut teams = Vec::new();
         let mut tokens = Vec::new();
@@ -187,6 +277,14 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     tokens.extend(gone.into_iter().map(|(t,)| t));
+                    sqlx::query(r#"DELETE FROM "LiteLLM_TeamMembership" WHERE "team_id" = ?1"#)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "teams" = (SELECT json_group_array(value) FROM json_each("teams") WHERE value <> ?1) WHERE EXISTS (SELECT 1 FROM json_each("teams") WHERE value = ?1)"#)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     let r = sqlx::query(r#"DELETE FROM "LiteLLM_TeamTable" WHERE "team_id" = ?1"#)
                         .bind(id)
                         .execute(&mut *tx)
@@ -207,6 +305,14 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     tokens.extend(gone.into_iter().map(|(t,)| t));
+                    sqlx::query(r#"DELETE FROM "LiteLLM_TeamMembership" WHERE "team_id" = $1"#)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "teams" = array_remove("teams", $1) WHERE $1 = ANY("teams")"#)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     let r = sqlx::query(r#"DELETE FROM "LiteLLM_TeamTable" WHERE "team_id" = $1"#)
                         .bind(id)
                         .execute(&mut *tx)
@@ -219,5 +325,88 @@ impl Store {
             }
         }
         Ok((teams, tokens))
+    }
+
+    /// A page of teams matching a filter, and how many match in all.
+    pub async fn list_teams_page(
+        &self,
+        f: &TeamListFilter,
+        sort: TeamSort,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<TeamRow>, i64)> {
+        let dir = if sort.desc { "DESC" } else { "ASC" };
+        match self {
+            Self::Sqlite(p) => {
+                let mut qb = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    r#"SELECT {SQLITE_TEAM_COLUMNS} FROM "LiteLLM_TeamTable""#
+                ));
+                push_team_filter_sqlite(&mut qb, f);
+                qb.push(format!(
+                    r#" ORDER BY "{}" {dir}, "team_id" LIMIT "#,
+                    sort.column
+                ))
+                .push_bind(limit)
+                .push(" OFFSET ")
+                .push_bind(offset);
+                let rows = qb.build().fetch_all(p).await?;
+                let mut cq = QueryBuilder::<sqlx::Sqlite>::new(
+                    r#"SELECT COUNT(*) FROM "LiteLLM_TeamTable""#,
+                );
+                push_team_filter_sqlite(&mut cq, f);
+                let (total,): (i64,) = cq.build_query_as().fetch_one(p).await?;
+                Ok((rows.iter().map(rows::team_from_sqlite).collect(), total))
+            }
+            Self::Postgres(p) => {
+                let mut qb = QueryBuilder::<sqlx::Postgres>::new(format!(
+                    r#"SELECT {PG_TEAM_COLUMNS} FROM "LiteLLM_TeamTable""#
+                ));
+                push_team_filter_pg(&mut qb, f);
+                let nulls = if sort.desc {
+                    "NULLS LAST"
+                } else {
+                    "NULLS FIRST"
+                };
+                qb.push(format!(
+                    r#" ORDER BY "{}" {dir} {nulls}, "team_id" LIMIT "#,
+                    sort.column
+                ))
+                .push_bind(limit)
+                .push(" OFFSET ")
+                .push_bind(offset);
+                let rows = qb.build().fetch_all(p).await?;
+                let mut cq = QueryBuilder::<sqlx::Postgres>::new(
+                    r#"SELECT COUNT(*) FROM "LiteLLM_TeamTable""#,
+                );
+                push_team_filter_pg(&mut cq, f);
+                let (total,): (i64,) = cq.build_query_as().fetch_one(p).await?;
+                Ok((rows.iter().map(rows::team_from_pg).collect(), total))
+            }
+        }
+    }
+
+    /// How many keys each of these teams has (teams without keys are absent).
+    pub async fn count_keys_by_team(
+        &self,
+        team_ids: &[String],
+    ) -> StoreResult<HashMap<String, i64>> {
+        if team_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, i64)> = match self {
+            Self::Sqlite(p) => {
+                sqlx::query_as(r#"SELECT "team_id", COUNT(*) FROM "LiteLLM_VerificationToken" WHERE "team_id" IN (SELECT value FROM json_each(?1)) GROUP BY "team_id""#)
+                    .bind(list_text(team_ids))
+                    .fetch_all(p)
+                    .await?
+            }
+            Self::Postgres(p) => {
+                sqlx::query_as(r#"SELECT "team_id", COUNT(*) FROM "LiteLLM_VerificationToken" WHERE "team_id" = ANY($1) GROUP BY "team_id""#)
+                    .bind(team_ids)
+                    .fetch_all(p)
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().collect())
     }
 }

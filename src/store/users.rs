@@ -122,101 +122,15 @@ impl Store {
     }
 
     async fn write_user(&self, u: &UserRow, insert: bool) -> StoreResult<()> {
-        let dup_email = || {
-            StoreError::Conflict(format!(
-                "User with email={} already exists.",
-                u.user_email.as_deref().unwrap_or_default()
-            ))
-        };
         match self {
             Self::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                if let Some(email) = &u.user_email {
-                    let dup: Option<(String,)> = sqlx::query_as(
-                        r#"SELECT "user_id" FROM "LiteLLM_UserTable" WHERE "user_email" = ?1 AND "user_id" <> ?2"#,
-                    )
-                    .bind(email)
-                    .bind(&u.user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if dup.is_some() {
-                        return Err(dup_email());
-                    }
-                }
-                let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_UserTable" ("user_id","user_alias","team_id","organization_id","teams","user_role","max_budget","spend","user_email","models","metadata","max_parallel_requests","tpm_limit","rpm_limit","budget_duration","budget_reset_at","model_spend","model_max_budget","created_at","updated_at") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"#
-                } else {
-                    r#"UPDATE "LiteLLM_UserTable" SET "user_alias"=?2,"team_id"=?3,"organization_id"=?4,"teams"=?5,"user_role"=?6,"max_budget"=?7,"spend"=?8,"user_email"=?9,"models"=?10,"metadata"=?11,"max_parallel_requests"=?12,"tpm_limit"=?13,"rpm_limit"=?14,"budget_duration"=?15,"budget_reset_at"=?16,"model_spend"=?17,"model_max_budget"=?18,"created_at"=?19,"updated_at"=?20 WHERE "user_id"=?1"#
-                };
-                sqlx::query(sql)
-                    .bind(&u.user_id)
-                    .bind(&u.user_alias)
-                    .bind(&u.team_id)
-                    .bind(&u.organization_id)
-                    .bind(serde_json::to_string(&u.teams).unwrap_or_else(|_| "[]".into()))
-                    .bind(&u.user_role)
-                    .bind(u.max_budget)
-                    .bind(u.spend)
-                    .bind(&u.user_email)
-                    .bind(serde_json::to_string(&u.models).unwrap_or_else(|_| "[]".into()))
-                    .bind(json_text(&u.metadata))
-                    .bind(u.max_parallel_requests)
-                    .bind(u.tpm_limit)
-                    .bind(u.rpm_limit)
-                    .bind(&u.budget_duration)
-                    .bind(u.budget_reset_at.map(fmt_ts))
-                    .bind(json_text(&u.model_spend))
-                    .bind(json_text(&u.model_max_budget))
-                    .bind(u.created_at.map(fmt_ts))
-                    .bind(u.updated_at.map(fmt_ts))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| conflict(u, e))?;
+                write_user_sqlite(&mut tx, u, insert).await?;
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                if let Some(email) = &u.user_email {
-                    let dup: Option<(String,)> = sqlx::query_as(
-                        r#"SELECT "user_id" FROM "LiteLLM_UserTable" WHERE "user_email" = $1 AND "user_id" <> $2 FOR UPDATE"#,
-                    )
-                    .bind(email)
-                    .bind(&u.user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if dup.is_some() {
-                        return Err(dup_email());
-                    }
-                }
-                let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_UserTable" ("user_id","user_alias","team_id","organization_id","teams","user_role","max_budget","spend","user_email","models","metadata","max_parallel_requests","tpm_limit","rpm_limit","budget_duration","budget_reset_at","model_spend","model_max_budget","created_at","updated_at") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11::jsonb,$12,$13,$14,$15,$16,$17::jsonb,$18::jsonb,$19,$20)"#
-                } else {
-                    r#"UPDATE "LiteLLM_UserTable" SET "user_alias"=$2,"team_id"=$3,"organization_id"=$4,"teams"=$5,"user_role"=$6,"max_budget"=$7,"spend"=$8,"user_email"=$9,"models"=$10,"metadata"=$11::jsonb,"max_parallel_requests"=$12,"tpm_limit"=$13,"rpm_limit"=$14,"budget_duration"=$15,"budget_reset_at"=$16,"model_spend"=$17::jsonb,"model_max_budget"=$18::jsonb,"created_at"=$19,"updated_at"=$20 WHERE "user_id"=$1"#
-                };
-                sqlx::query(sql)
-                    .bind(&u.user_id)
-                    .bind(&u.user_alias)
-                    .bind(&u.team_id)
-                    .bind(&u.organization_id)
-                    .bind(&u.teams)
-                    .bind(&u.user_role)
-                    .bind(u.max_budget)
-                    .bind(u.spend)
-                    .bind(&u.user_email)
-                    .bind(&u.models)
-                    .bind(json_text(&u.metadata))
-                    .bind(u.max_parallel_requests.map(|v| v as i32))
-                    .bind(u.tpm_limit)
-                    .bind(u.rpm_limit)
-                    .bind(&u.budget_duration)
-                    .bind(u.budget_reset_at)
-                    .bind(json_text(&u.model_spend))
-                    .bind(json_text(&u.model_max_budget))
-                    .bind(u.created_at)
-                    .bind(u.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| conflict(u, e))?;
+                write_user_pg(&mut tx, u, insert).await?;
                 tx.commit().await?;
             }
         }
@@ -317,4 +231,119 @@ impl Store {
             }
         }
     }
+}
+
+/// Inserts or overwrites a user on an open SQLite connection (a transaction of the caller);
+/// a duplicate `user_id` or `user_email` is a [`StoreError::Conflict`].
+pub(super) async fn write_user_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    u: &UserRow,
+    insert: bool,
+) -> StoreResult<()> {
+    let dup_email = || {
+        StoreError::Conflict(format!(
+            "User with email={} already exists.",
+            u.user_email.as_deref().unwrap_or_default()
+        ))
+    };
+
+    if let Some(email) = &u.user_email {
+        let dup: Option<(String,)> = sqlx::query_as(
+                        r#"SELECT "user_id" FROM "LiteLLM_UserTable" WHERE "user_email" = ?1 AND "user_id" <> ?2"#,
+                    )
+                    .bind(email)
+                    .bind(&u.user_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+        if dup.is_some() {
+            return Err(dup_email());
+        }
+    }
+    let sql = if insert {
+        r#"INSERT INTO "LiteLLM_UserTable" ("user_id","user_alias","team_id","organization_id","teams","user_role","max_budget","spend","user_email","models","metadata","max_parallel_requests","tpm_limit","rpm_limit","budget_duration","budget_reset_at","model_spend","model_max_budget","created_at","updated_at") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"#
+    } else {
+        r#"UPDATE "LiteLLM_UserTable" SET "user_alias"=?2,"team_id"=?3,"organization_id"=?4,"teams"=?5,"user_role"=?6,"max_budget"=?7,"spend"=?8,"user_email"=?9,"models"=?10,"metadata"=?11,"max_parallel_requests"=?12,"tpm_limit"=?13,"rpm_limit"=?14,"budget_duration"=?15,"budget_reset_at"=?16,"model_spend"=?17,"model_max_budget"=?18,"created_at"=?19,"updated_at"=?20 WHERE "user_id"=?1"#
+    };
+    sqlx::query(sql)
+        .bind(&u.user_id)
+        .bind(&u.user_alias)
+        .bind(&u.team_id)
+        .bind(&u.organization_id)
+        .bind(serde_json::to_string(&u.teams).unwrap_or_else(|_| "[]".into()))
+        .bind(&u.user_role)
+        .bind(u.max_budget)
+        .bind(u.spend)
+        .bind(&u.user_email)
+        .bind(serde_json::to_string(&u.models).unwrap_or_else(|_| "[]".into()))
+        .bind(json_text(&u.metadata))
+        .bind(u.max_parallel_requests)
+        .bind(u.tpm_limit)
+        .bind(u.rpm_limit)
+        .bind(&u.budget_duration)
+        .bind(u.budget_reset_at.map(fmt_ts))
+        .bind(json_text(&u.model_spend))
+        .bind(json_text(&u.model_max_budget))
+        .bind(u.created_at.map(fmt_ts))
+        .bind(u.updated_at.map(fmt_ts))
+        .execute(&mut *c)
+        .await
+        .map_err(|e| conflict(u, e))?;
+    Ok(())
+}
+
+/// [`write_user_sqlite`] for Postgres.
+pub(super) async fn write_user_pg(
+    c: &mut sqlx::PgConnection,
+    u: &UserRow,
+    insert: bool,
+) -> StoreResult<()> {
+    let dup_email = || {
+        StoreError::Conflict(format!(
+            "User with email={} already exists.",
+            u.user_email.as_deref().unwrap_or_default()
+        ))
+    };
+
+    if let Some(email) = &u.user_email {
+        let dup: Option<(String,)> = sqlx::query_as(
+                        r#"SELECT "user_id" FROM "LiteLLM_UserTable" WHERE "user_email" = $1 AND "user_id" <> $2 FOR UPDATE"#,
+                    )
+                    .bind(email)
+                    .bind(&u.user_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+        if dup.is_some() {
+            return Err(dup_email());
+        }
+    }
+    let sql = if insert {
+        r#"INSERT INTO "LiteLLM_UserTable" ("user_id","user_alias","team_id","organization_id","teams","user_role","max_budget","spend","user_email","models","metadata","max_parallel_requests","tpm_limit","rpm_limit","budget_duration","budget_reset_at","model_spend","model_max_budget","created_at","updated_at") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11::jsonb,$12,$13,$14,$15,$16,$17::jsonb,$18::jsonb,$19,$20)"#
+    } else {
+        r#"UPDATE "LiteLLM_UserTable" SET "user_alias"=$2,"team_id"=$3,"organization_id"=$4,"teams"=$5,"user_role"=$6,"max_budget"=$7,"spend"=$8,"user_email"=$9,"models"=$10,"metadata"=$11::jsonb,"max_parallel_requests"=$12,"tpm_limit"=$13,"rpm_limit"=$14,"budget_duration"=$15,"budget_reset_at"=$16,"model_spend"=$17::jsonb,"model_max_budget"=$18::jsonb,"created_at"=$19,"updated_at"=$20 WHERE "user_id"=$1"#
+    };
+    sqlx::query(sql)
+        .bind(&u.user_id)
+        .bind(&u.user_alias)
+        .bind(&u.team_id)
+        .bind(&u.organization_id)
+        .bind(&u.teams)
+        .bind(&u.user_role)
+        .bind(u.max_budget)
+        .bind(u.spend)
+        .bind(&u.user_email)
+        .bind(&u.models)
+        .bind(json_text(&u.metadata))
+        .bind(u.max_parallel_requests.map(|v| v as i32))
+        .bind(u.tpm_limit)
+        .bind(u.rpm_limit)
+        .bind(&u.budget_duration)
+        .bind(u.budget_reset_at)
+        .bind(json_text(&u.model_spend))
+        .bind(json_text(&u.model_max_budget))
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| conflict(u, e))?;
+    Ok(())
 }

@@ -410,10 +410,16 @@ async fn plain_keys_cannot_probe_health_or_read_spend() {
             .await
             .unwrap();
         if p.starts_with("/key/list") {
-            // Non-admins list only their own keys.
-            assert_eq!(r.status(), 200, "{p}");
+            // Listing keys takes a user: a key without one is refused (LiteLLM's 403).
+            assert_eq!(r.status(), 403, "{p}");
             let v: Value = r.json().await.unwrap();
-            assert_eq!(v["total_count"], 1);
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("No 'user_id' is associated with your API key"),
+                "{v}"
+            );
         } else {
             assert_eq!(r.status(), 401, "{p}");
         }

@@ -18,4 +18,5 @@ mod routes;
 mod shutdown;
 mod spend_reports;
 mod streaming;
+mod team_rights;
 mod teams;

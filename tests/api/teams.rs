@@ -96,7 +96,14 @@ async fn users_crud_on_every_backend() {
             .send()
             .await
             .unwrap();
-        err(other, 401).await;
+        let v = err(other, 403).await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("key not allowed to access this user's info. user_id=bob"),
+            "{v}"
+        );
         // ... and cannot create users.
         let r = gw
             .client
@@ -380,23 +387,33 @@ async fn teams_crud_members_and_keys_on_every_backend() {
         assert_eq!(info["keys"].as_array().unwrap().len(), 2, "{name}: {info}");
         err(gw.get("/team/info?team_id=ghost").await, 404).await;
         err(gw.get("/team/info").await, 400).await;
-        // A member may read its team; a plain key may not.
+        // A member may read its team, and so may the team's own keys; a key of no team may
+        // not.
+        for k in [&team_key, &team_key2] {
+            let r = gw
+                .client
+                .get(gw.url("/team/info?team_id=core"))
+                .bearer_auth(k)
+                .send()
+                .await
+                .unwrap();
+            ok(r).await;
+        }
         let r = gw
             .client
             .get(gw.url("/team/info?team_id=core"))
-            .bearer_auth(&team_key)
+            .bearer_auth(k3["key"].as_str().unwrap())
             .send()
             .await
             .unwrap();
-        ok(r).await;
-        let r = gw
-            .client
-            .get(gw.url("/team/info?team_id=core"))
-            .bearer_auth(&team_key2)
-            .send()
-            .await
-            .unwrap();
-        err(r, 401).await;
+        let v = err(r, 403).await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("User=no-row not authorized to access this team=core"),
+            "{name}: {v}"
+        );
 
         // Update.
         let up = ok(gw
@@ -491,6 +508,12 @@ async fn teams_crud_members_and_keys_on_every_backend() {
         );
         let bob = ok(gw.get("/user/info?user_id=bob").await).await;
         assert_eq!(bob["user_info"]["teams"], json!([]));
+        // Bob's key of the team went with him (LiteLLM deletes a removed member's team keys).
+        assert_eq!(
+            chat_with(&gw, &team_key, "gpt-4o").await.status(),
+            401,
+            "{name}"
+        );
         ok(gw
             .post(
                 "/team/member_delete",
@@ -509,12 +532,20 @@ async fn teams_crud_members_and_keys_on_every_backend() {
         .await;
 
         // Delete cascades to the team's keys and memberships.
-        assert_eq!(chat_with(&gw, &team_key, "gpt-4o").await.status(), 200);
+        assert_eq!(chat_with(&gw, &team_key2, "gpt-4o").await.status(), 200);
         let d = ok(gw.post("/team/delete", json!({"team_ids": ["core"]})).await).await;
-        assert_eq!(d["deleted_teams"], json!(["core"]));
-        assert_eq!(d["deleted_keys"], 3, "{name}: {d}");
         assert_eq!(
-            chat_with(&gw, &team_key, "gpt-4o").await.status(),
+            d,
+            json!({"deleted_teams": ["core"]}),
+            "{name}: LiteLLM's shape"
+        );
+        let left = ok(gw.get("/key/list?team_id=core").await).await;
+        assert_eq!(
+            left["total_count"], 0,
+            "{name}: the team's keys went with it"
+        );
+        assert_eq!(
+            chat_with(&gw, &team_key2, "gpt-4o").await.status(),
             401,
             "{name}"
         );
@@ -548,12 +579,12 @@ async fn teams_crud_members_and_keys_on_every_backend() {
 #[tokio::test]
 async fn team_routes_are_admin_only() {
     let gw = gateway(&keys_config(None), None).await;
+    ok(gw.post("/team/new", json!({"team_id": "x"})).await).await;
     let k = ok(gw.post("/key/generate", json!({})).await).await;
     let key = k["key"].as_str().unwrap();
+    // Team self-service routes: only proxy admins and the team's admins (403 for others).
     for (path, body) in [
-        ("/team/new", json!({})),
-        ("/team/update", json!({"team_id": "x"})),
-        ("/team/delete", json!({"team_ids": ["x"]})),
+        ("/team/update", json!({"team_id": "x", "rpm_limit": 1})),
         (
             "/team/member_add",
             json!({"team_id": "x", "member": {"role": "user", "user_id": "u"}}),
@@ -562,6 +593,24 @@ async fn team_routes_are_admin_only() {
             "/team/member_delete",
             json!({"team_id": "x", "user_id": "u"}),
         ),
+        (
+            "/team/member_update",
+            json!({"team_id": "x", "user_id": "u", "max_budget_in_team": 1}),
+        ),
+    ] {
+        let r = gw
+            .client
+            .post(gw.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    for (path, body) in [
+        ("/team/new", json!({})),
+        ("/team/delete", json!({"team_ids": ["x"]})),
         ("/team/block", json!({"team_id": "x"})),
         ("/team/unblock", json!({"team_id": "x"})),
         ("/team/model/add", json!({"team_id": "x", "models": ["m"]})),
@@ -582,7 +631,7 @@ async fn team_routes_are_admin_only() {
             .unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }
-    for path in ["/team/list", "/user/list"] {
+    for path in ["/team/list", "/v2/team/list", "/user/list"] {
         let r = gw
             .client
             .get(gw.url(path))
