@@ -4,6 +4,8 @@
 //! naming `request_body` for malformed JSON), so no route ever answers with axum's plain-text
 //! rejections.
 
+pub mod budgets;
+pub mod customers;
 pub mod health;
 pub mod keys;
 pub mod llm;

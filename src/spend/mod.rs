@@ -106,6 +106,12 @@ impl Budgets {
         self.keys.entry(key.to_string()).or_default().spend += cost;
     }
 
+    /// Forgets a figure no call is holding a reservation on (it is read again from the
+    /// database when next needed).
+    pub fn forget_idle(&self, key: &str) {
+        self.keys.remove_if(key, |_, m| m.reserved <= 0.0);
+    }
+
     pub fn reset(&self, key: &str, spend: f64) {
         self.keys.insert(
             key.to_string(),
@@ -119,14 +125,25 @@ impl Budgets {
 }
 
 /// The budget reset job: every `every`, budgets past their `budget_reset_at` (keys, users,
-/// teams) go back to 0 in the store and in this replica's memory, and the affected cached keys
-/// are dropped. Other replicas see the moved `budget_reset_at` when they next load the key.
+/// teams, and budget rows with the end users on them) go back to 0 in the store and in this
+/// replica's memory, and the affected cached keys and end users are dropped. Other replicas see
+/// the moved `budget_reset_at` when they next load the key or end user.
 pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let Some(state) = state.upgrade() else { return };
         let now = chrono::Utc::now().naive_utc();
-        match state.store.reset_due_budgets(now).await {
+        let default_end_user_budget = state
+            .loaded
+            .config
+            .litellm_settings
+            .max_end_user_budget_id
+            .as_deref();
+        match state
+            .store
+            .reset_due_budgets(now, default_end_user_budget)
+            .await
+        {
             Ok(reset) => {
                 for (kind, id) in reset {
                     tracing::info!(kind, id = %id, "budget reset");
@@ -137,6 +154,7 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                                 .keys
                                 .retain(|_, c| c.row.team_id.as_deref() != Some(&id));
                         }
+                        "budget" => state.end_users.on_budget_reset(&id, &state.budgets),
                         "user" => {
                             state.budgets.reset(&format!("user:{id}"), 0.0);
                             state
@@ -271,6 +289,13 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
             bump(&mut b.team_spend, t, cost);
         }
     }
+    // Every successful call of an end user is counted, free ones too: that is what creates
+    // the end user's row (LiteLLM upserts it on spend).
+    if ev.log.status == "success" {
+        if let Some(u) = &ev.log.end_user {
+            bump(&mut b.end_user_spend, u, cost.max(0.0));
+        }
+    }
     if !disable_logs {
         if b.logs.len() >= MAX_PENDING_LOGS {
             b.logs.remove(0);
@@ -294,6 +319,7 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
         && pending.key_spend.is_empty()
         && pending.user_spend.is_empty()
         && pending.team_spend.is_empty()
+        && pending.end_user_spend.is_empty()
     {
         return;
     }

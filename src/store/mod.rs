@@ -1,4 +1,5 @@
-//! The only place with SQL: virtual keys, users, teams and spend, on SQLite (embedded default) or Postgres.
+//! The only place with SQL: virtual keys, users, teams, end users, budgets and spend, on SQLite
+//! (embedded default) or Postgres.
 //!
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
 //! a database a LiteLLM proxy created is read and written as is; migrations only create what
@@ -6,11 +7,16 @@
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod budgets;
+mod end_users;
 mod rows;
 mod teams;
 mod users;
 
-pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
+pub use end_users::BudgetWrite;
+pub use rows::{
+    parse_ts_str as rows_parse_ts, BudgetRow, EndUserRow, KeyRow, SpendLogRow, TeamRow, UserRow,
+};
 pub use users::UserFilter;
 
 use chrono::NaiveDateTime;
@@ -39,6 +45,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+    /// A write named rows that do not exist; nothing was written.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl StoreError {
@@ -107,6 +116,8 @@ pub struct SpendBatch {
     pub key_spend: Vec<(String, f64)>,
     pub user_spend: Vec<(String, f64)>,
     pub team_spend: Vec<(String, f64)>,
+    /// End users (the request's `user`): increments, creating the row when it is missing.
+    pub end_user_spend: Vec<(String, f64)>,
 }
 
 impl Store {
@@ -481,6 +492,10 @@ impl Store {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
+                for (u, s) in &b.end_user_spend {
+                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES (?1, ?2, 0) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "spend" + excluded."spend""#)
+                        .bind(u).bind(s).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -527,6 +542,10 @@ impl Store {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
+                for (u, s) in &b.end_user_spend {
+                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES ($1, $2, false) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "LiteLLM_EndUserTable"."spend" + excluded."spend""#)
+                        .bind(u).bind(s).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
         }
@@ -552,13 +571,15 @@ impl Store {
         }
     }
 
-    /// Total spend across all keys' logs.
-    /// Budgets whose `budget_reset_at` has passed, on keys, users and teams: spend back to 0 and
-    /// the next reset one `budget_duration` later. Returns what this call reset, as
-    /// (`"key"` | `"user"` | `"team"`, id); a row another replica reset first is skipped.
+    /// Budgets whose `budget_reset_at` has passed, on keys, users, teams and budget rows: spend
+    /// back to 0 and the next reset one `budget_duration` later. A due budget row resets the
+    /// end users linked to it (and, when it is `default_end_user_budget`, the end users linked
+    /// to none). Returns what this call reset, as (`"key"` | `"user"` | `"team"` | `"budget"`,
+    /// id); a row another replica reset first is skipped.
     pub async fn reset_due_budgets(
         &self,
         now: NaiveDateTime,
+        default_end_user_budget: Option<&str>,
     ) -> StoreResult<Vec<(&'static str, String)>> {
         const TABLES: [(&str, &str, &str); 3] = [
             ("key", "LiteLLM_VerificationToken", "token"),
@@ -615,9 +636,16 @@ impl Store {
                 }
             }
         }
+        for id in self
+            .reset_due_budget_rows(now, default_end_user_budget)
+            .await?
+        {
+            out.push(("budget", id));
+        }
         Ok(out)
     }
 
+    /// Total spend across all keys' logs.
     pub async fn global_spend(&self) -> StoreResult<f64> {
         let (v,): (Option<f64>,) = match self {
             Self::Sqlite(p) => {
