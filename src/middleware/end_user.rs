@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 /// headers, checked first).
 const END_USER_HEADERS: [&str; 2] = ["x-litellm-customer-id", "x-litellm-end-user-id"];
 
-/// Most end users cached at once. End-user ids come from clients, so the cache is bounded:
-/// past this size stale entries are swept, and if every entry is fresh the cache starts over
-/// (a cache miss costs one query, never a wrong answer).
+/// Most end users cached at once. End-user ids come from clients, so the cache is bounded
+/// (see [`EndUserCache::shrink`]); a miss costs one query, never a wrong answer.
 const MAX_CACHED: usize = 100_000;
 
 /// An end user as the LLM routes see it.
@@ -116,13 +115,19 @@ struct Cached {
 pub struct EndUserCache {
     map: DashMap<String, Cached>,
     ttl: Duration,
+    cap: usize,
 }
 
 impl EndUserCache {
     pub fn new(ttl: Duration) -> Self {
+        Self::with_cap(ttl, MAX_CACHED)
+    }
+
+    fn with_cap(ttl: Duration, cap: usize) -> Self {
         Self {
             map: DashMap::new(),
             ttl,
+            cap,
         }
     }
 
@@ -132,18 +137,8 @@ impl EndUserCache {
     }
 
     fn insert(&self, user: Arc<EndUser>, budgets: &Budgets) {
-        if self.map.len() >= MAX_CACHED {
-            let ttl = self.ttl;
-            self.map.retain(|id, c| {
-                let fresh = c.loaded_at.elapsed() < ttl;
-                if !fresh {
-                    budgets.forget_idle(&EndUser::budget_scope(id));
-                }
-                fresh
-            });
-            if self.map.len() >= MAX_CACHED {
-                self.map.clear();
-            }
+        if self.map.len() >= self.cap {
+            self.shrink(budgets);
         }
         self.map.insert(
             user.id.clone(),
@@ -152,6 +147,26 @@ impl EndUserCache {
                 loaded_at: Instant::now(),
             },
         );
+    }
+
+    /// Makes room: stale entries go (with their idle spend figures, which the database holds
+    /// by now); when that frees less than half, everything goes, so a full cache of fresh
+    /// entries costs one sweep per `cap / 2` new end users, not one per request.
+    fn shrink(&self, budgets: &Budgets) {
+        let ttl = self.ttl;
+        self.map.retain(|id, c| {
+            let fresh = c.loaded_at.elapsed() < ttl;
+            if !fresh {
+                budgets.forget_idle(&EndUser::budget_scope(id));
+            }
+            fresh
+        });
+        if self.map.len() >= self.cap / 2 {
+            for e in self.map.iter() {
+                budgets.forget_idle(&EndUser::budget_scope(e.key()));
+            }
+            self.map.clear();
+        }
     }
 
     /// Drops end users whose rows changed; the next request reads them again.
@@ -276,6 +291,56 @@ mod tests {
         let empty = body(serde_json::json!({"user": "  "}));
         assert_eq!(end_user_id(&HeaderMap::new(), &empty), None);
         assert_eq!(end_user_id(&HeaderMap::new(), &Map::new()), None);
+    }
+
+    fn user(id: &str) -> Arc<EndUser> {
+        Arc::new(EndUser {
+            id: id.into(),
+            blocked: false,
+            models: Vec::new(),
+            budget_id: None,
+            max_budget: Some(1.0),
+            limits: None,
+        })
+    }
+
+    #[test]
+    fn a_full_cache_drops_stale_entries_and_their_idle_spend() {
+        let budgets = Budgets::default();
+        let cache = EndUserCache::with_cap(Duration::from_millis(300), 4);
+        for id in ["a", "b", "c"] {
+            budgets.add(&EndUser::budget_scope(id), 0.5);
+            cache.insert(user(id), &budgets);
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        cache.insert(user("d"), &budgets);
+        assert!(cache.get("d").is_some() && cache.get("a").is_none());
+        // At the cap: the three stale entries go, "d" and "e" stay.
+        cache.insert(user("e"), &budgets);
+        assert_eq!(cache.map.len(), 2);
+        assert!(budgets.spend(&EndUser::budget_scope("a")).is_none());
+        // All fresh at the cap: sweeping frees nothing, so the cache starts over.
+        cache.insert(user("f"), &budgets);
+        cache.insert(user("g"), &budgets);
+        cache.insert(user("h"), &budgets);
+        assert_eq!(cache.map.len(), 1);
+        assert!(cache.get("h").is_some());
+    }
+
+    #[test]
+    fn a_budget_reset_clears_cached_end_users_on_that_tier() {
+        let budgets = Budgets::default();
+        let cache = EndUserCache::new(Duration::from_secs(60));
+        let mut on_tier = (*user("t")).clone();
+        on_tier.budget_id = Some("tier".into());
+        budgets.add(&EndUser::budget_scope("t"), 0.7);
+        budgets.add(&EndUser::budget_scope("o"), 0.7);
+        cache.insert(Arc::new(on_tier), &budgets);
+        cache.insert(user("o"), &budgets);
+        cache.on_budget_reset("tier", &budgets);
+        assert!(cache.get("t").is_none() && cache.get("o").is_some());
+        assert_eq!(budgets.spend(&EndUser::budget_scope("t")), Some(0.0));
+        assert_eq!(budgets.spend(&EndUser::budget_scope("o")), Some(0.7));
     }
 
     #[test]

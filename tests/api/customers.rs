@@ -880,3 +880,54 @@ async fn end_user_budgets_reset_after_their_budget_duration_on_every_backend() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_end_users_rpm_limit_is_shared_by_replicas_through_redis() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("TEST_REDIS_URL not set: skipping (the test command sets it)");
+        return;
+    };
+    // Two replicas on one database and one Redis; the end user id is unique to this run, so
+    // its Redis counter is its own.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let cfg = keys_config(None) + &format!("router_settings:\n  redis_url: {url}\n");
+    let g1 = gateway_with_db(&cfg, &db).await;
+    let g2 = gateway_with_db(&cfg, &db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let user = format!("shared-{}", uuid::Uuid::new_v4().simple());
+    ok(g1
+        .post("/customer/new", json!({"user_id": user, "rpm_limit": 3}))
+        .await)
+    .await;
+    let mut got = Vec::new();
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        got.push(chat_as(gw, &user, "gpt-4o").await.status().as_u16());
+    }
+    assert_eq!(got, [200, 200, 200, 429, 429, 429], "three a minute in all");
+}
+
+#[tokio::test]
+async fn end_users_are_served_from_the_cache_until_its_ttl() {
+    // Two replicas on one database: a block made on the second reaches the first only when its
+    // cached answer (here a negative one: the end user was unknown) expires.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let cfg = keys_config(None) + "  user_api_key_cache_ttl: 1\n";
+    let g1 = gateway_with_db(&cfg, &db).await;
+    let g2 = gateway_with_db(&cfg, &db).await;
+    assert_eq!(chat_as(&g1, "cached", "gpt-4o").await.status(), 200);
+    ok(g2
+        .post("/customer/block", json!({"user_ids": ["cached"]}))
+        .await)
+    .await;
+    assert_eq!(chat_as(&g2, "cached", "gpt-4o").await.status(), 400);
+    assert_eq!(
+        chat_as(&g1, "cached", "gpt-4o").await.status(),
+        200,
+        "g1 answers from its cache, without reading the row"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(chat_as(&g1, "cached", "gpt-4o").await.status(), 400);
+}
