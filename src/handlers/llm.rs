@@ -1,7 +1,8 @@
 //! The pipeline shared by `/chat/completions`, `/completions` and `/embeddings`.
 //!
-//! read body -> validate -> split LiteLLM fields -> resolve model group -> check access ->
-//! pick deployment -> mock or call upstream -> decorate with LiteLLM's `x-litellm-*` headers.
+//! read body -> validate -> split LiteLLM fields -> resolve model group -> check access (the
+//! key's, then the end user's allow-list and block) -> rate limits -> pick deployment ->
+//! reserve budgets -> mock or call upstream -> decorate with LiteLLM's `x-litellm-*` headers.
 //! Streams are confirmed (status and first event) before the 200 goes out.
 
 use super::{parse_object, read_body};
@@ -997,8 +998,8 @@ fn settle(slot: &CallSlot, usage: crate::api::Usage) -> Option<(f64, Option<f64>
 }
 
 /// Takes the caller's rate-limit counters (key, user, team, end user, model-per-key,
-/// proxy-wide), or
-/// refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens` against TPM.
+/// proxy-wide), or refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens`
+/// against TPM.
 async fn check_rate_limits(
     state: &AppState,
     auth: &AuthCtx,
