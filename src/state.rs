@@ -57,6 +57,8 @@ pub struct Inner {
     /// Virtual keys by hash, so a cached key costs no database round trip.
     pub keys: DashMap<String, CachedKey>,
     pub key_cache_ttl: Duration,
+    /// End users (the `user` of LLM requests) by id, cached like keys.
+    pub end_users: crate::middleware::end_user::EndUserCache,
 }
 
 #[derive(Clone)]
@@ -244,6 +246,7 @@ impl AppState {
             spend,
             keys: DashMap::new(),
             key_cache_ttl,
+            end_users: crate::middleware::end_user::EndUserCache::new(key_cache_ttl),
             redis,
             limiter,
             cooldowns,

@@ -466,6 +466,29 @@ mod tests {
     }
 
     #[test]
+    fn end_user_budget_settings_are_typed() {
+        let text = "litellm_settings:\n  max_end_user_budget: \"0.5\"\n  max_end_user_budget_id: free-tier\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let ls = &cfg.config.litellm_settings;
+        assert_eq!(ls.max_end_user_budget, Some(0.5));
+        assert_eq!(ls.max_end_user_budget_id.as_deref(), Some("free-tier"));
+        assert!(
+            !cfg.warnings
+                .iter()
+                .any(|w| w.contains("max_end_user_budget")),
+            "{:?}",
+            cfg.warnings
+        );
+        let err = load_str("litellm_settings:\n  max_end_user_budget: lots\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("litellm_settings.max_end_user_budget"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn numeric_strings_are_accepted() {
         let text = "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      rpm: \"100\"\n      timeout: \"2.5\"\n";
         let cfg = load_str(text, "t.yaml").unwrap();

@@ -157,6 +157,12 @@ pub struct LitellmSettings {
     #[serde(deserialize_with = "opt_f64")]
     pub max_budget: Option<f64>,
     pub budget_duration: Option<String>,
+    /// What an end user (the request's `user`) with no budget row of its own may spend.
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_end_user_budget: Option<f64>,
+    /// A `LiteLLM_BudgetTable` row applied to end users with no budget row of their own
+    /// (takes precedence over `max_end_user_budget`).
+    pub max_end_user_budget_id: Option<String>,
     pub fallbacks: Option<Value>,
     pub context_window_fallbacks: Option<Value>,
     pub content_policy_fallbacks: Option<Value>,

@@ -42,6 +42,7 @@ pub fn require_admin_view(auth: &AuthCtx, route: &str) -> ApiResult<()> {
 pub(crate) fn store_err(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(m) => ApiError::bad_request(m),
+        StoreError::NotFound(m) => ApiError::not_found(m),
         other => ApiError::internal(format!("{other}")),
     }
 }

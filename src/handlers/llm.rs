@@ -1,7 +1,8 @@
 //! The pipeline shared by `/chat/completions`, `/completions` and `/embeddings`.
 //!
-//! read body -> validate -> split LiteLLM fields -> resolve model group -> check access ->
-//! pick deployment -> mock or call upstream -> decorate with LiteLLM's `x-litellm-*` headers.
+//! read body -> validate -> split LiteLLM fields -> resolve model group -> check access (the
+//! key's, then the end user's allow-list and block) -> rate limits -> pick deployment ->
+//! reserve budgets -> mock or call upstream -> decorate with LiteLLM's `x-litellm-*` headers.
 //! Streams are confirmed (status and first event) before the 200 goes out.
 
 use super::{parse_object, read_body};
@@ -9,6 +10,7 @@ use crate::api::messages::{self, EventEncoder};
 use crate::api::{validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::AuthCtx;
+use crate::middleware::end_user::{self, EndUser};
 use crate::middleware::request_ctx::RequestCtx;
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::params::ParamPolicy;
@@ -207,6 +209,10 @@ struct LlmRequest {
     native: Option<Map<String, Value>>,
     /// Client headers forwarded upstream (`anthropic-beta` on `/v1/messages`).
     forward_headers: Vec<(String, String)>,
+    /// The end user the request names (`user`, or LiteLLM's customer-id headers).
+    end_user_id: Option<String>,
+    /// That end user, once resolved for the call.
+    end_user: Option<Arc<EndUser>>,
 }
 
 async fn parse_request(
@@ -276,6 +282,8 @@ async fn parse_request(
         prompt_bytes: bytes.len(),
         native: None,
         forward_headers: Vec::new(),
+        end_user_id: None,
+        end_user: None,
     })
 }
 
@@ -321,6 +329,8 @@ fn parse_messages_request(
         prompt_bytes,
         native: Some(native),
         forward_headers,
+        end_user_id: None,
+        end_user: None,
     })
 }
 
@@ -353,7 +363,8 @@ async fn run(
     path_model: Option<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let req = parse_request(state, headers, kind, path_model, body).await?;
+    let mut req = parse_request(state, headers, kind, path_model, body).await?;
+    req.end_user_id = end_user::end_user_id(headers, &req.body);
     let own_router = match req.extras.other.get("user_config") {
         Some(cfg) => Some(user_config_router(state, auth, cfg)?),
         None => None,
@@ -447,11 +458,17 @@ async fn run_parsed(
     auth: &AuthCtx,
     headers: &HeaderMap,
     router: &ModelRouter,
-    req: LlmRequest,
+    mut req: LlmRequest,
 ) -> ApiResult<Response> {
     let kind = req.kind;
     let resolved = resolve_for(router, auth, kind.route(), &req.model)?;
     let group = resolved.group.clone();
+    if let Some(id) = &req.end_user_id {
+        let eu = end_user::resolve(state, id).await?;
+        eu.check_model(&req.model, &group)?;
+        eu.check_blocked()?;
+        req.end_user = Some(eu);
+    }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
     let retries = num_retries(state, headers, &req);
@@ -481,6 +498,14 @@ async fn run_parsed(
                 let Some(fb) = router.resolve(name) else {
                     continue;
                 };
+                // A fallback outside the end user's allow-list is never served.
+                if req
+                    .end_user
+                    .as_ref()
+                    .is_some_and(|eu| !eu.may_use(name, fb.group))
+                {
+                    continue;
+                }
                 let fb_group = fb.group.clone();
                 match try_group(
                     state,
@@ -842,7 +867,8 @@ async fn try_group(
                 max_tokens: ["max_tokens", "max_completion_tokens"]
                     .iter()
                     .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
-                end_user: req.body.get("user").and_then(Value::as_str),
+                end_user: req.end_user_id.as_deref(),
+                end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
                 metadata: req.extras.metadata.as_ref(),
                 tags: &req.extras.tags,
             },
@@ -971,8 +997,9 @@ fn settle(slot: &CallSlot, usage: crate::api::Usage) -> Option<(f64, Option<f64>
     Some(account?.finish_ref(usage))
 }
 
-/// Takes the caller's rate-limit counters (key, user, team, model-per-key, proxy-wide), or
-/// refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens` against TPM.
+/// Takes the caller's rate-limit counters (key, user, team, end user, model-per-key,
+/// proxy-wide), or refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens`
+/// against TPM.
 async fn check_rate_limits(
     state: &AppState,
     auth: &AuthCtx,
@@ -981,6 +1008,9 @@ async fn check_rate_limits(
 ) -> ApiResult<(Option<Permit>, Vec<(String, String)>)> {
     let mut descs: Vec<Descriptor> = state.global_limits.clone();
     descs.extend(auth.rate_limits.iter().cloned());
+    if let Some(d) = req.end_user.as_ref().and_then(|eu| eu.limits.clone()) {
+        descs.push(d);
+    }
     if let Some((_, rpm, tpm)) = auth.model_limits.iter().find(|(m, _, _)| m == group) {
         descs.push(Descriptor {
             scope: "model_per_key",

@@ -5,6 +5,8 @@
 //! rejections.
 
 pub mod access;
+pub mod budgets;
+pub mod customers;
 pub mod health;
 pub mod keys;
 pub mod llm;

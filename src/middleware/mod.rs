@@ -6,6 +6,10 @@
 //!    writes the one access-log line. Inserts [`request_ctx::RequestCtx`].
 //! 3. [`auth::require_auth`]: deny by default; public routes are an explicit list. Inserts
 //!    [`auth::AuthCtx`].
+//!
+//! [`end_user`] is not a layer: the LLM handlers resolve the request's end user once the body
+//! is parsed (it comes from the body's `user`).
 
 pub mod auth;
+pub mod end_user;
 pub mod request_ctx;

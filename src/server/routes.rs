@@ -8,7 +8,9 @@
 //! `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
-use crate::handlers::{health, keys, llm, models, spend, spend_reports, teams, users};
+use crate::handlers::{
+    budgets, customers, health, keys, llm, models, spend, spend_reports, teams, users,
+};
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +63,38 @@ pub fn build_app(state: AppState) -> Router {
                 post(llm::embeddings_for_model_handler),
             );
     }
+    // Customers answer under LiteLLM's current `/customer/*` paths and the older `/end_user/*`.
+    for base in ["/customer", "/end_user"] {
+        r = r
+            .route(
+                &format!("{base}/new"),
+                post(customers::new_customer_handler),
+            )
+            .route(
+                &format!("{base}/info"),
+                get(customers::customer_info_handler),
+            )
+            .route(
+                &format!("{base}/update"),
+                post(customers::update_customer_handler),
+            )
+            .route(
+                &format!("{base}/delete"),
+                post(customers::delete_customer_handler),
+            )
+            .route(
+                &format!("{base}/list"),
+                get(customers::list_customers_handler),
+            )
+            .route(
+                &format!("{base}/block"),
+                post(customers::block_customers_handler),
+            )
+            .route(
+                &format!("{base}/unblock"),
+                post(customers::unblock_customers_handler),
+            );
+    }
     r = r
         .route("/v1/messages", post(llm::messages_handler))
         .route("/rerank", post(llm::rerank_handler))
@@ -102,6 +136,12 @@ pub fn build_app(state: AppState) -> Router {
             "/key/{key}/reset_spend",
             post(spend::reset_key_spend_handler),
         )
+        .route("/budget/new", post(budgets::new_budget_handler))
+        .route("/budget/update", post(budgets::update_budget_handler))
+        .route("/budget/info", post(budgets::budget_info_handler))
+        .route("/budget/list", get(budgets::list_budgets_handler))
+        .route("/budget/delete", post(budgets::delete_budget_handler))
+        .route("/budget/settings", get(budgets::budget_settings_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/spend/logs/v2", get(spend::spend_logs_v2_handler))
         .route("/spend/calculate", post(spend::calculate_spend_handler))

@@ -49,6 +49,8 @@ pub struct CallFacts<'a> {
     pub prompt_bytes: usize,
     pub max_tokens: Option<u64>,
     pub end_user: Option<&'a str>,
+    /// What the end user may spend (its budget row, or the proxy-wide default), if limited.
+    pub end_user_max_budget: Option<f64>,
     pub metadata: Option<&'a Value>,
     pub tags: &'a [String],
 }
@@ -134,6 +136,17 @@ impl CallAccount {
                 release(&reserved);
                 return Err(e);
             }
+        }
+        if let (Some(id), Some(max)) = (f.end_user, f.end_user_max_budget) {
+            let scope = crate::middleware::end_user::EndUser::budget_scope(id);
+            if let Err(o) = state.budgets.reserve(&scope, max, worst) {
+                release(&reserved);
+                return Err(budget_error(format!(
+                    "ExceededBudget: End User={id} over budget. Spend={}, Budget={}",
+                    o.spend, o.max_budget
+                )));
+            }
+            reserved.push((scope, worst));
         }
         let key = auth.key.as_ref();
         Ok(Self {

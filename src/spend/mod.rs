@@ -17,7 +17,7 @@ pub mod model_budget;
 pub mod prices;
 
 use crate::api::Usage;
-use crate::store::{KeyRow, SpendBatch, SpendLogRow, Store};
+use crate::store::{BudgetReset, KeyRow, SpendBatch, SpendLogRow, Store};
 use chrono::NaiveDateTime;
 use dashmap::DashMap;
 use serde_json::Value;
@@ -149,6 +149,12 @@ impl Budgets {
         }
     }
 
+    /// Forgets a figure no call is holding a reservation on (it is read again from the
+    /// database when next needed).
+    pub fn forget_idle(&self, key: &str) {
+        self.keys.remove_if(key, |_, m| m.reserved <= 0.0);
+    }
+
     pub fn reset(&self, key: &str, spend: f64) {
         self.keys.insert(
             key.to_string(),
@@ -163,31 +169,52 @@ impl Budgets {
 }
 
 /// The budget reset job: every `every`, budgets past their `budget_reset_at` (keys, users,
-/// teams, team members) go back to 0 in the store and in this replica's memory, and the affected cached keys
-/// are dropped. Other replicas see the moved `budget_reset_at` when they next load the key.
+/// teams, team members, and budget rows with the end users on them) go back to 0 in the store
+/// and in this replica's memory, and the affected cached keys and end users are dropped. Other
+/// replicas see the moved `budget_reset_at` when they next load the key or end user.
 pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let Some(state) = state.upgrade() else { return };
         let now = chrono::Utc::now().naive_utc();
-        match state.store.reset_due_budgets(now).await {
+        let default_end_user_budget = state
+            .loaded
+            .config
+            .litellm_settings
+            .max_end_user_budget_id
+            .as_deref();
+        match state
+            .store
+            .reset_due_budgets(now, default_end_user_budget)
+            .await
+        {
             Ok(reset) => {
-                for (kind, id) in reset {
-                    tracing::info!(kind, id = %id, "budget reset");
-                    match kind {
-                        "team" => {
+                for r in reset {
+                    tracing::info!(reset = ?r, "budget reset");
+                    match r {
+                        BudgetReset::Team(id) => {
                             state.budgets.reset(&format!("team:{id}"), 0.0);
                             state
                                 .keys
                                 .retain(|_, c| c.row.team_id.as_deref() != Some(&id));
                         }
-                        "user" => {
+                        BudgetReset::Budget(id) => {
+                            state.end_users.on_budget_reset(&id, &state.budgets)
+                        }
+                        BudgetReset::User(id) => {
                             state.budgets.reset(&format!("user:{id}"), 0.0);
                             state
                                 .keys
                                 .retain(|_, c| c.row.user_id.as_deref() != Some(&id));
                         }
-                        _ => {
+                        BudgetReset::Member { team, user } => {
+                            state.budgets.reset(&member_scope(&team, &user), 0.0);
+                            state.keys.retain(|_, c| {
+                                !(c.row.team_id.as_deref() == Some(team.as_str())
+                                    && c.row.user_id.as_deref() == Some(user.as_str()))
+                            });
+                        }
+                        BudgetReset::Key(id) => {
                             state.budgets.reset(&id, 0.0);
                             state.keys.remove(&id);
                         }
@@ -195,19 +222,6 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                 }
             }
             Err(e) => tracing::warn!("budget reset check failed, will retry: {e}"),
-        }
-        match state.store.reset_due_member_budgets(now).await {
-            Ok(reset) => {
-                for (team, user) in reset {
-                    tracing::info!(team = %team, user = %user, "team member budget reset");
-                    state.budgets.reset(&member_scope(&team, &user), 0.0);
-                    state.keys.retain(|_, c| {
-                        !(c.row.team_id.as_deref() == Some(team.as_str())
-                            && c.row.user_id.as_deref() == Some(user.as_str()))
-                    });
-                }
-            }
-            Err(e) => tracing::warn!("team member budget reset check failed, will retry: {e}"),
         }
     }
 }
@@ -343,6 +357,13 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
             }
         }
     }
+    // Every successful call of an end user is counted, free ones too: that is what creates
+    // the end user's row (LiteLLM upserts it on spend).
+    if ev.log.status == "success" {
+        if let Some(u) = ev.log.end_user.as_deref().filter(|u| !u.is_empty()) {
+            bump(&mut b.end_user_spend, u, cost.max(0.0));
+        }
+    }
     if !disable_logs {
         if b.logs.len() >= MAX_PENDING_LOGS {
             b.logs.remove(0);
@@ -367,6 +388,7 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
         && pending.user_spend.is_empty()
         && pending.team_spend.is_empty()
         && pending.member_spend.is_empty()
+        && pending.end_user_spend.is_empty()
     {
         return;
     }

@@ -1,4 +1,5 @@
-//! The only place with SQL: virtual keys, users, teams and spend, on SQLite (embedded default) or Postgres.
+//! The only place with SQL: virtual keys, users, teams, end users, budgets and spend, on SQLite
+//! (embedded default) or Postgres.
 //!
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
 //! a database a LiteLLM proxy created is read and written as is; migrations only create what
@@ -6,15 +7,19 @@
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod budgets;
+mod end_users;
 mod membership;
 mod rows;
 pub mod spend_reports;
 mod teams;
 mod users;
 
+pub use end_users::BudgetWrite;
 pub use membership::{budget_limits_anything, new_budget, BudgetPatch, RosterChange};
 pub use rows::{
-    parse_ts_str as rows_parse_ts, BudgetRow, KeyRow, MembershipRow, SpendLogRow, TeamRow, UserRow,
+    parse_ts_str as rows_parse_ts, BudgetRow, EndUserRow, KeyRow, MembershipRow, SpendLogRow,
+    TeamRow, UserRow,
 };
 pub use teams::{TeamListFilter, TeamSort};
 pub use users::UserFilter;
@@ -45,6 +50,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+    /// A write named rows that do not exist; nothing was written.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl StoreError {
@@ -100,6 +108,22 @@ pub struct KeyFilter {
     pub key_hash: Option<String>,
 }
 
+/// A budget the reset job reset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BudgetReset {
+    /// A key, by hash.
+    Key(String),
+    User(String),
+    Team(String),
+    /// A `LiteLLM_BudgetTable` row (its end users were reset with it).
+    Budget(String),
+    /// A user's budget inside a team.
+    Member {
+        team: String,
+        user: String,
+    },
+}
+
 /// One batch of accounting written in one transaction.
 #[derive(Debug, Default, Clone)]
 pub struct SpendBatch {
@@ -111,6 +135,8 @@ pub struct SpendBatch {
     /// A user's spend inside a team: (team id, user id, amount), added to
     /// `LiteLLM_TeamMembership.spend` and `total_spend`.
     pub member_spend: Vec<(String, String, f64)>,
+    /// End users (the request's `user`): increments, creating the row when it is missing.
+    pub end_user_spend: Vec<(String, f64)>,
 }
 
 impl Store {
@@ -493,6 +519,10 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                for (u, s) in &b.end_user_spend {
+                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES (?1, ?2, 0) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "spend" + excluded."spend""#)
+                        .bind(u).bind(s).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -547,23 +577,31 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                for (u, s) in &b.end_user_spend {
+                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES ($1, $2, false) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "LiteLLM_EndUserTable"."spend" + excluded."spend""#)
+                        .bind(u).bind(s).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
         }
         Ok(())
     }
 
-    /// Budgets whose `budget_reset_at` has passed, on keys, users and teams: spend back to 0 and
-    /// the next reset one `budget_duration` later. Returns what this call reset, as
-    /// (`"key"` | `"user"` | `"team"`, id); a row another replica reset first is skipped.
+    /// Budgets whose `budget_reset_at` has passed, on keys, users, teams and budget rows: spend
+    /// back to 0 and the next reset one `budget_duration` later. A due budget row resets the
+    /// end users linked to it (and, when it is `default_end_user_budget`, the end users linked
+    /// to none) and the team memberships linked to it. Returns what this call reset; a row
+    /// another replica reset first is skipped.
     pub async fn reset_due_budgets(
         &self,
         now: NaiveDateTime,
-    ) -> StoreResult<Vec<(&'static str, String)>> {
-        const TABLES: [(&str, &str, &str); 3] = [
-            ("key", "LiteLLM_VerificationToken", "token"),
-            ("user", "LiteLLM_UserTable", "user_id"),
-            ("team", "LiteLLM_TeamTable", "team_id"),
+        default_end_user_budget: Option<&str>,
+    ) -> StoreResult<Vec<BudgetReset>> {
+        type Kind = fn(String) -> BudgetReset;
+        const TABLES: [(Kind, &str, &str); 3] = [
+            (BudgetReset::Key, "LiteLLM_VerificationToken", "token"),
+            (BudgetReset::User, "LiteLLM_UserTable", "user_id"),
+            (BudgetReset::Team, "LiteLLM_TeamTable", "team_id"),
         ];
         let mut out = Vec::new();
         for (kind, table, id_col) in TABLES {
@@ -611,9 +649,20 @@ impl Store {
                     .rows_affected(),
                 };
                 if done > 0 {
-                    out.push((kind, id));
+                    out.push(kind(id));
                 }
             }
+        }
+        for (id, members) in self
+            .reset_due_budget_rows(now, default_end_user_budget)
+            .await?
+        {
+            out.push(BudgetReset::Budget(id));
+            out.extend(
+                members
+                    .into_iter()
+                    .map(|(team, user)| BudgetReset::Member { team, user }),
+            );
         }
         Ok(out)
     }

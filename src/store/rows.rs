@@ -301,7 +301,8 @@ pub fn team_from_pg(r: &sqlx::postgres::PgRow) -> TeamRow {
     team_from_row!(r)
 }
 
-/// A `LiteLLM_BudgetTable` row (here: a team member's budget inside a team).
+/// A `LiteLLM_BudgetTable` row: a reusable budget and rate-limit tier (end users, and in
+/// LiteLLM also keys, organizations and memberships, link to it by `budget_id`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BudgetRow {
     pub budget_id: String,
@@ -311,6 +312,7 @@ pub struct BudgetRow {
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub tpd_limit: Option<i64>,
+    /// LiteLLM's `{model: {budget_limit, time_period}}` map; `None` when the column is NULL.
     pub model_max_budget: Option<Value>,
     pub budget_duration: Option<String>,
     pub budget_reset_at: Option<NaiveDateTime>,
@@ -321,6 +323,105 @@ pub struct BudgetRow {
     pub created_by: String,
     pub updated_at: Option<NaiveDateTime>,
     pub updated_by: String,
+}
+
+/// A `LiteLLM_EndUserTable` row (a customer: the `user` of LLM requests), with the budget row
+/// it links to when read through the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndUserRow {
+    pub user_id: String,
+    pub alias: Option<String>,
+    pub spend: f64,
+    pub allowed_model_region: Option<String>,
+    pub default_model: Option<String>,
+    pub models: Vec<String>,
+    pub budget_id: Option<String>,
+    pub object_permission_id: Option<String>,
+    pub blocked: bool,
+    /// The joined `LiteLLM_BudgetTable` row of `budget_id` (`None` when unlinked or dangling).
+    pub budget: Option<BudgetRow>,
+}
+
+/// Reads a budget row whose columns carry the `b_` prefix (see `store::budgets`).
+macro_rules! budget_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let budget_id: Option<String> = r.try_get("b_budget_id").ok().flatten();
+        budget_id.map(|budget_id| BudgetRow {
+            budget_id,
+            max_budget: r.try_get("b_max_budget").ok().flatten(),
+            soft_budget: r.try_get("b_soft_budget").ok().flatten(),
+            max_parallel_requests: r.try_get("b_max_parallel_requests").ok().flatten(),
+            tpm_limit: r.try_get("b_tpm_limit").ok().flatten(),
+            rpm_limit: r.try_get("b_rpm_limit").ok().flatten(),
+            tpd_limit: r.try_get("b_tpd_limit").ok().flatten(),
+            model_max_budget: r
+                .try_get::<Option<String>, _>("b_model_max_budget")
+                .ok()
+                .flatten()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .filter(|v: &Value| !v.is_null()),
+            budget_duration: r.try_get("b_budget_duration").ok().flatten(),
+            budget_reset_at: parse_ts(r.try_get("b_budget_reset_at").ok().flatten()),
+            allowed_models: strings(r.try_get("b_allowed_models").ok().flatten()),
+            temp_budget_increase: r.try_get("b_temp_budget_increase").ok().flatten(),
+            temp_budget_expiry: parse_ts(r.try_get("b_temp_budget_expiry").ok().flatten()),
+            created_at: parse_ts(r.try_get("b_created_at").ok().flatten()),
+            created_by: r
+                .try_get::<Option<String>, _>("b_created_by")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            updated_at: parse_ts(r.try_get("b_updated_at").ok().flatten()),
+            updated_by: r
+                .try_get::<Option<String>, _>("b_updated_by")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        })
+    }};
+}
+
+macro_rules! end_user_from_row {
+    ($r:expr, $budget:expr) => {{
+        let r = $r;
+        EndUserRow {
+            user_id: r.try_get("user_id").unwrap_or_default(),
+            alias: r.try_get("alias").ok().flatten(),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            allowed_model_region: r.try_get("allowed_model_region").ok().flatten(),
+            default_model: r.try_get("default_model").ok().flatten(),
+            models: strings(r.try_get("models").ok().flatten()),
+            budget_id: r.try_get("budget_id").ok().flatten(),
+            object_permission_id: r.try_get("object_permission_id").ok().flatten(),
+            blocked: r
+                .try_get::<Option<bool>, _>("blocked")
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+            budget: $budget,
+        }
+    }};
+}
+
+pub fn budget_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> Option<BudgetRow> {
+    budget_from_row!(r)
+}
+
+pub fn budget_from_pg(r: &sqlx::postgres::PgRow) -> Option<BudgetRow> {
+    budget_from_row!(r)
+}
+
+pub fn end_user_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> EndUserRow {
+    end_user_from_row!(r, budget_from_sqlite(r))
+}
+
+pub fn end_user_from_pg(r: &sqlx::postgres::PgRow) -> EndUserRow {
+    end_user_from_row!(r, budget_from_pg(r))
 }
 
 /// A `LiteLLM_TeamMembership` row with its budget (`budget_id` -> `LiteLLM_BudgetTable`).
@@ -336,63 +437,24 @@ pub struct MembershipRow {
 
 /// Reads a membership joined with its budget; the budget's columns carry a `b_` prefix.
 macro_rules! membership_from_row {
-    ($r:expr) => {{
+    ($r:expr, $budget:expr) => {{
         let r = $r;
-        let budget_id: Option<String> = r.try_get("b_budget_id").ok().flatten();
+        let f = |c: &str| r.try_get::<Option<f64>, _>(c).ok().flatten().unwrap_or(0.0);
         MembershipRow {
             user_id: r.try_get("user_id").unwrap_or_default(),
             team_id: r.try_get("team_id").unwrap_or_default(),
-            spend: r
-                .try_get::<Option<f64>, _>("spend")
-                .ok()
-                .flatten()
-                .unwrap_or(0.0),
-            total_spend: r
-                .try_get::<Option<f64>, _>("total_spend")
-                .ok()
-                .flatten()
-                .unwrap_or(0.0),
+            spend: f("spend"),
+            total_spend: f("total_spend"),
             budget_id: r.try_get("budget_id").ok().flatten(),
-            budget: budget_id.map(|budget_id| BudgetRow {
-                budget_id,
-                max_budget: r.try_get("b_max_budget").ok().flatten(),
-                soft_budget: r.try_get("b_soft_budget").ok().flatten(),
-                max_parallel_requests: r.try_get("b_max_parallel_requests").ok().flatten(),
-                tpm_limit: r.try_get("b_tpm_limit").ok().flatten(),
-                rpm_limit: r.try_get("b_rpm_limit").ok().flatten(),
-                tpd_limit: r.try_get("b_tpd_limit").ok().flatten(),
-                model_max_budget: r
-                    .try_get::<Option<String>, _>("b_model_max_budget")
-                    .ok()
-                    .flatten()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .filter(|v| !v.is_null()),
-                budget_duration: r.try_get("b_budget_duration").ok().flatten(),
-                budget_reset_at: parse_ts(r.try_get("b_budget_reset_at").ok().flatten()),
-                allowed_models: strings(r.try_get("b_allowed_models").ok().flatten()),
-                temp_budget_increase: r.try_get("b_temp_budget_increase").ok().flatten(),
-                temp_budget_expiry: parse_ts(r.try_get("b_temp_budget_expiry").ok().flatten()),
-                created_at: parse_ts(r.try_get("b_created_at").ok().flatten()),
-                created_by: r
-                    .try_get::<Option<String>, _>("b_created_by")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                updated_at: parse_ts(r.try_get("b_updated_at").ok().flatten()),
-                updated_by: r
-                    .try_get::<Option<String>, _>("b_updated_by")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            }),
+            budget: $budget,
         }
     }};
 }
 
 pub fn membership_from_sqlite(r: &sqlx::sqlite::SqliteRow) -> MembershipRow {
-    membership_from_row!(r)
+    membership_from_row!(r, budget_from_sqlite(r))
 }
 
 pub fn membership_from_pg(r: &sqlx::postgres::PgRow) -> MembershipRow {
-    membership_from_row!(r)
+    membership_from_row!(r, budget_from_pg(r))
 }

@@ -6,6 +6,7 @@ mod anthropic;
 mod auth;
 mod chat;
 mod config_files;
+mod customers;
 mod deploy_files;
 mod errors;
 mod helpers;
