@@ -6,6 +6,7 @@
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod adopt;
 mod rows;
 mod teams;
 mod users;
@@ -39,6 +40,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+    /// The database or its URL cannot be used as it is.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -118,9 +122,9 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(DEFAULT_POOL)
                     .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect(url)
+                    .connect_with(adopt::pg_options(url)?)
                     .await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                adopt::migrate(&pool).await?;
                 Ok(Self::Postgres(pool))
             }
             other => {
@@ -469,9 +473,10 @@ impl Store {
                     qb.push(" ON CONFLICT(\"request_id\") DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
                 }
+                let now = fmt_ts(chrono::Utc::now().naive_utc());
                 for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1 WHERE "token" = ?2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1, "total_spend" = "total_spend" + ?1, "last_active" = ?3 WHERE "token" = ?2"#)
+                        .bind(s).bind(t).bind(&now).execute(&mut *tx).await?;
                 }
                 for (u, s) in &b.user_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + ?1 WHERE "user_id" = ?2"#)
@@ -512,12 +517,15 @@ impl Store {
                             .push_bind(&l.end_user)
                             .push_bind(&l.status);
                     });
-                    qb.push(" ON CONFLICT (\"request_id\") DO NOTHING");
+                    // No conflict target: a spend log partitioned on "startTime" (LiteLLM's runbook)
+                    // can only have unique indexes that include it, none on "request_id" alone.
+                    qb.push(" ON CONFLICT DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
                 }
+                let now = chrono::Utc::now().naive_utc();
                 for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1 WHERE "token" = $2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1, "total_spend" = "total_spend" + $1, "last_active" = $3 WHERE "token" = $2"#)
+                        .bind(s).bind(t).bind(now).execute(&mut *tx).await?;
                 }
                 for (u, s) in &b.user_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + $1 WHERE "user_id" = $2"#)
