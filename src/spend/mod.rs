@@ -270,6 +270,16 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
         if let Some(t) = &ev.log.team_id {
             bump(&mut b.team_spend, t, cost);
         }
+        if let (Some(u), Some(t)) = (&ev.user_id, &ev.log.team_id) {
+            match b
+                .team_member_spend
+                .iter_mut()
+                .find(|(mu, mt, _)| mu == u && mt == t)
+            {
+                Some((_, _, s)) => *s += cost,
+                None => b.team_member_spend.push((u.clone(), t.clone(), cost)),
+            }
+        }
     }
     if !disable_logs {
         if b.logs.len() >= MAX_PENDING_LOGS {
@@ -294,6 +304,7 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
         && pending.key_spend.is_empty()
         && pending.user_spend.is_empty()
         && pending.team_spend.is_empty()
+        && pending.team_member_spend.is_empty()
     {
         return;
     }

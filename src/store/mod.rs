@@ -75,6 +75,27 @@ const LOG_ROWS_PER_STATEMENT: usize = 500;
 const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") "#;
 const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
 
+/// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
+/// figures): added to the member's row, which is created only while the user is on the team's
+/// roster, so spend flushed after a removal never brings the member back. `total_spend` is
+/// never reset.
+const PG_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
+    SELECT $1, $2, $3, $3
+    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t WHERE t."team_id" = $2
+                    AND t."members_with_roles" @> jsonb_build_array(jsonb_build_object('user_id', $1::text)))
+       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = $1 AND m."team_id" = $2)
+    ON CONFLICT ("user_id", "team_id") DO UPDATE
+    SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend",
+        "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
+const SQLITE_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
+    SELECT ?1, ?2, ?3, ?3
+    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t, json_each(CASE json_type(t."members_with_roles")
+                      WHEN 'array' THEN t."members_with_roles" ELSE '[]' END) j
+                    WHERE t."team_id" = ?2 AND json_extract(j.value, '$.user_id') = ?1)
+       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = ?1 AND m."team_id" = ?2)
+    ON CONFLICT ("user_id", "team_id") DO UPDATE
+    SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
+
 pub fn fmt_ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
@@ -111,6 +132,8 @@ pub struct SpendBatch {
     pub key_spend: Vec<(String, f64)>,
     pub user_spend: Vec<(String, f64)>,
     pub team_spend: Vec<(String, f64)>,
+    /// Increments of a member's spend in a team: (user id, team id, amount).
+    pub team_member_spend: Vec<(String, String, f64)>,
 }
 
 impl Store {
@@ -486,6 +509,14 @@ impl Store {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
+                for (u, t, s) in &b.team_member_spend {
+                    sqlx::query(SQLITE_TEAM_MEMBER_SPEND)
+                        .bind(u)
+                        .bind(t)
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -534,6 +565,14 @@ impl Store {
                 for (t, s) in &b.team_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                for (u, t, s) in &b.team_member_spend {
+                    sqlx::query(PG_TEAM_MEMBER_SPEND)
+                        .bind(u)
+                        .bind(t)
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
             }

@@ -305,6 +305,11 @@ def test_gateway_adopts_a_litellm_database(litellm_db, start):
     assert row[1] == pytest.approx(4.75 + cost) and row[2] is not None
     assert conn.execute('SELECT "spend" FROM "LiteLLM_UserTable" WHERE "user_id" = %s', ("user-adopt",)).fetchone()[0] == pytest.approx(12.5 + cost)
     assert conn.execute('SELECT "spend" FROM "LiteLLM_TeamTable" WHERE "team_id" = %s', ("team-adopt",)).fetchone()[0] == pytest.approx(30.0 + cost)
+    member = conn.execute(
+        'SELECT "spend", "total_spend" FROM "LiteLLM_TeamMembership" WHERE "user_id" = %s AND "team_id" = %s',
+        ("user-adopt", "team-adopt"),
+    ).fetchone()
+    assert member == (pytest.approx(3.0 + cost), pytest.approx(3.0 + cost))
     new_log = conn.execute(
         """SELECT "request_id", "spend", "model", "call_type", "team_id", "created_at", "updated_at", "metadata"
              FROM "LiteLLM_SpendLogs" WHERE "api_key" = %s AND "request_id" NOT LIKE 'chatcmpl-seeded-%%'""",
