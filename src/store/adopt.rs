@@ -27,6 +27,9 @@ pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 3] = [20261124000001, 20261129000001,
 
 /// The SQL recorded in place of a LiteLLM-schema migration on an adopted database.
 const RECORDED_ONLY: &str = "SELECT 1";
+/// Appended to the description of a migration recorded that way: later start-ups know the
+/// database is LiteLLM's even without Prisma's table.
+const ADOPTED: &str = " (recorded: the schema is LiteLLM's)";
 
 /// Connection options for a Postgres URL. Prisma's `schema` parameter (how LiteLLM points at a
 /// schema other than `public`) becomes the connection's `search_path`, so the tables are found
@@ -76,8 +79,9 @@ pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
     Ok(())
 }
 
-/// LiteLLM migrated this database: Prisma's bookkeeping table is there, or LiteLLM's key table
-/// is there without our own record of creating it (`prisma db push`).
+/// LiteLLM migrated this database: its key table is there, and Prisma's bookkeeping table is
+/// too, or we have no record of creating the table ourselves (`prisma db push`), or our record
+/// says we adopted it.
 async fn is_litellm_database(pool: &PgPool) -> StoreResult<bool> {
     let (prisma, keys, ours): (bool, bool, bool) = sqlx::query_as(
         r#"SELECT to_regclass('"_prisma_migrations"') IS NOT NULL,
@@ -86,18 +90,15 @@ async fn is_litellm_database(pool: &PgPool) -> StoreResult<bool> {
     )
     .fetch_one(pool)
     .await?;
-    if prisma || !keys {
-        return Ok(prisma);
+    if !keys || prisma || !ours {
+        return Ok(keys);
     }
-    if !ours {
-        return Ok(true);
-    }
-    let recorded: Option<(i64,)> =
-        sqlx::query_as(r#"SELECT "version" FROM "_sqlx_migrations" WHERE "version" = $1"#)
+    let recorded: Option<(String,)> =
+        sqlx::query_as(r#"SELECT "description" FROM "_sqlx_migrations" WHERE "version" = $1"#)
             .bind(LITELLM_SCHEMA_MIGRATIONS[0])
             .fetch_optional(pool)
             .await?;
-    Ok(recorded.is_none())
+    Ok(recorded.is_none_or(|(d,)| d.ends_with(ADOPTED)))
 }
 
 /// Fails when the schema lacks a table or column that our LiteLLM-schema migrations declare.
@@ -130,8 +131,8 @@ fn is_litellm_schema(m: &Migration) -> bool {
     LITELLM_SCHEMA_MIGRATIONS.contains(&m.version)
 }
 
-/// The migrations with the LiteLLM-schema ones reduced to a no-op that keeps their version,
-/// description and checksum, so sqlx records them as applied and later start-ups accept them.
+/// The migrations with the LiteLLM-schema ones reduced to a no-op that keeps their version and
+/// checksum (sqlx records them as applied and later start-ups accept them), marked as adopted.
 fn recorded_only(migrator: &Migrator) -> Vec<Migration> {
     migrator
         .iter()
@@ -139,6 +140,7 @@ fn recorded_only(migrator: &Migrator) -> Vec<Migration> {
             let mut m = m.clone();
             if is_litellm_schema(&m) {
                 m.sql = Cow::Borrowed(RECORDED_ONLY);
+                m.description = Cow::Owned(format!("{}{ADOPTED}", m.description));
             }
             m
         })
@@ -306,6 +308,7 @@ mod tests {
             assert_eq!(a.checksum, b.checksum);
             assert_eq!(a.version, b.version);
             assert_eq!(b.sql == RECORDED_ONLY, is_litellm_schema(a));
+            assert_eq!(b.description.ends_with(ADOPTED), is_litellm_schema(a));
         }
     }
 

@@ -1,8 +1,9 @@
 //! The only place with SQL: virtual keys, users, teams and spend, on SQLite (embedded default) or Postgres.
 //!
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
-//! a database a LiteLLM proxy created is read and written as is; migrations only create what
-//! is missing (`IF NOT EXISTS`) and never alter or drop. The two backends are a closed enum:
+//! a database a LiteLLM proxy created is read and written as is: on it our migrations are
+//! recorded, not run (`adopt`). On a database of our own they create what is missing and only
+//! ever add columns, never drop. The two backends are a closed enum:
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 

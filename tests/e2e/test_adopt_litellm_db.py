@@ -401,6 +401,27 @@ def test_adopts_a_litellm_schema_after_its_index_build(litellm_db, start):
     conn.close()
 
 
+def test_adopts_a_schema_pushed_without_migration_history(litellm_db, start):
+    """`litellm --use_prisma_db_push` builds the same tables without `_prisma_migrations`: the
+    tables alone mark the database as LiteLLM's, and our record keeps saying so afterwards."""
+    url, schema, _ = litellm_db
+    conn = connect(url, schema)
+    conn.execute('DROP TABLE "_prisma_migrations"')
+    before = catalog(conn)
+    gw = start(url)
+    after = catalog(conn)
+    diff = catalog_diff(before, after)
+    assert only_our_bookkeeping(diff) and diff, json.dumps(diff, indent=1, default=str)
+    recorded = conn.execute('SELECT "description" FROM "_sqlx_migrations" ORDER BY "version"').fetchall()
+    assert recorded and all("(recorded: the schema is LiteLLM's)" in d for (d,) in recorded), recorded
+    assert admin(gw, f"/key/info?key={KEY_A}")["info"]["spend"] == 1.25
+    gw.stop()
+    gw = start(url)
+    assert catalog_diff(after, catalog(conn)) == {}
+    assert sdk(gw, KEY_A).chat.completions.create(model="gpt-4o-mini", messages=HI).choices
+    conn.close()
+
+
 def test_refuses_a_litellm_schema_missing_what_it_uses(litellm_db, start):
     """A LiteLLM schema from before a column the gateway writes: start-up stops and names it."""
     url, schema, _ = litellm_db
