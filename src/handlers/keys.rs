@@ -43,7 +43,32 @@ pub(crate) fn store_err(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(m) => ApiError::bad_request(m),
         StoreError::NotFound(m) => ApiError::not_found(m),
+        StoreError::Db(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+            foreign_key_error(d.as_ref())
+        }
         other => ApiError::internal(format!("{other}")),
+    }
+}
+
+/// A write a foreign key refused (LiteLLM's schema has them): 400 naming the column, taken from
+/// the constraint name Prisma gives it (`<table>_<column>_fkey`).
+fn foreign_key_error(d: &dyn sqlx::error::DatabaseError) -> ApiError {
+    let constraint = d.constraint().unwrap_or_default();
+    let table = d.table().unwrap_or_default();
+    let field = constraint
+        .strip_prefix(table)
+        .and_then(|c| c.strip_prefix('_'))
+        .and_then(|c| c.strip_suffix("_fkey"))
+        .unwrap_or(constraint);
+    if d.message().starts_with("insert or update") {
+        ApiError::bad_request(format!(
+            "Invalid '{field}': it refers to a row that does not exist."
+        ))
+        .with_param(field)
+    } else {
+        ApiError::bad_request(format!(
+            "Cannot delete it: \"{table}\".\"{field}\" still refers to it."
+        ))
     }
 }
 
@@ -929,4 +954,83 @@ async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Re
     };
     let total_pages = (total + size - 1) / size;
     Ok(Json(json!({"keys": keys, "total_count": total, "current_page": page, "total_pages": total_pages})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    /// A foreign-key error as the Postgres driver reports it.
+    #[derive(Debug)]
+    struct FkError {
+        message: &'static str,
+        table: &'static str,
+        constraint: &'static str,
+    }
+
+    impl std::fmt::Display for FkError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl std::error::Error for FkError {}
+
+    impl DatabaseError for FkError {
+        fn message(&self) -> &str {
+            self.message
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn constraint(&self) -> Option<&str> {
+            Some(self.constraint)
+        }
+        fn table(&self) -> Option<&str> {
+            Some(self.table)
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::ForeignKeyViolation
+        }
+    }
+
+    fn mapped(e: FkError) -> serde_json::Value {
+        let err = store_err(StoreError::Db(sqlx::Error::Database(Box::new(e))));
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        err.to_json()
+    }
+
+    #[test]
+    fn a_missing_referenced_row_is_a_400_naming_the_column() {
+        let body = mapped(FkError {
+            message:
+                "insert or update on table \"LiteLLM_TeamTable\" violates foreign key constraint",
+            table: "LiteLLM_TeamTable",
+            constraint: "LiteLLM_TeamTable_organization_id_fkey",
+        });
+        assert_eq!(body["error"]["param"], "organization_id");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'organization_id'")));
+    }
+
+    #[test]
+    fn a_delete_of_a_referenced_row_is_a_400_naming_the_reference() {
+        let body = mapped(FkError {
+            message:
+                "update or delete on table \"LiteLLM_UserTable\" violates foreign key constraint",
+            table: "LiteLLM_InvitationLink",
+            constraint: "LiteLLM_InvitationLink_created_by_fkey",
+        });
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"LiteLLM_InvitationLink\".\"created_by\"")));
+    }
 }

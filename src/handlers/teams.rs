@@ -240,7 +240,8 @@ fn apply_team_fields(t: &mut TeamRow, body: &Map<String, Value>) -> ApiResult<()
         t.team_alias = opt_str(body, "team_alias")?;
     }
     if body.contains_key("organization_id") {
-        t.organization_id = opt_str(body, "organization_id")?;
+        // An empty string unsets it, as in LiteLLM.
+        t.organization_id = opt_str(body, "organization_id")?.filter(|o| !o.is_empty());
     }
     if let Some(v) = opt_strings(body, "models")? {
         t.models = v;
@@ -283,6 +284,28 @@ fn apply_team_fields(t: &mut TeamRow, body: &Map<String, Value>) -> ApiResult<()
         Some(v) => return Err(field_error("blocked", "a boolean", v)),
     }
     Ok(())
+}
+
+/// A team's organization must exist (LiteLLM checks it, and its schema has a foreign key for
+/// it): 400 on `/team/new`, 404 on `/team/update`, as LiteLLM answers.
+async fn check_organization(state: &AppState, org: Option<&str>, new: bool) -> ApiResult<()> {
+    let Some(org) = org else { return Ok(()) };
+    if state
+        .store
+        .organization_exists(org)
+        .await
+        .map_err(store_err)?
+    {
+        return Ok(());
+    }
+    let err = if new {
+        ApiError::bad_request(format!("Organization not found for organization_id={org}"))
+    } else {
+        ApiError::not_found(format!(
+            "Organization not found, passed organization_id={org}"
+        ))
+    };
+    Err(err.with_param("organization_id"))
 }
 
 fn required_team_id(body: &Map<String, Value>) -> ApiResult<String> {
@@ -385,6 +408,7 @@ async fn create(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
         ..TeamRow::default()
     };
     apply_team_fields(&mut team, &body)?;
+    check_organization(state, team.organization_id.as_deref(), true).await?;
     let wanted = match body.get("members_with_roles") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.iter().map(parse_member).collect::<ApiResult<Vec<_>>>()?,
@@ -516,6 +540,9 @@ async fn update(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
         fields.retain(|k, _| changed.contains(k));
     }
     apply_team_fields(&mut team, &fields)?;
+    if fields.contains_key("organization_id") {
+        check_organization(state, team.organization_id.as_deref(), false).await?;
+    }
     team.updated_at = Some(now());
     state.store.update_team(&team).await.map_err(store_err)?;
     forget_team_keys(state, &team_id);

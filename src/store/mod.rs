@@ -2,11 +2,13 @@
 //! (embedded default) or Postgres.
 //!
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
-//! a database a LiteLLM proxy created is read and written as is; migrations only create what
-//! is missing (`IF NOT EXISTS`) and never alter or drop. The two backends are a closed enum:
+//! a database a LiteLLM proxy created is read and written as is: on it our migrations are
+//! recorded, not run (`adopt`). On a database of our own they create what is missing and only
+//! ever add columns, never drop. The two backends are a closed enum:
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod adopt;
 mod budgets;
 mod end_users;
 mod membership;
@@ -53,6 +55,9 @@ pub enum StoreError {
     /// A write named rows that do not exist; nothing was written.
     #[error("{0}")]
     NotFound(String),
+    /// The database or its URL cannot be used as it is.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -85,6 +90,27 @@ const LOG_ROWS_PER_STATEMENT: usize = 500;
 const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") "#;
 const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
 
+/// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
+/// figures): added to the member's row, which is created only while the user is on the team's
+/// roster, so spend flushed after a removal never brings the member back. `total_spend` is
+/// never reset.
+const PG_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
+    SELECT $1, $2, $3, $3
+    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t WHERE t."team_id" = $2
+                    AND t."members_with_roles" @> jsonb_build_array(jsonb_build_object('user_id', $1::text)))
+       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = $1 AND m."team_id" = $2)
+    ON CONFLICT ("user_id", "team_id") DO UPDATE
+    SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend",
+        "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
+const SQLITE_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
+    SELECT ?1, ?2, ?3, ?3
+    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t, json_each(CASE json_type(t."members_with_roles")
+                      WHEN 'array' THEN t."members_with_roles" ELSE '[]' END) j
+                    WHERE t."team_id" = ?2 AND json_extract(j.value, '$.user_id') = ?1)
+       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = ?1 AND m."team_id" = ?2)
+    ON CONFLICT ("user_id", "team_id") DO UPDATE
+    SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
+
 pub fn fmt_ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
@@ -92,12 +118,6 @@ pub fn fmt_ts(t: NaiveDateTime) -> String {
 fn json_text(v: &Value) -> String {
     v.to_string()
 }
-
-/// A member's spend inside a team, as LiteLLM's spend writer adds it: onto the membership row,
-/// creating it only while the user is on the team's roster (a flush that lands after the member
-/// was removed does not bring the row back).
-const SQLITE_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id","team_id","spend","total_spend") SELECT ?1, ?2, ?3, ?3 WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" WHERE "user_id" = ?1 AND "team_id" = ?2) OR EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t, json_each(t."members_with_roles") j WHERE t."team_id" = ?2 AND json_extract(j.value, '$.user_id') = ?1) ON CONFLICT("user_id","team_id") DO UPDATE SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
-const PG_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id","team_id","spend","total_spend") SELECT $1, $2, $3, $3 WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" WHERE "user_id" = $1 AND "team_id" = $2) OR EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t WHERE t."team_id" = $2 AND t."members_with_roles" @> jsonb_build_array(jsonb_build_object('user_id', $1::text))) ON CONFLICT ("user_id","team_id") DO UPDATE SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend", "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
 
 /// Filters of `/key/list`.
 #[derive(Debug, Default, Clone)]
@@ -148,9 +168,9 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(DEFAULT_POOL)
                     .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect(url)
+                    .connect_with(adopt::pg_options(url)?)
                     .await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                adopt::migrate(&pool).await?;
                 Ok(Self::Postgres(pool))
             }
             other => {
@@ -499,9 +519,10 @@ impl Store {
                     qb.push(" ON CONFLICT(\"request_id\") DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
                 }
+                let now = fmt_ts(chrono::Utc::now().naive_utc());
                 for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1 WHERE "token" = ?2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1, "total_spend" = "total_spend" + ?1, "last_active" = ?3 WHERE "token" = ?2"#)
+                        .bind(s).bind(t).bind(&now).execute(&mut *tx).await?;
                 }
                 for (u, s) in &b.user_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + ?1 WHERE "user_id" = ?2"#)
@@ -512,7 +533,7 @@ impl Store {
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
                 for (t, u, s) in &b.member_spend {
-                    sqlx::query(SQLITE_MEMBER_SPEND)
+                    sqlx::query(SQLITE_TEAM_MEMBER_SPEND)
                         .bind(u)
                         .bind(t)
                         .bind(s)
@@ -554,12 +575,15 @@ impl Store {
                             .push_bind(&l.end_user)
                             .push_bind(&l.status);
                     });
-                    qb.push(" ON CONFLICT (\"request_id\") DO NOTHING");
+                    // No conflict target: a spend log partitioned on "startTime" (LiteLLM's runbook)
+                    // can only have unique indexes that include it, none on "request_id" alone.
+                    qb.push(" ON CONFLICT DO NOTHING");
                     qb.build().execute(&mut *tx).await?;
                 }
+                let now = chrono::Utc::now().naive_utc();
                 for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1 WHERE "token" = $2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
+                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1, "total_spend" = "total_spend" + $1, "last_active" = $3 WHERE "token" = $2"#)
+                        .bind(s).bind(t).bind(now).execute(&mut *tx).await?;
                 }
                 for (u, s) in &b.user_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + $1 WHERE "user_id" = $2"#)
@@ -570,7 +594,7 @@ impl Store {
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
                 for (t, u, s) in &b.member_spend {
-                    sqlx::query(PG_MEMBER_SPEND)
+                    sqlx::query(PG_TEAM_MEMBER_SPEND)
                         .bind(u)
                         .bind(t)
                         .bind(s)

@@ -127,6 +127,29 @@ fn list_text(v: &[String]) -> String {
 }
 
 impl Store {
+    /// Whether `LiteLLM_OrganizationTable` has this organization.
+    pub async fn organization_exists(&self, organization_id: &str) -> StoreResult<bool> {
+        const SQL_SQLITE: &str =
+            r#"SELECT 1 FROM "LiteLLM_OrganizationTable" WHERE "organization_id" = ?1"#;
+        const SQL_PG: &str =
+            r#"SELECT 1 FROM "LiteLLM_OrganizationTable" WHERE "organization_id" = $1"#;
+        let found: Option<(i32,)> = match self {
+            Self::Sqlite(p) => {
+                sqlx::query_as(SQL_SQLITE)
+                    .bind(organization_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Self::Postgres(p) => {
+                sqlx::query_as(SQL_PG)
+                    .bind(organization_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+        };
+        Ok(found.is_some())
+    }
+
     pub async fn get_team(&self, team_id: &str) -> StoreResult<Option<TeamRow>> {
         Ok(match self {
             Self::Sqlite(p) => {

@@ -1,5 +1,5 @@
-//! SQL for `LiteLLM_UserTable` (the `/user/*` routes). Deleting users also deletes their keys,
-//! in the same transaction, as LiteLLM's `/user/delete` does.
+//! SQL for `LiteLLM_UserTable` (the `/user/*` routes). Deleting users also deletes their keys
+//! and memberships, in the same transaction, as LiteLLM's `/user/delete` does.
 
 use super::rows::{self, UserRow};
 use super::{fmt_ts, json_text, Store, StoreError, StoreResult};
@@ -19,6 +19,15 @@ const SQLITE_USER_COLUMNS: &str = r#""user_id", "user_alias", "team_id", "organi
     "teams", "user_role", "max_budget", "spend", "user_email", "models", "metadata",
     "max_parallel_requests", "tpm_limit", "rpm_limit", "budget_duration", "budget_reset_at",
     "model_spend", "model_max_budget", "created_at", "updated_at""#;
+
+/// Rows that refer to a user and go with it, as LiteLLM's `/user/delete` removes them: team and
+/// organization memberships and (on a schema LiteLLM built) invitation links, whose foreign
+/// keys would otherwise refuse the delete.
+const PG_USER_REFERENCES: [&str; 3] = [
+    r#"DELETE FROM "LiteLLM_TeamMembership" WHERE "user_id" = $1"#,
+    r#"DELETE FROM "LiteLLM_OrganizationMembership" WHERE "user_id" = $1"#,
+    r#"DELETE FROM "LiteLLM_InvitationLink" WHERE $1 IN ("user_id", "created_by", "updated_by")"#,
+];
 
 /// Filters of `/user/list`.
 #[derive(Debug, Default, Clone)]
@@ -153,6 +162,12 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     tokens.extend(gone.into_iter().map(|(t,)| t));
+                    for sql in [
+                        r#"DELETE FROM "LiteLLM_TeamMembership" WHERE "user_id" = ?1"#,
+                        r#"DELETE FROM "LiteLLM_OrganizationMembership" WHERE "user_id" = ?1"#,
+                    ] {
+                        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                    }
                     let r = sqlx::query(r#"DELETE FROM "LiteLLM_UserTable" WHERE "user_id" = ?1"#)
                         .bind(id)
                         .execute(&mut *tx)
@@ -165,6 +180,11 @@ impl Store {
             }
             Self::Postgres(p) => {
                 let mut tx = p.begin().await?;
+                // Only a schema LiteLLM built has invitation links.
+                let (invitations,): (bool,) =
+                    sqlx::query_as(r#"SELECT to_regclass('"LiteLLM_InvitationLink"') IS NOT NULL"#)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 for id in ids {
                     let gone: Vec<(String,)> = sqlx::query_as(
                         r#"DELETE FROM "LiteLLM_VerificationToken" WHERE "user_id" = $1 RETURNING "token""#,
@@ -173,6 +193,12 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     tokens.extend(gone.into_iter().map(|(t,)| t));
+                    for sql in PG_USER_REFERENCES {
+                        if sql.contains("LiteLLM_InvitationLink") && !invitations {
+                            continue;
+                        }
+                        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                    }
                     let r = sqlx::query(r#"DELETE FROM "LiteLLM_UserTable" WHERE "user_id" = $1"#)
                         .bind(id)
                         .execute(&mut *tx)

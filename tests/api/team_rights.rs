@@ -349,6 +349,8 @@ async fn member_add_and_delete_follow_litellm() {
 async fn v2_team_list_pages_filters_and_sorts() {
     for (name, db) in backends().await {
         let gw = gateway(&keys_config(db.as_deref()), None).await;
+        // Teams may only name an organization that exists (there is no /organization API yet).
+        insert_organization(&gw, "org-1").await;
         for (id, alias, org) in [
             ("t0", "Alpha", Some("org-1")),
             ("t1", "beta", None),
@@ -1387,5 +1389,18 @@ async fn member_budgets_reset_after_their_duration() {
         let after = team_info(&gw, "t-rs").await;
         let b = &membership(&after, "alice")["litellm_budget_table"];
         assert_ne!(b["budget_reset_at"], first_reset.as_str(), "{name}: {b}");
+    }
+}
+
+/// An organization row as LiteLLM writes it (alias, budget and audit columns are required).
+async fn insert_organization(gw: &Gateway, id: &str) {
+    const SQL: &str = r#"INSERT INTO "LiteLLM_OrganizationTable" ("organization_id", "organization_alias", "budget_id", "created_by", "updated_by") VALUES ($1, $1, 'b', 'admin', 'admin')"#;
+    match &gw.state.store {
+        litellm_gateway::store::Store::Sqlite(p) => {
+            sqlx::query(SQL).bind(id).execute(p).await.unwrap();
+        }
+        litellm_gateway::store::Store::Postgres(p) => {
+            sqlx::query(SQL).bind(id).execute(p).await.unwrap();
+        }
     }
 }

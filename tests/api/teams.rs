@@ -817,3 +817,64 @@ async fn budgets_reset_after_their_budget_duration() {
         );
     }
 }
+
+/// A member's spend and lifetime spend in `LiteLLM_TeamMembership`, read from the database.
+async fn member_spend(gw: &Gateway, user: &str, team: &str) -> Option<(f64, f64)> {
+    const SQL: &str =
+        r#"SELECT "spend", "total_spend" FROM "LiteLLM_TeamMembership" WHERE "user_id" = "#;
+    match &gw.state.store {
+        litellm_gateway::store::Store::Sqlite(p) => {
+            sqlx::query_as(&format!(r#"{SQL}?1 AND "team_id" = ?2"#))
+                .bind(user)
+                .bind(team)
+                .fetch_optional(p)
+                .await
+        }
+        litellm_gateway::store::Store::Postgres(p) => {
+            sqlx::query_as(&format!(r#"{SQL}$1 AND "team_id" = $2"#))
+                .bind(user)
+                .bind(team)
+                .fetch_optional(p)
+                .await
+        }
+    }
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_members_spend_in_a_team_is_kept_per_member() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        ok(gw
+            .post(
+                "/team/new",
+                json!({"team_id": "t-m", "members_with_roles": [{"role": "user", "user_id": "u-in"}]}),
+            )
+            .await)
+        .await;
+        ok(gw
+            .post(
+                "/user/new",
+                json!({"user_id": "u-out", "auto_create_key": false}),
+            )
+            .await)
+        .await;
+        let member = two_keys(&gw, json!({"team_id": "t-m", "user_id": "u-in"})).await;
+        let outsider = two_keys(&gw, json!({"team_id": "t-m", "user_id": "u-out"})).await;
+        for k in [&member[0], &member[1], &outsider[0]] {
+            assert_eq!(chat_with(&gw, k, "gpt-4o").await.status(), 200, "{name}");
+        }
+        gw.state.spend.flush().await;
+        // Each mocked gpt-4o call costs 0.000225.
+        let (spend, total) = member_spend(&gw, "u-in", "t-m")
+            .await
+            .unwrap_or_else(|| panic!("{name}: no membership row"));
+        assert!((spend - 0.00045).abs() < 1e-9, "{name}: {spend}");
+        assert!((total - 0.00045).abs() < 1e-9, "{name}: {total}");
+        assert_eq!(
+            member_spend(&gw, "u-out", "t-m").await,
+            None,
+            "{name}: not on the team's roster, so no membership row"
+        );
+    }
+}
