@@ -65,6 +65,9 @@ pub struct DeploymentConfig {
     /// the deployment id and `/model/info`.
     #[serde(skip)]
     pub raw_params: Map<String, Value>,
+    /// Loaded from `LiteLLM_ProxyModelTable` rather than the config file.
+    #[serde(skip)]
+    pub db_model: bool,
 }
 
 /// `litellm_params` of a deployment. Unknown keys are provider params or call defaults
@@ -226,6 +229,9 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "dangerously_permit_weak_or_unset_master_key",
             "allow_client_side_credentials",
             "proxy_budget_rescheduler_min_time",
+            "store_model_in_db",
+            "proxy_config_reload_interval_seconds",
+            "encryption_algorithm",
         ],
     ),
     (

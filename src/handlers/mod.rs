@@ -7,6 +7,7 @@
 pub mod health;
 pub mod keys;
 pub mod llm;
+pub mod model_admin;
 pub mod models;
 pub mod spend;
 pub mod teams;

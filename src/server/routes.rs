@@ -8,12 +8,12 @@
 //! `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
-use crate::handlers::{health, keys, llm, models, spend, teams, users};
+use crate::handlers::{health, keys, llm, model_admin, models, spend, teams, users};
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::cors::CorsLayer;
 
@@ -96,6 +96,13 @@ pub fn build_app(state: AppState) -> Router {
         .route("/team/unblock", post(teams::unblock_team_handler))
         .route("/team/model/add", post(teams::model_add_handler))
         .route("/team/model/delete", post(teams::model_delete_handler))
+        .route("/model/new", post(model_admin::new_model_handler))
+        .route("/model/update", post(model_admin::update_model_handler))
+        .route(
+            "/model/{model_id}/update",
+            patch(model_admin::patch_model_handler),
+        )
+        .route("/model/delete", post(model_admin::delete_model_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/global/spend", get(spend::global_spend_handler))
         .route("/", get(health::root_handler))

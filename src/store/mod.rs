@@ -6,11 +6,13 @@
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
+mod models;
 mod rows;
 mod teams;
 mod users;
 
 pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
+pub use models::ProxyModelRow;
 pub use users::UserFilter;
 
 use chrono::NaiveDateTime;

@@ -6,6 +6,7 @@ mod anthropic;
 mod auth;
 mod chat;
 mod config_files;
+mod db_models;
 mod deploy_files;
 mod errors;
 mod helpers;
