@@ -127,12 +127,8 @@ impl SaltKey {
             .map_err(|_| "the system random source failed".to_string())?;
         let key = self.gcm_key()?;
         let mut buf = plaintext.as_bytes().to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::empty(),
-            &mut buf,
-        )
-        .map_err(|_| "encryption failed".to_string())?;
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .map_err(|_| "encryption failed".to_string())?;
         let mut out = Vec::with_capacity(GCM_NONCE + buf.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);

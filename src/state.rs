@@ -6,12 +6,12 @@
 use crate::config::{LoadedConfig, Secret};
 use crate::ratelimit::{Descriptor, FailMode, Limiter};
 use crate::redis::RedisHandle;
-use crate::routing::deployment::secs;
 use crate::routing::db_models::DbModels;
+use crate::routing::deployment::secs;
 use crate::routing::ModelRouter;
-use arc_swap::ArcSwap;
 use crate::spend::{Budgets, CachedKey, SpendWriter};
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

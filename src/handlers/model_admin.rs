@@ -34,8 +34,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-const ENABLE_HINT: &str =
-    "Set `'STORE_MODEL_IN_DB='True'` in your env to enable this feature.";
+const ENABLE_HINT: &str = "Set `'STORE_MODEL_IN_DB='True'` in your env to enable this feature.";
 
 fn not_enabled() -> ApiError {
     ApiError::internal(ENABLE_HINT)
@@ -90,15 +89,19 @@ fn opt_bool(body: &Map<String, Value>, f: &str) -> ApiResult<Option<bool>> {
 
 /// Checks plaintext `litellm_params` the way a config entry is checked, so a model that could
 /// never be called is refused before it is stored.
-fn validate_params(state: &AppState, model_name: &str, params: &Map<String, Value>) -> ApiResult<()> {
+fn validate_params(
+    state: &AppState,
+    model_name: &str,
+    params: &Map<String, Value>,
+) -> ApiResult<()> {
     match params.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => {}
         Some(v) => return Err(field_error("litellm_params.model", "a non-empty string", v)),
         None => {
-            return Err(ApiError::bad_request(
-                "Missing required field 'litellm_params.model'.",
+            return Err(
+                ApiError::bad_request("Missing required field 'litellm_params.model'.")
+                    .with_param("litellm_params.model"),
             )
-            .with_param("litellm_params.model"))
         }
     }
     let typed: LitellmParams = serde_path_to_error::deserialize(Value::Object(params.clone()))
@@ -115,10 +118,7 @@ fn validate_params(state: &AppState, model_name: &str, params: &Map<String, Valu
         db_model: true,
     };
     Deployment::from_config(&dc, 0, &state.loaded).map_err(|e| {
-        let msg = e
-            .split_once(": ")
-            .map(|(_, m)| m.to_string())
-            .unwrap_or(e);
+        let msg = e.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(e);
         ApiError::bad_request(msg).with_param("litellm_params.model")
     })?;
     Ok(())
@@ -247,9 +247,8 @@ async fn update_model(
 ) -> ApiResult<Value> {
     require_admin(auth, "/model/update")?;
     let body = body_of(state, headers, body).await?;
-    let info = opt_obj(&body, "model_info")?.ok_or_else(|| {
-        ApiError::bad_request("model_info not provided").with_param("model_info")
-    })?;
+    let info = opt_obj(&body, "model_info")?
+        .ok_or_else(|| ApiError::bad_request("model_info not provided").with_param("model_info"))?;
     let id = opt_string(info, "id", "model_info.id")?.ok_or_else(|| {
         ApiError::bad_request("model_info.id not provided").with_param("model_info.id")
     })?;
@@ -421,7 +420,8 @@ async fn delete_model(
         }
         Some(v) => return Err(field_error("id", "a non-empty string", v)),
     };
-    let missing = || ApiError::bad_request(format!("Model with id={id} not found in db")).with_param("id");
+    let missing =
+        || ApiError::bad_request(format!("Model with id={id} not found in db")).with_param("id");
     if !state.db_models.enabled {
         // LiteLLM looks the row up before it checks the setting.
         return Err(match state.store.get_proxy_model(&id).await? {
@@ -429,7 +429,11 @@ async fn delete_model(
             None => missing(),
         });
     }
-    let deleted = state.store.delete_proxy_model(&id).await?.ok_or_else(missing)?;
+    let deleted = state
+        .store
+        .delete_proxy_model(&id)
+        .await?
+        .ok_or_else(missing)?;
     refresh(state).await;
     Ok(json!({"message": format!("Model: {} deleted successfully", deleted.model_id)}))
 }

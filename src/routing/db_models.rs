@@ -318,7 +318,7 @@ mod tests {
             "t.yaml",
         )
         .unwrap();
-        let d = DbModels::from_config(&l, Some(&Secret::new("sk-m".into())), None);
+        let d = DbModels::from_config(&l, Some(&Secret::new("sk-m")), None);
         assert_eq!(d.interval, DEFAULT_RELOAD_INTERVAL);
         assert!(d.salt().is_some());
     }

@@ -11,8 +11,8 @@ mod rows;
 mod teams;
 mod users;
 
-pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
 pub use models::ProxyModelRow;
+pub use rows::{parse_ts_str as rows_parse_ts, KeyRow, SpendLogRow, TeamRow, UserRow};
 pub use users::UserFilter;
 
 use chrono::NaiveDateTime;

@@ -142,7 +142,9 @@ impl Store {
 
     /// Inserts a model; a duplicate `model_id` is a [`StoreError::Conflict`].
     pub async fn insert_proxy_model(&self, m: &ProxyModelRow) -> StoreResult<()> {
-        let created = m.created_at.unwrap_or_else(|| chrono::Utc::now().naive_utc());
+        let created = m
+            .created_at
+            .unwrap_or_else(|| chrono::Utc::now().naive_utc());
         let updated = m.updated_at.unwrap_or(created);
         match self {
             Self::Sqlite(p) => {

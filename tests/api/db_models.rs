@@ -27,11 +27,7 @@ fn config(db: Option<&str>, salt: &str, store_in_db: bool) -> String {
 }
 
 /// Two gateways on one database (the SQLite file or the Postgres database).
-async fn on_db(
-    yaml: &str,
-    mock: &MockUpstream,
-    dir: &tempfile::TempDir,
-) -> Gateway {
+async fn on_db(yaml: &str, mock: &MockUpstream, dir: &tempfile::TempDir) -> Gateway {
     let yaml = yaml.replace("{MOCK}", &mock.base());
     gateway_with_db(&yaml, &dir.path().join("shared.db")).await
 }
@@ -103,7 +99,10 @@ async fn add_call_update_rename_delete_without_restart() {
 
         // At rest: every string value of litellm_params is encrypted with the salt key.
         let row = gw.state.store.get_proxy_model(&id).await.unwrap().unwrap();
-        for (field, plain) in [("api_key", "sk-db-upstream"), ("model", "openai/db-upstream")] {
+        for (field, plain) in [
+            ("api_key", "sk-db-upstream"),
+            ("model", "openai/db-upstream"),
+        ] {
             let stored = row.litellm_params[field].as_str().unwrap();
             assert!(!stored.contains(plain), "{name}: {field} stored in clear");
             assert_eq!(salt.decrypt(stored).unwrap(), plain, "{name}: {field}");
@@ -115,7 +114,11 @@ async fn add_call_update_rename_delete_without_restart() {
         assert_eq!(bearer(&mock.last()), "Bearer sk-db-upstream");
         assert_eq!(mock.last().body["model"], "db-upstream");
         assert_eq!(
-            r.headers().get("x-litellm-model-id").unwrap().to_str().unwrap(),
+            r.headers()
+                .get("x-litellm-model-id")
+                .unwrap()
+                .to_str()
+                .unwrap(),
             id
         );
 
@@ -124,12 +127,18 @@ async fn add_call_update_rename_delete_without_restart() {
         assert!(ids.contains(&"db-gpt".into()) && ids.contains(&"cfg-model".into()));
         let info: Value = gw.get("/model/info").await.json().await.unwrap();
         let entries = info["data"].as_array().unwrap();
-        let db_entry = entries.iter().find(|e| e["model_name"] == "db-gpt").unwrap();
+        let db_entry = entries
+            .iter()
+            .find(|e| e["model_name"] == "db-gpt")
+            .unwrap();
         assert_eq!(db_entry["model_info"]["db_model"], true);
         assert_eq!(db_entry["model_info"]["id"], id.as_str());
         assert!(db_entry["litellm_params"].get("api_key").is_none());
         assert_eq!(db_entry["litellm_params"]["model"], "openai/db-upstream");
-        let cfg_entry = entries.iter().find(|e| e["model_name"] == "cfg-model").unwrap();
+        let cfg_entry = entries
+            .iter()
+            .find(|e| e["model_name"] == "cfg-model")
+            .unwrap();
         assert_eq!(cfg_entry["model_info"]["db_model"], false);
 
         // POST /model/update rotates the key (other params stay).
@@ -231,7 +240,10 @@ async fn a_second_replica_converges_through_the_poll() {
         wait_listed(&b, "shared-renamed", true).await;
         assert!(!model_ids(&b).await.contains(&"shared-model".into()));
 
-        assert_eq!(a.post("/model/delete", json!({"id": id})).await.status(), 200);
+        assert_eq!(
+            a.post("/model/delete", json!({"id": id})).await.status(),
+            200
+        );
         wait_listed(&b, "shared-renamed", false).await;
         assert_eq!(chat(&b, "shared-renamed").await.status(), 400);
     }
@@ -333,17 +345,47 @@ async fn bad_input_is_a_400_naming_the_field_and_only_admins_may_write() {
         let mock = mock_upstream().await;
         let gw = gateway(&config(db.as_deref(), SALT, true), Some(&mock)).await;
         let cases = [
-            (json!({"litellm_params": {"model": "openai/x"}}), "model_name"),
-            (json!({"model_name": 5, "litellm_params": {"model": "openai/x"}}), "model_name"),
+            (
+                json!({"litellm_params": {"model": "openai/x"}}),
+                "model_name",
+            ),
+            (
+                json!({"model_name": 5, "litellm_params": {"model": "openai/x"}}),
+                "model_name",
+            ),
             (json!({"model_name": "m"}), "litellm_params"),
-            (json!({"model_name": "m", "litellm_params": "openai/x"}), "litellm_params"),
-            (json!({"model_name": "m", "litellm_params": {"api_key": "k"}}), "litellm_params.model"),
-            (json!({"model_name": "m", "litellm_params": {"model": 3}}), "litellm_params.model"),
-            (json!({"model_name": "m", "litellm_params": {"model": "no-provider-model"}}), "litellm_params.model"),
-            (json!({"model_name": "m", "litellm_params": {"model": "openai/x", "rpm": "lots"}}), "litellm_params.rpm"),
-            (json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "model_info": []}), "model_info"),
-            (json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "model_info": {"id": 7}}), "model_info.id"),
-            (json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "blocked": "yes"}), "blocked"),
+            (
+                json!({"model_name": "m", "litellm_params": "openai/x"}),
+                "litellm_params",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"api_key": "k"}}),
+                "litellm_params.model",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": 3}}),
+                "litellm_params.model",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": "no-provider-model"}}),
+                "litellm_params.model",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": "openai/x", "rpm": "lots"}}),
+                "litellm_params.rpm",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "model_info": []}),
+                "model_info",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "model_info": {"id": 7}}),
+                "model_info.id",
+            ),
+            (
+                json!({"model_name": "m", "litellm_params": {"model": "openai/x"}, "blocked": "yes"}),
+                "blocked",
+            ),
         ];
         for (body, param) in cases {
             let r = gw.post("/model/new", body.clone()).await;
@@ -355,7 +397,9 @@ async fn bad_input_is_a_400_naming_the_field_and_only_admins_may_write() {
         assert_eq!(r.status(), 400);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["param"], "id");
-        let r = gw.post("/model/update", json!({"litellm_params": {}})).await;
+        let r = gw
+            .post("/model/update", json!({"litellm_params": {}}))
+            .await;
         assert_eq!(r.status(), 400);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["param"], "model_info");
@@ -374,7 +418,11 @@ async fn bad_input_is_a_400_naming_the_field_and_only_admins_may_write() {
         assert_eq!(r.status(), 400, "{name}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["param"], "litellm_params.model");
-        assert_eq!(chat(&gw, "m").await.status(), 200, "the failed edit rolled back");
+        assert_eq!(
+            chat(&gw, "m").await.status(),
+            200,
+            "the failed edit rolled back"
+        );
         // Editing a config model is refused like LiteLLM does.
         let cfg_id = gw
             .state
