@@ -38,8 +38,9 @@ pub struct DbModels {
     pub interval: Duration,
     /// `--model` single-model mode, re-applied to every rebuilt router.
     catch_all: Option<String>,
-    /// One reload at a time, so an older read never overwrites a newer one.
-    reload_lock: tokio::sync::Mutex<()>,
+    /// One reload at a time, so an older read never overwrites a newer one. Holds the rows
+    /// the current router was built from: an unchanged table costs no rebuild.
+    applied: tokio::sync::Mutex<Option<Vec<ProxyModelRow>>>,
 }
 
 fn truthy(v: &Value) -> bool {
@@ -98,7 +99,7 @@ impl DbModels {
             salt,
             interval,
             catch_all,
-            reload_lock: tokio::sync::Mutex::new(()),
+            applied: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -186,8 +187,17 @@ pub fn deployment_config(
 /// in. Rows that cannot be used are logged and left out. Returns how many DB models are live.
 pub async fn reload(inner: &Inner) -> Result<usize, StoreError> {
     let db = &inner.db_models;
-    let _one_at_a_time = db.reload_lock.lock().await;
+    let mut applied = db.applied.lock().await;
     let rows = inner.store.list_proxy_models().await?;
+    if applied.as_ref() == Some(&rows) {
+        let live = inner
+            .router
+            .load()
+            .all_deployments()
+            .filter(|d| d.config.db_model)
+            .count();
+        return Ok(live);
+    }
     let mut configs = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.blocked {
@@ -222,6 +232,7 @@ pub async fn reload(inner: &Inner) -> Result<usize, StoreError> {
         .cooldowns
         .set_deployment_ids(router.all_deployments().map(|d| d.id.clone()).collect());
     inner.router.store(Arc::new(router));
+    *applied = Some(rows);
     Ok(live)
 }
 

@@ -457,6 +457,40 @@ mod tests {
     }
 
     #[test]
+    fn rebuilds_keep_live_stats_by_id_and_db_models_replace_config_ids() {
+        let loaded = load_str(
+            "model_list:\n  - model_name: g\n    litellm_params: {model: openai/a}\n    model_info: {id: dep-a}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let first = ModelRouter::from_config(&loaded).unwrap();
+        let a = first.group("g").unwrap().deployments[0].clone();
+        let _in_flight = a.stats.start();
+        let db: crate::config::DeploymentConfig = serde_json::from_value(serde_json::json!({
+            "model_name": "g2",
+            "litellm_params": {"model": "openai/b"},
+            "model_info": {"id": "dep-a"},
+        }))
+        .unwrap();
+        let db = crate::config::DeploymentConfig {
+            db_model: true,
+            ..db
+        };
+        let second = ModelRouter::build(&loaded, &[db], Some(&first)).unwrap();
+        // The stored model took over the id: the config entry is gone, its stats carried over.
+        assert!(second.group("g").is_none());
+        let b = &second.group("g2").unwrap().deployments[0];
+        assert_eq!(b.id, "dep-a");
+        assert!(b.config.db_model);
+        assert!(Arc::ptr_eq(&a.stats, &b.stats));
+        let third = ModelRouter::build(&loaded, &[], Some(&second)).unwrap();
+        assert!(Arc::ptr_eq(
+            &third.group("g").unwrap().deployments[0].stats,
+            &a.stats
+        ));
+    }
+
+    #[test]
     fn unknown_strategy_is_a_config_error() {
         let loaded = load_str(
             "model_list: []\nrouter_settings:\n  routing_strategy: fastest\n",
