@@ -33,8 +33,17 @@ const PG_COLUMNS: &str = r#""model_id", "model_name", "litellm_params"::text AS 
 const SQLITE_COLUMNS: &str = r#""model_id", "model_name", "litellm_params", "model_info",
     "blocked", "created_at", "created_by", "updated_at", "updated_by""#;
 
+/// Parses a JSON column. A value that is itself a JSON string holding an object (a client that
+/// double-encoded it) is unwrapped, so such rows read like any other.
 fn json_of(text: Option<String>) -> Option<Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+    let v: Value = serde_json::from_str(&text?).ok()?;
+    match v {
+        Value::String(inner) => match serde_json::from_str::<Value>(&inner) {
+            Ok(o @ Value::Object(_)) => Some(o),
+            _ => Some(Value::String(inner)),
+        },
+        other => Some(other),
+    }
 }
 
 macro_rules! model_from_row {

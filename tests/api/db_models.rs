@@ -280,9 +280,20 @@ async fn rows_litellm_encrypted_are_served_and_a_wrong_salt_key_skips_them() {
             let row = fixture_row(id, model, &ct(section, 0), &ct(section, 1), &mock.base());
             good.state.store.insert_proxy_model(&row).await.unwrap();
         }
+        // The same params written as a JSON string holding the object (double-encoded).
+        let mut row = fixture_row(
+            "str-row",
+            "str-model",
+            &ct("xsalsa20_poly1305", 0),
+            &ct("xsalsa20_poly1305", 1),
+            &mock.base(),
+        );
+        row.litellm_params = Value::String(row.litellm_params.to_string());
+        good.state.store.insert_proxy_model(&row).await.unwrap();
         wait_listed(&good, "nacl-model", true).await;
         wait_listed(&good, "gcm-model", true).await;
-        for model in ["nacl-model", "gcm-model"] {
+        wait_listed(&good, "str-model", true).await;
+        for model in ["nacl-model", "gcm-model", "str-model"] {
             let r = chat(&good, model).await;
             assert_eq!(r.status(), 200, "{name}: {model}");
             let last = mock.last();
