@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod handlers;
 pub mod middleware;
@@ -115,7 +116,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             addr: addr.clone(),
             source,
         })?;
-    let names = state.router.model_names();
+    let names = state.router.load().model_names();
     tracing::info!(models = ?names, "loaded {} model group(s)", names.len());
     tracing::info!("listening on http://{addr}");
     let spend = state.spend.clone();

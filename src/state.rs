@@ -6,10 +6,12 @@
 use crate::config::{LoadedConfig, Secret};
 use crate::ratelimit::{Descriptor, FailMode, Limiter};
 use crate::redis::RedisHandle;
+use crate::routing::db_models::DbModels;
 use crate::routing::deployment::secs;
 use crate::routing::ModelRouter;
 use crate::spend::{Budgets, CachedKey, SpendWriter};
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +27,13 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 
 pub struct Inner {
     pub loaded: LoadedConfig,
-    pub router: ModelRouter,
+    /// The config's models plus, with `store_model_in_db`, the database's. Swapped whole when
+    /// the stored models change; a request takes one snapshot (`load_full`, one atomic
+    /// increment) and keeps it for its lifetime. Per-deployment state lives outside it or is
+    /// carried over by id (see `ModelRouter::build`).
+    pub router: ArcSwap<ModelRouter>,
+    /// `store_model_in_db`: salt key, poll interval, reload lock.
+    pub db_models: DbModels,
     /// General-purpose client (health probes, token endpoints).
     pub http: reqwest::Client,
     /// The request-path client (see `providers::client`).
@@ -261,13 +269,29 @@ impl AppState {
                 || loaded
                     .env("JSON_LOGS")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            db_models: DbModels::from_config(
+                &loaded,
+                master_key.as_ref(),
+                opts.catch_all_model.clone(),
+            ),
             master_key,
-            router,
+            router: ArcSwap::from_pointee(router),
             http,
             upstream,
             loaded,
             started_at: Instant::now(),
         }));
+        if state.db_models.enabled {
+            match crate::routing::db_models::reload(&state.0).await {
+                Ok(n) => tracing::info!("store_model_in_db: {n} model(s) loaded from the database"),
+                // LiteLLM starts with its config models when the first read fails; so do we.
+                Err(e) => tracing::error!("store_model_in_db: cannot read stored models: {e}"),
+            }
+            tokio::spawn(crate::routing::db_models::poll_loop(
+                Arc::downgrade(&state.0),
+                state.db_models.interval,
+            ));
+        }
         tokio::spawn(crate::spend::reset_budgets_loop(
             Arc::downgrade(&state.0),
             budget_every,

@@ -65,6 +65,9 @@ pub struct DeploymentConfig {
     /// the deployment id and `/model/info`.
     #[serde(skip)]
     pub raw_params: Map<String, Value>,
+    /// Loaded from `LiteLLM_ProxyModelTable` rather than the config file.
+    #[serde(skip)]
+    pub db_model: bool,
 }
 
 /// `litellm_params` of a deployment. Unknown keys are provider params or call defaults
@@ -233,6 +236,9 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "allow_client_side_credentials",
             "proxy_budget_rescheduler_min_time",
             "team_admin_editable_team_fields",
+            "store_model_in_db",
+            "proxy_config_reload_interval_seconds",
+            "encryption_algorithm",
         ],
     ),
     (

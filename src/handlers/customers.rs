@@ -174,7 +174,7 @@ async fn create(
     no_object_permission(&body)?;
     let default_model = opt_str(&body, "default_model")?;
     if let Some(m) = &default_model {
-        let mut names = state.router.model_names();
+        let mut names = state.router.load().model_names();
         if !names.contains(m) {
             names.sort();
             let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();

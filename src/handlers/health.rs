@@ -76,6 +76,7 @@ pub async fn health_handler(
     }
     let targets: Vec<Arc<Deployment>> = state
         .router
+        .load()
         .all_deployments()
         .filter(|d| q.model.as_ref().is_none_or(|m| m == &d.model_name))
         .filter(|d| q.model_id.as_ref().is_none_or(|id| id == &d.id))
@@ -116,7 +117,7 @@ pub async fn health_handler(
 
 /// Probes every deployment once and records the results for the router and `/health`.
 pub async fn check_all(state: &AppState) {
-    let targets: Vec<Arc<Deployment>> = state.router.all_deployments().cloned().collect();
+    let targets: Vec<Arc<Deployment>> = state.router.load().all_deployments().cloned().collect();
     let results = futures::future::join_all(targets.iter().map(|d| probe(state, d))).await;
     for (d, r) in targets.iter().zip(results) {
         if let Err(e) = &r {

@@ -369,7 +369,8 @@ async fn run(
         Some(cfg) => Some(user_config_router(state, auth, cfg)?),
         None => None,
     };
-    let router = own_router.as_ref().unwrap_or(&state.router);
+    let shared = state.router.load_full();
+    let router = own_router.as_ref().unwrap_or(&*shared);
     if kind == CallKind::Chat
         && !req.stream
         && req.model.contains(',')
@@ -611,7 +612,8 @@ async fn count_tokens(
     let mut body = parse_object(&bytes)?;
     let model = validate::model_field(&body, ROUTE)?;
     messages::validate(&body)?;
-    let resolved = resolve_for(&state.router, auth, ROUTE, &model)?;
+    let router = state.router.load_full();
+    let resolved = resolve_for(&router, auth, ROUTE, &model)?;
     let d = resolved.group.pick(&[]).cloned().ok_or_else(|| {
         ApiError::new(
             ErrorClass::RateLimit,

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod health;
 pub mod keys;
 pub mod llm;
+pub mod model_admin;
 pub mod models;
 pub mod spend;
 pub mod spend_reports;

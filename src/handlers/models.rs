@@ -32,13 +32,12 @@ pub async fn list_models_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,
 ) -> Response {
-    let data: Vec<Value> = state
-        .router
+    let router = state.router.load();
+    let data: Vec<Value> = router
         .model_names()
         .iter()
         .filter(|name| {
-            state
-                .router
+            router
                 .resolve(name)
                 .is_some_and(|r| visible(&auth, r.group))
         })
@@ -52,7 +51,7 @@ pub async fn get_model_handler(
     Extension(auth): Extension<AuthCtx>,
     Path(id): Path<String>,
 ) -> Response {
-    match state.router.resolve(&id) {
+    match state.router.load().resolve(&id) {
         Some(r) if visible(&auth, r.group) => Json(model_entry(&id)).into_response(),
         _ => ApiError::not_found(format!("The model `{id}` does not exist"))
             .with_param("model")
@@ -71,7 +70,8 @@ pub async fn model_info_handler(
     super::JsonQuery(q): super::JsonQuery<ModelInfoQuery>,
 ) -> Response {
     let mut data = Vec::new();
-    for group in state.router.groups() {
+    let router = state.router.load();
+    for group in router.groups() {
         if !visible(&auth, group) {
             continue;
         }
@@ -81,7 +81,7 @@ pub async fn model_info_handler(
             }
             let mut info: serde_json::Map<String, Value> = d.config.model_info.extra.clone();
             info.insert("id".into(), json!(d.id));
-            info.insert("db_model".into(), json!(false));
+            info.insert("db_model".into(), json!(d.config.db_model));
             info.insert("litellm_provider".into(), json!(d.provider.name()));
             let mi = &d.config.model_info;
             let mode = mi.mode.clone().unwrap_or_else(|| "chat".into());

@@ -713,7 +713,7 @@ fn completion_estimate(r: &Map<String, Value>) -> u64 {
 /// Per-token prices of a model name: a configured model group (its deployment's prices and
 /// overrides, as calls to it are charged), else the price map (`provider/model` or `model`).
 fn model_rates(state: &AppState, model: &str) -> ApiResult<Rates> {
-    if let Some(r) = state.router.resolve(model) {
+    if let Some(r) = state.router.load().resolve(model) {
         if let Some(d) = r.group.deployments.last() {
             let upstream = d.upstream_model_for(r.capture.as_deref());
             return Ok(rates_for(d, &upstream).0);

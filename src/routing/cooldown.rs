@@ -77,6 +77,8 @@ pub struct Cooldowns {
     settings: CooldownSettings,
     local: DashMap<String, Entry>,
     redis: Option<RedisHandle>,
+    /// Deployments whose shared cooldowns are pulled; replaced when DB models change.
+    ids: arc_swap::ArcSwap<Vec<String>>,
 }
 
 fn unix_minute() -> u64 {
@@ -95,19 +97,28 @@ impl Cooldowns {
             settings,
             local: DashMap::new(),
             redis,
+            ids: arc_swap::ArcSwap::from_pointee(deployment_ids),
         });
-        if c.redis.is_some() && !c.settings.disabled && !deployment_ids.is_empty() {
+        if c.redis.is_some() && !c.settings.disabled {
             let weak = Arc::downgrade(&c);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(SYNC_EVERY);
                 loop {
                     tick.tick().await;
                     let Some(c) = weak.upgrade() else { return };
-                    c.pull(&deployment_ids).await;
+                    let ids = c.ids.load_full();
+                    if !ids.is_empty() {
+                        c.pull(&ids).await;
+                    }
                 }
             });
         }
         c
+    }
+
+    /// Replaces the deployments whose shared cooldowns are pulled (the router changed).
+    pub fn set_deployment_ids(&self, ids: Vec<String>) {
+        self.ids.store(Arc::new(ids));
     }
 
     /// Time left on `id`'s cooldown, if it is cooling down.

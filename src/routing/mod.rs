@@ -7,6 +7,7 @@
 //! What must not go in here: provider wire formats, auth decisions.
 
 pub mod cooldown;
+pub mod db_models;
 pub mod deployment;
 pub mod strategy;
 
@@ -63,11 +64,42 @@ pub struct ModelRouter {
 
 impl ModelRouter {
     pub fn from_config(loaded: &LoadedConfig) -> Result<Self, Vec<String>> {
+        Self::build(loaded, &[], None)
+    }
+
+    /// The config's `model_list` followed by `db_models` (models stored in the database; one
+    /// with the id of a config deployment replaces it, as LiteLLM's upsert does). Deployments
+    /// whose id was already in `previous` keep its live routing stats, so a reload does not
+    /// reset latency, usage or in-flight counts.
+    pub fn build(
+        loaded: &LoadedConfig,
+        db_models: &[crate::config::DeploymentConfig],
+        previous: Option<&ModelRouter>,
+    ) -> Result<Self, Vec<String>> {
+        let old_stats: HashMap<&str, &Arc<strategy::DeploymentStats>> = previous
+            .map(|p| {
+                p.groups
+                    .values()
+                    .flat_map(|g| g.deployments.iter())
+                    .map(|d| (d.id.as_str(), &d.stats))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut errors = Vec::new();
         let mut by_name: Vec<(String, Vec<Arc<Deployment>>)> = Vec::new();
-        for (i, dc) in loaded.config.model_list.iter().enumerate() {
+        let entries = loaded.config.model_list.iter().chain(db_models);
+        for (i, dc) in entries.enumerate() {
             match Deployment::from_config(dc, i, loaded) {
-                Ok(d) => {
+                Ok(mut d) => {
+                    if let Some(stats) = old_stats.get(d.id.as_str()) {
+                        d.stats = Arc::clone(stats);
+                    }
+                    if dc.db_model {
+                        for (_, v) in by_name.iter_mut() {
+                            v.retain(|x| x.id != d.id);
+                        }
+                        by_name.retain(|(_, v)| !v.is_empty());
+                    }
                     let d = Arc::new(d);
                     match by_name.iter_mut().find(|(n, _)| *n == dc.model_name) {
                         Some((_, v)) => v.push(d),
@@ -422,6 +454,40 @@ mod tests {
         }
         assert!(!g.exceeds_every_context_window(5000));
         assert!(g.exceeds_every_context_window(200_000));
+    }
+
+    #[test]
+    fn rebuilds_keep_live_stats_by_id_and_db_models_replace_config_ids() {
+        let loaded = load_str(
+            "model_list:\n  - model_name: g\n    litellm_params: {model: openai/a}\n    model_info: {id: dep-a}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let first = ModelRouter::from_config(&loaded).unwrap();
+        let a = first.group("g").unwrap().deployments[0].clone();
+        let _in_flight = a.stats.start();
+        let db: crate::config::DeploymentConfig = serde_json::from_value(serde_json::json!({
+            "model_name": "g2",
+            "litellm_params": {"model": "openai/b"},
+            "model_info": {"id": "dep-a"},
+        }))
+        .unwrap();
+        let db = crate::config::DeploymentConfig {
+            db_model: true,
+            ..db
+        };
+        let second = ModelRouter::build(&loaded, &[db], Some(&first)).unwrap();
+        // The stored model took over the id: the config entry is gone, its stats carried over.
+        assert!(second.group("g").is_none());
+        let b = &second.group("g2").unwrap().deployments[0];
+        assert_eq!(b.id, "dep-a");
+        assert!(b.config.db_model);
+        assert!(Arc::ptr_eq(&a.stats, &b.stats));
+        let third = ModelRouter::build(&loaded, &[], Some(&second)).unwrap();
+        assert!(Arc::ptr_eq(
+            &third.group("g").unwrap().deployments[0].stats,
+            &a.stats
+        ));
     }
 
     #[test]

@@ -9,13 +9,13 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, customers, health, keys, llm, models, spend, spend_reports, teams, users,
+    budgets, customers, health, keys, llm, model_admin, models, spend, spend_reports, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::cors::CorsLayer;
 
@@ -142,6 +142,13 @@ pub fn build_app(state: AppState) -> Router {
         .route("/budget/list", get(budgets::list_budgets_handler))
         .route("/budget/delete", post(budgets::delete_budget_handler))
         .route("/budget/settings", get(budgets::budget_settings_handler))
+        .route("/model/new", post(model_admin::new_model_handler))
+        .route("/model/update", post(model_admin::update_model_handler))
+        .route(
+            "/model/{model_id}/update",
+            patch(model_admin::patch_model_handler),
+        )
+        .route("/model/delete", post(model_admin::delete_model_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/spend/logs/v2", get(spend::spend_logs_v2_handler))
         .route("/spend/calculate", post(spend::calculate_spend_handler))

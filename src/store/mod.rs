@@ -12,6 +12,7 @@ mod adopt;
 mod budgets;
 mod end_users;
 mod membership;
+mod models;
 mod rows;
 pub mod spend_reports;
 mod teams;
@@ -19,6 +20,7 @@ mod users;
 
 pub use end_users::BudgetWrite;
 pub use membership::{budget_limits_anything, new_budget, BudgetPatch, RosterChange};
+pub use models::ProxyModelRow;
 pub use rows::{
     parse_ts_str as rows_parse_ts, BudgetRow, EndUserRow, KeyRow, MembershipRow, SpendLogRow,
     TeamRow, UserRow,

@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod config_files;
 mod customers;
+mod db_models;
 mod deploy_files;
 mod errors;
 mod helpers;
