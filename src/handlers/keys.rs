@@ -222,6 +222,14 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if body.contains_key("max_budget") {
         row.max_budget = opt_f64(body, "max_budget")?;
     }
+    if body.contains_key("soft_budget") {
+        // Kept, as LiteLLM keeps it, on a LiteLLM_BudgetTable row the key links to.
+        row.soft_budget = opt_f64(body, "soft_budget")?;
+        if row.soft_budget.is_some() && row.budget_id.is_none() {
+            row.budget_id = Some(uuid::Uuid::new_v4().to_string());
+        }
+        row.soft_budget_cooldown = false;
+    }
     if let Some(v) = opt_f64(body, "spend")? {
         row.spend = v;
     }
@@ -316,7 +324,15 @@ pub(crate) fn key_json(r: &KeyRow) -> Map<String, Value> {
     m.insert("created_by".into(), json!(r.created_by));
     m.insert("updated_at".into(), ts(r.updated_at));
     m.insert("updated_by".into(), json!(r.updated_by));
-    m.insert("litellm_budget_table".into(), Value::Null);
+    m.insert("budget_id".into(), json!(r.budget_id));
+    m.insert("soft_budget_cooldown".into(), json!(r.soft_budget_cooldown));
+    m.insert(
+        "litellm_budget_table".into(),
+        match &r.budget_id {
+            Some(id) => json!({"budget_id": id, "soft_budget": r.soft_budget}),
+            None => Value::Null,
+        },
+    );
     m
 }
 

@@ -37,6 +37,8 @@ pub struct CallAccount {
     api_base: String,
     metadata: Value,
     tags: Vec<String>,
+    /// The key's soft budget and how to name the key, when it has one and it was not reported.
+    soft_budget: Option<(f64, String)>,
     done: bool,
 }
 
@@ -108,11 +110,7 @@ impl CallAccount {
             if let Some(max) = row.max_budget {
                 if let Err(o) = state.budgets.reserve(hash, max, worst) {
                     release(&reserved);
-                    let name = row
-                        .key_alias
-                        .clone()
-                        .or_else(|| row.key_name.clone())
-                        .unwrap_or_else(|| abbreviate_key(hash));
+                    let name = key_label(row, hash);
                     return Err(budget_error(format!(
                         "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
                         o.spend, o.max_budget
@@ -170,6 +168,13 @@ impl CallAccount {
                 .cloned()
                 .unwrap_or(Value::Object(Default::default())),
             tags: f.tags.to_vec(),
+            soft_budget: key.and_then(|k| {
+                let soft = k.soft_budget.filter(|_| !k.soft_budget_cooldown)?;
+                Some((
+                    soft,
+                    key_label(k, auth.key_hash.as_deref().unwrap_or_default()),
+                ))
+            }),
             done: false,
         })
     }
@@ -200,6 +205,11 @@ impl CallAccount {
         if let Some(h) = &self.key_hash {
             if !reserved.iter().any(|(k, _)| k == h) {
                 self.state.budgets.add(h, cost);
+            }
+            if let Some((soft, label)) = &self.soft_budget {
+                if self.state.budgets.soft_budget_crossed(h, *soft) {
+                    report_soft_budget(&self.state, h, *soft, label);
+                }
             }
         }
         let log = log_row(
@@ -273,6 +283,28 @@ fn reserve_model_budgets(
         reserved.push((counter, worst));
     }
     Ok(())
+}
+
+/// How errors and reports name a key: its alias, else its name, else the abbreviated hash.
+fn key_label(k: &crate::store::KeyRow, hash: &str) -> String {
+    k.key_alias
+        .clone()
+        .or_else(|| k.key_name.clone())
+        .unwrap_or_else(|| abbreviate_key(hash))
+}
+
+/// A key's spend reached its soft budget: calls go on (it is not a limit); the crossing is
+/// logged once and recorded on the key (`soft_budget_cooldown`, LiteLLM's "alert sent" flag),
+/// so other replicas and restarts do not report it again until the budget is reset.
+fn report_soft_budget(state: &AppState, hash: &str, soft: f64, label: &str) {
+    tracing::warn!(key = %label, soft_budget = soft, "virtual key crossed its soft budget");
+    let (state, hash) = (state.clone(), hash.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = state.store.set_soft_budget_cooldown(&hash, true).await {
+            tracing::warn!("could not record the soft budget alert: {e}");
+        }
+        state.keys.remove(&hash);
+    });
 }
 
 fn budget_error(message: String) -> ApiError {

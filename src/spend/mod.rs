@@ -47,6 +47,8 @@ struct Money {
     reset_mark: Option<chrono::NaiveDateTime>,
     /// Per-model budgets only: when the current window started (unix seconds).
     window_start: Option<u64>,
+    /// The soft budget was reported crossed (until the next reset).
+    soft_reported: bool,
 }
 
 /// In-memory spend per key, and reservations in flight.
@@ -127,6 +129,17 @@ impl Budgets {
         e.spend += cost;
     }
 
+    /// True once, the first time `key`'s spend has reached `soft_budget` (again after a reset).
+    pub fn soft_budget_crossed(&self, key: &str, soft_budget: f64) -> bool {
+        match self.keys.get_mut(key) {
+            Some(mut e) if !e.soft_reported && e.spend >= soft_budget => {
+                e.soft_reported = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Adds spend with no reservation (keys without a budget).
     pub fn add(&self, key: &str, cost: f64) {
         self.keys.entry(key.to_string()).or_default().spend += cost;
@@ -163,6 +176,7 @@ impl Budgets {
                 reserved: 0.0,
                 reset_mark: None,
                 window_start: None,
+                soft_reported: false,
             },
         );
     }
@@ -217,6 +231,10 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                         BudgetReset::Key(id) => {
                             state.budgets.reset(&id, 0.0);
                             state.keys.remove(&id);
+                            // A new budget period: the soft budget may be reported again.
+                            if let Err(e) = state.store.set_soft_budget_cooldown(&id, false).await {
+                                tracing::warn!("could not clear a soft budget alert: {e}");
+                            }
                         }
                     }
                 }

@@ -79,13 +79,15 @@ const PG_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend",
     to_char("budget_reset_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "budget_reset_at", "key_type",
     "model_spend"::text AS "model_spend", "model_max_budget"::text AS "model_max_budget",
     to_char("created_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "created_at", "created_by",
-    to_char("updated_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "updated_at", "updated_by""#;
+    to_char("updated_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "updated_at", "updated_by", "budget_id",
+    "soft_budget_cooldown", (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
 const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "expires", "models",
     "aliases", "config", "user_id", "team_id", "permissions", "max_parallel_requests", "metadata",
     "blocked", "tpm_limit", "rpm_limit", "max_budget", "budget_duration", "budget_reset_at",
     "key_type", "model_spend", "model_max_budget", "created_at", "created_by", "updated_at",
-    "updated_by""#;
+    "updated_by", "budget_id", "soft_budget_cooldown",
+    (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
 /// Spend-log rows per INSERT statement (23 parameters each; well under both databases' limits).
 const LOG_ROWS_PER_STATEMENT: usize = 500;
@@ -267,6 +269,20 @@ impl Store {
         self.write_key(k, true).await
     }
 
+    /// Sets LiteLLM's `soft_budget_cooldown` flag of a key ("soft budget alert sent").
+    pub async fn set_soft_budget_cooldown(&self, token: &str, on: bool) -> StoreResult<()> {
+        const SQL: &str = r#"UPDATE "LiteLLM_VerificationToken" SET "soft_budget_cooldown" = $1 WHERE "token" = $2"#;
+        match self {
+            Self::Sqlite(p) => {
+                sqlx::query(SQL).bind(on).bind(token).execute(p).await?;
+            }
+            Self::Postgres(p) => {
+                sqlx::query(SQL).bind(on).bind(token).execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Overwrites every column of an existing key.
     pub async fn update_key(&self, k: &KeyRow) -> StoreResult<()> {
         self.write_key(k, false).await
@@ -290,10 +306,25 @@ impl Store {
                         )));
                     }
                 }
+                if let Some(id) = &k.budget_id {
+                    let now = chrono::Utc::now().naive_utc();
+                    let actor = k
+                        .updated_by
+                        .as_deref()
+                        .or(k.created_by.as_deref())
+                        .unwrap_or("default_user_id");
+                    sqlx::query(r#"INSERT INTO "LiteLLM_BudgetTable" ("budget_id","soft_budget","created_at","created_by","updated_at","updated_by") VALUES (?1,?2,?3,?4,?3,?4) ON CONFLICT ("budget_id") DO UPDATE SET "soft_budget" = excluded."soft_budget", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by""#)
+                        .bind(id)
+                        .bind(k.soft_budget)
+                        .bind(fmt_ts(now))
+                        .bind(actor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"#
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)"#
                 } else {
-                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=?2,"key_alias"=?3,"spend"=?4,"expires"=?5,"models"=?6,"aliases"=?7,"config"=?8,"user_id"=?9,"team_id"=?10,"permissions"=?11,"max_parallel_requests"=?12,"metadata"=?13,"blocked"=?14,"tpm_limit"=?15,"rpm_limit"=?16,"max_budget"=?17,"budget_duration"=?18,"budget_reset_at"=?19,"key_type"=?20,"model_spend"=?21,"model_max_budget"=?22,"created_at"=?23,"created_by"=?24,"updated_at"=?25,"updated_by"=?26 WHERE "token"=?1"#
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=?2,"key_alias"=?3,"spend"=?4,"expires"=?5,"models"=?6,"aliases"=?7,"config"=?8,"user_id"=?9,"team_id"=?10,"permissions"=?11,"max_parallel_requests"=?12,"metadata"=?13,"blocked"=?14,"tpm_limit"=?15,"rpm_limit"=?16,"max_budget"=?17,"budget_duration"=?18,"budget_reset_at"=?19,"key_type"=?20,"model_spend"=?21,"model_max_budget"=?22,"created_at"=?23,"created_by"=?24,"updated_at"=?25,"updated_by"=?26,"budget_id"=?27,"soft_budget_cooldown"=?28 WHERE "token"=?1"#
                 };
                 let r = sqlx::query(sql)
                     .bind(&k.token)
@@ -322,6 +353,8 @@ impl Store {
                     .bind(&k.created_by)
                     .bind(k.updated_at.map(fmt_ts))
                     .bind(&k.updated_by)
+                    .bind(&k.budget_id)
+                    .bind(k.soft_budget_cooldown)
                     .execute(&mut *tx)
                     .await;
                 map_write(r)?;
@@ -343,10 +376,25 @@ impl Store {
                         )));
                     }
                 }
+                if let Some(id) = &k.budget_id {
+                    let now = chrono::Utc::now().naive_utc();
+                    let actor = k
+                        .updated_by
+                        .as_deref()
+                        .or(k.created_by.as_deref())
+                        .unwrap_or("default_user_id");
+                    sqlx::query(r#"INSERT INTO "LiteLLM_BudgetTable" ("budget_id","soft_budget","created_at","created_by","updated_at","updated_by") VALUES ($1,$2,$3,$4,$3,$4) ON CONFLICT ("budget_id") DO UPDATE SET "soft_budget" = excluded."soft_budget", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by""#)
+                        .bind(id)
+                        .bind(k.soft_budget)
+                        .bind(now)
+                        .bind(actor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by") VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11::jsonb,$12,$13::jsonb,$14,$15,$16,$17,$18,$19,$20,$21::jsonb,$22::jsonb,$23,$24,$25,$26)"#
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown") VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11::jsonb,$12,$13::jsonb,$14,$15,$16,$17,$18,$19,$20,$21::jsonb,$22::jsonb,$23,$24,$25,$26,$27,$28)"#
                 } else {
-                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=$2,"key_alias"=$3,"spend"=$4,"expires"=$5,"models"=$6,"aliases"=$7::jsonb,"config"=$8::jsonb,"user_id"=$9,"team_id"=$10,"permissions"=$11::jsonb,"max_parallel_requests"=$12,"metadata"=$13::jsonb,"blocked"=$14,"tpm_limit"=$15,"rpm_limit"=$16,"max_budget"=$17,"budget_duration"=$18,"budget_reset_at"=$19,"key_type"=$20,"model_spend"=$21::jsonb,"model_max_budget"=$22::jsonb,"created_at"=$23,"created_by"=$24,"updated_at"=$25,"updated_by"=$26 WHERE "token"=$1"#
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=$2,"key_alias"=$3,"spend"=$4,"expires"=$5,"models"=$6,"aliases"=$7::jsonb,"config"=$8::jsonb,"user_id"=$9,"team_id"=$10,"permissions"=$11::jsonb,"max_parallel_requests"=$12,"metadata"=$13::jsonb,"blocked"=$14,"tpm_limit"=$15,"rpm_limit"=$16,"max_budget"=$17,"budget_duration"=$18,"budget_reset_at"=$19,"key_type"=$20,"model_spend"=$21::jsonb,"model_max_budget"=$22::jsonb,"created_at"=$23,"created_by"=$24,"updated_at"=$25,"updated_by"=$26,"budget_id"=$27,"soft_budget_cooldown"=$28 WHERE "token"=$1"#
                 };
                 let r = sqlx::query(sql)
                     .bind(&k.token)
@@ -375,6 +423,8 @@ impl Store {
                     .bind(&k.created_by)
                     .bind(k.updated_at)
                     .bind(&k.updated_by)
+                    .bind(&k.budget_id)
+                    .bind(k.soft_budget_cooldown)
                     .execute(&mut *tx)
                     .await;
                 map_write(r)?;

@@ -33,6 +33,13 @@ pub struct KeyRow {
     pub created_by: Option<String>,
     pub updated_at: Option<NaiveDateTime>,
     pub updated_by: Option<String>,
+    /// The `LiteLLM_BudgetTable` row the key links to (LiteLLM keeps a key's `soft_budget` there).
+    pub budget_id: Option<String>,
+    /// That row's `soft_budget`: crossing it is reported, never refused. Written through the
+    /// budget row (see `Store::insert_key`).
+    pub soft_budget: Option<f64>,
+    /// LiteLLM's "soft budget alert already sent" flag.
+    pub soft_budget_cooldown: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -141,6 +148,13 @@ macro_rules! key_from_row {
             created_by: r.try_get("created_by").ok().flatten(),
             updated_at: parse_ts(r.try_get("updated_at").ok().flatten()),
             updated_by: r.try_get("updated_by").ok().flatten(),
+            budget_id: r.try_get("budget_id").ok().flatten(),
+            soft_budget: r.try_get("soft_budget").ok().flatten(),
+            soft_budget_cooldown: r
+                .try_get::<Option<bool>, _>("soft_budget_cooldown")
+                .ok()
+                .flatten()
+                .unwrap_or(false),
         }
     }};
 }

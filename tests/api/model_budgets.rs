@@ -1,5 +1,6 @@
-//! Per-model budgets (`model_max_budget`) on keys, users and teams, on SQLite and Postgres:
-//! enforcement per model, the team entry giving way to the key's, and validation.
+//! Per-model budgets (`model_max_budget`) on keys, users and teams, and keys' soft budgets, on
+//! SQLite and Postgres: enforcement per model, the team entry giving way to the key's, soft
+//! budgets reported but never enforced, and validation.
 
 use crate::helpers::*;
 use crate::keys::{backends, chat_with, keys_config};
@@ -147,4 +148,58 @@ async fn bad_model_max_budget_is_a_400_naming_the_field() {
     // Nothing was written.
     let v = ok(gw.get("/key/list").await).await;
     assert_eq!(v["total_count"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn key_soft_budget_is_reported_not_enforced() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        let r = gw.post("/key/generate", json!({"soft_budget": -1})).await;
+        assert_eq!(r.status(), 400, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "soft_budget", "{name}: {v}");
+
+        let k = key(&gw, json!({"key_alias": "soft", "soft_budget": 0.0003})).await;
+        let info = ok(gw.get(&format!("/key/info?key={k}")).await).await;
+        let table = &info["info"]["litellm_budget_table"];
+        assert_eq!(table["soft_budget"], 0.0003, "{name}: {info}");
+        assert!(table["budget_id"].is_string(), "{name}: {info}");
+        assert_eq!(info["info"]["soft_budget_cooldown"], false, "{name}");
+
+        // Each call costs 0.000225: the second crosses the soft budget, none is refused.
+        assert_eq!(
+            statuses(&gw, &k, "gpt-4o", 3).await,
+            [200, 200, 200],
+            "{name}"
+        );
+        let mut cooldown = Value::Null;
+        for _ in 0..50 {
+            let info = ok(gw.get(&format!("/key/info?key={k}")).await).await;
+            cooldown = info["info"]["soft_budget_cooldown"].clone();
+            if cooldown == true {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            cooldown, true,
+            "{name}: the crossing is recorded on the key"
+        );
+
+        // A new soft budget re-arms the report and is kept on the same budget row.
+        ok(gw
+            .post("/key/update", json!({"key": k, "soft_budget": 1.0}))
+            .await)
+        .await;
+        let after = ok(gw.get(&format!("/key/info?key={k}")).await).await;
+        assert_eq!(after["info"]["soft_budget_cooldown"], false, "{name}");
+        assert_eq!(
+            after["info"]["litellm_budget_table"]["soft_budget"], 1.0,
+            "{name}"
+        );
+        assert_eq!(
+            after["info"]["litellm_budget_table"]["budget_id"], table["budget_id"],
+            "{name}"
+        );
+    }
 }
