@@ -584,6 +584,23 @@ fn resolve_for<'s>(
         e.type_override = Some("key_model_access_denied");
         return Err(e);
     }
+    if let Some(org) = auth.organization.as_ref().filter(|o| !o.models.is_empty()) {
+        let allowed = org.models.iter().any(|m| {
+            m == "all-proxy-models"
+                || m == &group.name
+                || m == model
+                || group.access_groups.contains(m)
+                || m.strip_suffix('*').is_some_and(|p| model.starts_with(p))
+        });
+        if !allowed {
+            let mut e = ApiError::proxy_auth(format!(
+                "org not allowed to access model. This org can only access models={:?}. Tried to access {model}",
+                org.models
+            ));
+            e.type_override = Some("org_model_access_denied");
+            return Err(e);
+        }
+    }
     Ok(resolved)
 }
 

@@ -43,6 +43,16 @@ pub struct AuthCtx {
     /// role of the key's user row (an unknown or empty role counts as `internal_user`), and
     /// `None` for a key without a user row.
     pub user_role: Option<&'static str>,
+    /// The organization the key's team (or the key) belongs to.
+    pub organization: Option<Arc<OrgGate>>,
+}
+
+/// What a call needs of the caller's organization: its id (spend attribution) and its model
+/// allow-list (empty: every model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgGate {
+    pub organization_id: String,
+    pub models: Vec<String>,
 }
 
 /// LiteLLM's user roles; any other value on a user row is treated as `internal_user`.
@@ -75,6 +85,7 @@ impl AuthCtx {
             shared_budgets: Vec::new(),
             model_budgets: None,
             user_role: Some("proxy_admin"),
+            organization: None,
         }
     }
 
@@ -128,6 +139,7 @@ impl AuthCtx {
             shared_budgets,
             model_budgets,
             user_role,
+            organization: None,
         }
     }
 
@@ -287,6 +299,7 @@ async fn authenticate(
         shared_budgets,
         model_budgets,
         user_role,
+        organization,
         ..
     } = cached;
     if row.blocked == Some(true) {
@@ -314,14 +327,16 @@ async fn authenticate(
             return Err(e);
         }
     }
-    Ok(AuthCtx::for_key(
+    let mut ctx = AuthCtx::for_key(
         hash,
         row,
         &shared_limits,
         shared_budgets,
         model_budgets,
         user_role,
-    ))
+    );
+    ctx.organization = organization;
+    Ok(ctx)
 }
 
 /// A team's or user's limits as a rate-limit descriptor, if it sets any.
@@ -416,6 +431,11 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             .map_err(failed)?,
         _ => None,
     };
+    let org_id = team.as_ref().and_then(|t| t.organization_id.clone());
+    let org = match &org_id {
+        Some(o) => state.store.get_organization(o).await.map_err(failed)?,
+        None => None,
+    };
     let user_role = user
         .as_ref()
         .map(|u| effective_role(u.user_role.as_deref()));
@@ -442,6 +462,16 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             t.max_budget,
             t.spend,
             t.budget_reset_at,
+        );
+    }
+    if let Some(o) = &org {
+        let b = o.budget.as_ref();
+        budget(
+            format!("org:{}", o.organization_id),
+            format!("Organization={}", o.organization_id),
+            b.and_then(|b| b.max_budget),
+            o.spend,
+            b.and_then(|b| b.budget_reset_at),
         );
     }
     if let Some(u) = &user {
@@ -481,6 +511,15 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             t.max_parallel_requests,
         ));
     }
+    if let Some((o, b)) = org.as_ref().and_then(|o| Some((o, o.budget.as_ref()?))) {
+        shared_limits.extend(limits_of(
+            "organization",
+            o.organization_id.clone(),
+            b.rpm_limit,
+            b.tpm_limit,
+            None,
+        ));
+    }
     if let Some(u) = user {
         shared_limits.extend(limits_of(
             "user",
@@ -499,6 +538,12 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         shared_limits,
         shared_budgets,
         model_budgets,
+        organization: org.map(|o| {
+            Arc::new(OrgGate {
+                organization_id: o.organization_id,
+                models: o.models,
+            })
+        }),
         user_role,
         loaded_at: std::time::Instant::now(),
     };

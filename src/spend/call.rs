@@ -26,6 +26,7 @@ pub struct CallAccount {
     key_hash: Option<String>,
     user_id: Option<String>,
     team_id: Option<String>,
+    organization_id: Option<String>,
     end_user: Option<String>,
     /// Budgets reserved against: (budget key, amount).
     reserved: Vec<(String, f64)>,
@@ -155,6 +156,7 @@ impl CallAccount {
             key_hash: auth.key_hash.clone(),
             user_id: key.and_then(|k| k.user_id.clone()),
             team_id: key.and_then(|k| k.team_id.clone()),
+            organization_id: auth.organization.as_ref().map(|o| o.organization_id.clone()),
             end_user: f.end_user.map(String::from),
             reserved,
             rates,
@@ -234,6 +236,7 @@ impl CallAccount {
         self.state.spend.record(super::SpendEvent {
             log,
             user_id: self.user_id.clone(),
+            organization_id: self.organization_id.clone(),
         });
         cost
     }

@@ -36,6 +36,8 @@ const MAX_PENDING_LOGS: usize = 200_000;
 pub struct SpendEvent {
     pub log: SpendLogRow,
     pub user_id: Option<String>,
+    /// The organization of the key's team (or of the key).
+    pub organization_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -361,6 +363,9 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
         if let Some(u) = &ev.user_id {
             bump(&mut b.user_spend, u, cost);
         }
+        if let Some(o) = &ev.organization_id {
+            bump(&mut b.org_spend, o, cost);
+        }
         if let Some(t) = &ev.log.team_id {
             bump(&mut b.team_spend, t, cost);
             if let Some(u) = &ev.user_id {
@@ -407,6 +412,7 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
         && pending.team_spend.is_empty()
         && pending.member_spend.is_empty()
         && pending.end_user_spend.is_empty()
+        && pending.org_spend.is_empty()
     {
         return;
     }
@@ -443,6 +449,8 @@ pub struct CachedKey {
     pub shared_budgets: Vec<SharedBudget>,
     /// The `model_max_budget` of the key, its user and its team (those that set one).
     pub model_budgets: Option<Arc<[model_budget::OwnerModelBudgets]>>,
+    /// The organization of the key's team (or of the key), when it belongs to one.
+    pub organization: Option<Arc<crate::middleware::auth::OrgGate>>,
     /// The `user_role` of the key's user row (`None`: no user row).
     pub user_role: Option<&'static str>,
     pub loaded_at: std::time::Instant,

@@ -13,6 +13,7 @@ mod budgets;
 mod end_users;
 mod membership;
 mod models;
+mod organizations;
 mod rows;
 pub mod spend_reports;
 mod teams;
@@ -21,6 +22,7 @@ mod users;
 pub use end_users::BudgetWrite;
 pub use membership::{budget_limits_anything, new_budget, BudgetPatch, RosterChange};
 pub use models::ProxyModelRow;
+pub use organizations::{OrgDeletion, OrgMemberRow, OrgMemberWrite, OrgRow};
 pub use rows::{
     parse_ts_str as rows_parse_ts, BudgetRow, EndUserRow, KeyRow, MembershipRow, SpendLogRow,
     TeamRow, UserRow,
@@ -161,6 +163,9 @@ pub struct SpendBatch {
     pub member_spend: Vec<(String, String, f64)>,
     /// End users (the request's `user`): increments, creating the row when it is missing.
     pub end_user_spend: Vec<(String, f64)>,
+    /// Organizations (of the key, or of its team): increments of
+    /// `LiteLLM_OrganizationTable.spend`.
+    pub org_spend: Vec<(String, f64)>,
 }
 
 impl Store {
@@ -584,6 +589,10 @@ impl Store {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
                 }
+                for (o, s) in &b.org_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = "spend" + ?1 WHERE "organization_id" = ?2"#)
+                        .bind(s).bind(o).execute(&mut *tx).await?;
+                }
                 for (t, u, s) in &b.member_spend {
                     sqlx::query(SQLITE_TEAM_MEMBER_SPEND)
                         .bind(u)
@@ -644,6 +653,10 @@ impl Store {
                 for (t, s) in &b.team_spend {
                     sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
                         .bind(s).bind(t).execute(&mut *tx).await?;
+                }
+                for (o, s) in &b.org_spend {
+                    sqlx::query(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = "spend" + $1 WHERE "organization_id" = $2"#)
+                        .bind(s).bind(o).execute(&mut *tx).await?;
                 }
                 for (t, u, s) in &b.member_spend {
                     sqlx::query(PG_TEAM_MEMBER_SPEND)
