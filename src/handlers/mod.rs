@@ -12,6 +12,7 @@ pub mod keys;
 pub mod llm;
 pub mod model_admin;
 pub mod models;
+pub mod organizations;
 pub mod spend;
 pub mod spend_reports;
 pub mod teams;

@@ -9,13 +9,14 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, customers, health, keys, llm, model_admin, models, spend, spend_reports, teams, users,
+    budgets, customers, health, keys, llm, model_admin, models, organizations, spend, spend_reports,
+    teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tower_http::cors::CorsLayer;
 
@@ -135,6 +136,39 @@ pub fn build_app(state: AppState) -> Router {
         .route(
             "/key/{key}/reset_spend",
             post(spend::reset_key_spend_handler),
+        )
+        .route(
+            "/organization/new",
+            post(organizations::new_organization_handler),
+        )
+        .route(
+            "/organization/update",
+            patch(organizations::update_organization_handler),
+        )
+        .route(
+            "/organization/delete",
+            delete(organizations::delete_organization_handler),
+        )
+        .route(
+            "/organization/info",
+            get(organizations::organization_info_handler)
+                .post(organizations::organizations_info_handler),
+        )
+        .route(
+            "/organization/list",
+            get(organizations::list_organizations_handler),
+        )
+        .route(
+            "/organization/member_add",
+            post(organizations::org_member_add_handler),
+        )
+        .route(
+            "/organization/member_update",
+            patch(organizations::org_member_update_handler),
+        )
+        .route(
+            "/organization/member_delete",
+            delete(organizations::org_member_delete_handler),
         )
         .route("/budget/new", post(budgets::new_budget_handler))
         .route("/budget/update", post(budgets::update_budget_handler))
