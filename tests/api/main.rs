@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod model_budgets;
 mod native;
+mod organizations;
 mod retries;
 mod routes;
 mod shutdown;
