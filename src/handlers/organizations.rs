@@ -103,18 +103,14 @@ async fn org_with_members(state: &AppState, o: &OrgRow) -> ApiResult<Value> {
 }
 
 fn missing_org(id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "Organization not found for organization_id={id}"
-    ))
-    .with_param("organization_id")
+    ApiError::not_found(format!("Organization not found for organization_id={id}"))
+        .with_param("organization_id")
 }
 
 fn required_str(body: &Map<String, Value>, f: &str) -> ApiResult<String> {
-    opt_str(body, f)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("Missing required field: '{f}'.")).with_param(f)
-        })
+    opt_str(body, f)?.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(format!("Missing required field: '{f}'.")).with_param(f)
+    })
 }
 
 /// Proxy admins (and admin viewers, for reads) reach every organization; anyone else only
@@ -188,10 +184,8 @@ async fn create(
     let alias = required_str(&body, "organization_alias")?;
     let org_id = match opt_str(&body, "organization_id")? {
         Some(id) if id.is_empty() => {
-            return Err(
-                ApiError::bad_request("organization_id must not be empty.")
-                    .with_param("organization_id"),
-            )
+            return Err(ApiError::bad_request("organization_id must not be empty.")
+                .with_param("organization_id"))
         }
         Some(id) => id,
         None => uuid::Uuid::new_v4().to_string(),
@@ -416,7 +410,7 @@ async fn delete(
         .store
         .delete_organizations(&ids)
         .await
-        .map_err(|e| store_err_on("organization_ids")(e))?;
+        .map_err(store_err_on("organization_ids"))?;
     for h in &gone.key_hashes {
         state.keys.remove(h);
     }
@@ -453,7 +447,9 @@ async fn info(state: &AppState, auth: &AuthCtx, q: OrgInfoQuery) -> ApiResult<Re
         .get_organization(&id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| ApiError::not_found("Organization not found").with_param("organization_id"))?;
+        .ok_or_else(|| {
+            ApiError::not_found("Organization not found").with_param("organization_id")
+        })?;
     Ok(Json(org_with_members(state, &row).await?).into_response())
 }
 

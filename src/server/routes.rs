@@ -9,8 +9,8 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, customers, health, keys, llm, model_admin, models, organizations, spend, spend_reports,
-    teams, users,
+    budgets, customers, health, keys, llm, model_admin, models, organizations, spend,
+    spend_reports, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;

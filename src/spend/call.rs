@@ -156,7 +156,10 @@ impl CallAccount {
             key_hash: auth.key_hash.clone(),
             user_id: key.and_then(|k| k.user_id.clone()),
             team_id: key.and_then(|k| k.team_id.clone()),
-            organization_id: auth.organization.as_ref().map(|o| o.organization_id.clone()),
+            organization_id: auth
+                .organization
+                .as_ref()
+                .map(|o| o.organization_id.clone()),
             end_user: f.end_user.map(String::from),
             reserved,
             rates,

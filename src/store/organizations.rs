@@ -82,7 +82,11 @@ macro_rules! org_from_row {
             models: s("models")
                 .and_then(|m| serde_json::from_str(&m).ok())
                 .unwrap_or_default(),
-            spend: r.try_get::<Option<f64>, _>("spend").ok().flatten().unwrap_or(0.0),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
             model_spend: json_of(s("model_spend")),
             object_permission_id: s("object_permission_id"),
             created_at: parse_ts(s("created_at")),
@@ -102,7 +106,11 @@ macro_rules! member_from_row {
             user_id: s("user_id").unwrap_or_default(),
             organization_id: s("organization_id").unwrap_or_default(),
             user_role: s("user_role"),
-            spend: r.try_get::<Option<f64>, _>("spend").ok().flatten().unwrap_or(0.0),
+            spend: r
+                .try_get::<Option<f64>, _>("spend")
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
             budget_id: s("budget_id"),
             created_at: parse_ts(s("created_at")),
             updated_at: parse_ts(s("updated_at")),
@@ -151,57 +159,81 @@ fn conflict(o: &OrgRow, err: sqlx::Error) -> StoreError {
     }
 }
 
-async fn write_org_sqlite(
-    c: &mut sqlx::SqliteConnection,
-    o: &OrgRow,
-    insert: bool,
-) -> StoreResult<()> {
-    let sql = if insert {
-        r#"INSERT INTO "LiteLLM_OrganizationTable" ("organization_id","organization_alias","budget_id","metadata","models","spend","model_spend","object_permission_id","created_at","created_by","updated_at","updated_by") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"#
-    } else {
-        r#"UPDATE "LiteLLM_OrganizationTable" SET "organization_alias"=?2,"budget_id"=?3,"metadata"=?4,"models"=?5,"spend"="spend"+0*?6,"model_spend"=?7,"object_permission_id"=?8,"created_at"=COALESCE("created_at",?9),"created_by"=COALESCE("created_by",?10),"updated_at"=?11,"updated_by"=?12 WHERE "organization_id"=?1"#
-    };
-    sqlx::query(sql)
-        .bind(&o.organization_id)
-        .bind(&o.organization_alias)
-        .bind(&o.budget_id)
-        .bind(o.metadata.to_string())
-        .bind(serde_json::to_string(&o.models).unwrap_or_else(|_| "[]".into()))
-        .bind(o.spend)
-        .bind(o.model_spend.to_string())
-        .bind(&o.object_permission_id)
-        .bind(o.created_at.map(super::fmt_ts).unwrap_or_default())
-        .bind(&o.created_by)
-        .bind(o.updated_at.map(super::fmt_ts))
-        .bind(&o.updated_by)
-        .execute(c)
-        .await
-        .map_err(|e| conflict(o, e))?;
+async fn insert_org_sqlite(c: &mut sqlx::SqliteConnection, o: &OrgRow) -> StoreResult<()> {
+    sqlx::query(
+        r#"INSERT INTO "LiteLLM_OrganizationTable" ("organization_id","organization_alias","budget_id","metadata","models","spend","model_spend","object_permission_id","created_at","created_by","updated_at","updated_by") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"#,
+    )
+    .bind(&o.organization_id)
+    .bind(&o.organization_alias)
+    .bind(&o.budget_id)
+    .bind(o.metadata.to_string())
+    .bind(serde_json::to_string(&o.models).unwrap_or_else(|_| "[]".into()))
+    .bind(o.spend)
+    .bind(o.model_spend.to_string())
+    .bind(&o.object_permission_id)
+    .bind(o.created_at.map(super::fmt_ts))
+    .bind(&o.created_by)
+    .bind(o.updated_at.map(super::fmt_ts))
+    .bind(&o.updated_by)
+    .execute(c)
+    .await
+    .map_err(|e| conflict(o, e))?;
     Ok(())
 }
 
-async fn write_org_pg(c: &mut sqlx::PgConnection, o: &OrgRow, insert: bool) -> StoreResult<()> {
-    let sql = if insert {
-        r#"INSERT INTO "LiteLLM_OrganizationTable" ("organization_id","organization_alias","budget_id","metadata","models","spend","model_spend","object_permission_id","created_at","created_by","updated_at","updated_by") VALUES ($1,$2,$3,$4::jsonb,$5,$6,$7::jsonb,$8,COALESCE($9,CURRENT_TIMESTAMP),$10,COALESCE($11,CURRENT_TIMESTAMP),$12)"#
-    } else {
-        r#"UPDATE "LiteLLM_OrganizationTable" SET "organization_alias"=$2,"budget_id"=$3,"metadata"=$4::jsonb,"models"=$5,"model_spend"=$7::jsonb,"object_permission_id"=$8,"spend"="spend"+0*$6::float8,"created_at"=COALESCE("created_at",$9),"created_by"=COALESCE("created_by",$10),"updated_at"=COALESCE($11,CURRENT_TIMESTAMP),"updated_by"=$12 WHERE "organization_id"=$1"#
-    };
-    sqlx::query(sql)
-        .bind(&o.organization_id)
-        .bind(&o.organization_alias)
-        .bind(&o.budget_id)
-        .bind(o.metadata.to_string())
-        .bind(&o.models)
-        .bind(o.spend)
-        .bind(o.model_spend.to_string())
-        .bind(&o.object_permission_id)
-        .bind(o.created_at)
-        .bind(&o.created_by)
-        .bind(o.updated_at)
-        .bind(&o.updated_by)
-        .execute(c)
-        .await
-        .map_err(|e| conflict(o, e))?;
+/// Writes the columns `/organization/update` may change; spend and creation stay as stored.
+async fn update_org_sqlite(c: &mut sqlx::SqliteConnection, o: &OrgRow) -> StoreResult<()> {
+    sqlx::query(
+        r#"UPDATE "LiteLLM_OrganizationTable" SET "organization_alias"=?2,"budget_id"=?3,"metadata"=?4,"models"=?5,"updated_at"=?6,"updated_by"=?7 WHERE "organization_id"=?1"#,
+    )
+    .bind(&o.organization_id)
+    .bind(&o.organization_alias)
+    .bind(&o.budget_id)
+    .bind(o.metadata.to_string())
+    .bind(serde_json::to_string(&o.models).unwrap_or_else(|_| "[]".into()))
+    .bind(o.updated_at.map(super::fmt_ts))
+    .bind(&o.updated_by)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+async fn insert_org_pg(c: &mut sqlx::PgConnection, o: &OrgRow) -> StoreResult<()> {
+    sqlx::query(
+        r#"INSERT INTO "LiteLLM_OrganizationTable" ("organization_id","organization_alias","budget_id","metadata","models","spend","model_spend","object_permission_id","created_at","created_by","updated_at","updated_by") VALUES ($1,$2,$3,$4::jsonb,$5,$6,$7::jsonb,$8,COALESCE($9,CURRENT_TIMESTAMP),$10,COALESCE($11,CURRENT_TIMESTAMP),$12)"#,
+    )
+    .bind(&o.organization_id)
+    .bind(&o.organization_alias)
+    .bind(&o.budget_id)
+    .bind(o.metadata.to_string())
+    .bind(&o.models)
+    .bind(o.spend)
+    .bind(o.model_spend.to_string())
+    .bind(&o.object_permission_id)
+    .bind(o.created_at)
+    .bind(&o.created_by)
+    .bind(o.updated_at)
+    .bind(&o.updated_by)
+    .execute(c)
+    .await
+    .map_err(|e| conflict(o, e))?;
+    Ok(())
+}
+
+/// [`update_org_sqlite`] for Postgres.
+async fn update_org_pg(c: &mut sqlx::PgConnection, o: &OrgRow) -> StoreResult<()> {
+    sqlx::query(
+        r#"UPDATE "LiteLLM_OrganizationTable" SET "organization_alias"=$2,"budget_id"=$3,"metadata"=$4::jsonb,"models"=$5,"updated_at"=COALESCE($6,CURRENT_TIMESTAMP),"updated_by"=$7 WHERE "organization_id"=$1"#,
+    )
+    .bind(&o.organization_id)
+    .bind(&o.organization_alias)
+    .bind(&o.budget_id)
+    .bind(o.metadata.to_string())
+    .bind(&o.models)
+    .bind(o.updated_at)
+    .bind(&o.updated_by)
+    .execute(c)
+    .await?;
     Ok(())
 }
 
@@ -244,16 +276,14 @@ impl Store {
     /// Organizations with their budget rows, oldest first; `ids` limits them to those ids.
     pub async fn list_organizations(&self, ids: Option<&[String]>) -> StoreResult<Vec<OrgRow>> {
         let all = match self {
-            Self::Sqlite(p) => {
-                sqlx::query(&sqlite_select(
-                    r#"ORDER BY o."created_at", o."organization_id""#,
-                ))
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(org_sqlite)
-                .collect::<Vec<_>>()
-            }
+            Self::Sqlite(p) => sqlx::query(&sqlite_select(
+                r#"ORDER BY o."created_at", o."organization_id""#,
+            ))
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(org_sqlite)
+            .collect::<Vec<_>>(),
             Self::Postgres(p) => sqlx::query(&pg_select(
                 r#"ORDER BY o."created_at", o."organization_id""#,
             ))
@@ -333,7 +363,7 @@ impl Store {
                 if let Some(b) = budget {
                     write_budget_sqlite(&mut tx, b, true).await?;
                 }
-                write_org_sqlite(&mut tx, o, true).await?;
+                insert_org_sqlite(&mut tx, o).await?;
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -341,7 +371,7 @@ impl Store {
                 if let Some(b) = budget {
                     write_budget_pg(&mut tx, b, true).await?;
                 }
-                write_org_pg(&mut tx, o, true).await?;
+                insert_org_pg(&mut tx, o).await?;
                 tx.commit().await?;
             }
         }
@@ -363,7 +393,7 @@ impl Store {
                         write_budget_sqlite(&mut tx, b, false).await?;
                     }
                 }
-                write_org_sqlite(&mut tx, o, false).await?;
+                update_org_sqlite(&mut tx, o).await?;
                 tx.commit().await?;
             }
             Self::Postgres(p) => {
@@ -377,7 +407,7 @@ impl Store {
                         write_budget_pg(&mut tx, b, false).await?;
                     }
                 }
-                write_org_pg(&mut tx, o, false).await?;
+                update_org_pg(&mut tx, o).await?;
                 tx.commit().await?;
             }
         }
@@ -473,11 +503,11 @@ impl Store {
                     match &w.budget {
                         BudgetWrite::Keep => {}
                         BudgetWrite::Insert(b) => {
-                        write_budget_sqlite(&mut tx, b, true).await?;
-                    }
+                            write_budget_sqlite(&mut tx, b, true).await?;
+                        }
                         BudgetWrite::Update(b) => {
-                        write_budget_sqlite(&mut tx, b, false).await?;
-                    }
+                            write_budget_sqlite(&mut tx, b, false).await?;
+                        }
                     }
                     let m = &w.member;
                     sqlx::query(
@@ -503,11 +533,11 @@ impl Store {
                     match &w.budget {
                         BudgetWrite::Keep => {}
                         BudgetWrite::Insert(b) => {
-                        write_budget_pg(&mut tx, b, true).await?;
-                    }
+                            write_budget_pg(&mut tx, b, true).await?;
+                        }
                         BudgetWrite::Update(b) => {
-                        write_budget_pg(&mut tx, b, false).await?;
-                    }
+                            write_budget_pg(&mut tx, b, false).await?;
+                        }
                     }
                     let m = &w.member;
                     sqlx::query(

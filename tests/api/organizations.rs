@@ -94,7 +94,10 @@ async fn organization_management_on_every_backend() {
 
         // Linking an existing budget row.
         ok(gw
-            .post("/budget/new", json!({"budget_id": "tier-1", "max_budget": 9.0}))
+            .post(
+                "/budget/new",
+                json!({"budget_id": "tier-1", "max_budget": 9.0}),
+            )
             .await)
         .await;
         let o3 = ok(gw
@@ -121,8 +124,14 @@ async fn organization_management_on_every_backend() {
                 json!({"organization_alias": "x", "max_budget": "lots"}),
                 "max_budget",
             ),
-            (json!({"organization_alias": "x", "models": "gpt-4o"}), "models"),
-            (json!({"organization_alias": "x", "metadata": [1]}), "metadata"),
+            (
+                json!({"organization_alias": "x", "models": "gpt-4o"}),
+                "models",
+            ),
+            (
+                json!({"organization_alias": "x", "metadata": [1]}),
+                "metadata",
+            ),
             (
                 json!({"organization_alias": "x", "budget_duration": "soon"}),
                 "budget_duration",
@@ -136,9 +145,18 @@ async fn organization_management_on_every_backend() {
                 "organization_id",
             ),
         ] {
-            err(gw.post("/organization/new", body.clone()).await, 400, Some(param)).await;
+            err(
+                gw.post("/organization/new", body.clone()).await,
+                400,
+                Some(param),
+            )
+            .await;
         }
-        assert_eq!(count(&gw, "/organization/list").await, orgs_before, "{name}");
+        assert_eq!(
+            count(&gw, "/organization/list").await,
+            orgs_before,
+            "{name}"
+        );
         assert_eq!(count(&gw, "/budget/list").await, budgets_before, "{name}");
 
         // Info, GET and the older POST form.
@@ -146,15 +164,29 @@ async fn organization_management_on_every_backend() {
         assert_eq!(info["organization_alias"], "Acme", "{name}: {info}");
         assert_eq!(info["members"], json!([]));
         assert_eq!(info["teams"], json!([]));
-        err(gw.get("/organization/info?organization_id=nope").await, 404, None).await;
-        err(gw.get("/organization/info").await, 400, Some("organization_id")).await;
+        err(
+            gw.get("/organization/info?organization_id=nope").await,
+            404,
+            None,
+        )
+        .await;
+        err(
+            gw.get("/organization/info").await,
+            400,
+            Some("organization_id"),
+        )
+        .await;
         let many = ok(gw
-            .post("/organization/info", json!({"organizations": ["acme", "gamma"]}))
+            .post(
+                "/organization/info",
+                json!({"organizations": ["acme", "gamma"]}),
+            )
             .await)
         .await;
         assert_eq!(many.as_array().unwrap().len(), 2, "{name}: {many}");
         err(
-            gw.post("/organization/info", json!({"organizations": []})).await,
+            gw.post("/organization/info", json!({"organizations": []}))
+                .await,
             400,
             Some("organizations"),
         )
@@ -183,7 +215,13 @@ async fn organization_management_on_every_backend() {
         assert_eq!(u["litellm_budget_table"]["rpm_limit"], 5);
         assert_eq!(u["budget_id"], o["budget_id"]);
         err(
-            send(&gw, Method::PATCH, "/organization/update", json!({"organization_alias": "x"})).await,
+            send(
+                &gw,
+                Method::PATCH,
+                "/organization/update",
+                json!({"organization_alias": "x"}),
+            )
+            .await,
             400,
             Some("organization_id"),
         )
@@ -213,11 +251,17 @@ async fn organization_management_on_every_backend() {
         )
         .await;
         let unchanged = ok(gw.get("/organization/info?organization_id=acme").await).await;
-        assert_eq!(unchanged["litellm_budget_table"]["max_budget"], 3.0, "{name}");
+        assert_eq!(
+            unchanged["litellm_budget_table"]["max_budget"], 3.0,
+            "{name}"
+        );
 
         // Membership: an unknown user is created; a known one is reused; roles are checked.
         ok(gw
-            .post("/user/new", json!({"user_id": "known", "user_email": "k@x.io"}))
+            .post(
+                "/user/new",
+                json!({"user_id": "known", "user_email": "k@x.io"}),
+            )
             .await)
         .await;
         let added = ok(gw
@@ -233,7 +277,9 @@ async fn organization_management_on_every_backend() {
         let users = added["updated_users"].as_array().unwrap();
         assert_eq!(users[0]["user_id"], "new-admin");
         assert_eq!(users[1]["user_id"], "known");
-        let ms = added["updated_organization_memberships"].as_array().unwrap();
+        let ms = added["updated_organization_memberships"]
+            .as_array()
+            .unwrap();
         assert_eq!(ms[0]["user_role"], "org_admin");
         assert_eq!(ms[1]["user_role"], "internal_user");
         let u = ok(gw.get("/user/info?user_id=new-admin").await).await;
@@ -253,7 +299,12 @@ async fn organization_management_on_every_backend() {
                 "member",
             ),
         ] {
-            err(gw.post("/organization/member_add", body).await, 400, Some(param)).await;
+            err(
+                gw.post("/organization/member_add", body).await,
+                400,
+                Some(param),
+            )
+            .await;
         }
         err(
             gw.post(
@@ -304,7 +355,11 @@ async fn organization_management_on_every_backend() {
         )
         .await;
         let info = ok(gw.get("/organization/info?organization_id=acme").await).await;
-        assert_eq!(info["members"].as_array().unwrap().len(), 2, "{name}: {info}");
+        assert_eq!(
+            info["members"].as_array().unwrap().len(),
+            2,
+            "{name}: {info}"
+        );
 
         // An org_admin member manages their own organization, but not another one.
         let admin_key = ok(gw
@@ -374,7 +429,10 @@ async fn organization_management_on_every_backend() {
 
         // Delete: unknown ids fail the whole call; a real delete takes teams and keys along.
         let team = ok(gw
-            .post("/team/new", json!({"team_alias": "t", "organization_id": "gamma"}))
+            .post(
+                "/team/new",
+                json!({"team_alias": "t", "organization_id": "gamma"}),
+            )
             .await)
         .await;
         let team_id = team["team_id"].as_str().unwrap().to_string();
@@ -411,11 +469,24 @@ async fn organization_management_on_every_backend() {
         .await;
         assert_eq!(gone[0]["organization_id"], "gamma", "{name}: {gone}");
         assert_eq!(gone[0]["teams"][0]["team_id"], team_id.as_str());
-        err(gw.get("/organization/info?organization_id=gamma").await, 404, None).await;
-        err(gw.get(&format!("/team/info?team_id={team_id}")).await, 404, None).await;
+        err(
+            gw.get("/organization/info?organization_id=gamma").await,
+            404,
+            None,
+        )
+        .await;
+        err(
+            gw.get(&format!("/team/info?team_id={team_id}")).await,
+            404,
+            None,
+        )
+        .await;
         assert_eq!(chat_with(&gw, &key, "gpt-4o").await.status(), 401, "{name}");
         // The linked budget row outlives the organization.
-        ok(gw.post("/budget/info", json!({"budgets": ["tier-1"]})).await).await;
+        ok(gw
+            .post("/budget/info", json!({"budgets": ["tier-1"]}))
+            .await)
+        .await;
     }
 }
 
@@ -433,7 +504,10 @@ async fn organization_budget_and_models_hold_team_keys() {
             .await)
         .await;
         let team = ok(gw
-            .post("/team/new", json!({"team_alias": "t", "organization_id": "org1"}))
+            .post(
+                "/team/new",
+                json!({"team_alias": "t", "organization_id": "org1"}),
+            )
             .await)
         .await;
         let team_id = team["team_id"].as_str().unwrap().to_string();
