@@ -217,7 +217,7 @@ impl CallAccount {
                 }
             }
         }
-        let log = log_row(
+        let mut log = log_row(
             &self.call_id,
             self.call_type,
             self.key_hash.as_deref(),
@@ -236,10 +236,10 @@ impl CallAccount {
             &self.tags,
             status,
         );
+        log.organization_id = self.organization_id.clone();
         self.state.spend.record(super::SpendEvent {
             log,
             user_id: self.user_id.clone(),
-            organization_id: self.organization_id.clone(),
         });
         cost
     }

@@ -36,8 +36,6 @@ const MAX_PENDING_LOGS: usize = 200_000;
 pub struct SpendEvent {
     pub log: SpendLogRow,
     pub user_id: Option<String>,
-    /// The organization of the key's team (or of the key).
-    pub organization_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -363,7 +361,7 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
         if let Some(u) = &ev.user_id {
             bump(&mut b.user_spend, u, cost);
         }
-        if let Some(o) = &ev.organization_id {
+        if let Some(o) = &ev.log.organization_id {
             bump(&mut b.org_spend, o, cost);
         }
         if let Some(t) = &ev.log.team_id {
@@ -538,6 +536,7 @@ pub fn log_row(
         cache_hit: "False".into(),
         request_tags: Value::Array(tags.iter().cloned().map(Value::String).collect()),
         team_id: team_id.map(String::from),
+        organization_id: None,
         end_user: Some(end_user.unwrap_or_default().to_string()),
         status: status.to_string(),
     }

@@ -93,7 +93,7 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
 
 /// Spend-log rows per INSERT statement (23 parameters each; well under both databases' limits).
 const LOG_ROWS_PER_STATEMENT: usize = 500;
-const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","end_user","status") "#;
+const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
 const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
 
 /// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
@@ -570,6 +570,7 @@ impl Store {
                             .push_bind(&l.cache_hit)
                             .push_bind(json_text(&l.request_tags))
                             .push_bind(&l.team_id)
+                            .push_bind(&l.organization_id)
                             .push_bind(&l.end_user)
                             .push_bind(&l.status);
                     });
@@ -633,6 +634,7 @@ impl Store {
                             .push_bind(&l.cache_hit)
                             .push_bind(sqlx::types::Json(&l.request_tags))
                             .push_bind(&l.team_id)
+                            .push_bind(&l.organization_id)
                             .push_bind(&l.end_user)
                             .push_bind(&l.status);
                     });

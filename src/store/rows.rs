@@ -65,6 +65,8 @@ pub struct SpendLogRow {
     pub cache_hit: String,
     pub request_tags: Value,
     pub team_id: Option<String>,
+    /// The organization of the key's team.
+    pub organization_id: Option<String>,
     pub end_user: Option<String>,
     pub status: String,
 }

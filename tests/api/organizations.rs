@@ -553,6 +553,15 @@ async fn organization_budget_and_models_hold_team_keys() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
+        // Each spend log row names the organization.
+        let logs = ok(gw.get("/spend/logs").await).await;
+        let logs = logs.as_array().unwrap();
+        assert_eq!(logs.len(), 2, "{name}: {logs:?}");
+        assert!(
+            logs.iter().all(|l| l["organization_id"] == "org1"),
+            "{name}: {logs:?}"
+        );
+
         // Raising the organization's budget lets the key call again.
         ok(send(
             &gw,
@@ -563,5 +572,45 @@ async fn organization_budget_and_models_hold_team_keys() {
         .await)
         .await;
         assert_eq!(chat_with(&gw, &key, "gpt-4o").await.status(), 200, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn organization_rpm_limit_is_shared_by_its_teams_keys() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        ok(gw
+            .post(
+                "/organization/new",
+                json!({"organization_alias": "Org", "organization_id": "org-rl", "rpm_limit": 1}),
+            )
+            .await)
+        .await;
+        let mut keys = Vec::new();
+        for alias in ["a", "b"] {
+            let team = ok(gw
+                .post(
+                    "/team/new",
+                    json!({"team_alias": alias, "organization_id": "org-rl"}),
+                )
+                .await)
+            .await;
+            let key = ok(gw
+                .post("/key/generate", json!({"team_id": team["team_id"]}))
+                .await)
+            .await;
+            keys.push(key["key"].as_str().unwrap().to_string());
+        }
+        // One request a minute for the whole organization, across teams.
+        assert_eq!(
+            chat_with(&gw, &keys[0], "gpt-4o").await.status(),
+            200,
+            "{name}"
+        );
+        assert_eq!(
+            chat_with(&gw, &keys[1], "gpt-4o").await.status(),
+            429,
+            "{name}"
+        );
     }
 }
