@@ -221,6 +221,14 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                                 .keys
                                 .retain(|_, c| c.row.user_id.as_deref() != Some(&id));
                         }
+                        BudgetReset::Organization(id) => {
+                            state.budgets.reset(&format!("org:{id}"), 0.0);
+                            state.keys.retain(|_, c| {
+                                c.organization
+                                    .as_ref()
+                                    .is_none_or(|o| o.organization_id != id)
+                            });
+                        }
                         BudgetReset::Member { team, user } => {
                             state.budgets.reset(&member_scope(&team, &user), 0.0);
                             state.keys.retain(|_, c| {

@@ -120,6 +120,14 @@ pub(super) async fn write_budget_pg(
     Ok(r.rows_affected())
 }
 
+/// One budget row reset by [`Store::reset_due_budget_rows`], with what was zeroed with it.
+pub(super) struct DueReset {
+    pub budget_id: String,
+    /// (team, user) memberships linked to the row.
+    pub members: Vec<(String, String)>,
+    pub organizations: Vec<String>,
+}
+
 impl Store {
     pub async fn get_budget(&self, budget_id: &str) -> StoreResult<Option<BudgetRow>> {
         Ok(self
@@ -321,13 +329,14 @@ impl Store {
     /// `default_end_user_budget`, the end users linked to no budget, which ride that tier) go
     /// back to 0 spend and the row gets its next reset one `budget_duration` later, in one
     /// transaction per row; so do the team memberships linked to it (`max_budget_in_team`).
-    /// Returns the ids of the rows this call reset with the (team, user) memberships it zeroed;
-    /// a row another replica reset first is skipped.
+    /// Organizations linked to the row go back to 0 spend too, as in LiteLLM.
+    /// Returns the ids of the rows this call reset with the (team, user) memberships and the
+    /// organizations it zeroed; a row another replica reset first is skipped.
     pub(super) async fn reset_due_budget_rows(
         &self,
         now: NaiveDateTime,
         default_end_user_budget: Option<&str>,
-    ) -> StoreResult<Vec<(String, Vec<(String, String)>)>> {
+    ) -> StoreResult<Vec<DueReset>> {
         let due: Vec<(String, Option<String>)> = match self {
             Self::Sqlite(p) => {
                 sqlx::query_as(r#"SELECT "budget_id", "budget_duration" FROM "LiteLLM_BudgetTable" WHERE "budget_reset_at" IS NOT NULL AND "budget_reset_at" <= ?1"#)
@@ -350,6 +359,7 @@ impl Store {
                 .map(|d| now + d);
             let is_default = default_end_user_budget == Some(id.as_str());
             let mut members = Vec::new();
+            let mut orgs: Vec<(String,)> = Vec::new();
             let claimed = match self {
                 Self::Sqlite(p) => {
                     let mut tx = p.begin().await?;
@@ -367,6 +377,10 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                         members = sqlx::query_as(r#"UPDATE "LiteLLM_TeamMembership" SET "spend" = 0 WHERE "budget_id" = ?1 RETURNING "team_id", "user_id""#)
+                            .bind(&id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        orgs = sqlx::query_as(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = 0 WHERE "budget_id" = ?1 RETURNING "organization_id""#)
                             .bind(&id)
                             .fetch_all(&mut *tx)
                             .await?;
@@ -393,13 +407,21 @@ impl Store {
                             .bind(&id)
                             .fetch_all(&mut *tx)
                             .await?;
+                        orgs = sqlx::query_as(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = 0 WHERE "budget_id" = $1 RETURNING "organization_id""#)
+                            .bind(&id)
+                            .fetch_all(&mut *tx)
+                            .await?;
                     }
                     tx.commit().await?;
                     n > 0
                 }
             };
             if claimed {
-                out.push((id, members));
+                out.push(DueReset {
+                    budget_id: id,
+                    members,
+                    organizations: orgs.into_iter().map(|o| o.0).collect(),
+                });
             }
         }
         Ok(out)

@@ -143,6 +143,8 @@ pub enum BudgetReset {
     Team(String),
     /// A `LiteLLM_BudgetTable` row (its end users were reset with it).
     Budget(String),
+    /// An organization (its budget row was reset).
+    Organization(String),
     /// A user's budget inside a team.
     Member {
         team: String,
@@ -744,16 +746,17 @@ impl Store {
                 }
             }
         }
-        for (id, members) in self
+        for r in self
             .reset_due_budget_rows(now, default_end_user_budget)
             .await?
         {
-            out.push(BudgetReset::Budget(id));
+            out.push(BudgetReset::Budget(r.budget_id));
             out.extend(
-                members
+                r.members
                     .into_iter()
                     .map(|(team, user)| BudgetReset::Member { team, user }),
             );
+            out.extend(r.organizations.into_iter().map(BudgetReset::Organization));
         }
         Ok(out)
     }

@@ -614,3 +614,53 @@ async fn organization_rpm_limit_is_shared_by_its_teams_keys() {
         );
     }
 }
+
+#[tokio::test]
+async fn organization_budgets_reset_after_their_budget_duration() {
+    for (name, db) in backends().await {
+        let cfg = keys_config(db.as_deref()) + "  proxy_budget_rescheduler_min_time: 0.5\n";
+        let gw = gateway(&cfg, None).await;
+        ok(gw
+            .post(
+                "/organization/new",
+                json!({"organization_alias": "Org", "organization_id": "org-r",
+                       "max_budget": 0.0004, "budget_duration": "2s"}),
+            )
+            .await)
+        .await;
+        let team = ok(gw
+            .post(
+                "/team/new",
+                json!({"team_alias": "t", "organization_id": "org-r"}),
+            )
+            .await)
+        .await;
+        let key = ok(gw
+            .post("/key/generate", json!({"team_id": team["team_id"]}))
+            .await)
+        .await["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(chat_with(&gw, &key, "gpt-4o").await.status().as_u16());
+        }
+        assert_eq!(got, [200, 200, 400], "{name}");
+        gw.state.spend.flush().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while chat_with(&gw, &key, "gpt-4o").await.status() != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: organization budget never reset"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        gw.state.spend.flush().await;
+        let o = ok(gw.get("/organization/info?organization_id=org-r").await).await;
+        assert!(
+            o["spend"].as_f64().unwrap() < 0.0004,
+            "{name}: spend was zeroed by the reset: {o}"
+        );
+    }
+}
