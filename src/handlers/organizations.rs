@@ -414,6 +414,9 @@ async fn delete(
     for h in &gone.key_hashes {
         state.keys.remove(h);
     }
+    for t in &gone.team_ids {
+        state.budgets.reset(&format!("team:{t}"), 0.0);
+    }
     for id in &ids {
         forget_org_keys(state, id);
         state.budgets.reset(&org_scope(id), 0.0);

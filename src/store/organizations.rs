@@ -241,7 +241,6 @@ async fn update_org_pg(c: &mut sqlx::PgConnection, o: &OrgRow) -> StoreResult<()
 /// deleted with them and the ids of their teams.
 #[derive(Debug, Default, Clone)]
 pub struct OrgDeletion {
-    pub orgs: Vec<OrgRow>,
     pub key_hashes: Vec<String>,
     pub team_ids: Vec<String>,
 }
@@ -420,11 +419,8 @@ impl Store {
     pub async fn delete_organizations(&self, ids: &[String]) -> StoreResult<OrgDeletion> {
         let mut out = OrgDeletion::default();
         for id in ids {
-            match self.get_organization(id).await? {
-                Some(o) => out.orgs.push(o),
-                None => {
-                    return Err(StoreError::NotFound(format!("Organization={id} not found")));
-                }
+            if self.get_organization(id).await?.is_none() {
+                return Err(StoreError::NotFound(format!("Organization={id} not found")));
             }
         }
         match self {
