@@ -52,10 +52,7 @@ pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
                     wrote_model = true;
                 } else {
                     if *k == "usage" {
-                        usage = serde_json::from_str::<serde_json::Value>(raw.get())
-                            .ok()
-                            .as_ref()
-                            .and_then(Usage::from_json);
+                        usage = Usage::from_raw(raw.get());
                     }
                     out.extend_from_slice(raw.get().as_bytes());
                 }
@@ -131,12 +128,7 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
     for (k, raw) in &fields {
         match *k {
             "error" => return None,
-            "usage" if raw.get() != "null" => {
-                r.usage = serde_json::from_str::<serde_json::Value>(raw.get())
-                    .ok()
-                    .as_ref()
-                    .and_then(Usage::from_json);
-            }
+            "usage" if raw.get() != "null" => r.usage = Usage::from_raw(raw.get()),
             "choices" => {
                 let choices: Vec<ChoiceLite> = serde_json::from_str(raw.get()).ok()?;
                 no_choices = choices.is_empty();

@@ -1,6 +1,8 @@
 //! Token usage as reported by upstreams (OpenAI's `usage` object), normalised.
 
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Value};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -53,11 +55,243 @@ impl Usage {
         })
     }
 
+    /// [`Self::from_json`] straight from the JSON text of a `usage` object, without building a
+    /// `Value` tree (this runs on every response and on the last chunk of every stream). Same
+    /// result for every input: unsigned integers count, anything else is absent, and a repeated
+    /// key's last value wins, as in a parsed map.
+    pub fn from_raw(raw: &str) -> Option<Self> {
+        let mut de = serde_json::Deserializer::from_str(raw);
+        let w = de.deserialize_any(WireVisitor).ok()??;
+        de.end().ok()?;
+        let prompt = w.prompt.unwrap_or(0);
+        let completion = w.completion.unwrap_or(0);
+        Some(Self {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: w.total.unwrap_or(prompt + completion),
+            cached_tokens: w.cached.or(w.cache_read).unwrap_or(0),
+            cache_creation_tokens: w.cache_creation.unwrap_or(0),
+            reasoning_tokens: w.reasoning.unwrap_or(0),
+        })
+    }
+
     pub fn to_json(self) -> Value {
         json!({
             "completion_tokens": self.completion_tokens,
             "prompt_tokens": self.prompt_tokens,
             "total_tokens": self.total_tokens,
         })
+    }
+}
+
+/// The fields of a `usage` object [`Usage::from_raw`] reads.
+#[derive(Default)]
+struct Wire {
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    total: Option<u64>,
+    cached: Option<u64>,
+    cache_read: Option<u64>,
+    cache_creation: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+/// A `usage` value: `Some` for an object, `None` for any other JSON value.
+struct WireVisitor;
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = Option<Wire>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a usage object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut w = Wire::default();
+        while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "prompt_tokens" => w.prompt = m.next_value::<Count>()?.0,
+                "completion_tokens" => w.completion = m.next_value::<Count>()?.0,
+                "total_tokens" => w.total = m.next_value::<Count>()?.0,
+                "cache_read_input_tokens" => w.cache_read = m.next_value::<Count>()?.0,
+                "cache_creation_input_tokens" => w.cache_creation = m.next_value::<Count>()?.0,
+                "prompt_tokens_details" => {
+                    w.cached = m.next_value::<Detail<CachedTokens>>()?.0;
+                }
+                "completion_tokens_details" => {
+                    w.reasoning = m.next_value::<Detail<ReasoningTokens>>()?.0;
+                }
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(w))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A token count: an unsigned integer, or absent for any other value (`Value::as_u64`).
+struct Count(Option<u64>);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<u64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(v))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V).map(Count)
+    }
+}
+
+/// Which count a `*_tokens_details` object holds for [`Detail`].
+trait DetailKey {
+    const KEY: &'static str;
+}
+struct CachedTokens;
+impl DetailKey for CachedTokens {
+    const KEY: &'static str = "cached_tokens";
+}
+struct ReasoningTokens;
+impl DetailKey for ReasoningTokens {
+    const KEY: &'static str = "reasoning_tokens";
+}
+
+/// One count inside a details object (`Value::pointer`): absent when the value is not an
+/// object or lacks the key; a repeated key's last value wins.
+struct Detail<K>(Option<u64>, std::marker::PhantomData<K>);
+
+impl<'de, K: DetailKey> serde::Deserialize<'de> for Detail<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<K>(std::marker::PhantomData<K>);
+        impl<'de, K: DetailKey> Visitor<'de> for V<K> {
+            type Value = Option<u64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a details object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == K::KEY {
+                        found = m.next_value::<Count>()?.0;
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V::<K>(std::marker::PhantomData))
+            .map(|v| Detail(v, std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_reading_matches_the_tree_reading() {
+        let cases = [
+            r#"{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16}"#,
+            r#"{"prompt_tokens":9,"completion_tokens":7}"#,
+            r#"{"prompt_tokens":9.0,"completion_tokens":-1,"total_tokens":"16"}"#,
+            r#"{"prompt_tokens":1,"prompt_tokens":2,"completion_tokens":null}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"cache_read_input_tokens":6}"#,
+            r#"{"prompt_tokens_details":null,"cache_read_input_tokens":6}"#,
+            r#"{"prompt_tokens_details":[1,2],"cache_read_input_tokens":6}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":{}}"#,
+            r#"{"completion_tokens_details":{"reasoning_tokens":3,"reasoning_tokens":5}}"#,
+            r#"{"cache_creation_input_tokens":12,"x":{"y":[1,{"z":2}]},"total_tokens":18446744073709551615}"#,
+            r#"{"prompt_tokens":3}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"null"#,
+            r#"5"#,
+            r#""usage""#,
+            r#"{"prompt_tokens":1"#,
+            r#"{"prompt_tokens":1} trailing"#,
+        ];
+        for raw in cases {
+            let tree = serde_json::from_str::<Value>(raw)
+                .ok()
+                .as_ref()
+                .and_then(Usage::from_json);
+            assert_eq!(Usage::from_raw(raw), tree, "{raw}");
+        }
     }
 }

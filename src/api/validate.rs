@@ -110,9 +110,20 @@ pub fn model_field(body: &Map<String, Value>, route: &str) -> ApiResult<String> 
 
 /// Validates a chat-completions body (types of the standard fields and `messages`).
 pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
-    for (field, kind) in CHAT_FIELDS {
-        if let Some(v) = body.get(*field) {
-            check(field, v, *kind)?;
+    // A body holds a few of these fields: finding each body key in the table costs a few
+    // string compares, where probing the body for every table name hashed 23 names per request.
+    // When a field is wrong, the ordered pass picks which one the error names.
+    let typed_ok = body.iter().all(|(k, v)| {
+        CHAT_FIELDS
+            .iter()
+            .find(|(f, _)| f == k)
+            .is_none_or(|(f, kind)| check(f, v, *kind).is_ok())
+    });
+    if !typed_ok {
+        for (field, kind) in CHAT_FIELDS {
+            if let Some(v) = body.get(*field) {
+                check(field, v, *kind)?;
+            }
         }
     }
     if let Some(Value::Array(stops)) = body.get("stop") {
@@ -244,6 +255,25 @@ mod tests {
         assert!(chat(&obj(
             json!({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a"]})
         ))
+        .is_ok());
+    }
+
+    #[test]
+    fn the_first_wrong_field_in_table_order_is_named() {
+        let e = chat(&obj(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "user": 5,
+            "temperature": "hot",
+        })))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        assert!(chat(&obj(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "temperature": null,
+            "x-unknown": "kept",
+        })))
         .is_ok());
     }
 

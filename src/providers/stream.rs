@@ -109,19 +109,37 @@ impl Dialect {
         }
     }
 
-    /// Decodes one upstream read.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
+    /// Takes one upstream read. SSE dialects only buffer it (their events are decoded one at a
+    /// time by [`Self::decode_next`]); the others decode it whole into `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
         match self {
-            Self::Ollama(state) => return state.push(bytes, out),
-            Self::Bedrock { decoder, state } => return state.feed(decoder, bytes, out),
-            _ => {}
+            Self::Ollama(state) => state.push(bytes, out),
+            Self::Bedrock { decoder, state } => state.feed(decoder, bytes, out),
+            _ => {
+                if let Some(sse) = self.sse() {
+                    sse.push(bytes);
+                }
+            }
         }
-        if let Some(sse) = self.sse() {
-            sse.push(bytes);
+    }
+
+    /// Decodes the next buffered SSE event into `out`; `false` when none is complete. A read
+    /// holding many events is thus translated as the client consumes it, and the first event
+    /// goes out without waiting for the others to be rewritten.
+    pub fn decode_next(&mut self, out: &mut VecDeque<StreamItem>) -> bool {
+        match self.sse().and_then(SseDecoder::next_event) {
+            Some(ev) => {
+                self.on_event(ev, out);
+                true
+            }
+            None => false,
         }
-        while let Some(ev) = self.sse().and_then(SseDecoder::next_event) {
-            self.on_event(ev, out);
-        }
+    }
+
+    /// Decodes one upstream read whole.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut VecDeque<StreamItem>) {
+        self.push(bytes, out);
+        while self.decode_next(out) {}
     }
 
     /// The upstream closed: flush whatever is left.
@@ -493,6 +511,9 @@ impl ChatStream {
                 self.tap.fire();
                 return None;
             }
+            if self.dialect.decode_next(&mut self.items) {
+                continue;
+            }
             let read = match self.idle_timeout {
                 Some(d) => match tokio::time::timeout(d, self.upstream.next()).await {
                     Ok(r) => r,
@@ -511,7 +532,7 @@ impl ChatStream {
                 None => self.upstream.next().await,
             };
             match read {
-                Some(Ok(bytes)) => self.dialect.feed(&bytes, &mut self.items),
+                Some(Ok(bytes)) => self.dialect.push(&bytes, &mut self.items),
                 Some(Err(e)) => self.items.push_back(StreamItem::Error(ApiError::new(
                     ErrorClass::ApiConnection,
                     format!(
@@ -556,7 +577,13 @@ pub async fn open(
             }
         }
     });
+    // After the first frame the body reports "not ready" once (and is polled again at once):
+    // the server writes out the head and the first event then, instead of first collecting
+    // every frame the upstream has already sent.
+    let flush_point =
+        futures::stream::once(tokio::task::yield_now()).filter_map(|()| async { None });
     Ok(futures::stream::once(async move { Ok(first) })
+        .chain(flush_point)
         .chain(rest)
         .boxed())
 }

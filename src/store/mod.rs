@@ -91,8 +91,12 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
     "updated_by", "budget_id", "soft_budget_cooldown",
     (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
-/// Spend-log rows per INSERT statement (23 parameters each; well under both databases' limits).
-const LOG_ROWS_PER_STATEMENT: usize = 500;
+/// Spend-log rows per INSERT statement (24 parameters each; well under both databases' limits).
+/// A batch is cut into statements of this many rows and then of halving sizes for the rest
+/// (see [`statement_chunks`]), so only seven distinct statements exist and each is prepared once
+/// per connection (sqlx caches prepared statements by their SQL). A statement sized to each
+/// batch was parsed anew every time, which cost more than inserting its rows.
+const LOG_ROWS_PER_STATEMENT: usize = 64;
 const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
 const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
 
@@ -117,8 +121,50 @@ const SQLITE_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" (
     ON CONFLICT ("user_id", "team_id") DO UPDATE
     SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
 
+/// `YYYY-MM-DD HH:MM:SS.mmm`, the text form timestamps have in SQLite.
 pub fn fmt_ts(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    }
+    // Written digit by digit: this runs twice per spend-log row, and chrono's strftime
+    // interpreter cost several times more. A leap second (nanoseconds past 1e9) prints as
+    // second 60, as chrono does.
+    let fields = [
+        (None, year as u32, 4),
+        (Some('-'), t.month(), 2),
+        (Some('-'), t.day(), 2),
+        (Some(' '), t.hour(), 2),
+        (Some(':'), t.minute(), 2),
+        (Some(':'), t.second() + t.nanosecond() / 1_000_000_000, 2),
+        (Some('.'), t.nanosecond() % 1_000_000_000 / 1_000_000, 3),
+    ];
+    let mut out = String::with_capacity(23);
+    for (sep, n, width) in fields {
+        out.extend(sep);
+        for i in (0..width).rev() {
+            out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+        }
+    }
+    out
+}
+
+/// Cuts `rows` into slices of [`LOG_ROWS_PER_STATEMENT`] rows, then of 32, 16, ... 1 for the rest.
+fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = LOG_ROWS_PER_STATEMENT;
+        while n > rest.len() {
+            n /= 2;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
 }
 
 fn json_text(v: &Value) -> String {
@@ -548,7 +594,7 @@ impl Store {
                 let mut tx = p.begin().await?;
                 // Multi-row inserts: one statement per chunk instead of one per row. SQLite
                 // allows at most 32766 bound parameters per statement.
-                for chunk in b.logs.chunks(LOG_ROWS_PER_STATEMENT) {
+                for chunk in statement_chunks(&b.logs) {
                     let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(LOG_INSERT_COLUMNS_SQLITE);
                     qb.push_values(chunk, |mut r, l| {
                         r.push_bind(&l.request_id)
@@ -612,7 +658,7 @@ impl Store {
             }
             Self::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                for chunk in b.logs.chunks(LOG_ROWS_PER_STATEMENT) {
+                for chunk in statement_chunks(&b.logs) {
                     let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(LOG_INSERT_COLUMNS_PG);
                     qb.push_values(chunk, |mut r, l| {
                         r.push_bind(&l.request_id)
@@ -771,4 +817,49 @@ fn map_write<T>(r: Result<T, sqlx::Error>) -> StoreResult<T> {
             err
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_chrono_does() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 9).unwrap();
+        let times = [
+            day.and_hms_milli_opt(0, 0, 0, 0).unwrap(),
+            day.and_hms_nano_opt(23, 59, 59, 999_999_999).unwrap(),
+            day.and_hms_nano_opt(7, 5, 3, 40_100_000).unwrap(),
+            // A leap second.
+            day.and_hms_milli_opt(23, 59, 59, 1_500).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(12, 3, 4)
+                .unwrap()
+                .and_hms_opt(1, 2, 3)
+                .unwrap(),
+            chrono::NaiveDate::from_ymd_opt(-5, 3, 4)
+                .unwrap()
+                .and_hms_opt(1, 2, 3)
+                .unwrap(),
+            chrono::NaiveDate::from_ymd_opt(12345, 3, 4)
+                .unwrap()
+                .and_hms_opt(1, 2, 3)
+                .unwrap(),
+        ];
+        for t in times {
+            assert_eq!(fmt_ts(t), t.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+        }
+        assert_eq!(fmt_ts(times[2]), "2026-01-09 07:05:03.040");
+    }
+
+    #[test]
+    fn batches_use_a_few_statement_sizes() {
+        let rows: Vec<usize> = (0..1000).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows).map(<[usize]>::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+        assert_eq!(&sizes[15..], &[32, 8]);
+        assert!(sizes[..15].iter().all(|n| *n == LOG_ROWS_PER_STATEMENT));
+        let flat: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
+        assert_eq!(flat, rows, "every row once, in order");
+        assert_eq!(statement_chunks(&rows[..0]).count(), 0);
+    }
 }
