@@ -36,6 +36,9 @@ model_list:
       model: openai/bench-model
       api_base: http://127.0.0.1:$MOCK/v1
       api_key: sk-upstream
+      # Priced, so the virtual key's budget reservation and spend do real arithmetic.
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
 general_settings:
   master_key: $KEY
 YAML
@@ -48,7 +51,7 @@ VKEY=$(curl -s -X POST "http://127.0.0.1:$GW/key/generate" -H "Authorization: Be
 
 URL="http://127.0.0.1:$GW/v1/chat/completions"
 echo "rate=$RATE/s secs=$SECS rounds=$ROUNDS"
-echo "run sent ok errors p50_us p90_us p99_us max_us achieved_rps"
+echo "run sent ok errors p50_us p90_us p99_us max_us achieved_rps send_late_p99_us"
 : > "$WORK/master"; : > "$WORK/vkey"
 for r in $(seq 1 "$ROUNDS"); do
   for who in master vkey; do
