@@ -239,6 +239,9 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if body.contains_key("team_id") {
         row.team_id = opt_str(body, "team_id")?;
     }
+    if body.contains_key("organization_id") {
+        row.organization_id = opt_str(body, "organization_id")?.filter(|o| !o.is_empty());
+    }
     for (f, slot) in [
         ("tpm_limit", &mut row.tpm_limit),
         ("rpm_limit", &mut row.rpm_limit),
@@ -325,6 +328,7 @@ pub(crate) fn key_json(r: &KeyRow) -> Map<String, Value> {
     m.insert("updated_at".into(), ts(r.updated_at));
     m.insert("updated_by".into(), json!(r.updated_by));
     m.insert("budget_id".into(), json!(r.budget_id));
+    m.insert("organization_id".into(), json!(r.organization_id));
     m.insert("soft_budget_cooldown".into(), json!(r.soft_budget_cooldown));
     m.insert(
         "litellm_budget_table".into(),
@@ -517,6 +521,7 @@ pub(crate) async fn mint_key(
     };
     apply_fields(&mut row, body, false)?;
     check_team(state, &row).await?;
+    super::teams::check_organization(state, row.organization_id.as_deref(), true).await?;
     state.store.insert_key(&row).await.map_err(store_err)?;
     state.budgets.reset(&row.token, row.spend);
     Ok((row, raw))
@@ -633,6 +638,9 @@ async fn update(
     apply_fields(&mut row, &body, true)?;
     if body.contains_key("team_id") || body.contains_key("models") {
         check_team(state, &row).await?;
+    }
+    if body.contains_key("organization_id") {
+        super::teams::check_organization(state, row.organization_id.as_deref(), false).await?;
     }
     row.updated_at = Some(now());
     row.updated_by = Some(creator(auth));

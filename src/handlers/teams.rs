@@ -288,7 +288,11 @@ fn apply_team_fields(t: &mut TeamRow, body: &Map<String, Value>) -> ApiResult<()
 
 /// A team's organization must exist (LiteLLM checks it, and its schema has a foreign key for
 /// it): 400 on `/team/new`, 404 on `/team/update`, as LiteLLM answers.
-async fn check_organization(state: &AppState, org: Option<&str>, new: bool) -> ApiResult<()> {
+pub(crate) async fn check_organization(
+    state: &AppState,
+    org: Option<&str>,
+    new: bool,
+) -> ApiResult<()> {
     let Some(org) = org else { return Ok(()) };
     if state
         .store

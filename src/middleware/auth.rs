@@ -431,7 +431,11 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             .map_err(failed)?,
         _ => None,
     };
-    let org_id = team.as_ref().and_then(|t| t.organization_id.clone());
+    // A team key follows its team's organization; a key outside a team, its own.
+    let org_id = match &team {
+        Some(t) => t.organization_id.clone(),
+        None => r.organization_id.clone(),
+    };
     let org = match &org_id {
         Some(o) => state.store.get_organization(o).await.map_err(failed)?,
         None => None,

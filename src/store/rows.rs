@@ -40,6 +40,8 @@ pub struct KeyRow {
     pub soft_budget: Option<f64>,
     /// LiteLLM's "soft budget alert already sent" flag.
     pub soft_budget_cooldown: bool,
+    /// The organization the key belongs to directly (a team key follows its team's).
+    pub organization_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -157,6 +159,7 @@ macro_rules! key_from_row {
                 .ok()
                 .flatten()
                 .unwrap_or(false),
+            organization_id: r.try_get("organization_id").ok().flatten(),
         }
     }};
 }

@@ -664,3 +664,42 @@ async fn organization_budgets_reset_after_their_budget_duration() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_outside_a_team_is_held_to_its_own_organization() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        // An unknown organization is refused and nothing is written.
+        let r = gw
+            .post("/key/generate", json!({"organization_id": "org-missing"}))
+            .await;
+        assert_eq!(r.status(), 400, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "organization_id", "{name}: {v}");
+        let listed = ok(gw.get("/key/list").await).await;
+        assert_eq!(listed["total_count"], 0, "{name}: {listed}");
+
+        ok(gw
+            .post(
+                "/organization/new",
+                json!({"organization_alias": "Org", "organization_id": "org-key",
+                       "max_budget": 0.0004, "models": ["gpt-4o"]}),
+            )
+            .await)
+        .await;
+        let k = ok(gw
+            .post("/key/generate", json!({"organization_id": "org-key"}))
+            .await)
+        .await;
+        assert_eq!(k["organization_id"], "org-key", "{name}: {k}");
+        let key = k["key"].as_str().unwrap().to_string();
+        // The organization's allow-list and budget apply (each call costs 0.000225).
+        let r = chat_with(&gw, &key, "other").await;
+        assert_eq!(r.status(), 401, "{name}");
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(chat_with(&gw, &key, "gpt-4o").await.status().as_u16());
+        }
+        assert_eq!(got, [200, 200, 400], "{name}");
+    }
+}
