@@ -569,14 +569,8 @@ fn resolve_for<'s>(
         .resolve(target)
         .ok_or_else(|| invalid_model(router, auth, route, model))?;
     let group = resolved.group;
-    if !auth.allowed_models.is_empty()
-        && !auth.allowed_models.iter().any(|m| {
-            m == &group.name
-                || m == model
-                || group.access_groups.contains(m)
-                || m.strip_suffix('*').is_some_and(|p| model.starts_with(p))
-        })
-    {
+    // `all-proxy-models` never reaches `allowed_models` (it empties the list).
+    if !auth.allowed_models.is_empty() && !group.allowed_by(&auth.allowed_models, model) {
         let mut e = ApiError::proxy_auth(format!(
             "key not allowed to access model. This key can only access models={:?}. Tried to access {model}",
             auth.allowed_models
@@ -585,14 +579,7 @@ fn resolve_for<'s>(
         return Err(e);
     }
     if let Some(org) = auth.organization.as_ref().filter(|o| !o.models.is_empty()) {
-        let allowed = org.models.iter().any(|m| {
-            m == "all-proxy-models"
-                || m == &group.name
-                || m == model
-                || group.access_groups.contains(m)
-                || m.strip_suffix('*').is_some_and(|p| model.starts_with(p))
-        });
-        if !allowed {
+        if !group.allowed_by(&org.models, model) {
             let mut e = ApiError::proxy_auth(format!(
                 "org not allowed to access model. This org can only access models={:?}. Tried to access {model}",
                 org.models

@@ -68,15 +68,10 @@ impl EndUser {
 
     /// Whether the end user's allow-list covers `requested` (resolved to `group`).
     pub fn may_use(&self, requested: &str, group: &ModelGroup) -> bool {
+        // A customer's wildcards also match the group's own name.
         self.models.is_empty()
-            || self.models.iter().any(|m| {
-                m == "all-proxy-models"
-                    || m == &group.name
-                    || m == requested
-                    || group.access_groups.contains(m)
-                    || m.strip_suffix('*')
-                        .is_some_and(|p| requested.starts_with(p) || group.name.starts_with(p))
-            })
+            || group.allowed_by(&self.models, requested)
+            || group.allowed_by(&self.models, &group.name)
     }
 
     /// Refuses a model outside the allow-list with LiteLLM's `customer_model_access_denied`.

@@ -235,6 +235,21 @@ impl ModelRouter {
 }
 
 impl ModelGroup {
+    /// Whether a `models` allow-list (a key's, an organization's, a customer's) grants this
+    /// group when it was asked for as `requested`: `all-proxy-models`, the group's name, the
+    /// requested name, one of the group's access groups, or a `prefix*` wildcard matching the
+    /// requested name.
+    pub fn allowed_by(&self, list: &[String], requested: &str) -> bool {
+        list.iter().any(|m| {
+            m == "all-proxy-models"
+                || m == &self.name
+                || m == requested
+                || self.access_groups.contains(m)
+                || m.strip_suffix('*')
+                    .is_some_and(|p| requested.starts_with(p))
+        })
+    }
+
     /// Picks a deployment with default hints (see [`ModelGroup::pick_with`]).
     pub fn pick(&self, exclude: &[&str]) -> Option<&Arc<Deployment>> {
         self.pick_with(exclude, PickHints::default())
