@@ -1,4 +1,71 @@
-//! Rebuilds when a migration is added or edited: `sqlx::migrate!` embeds the files at compile time.
+//! Build-time inputs: rebuilds when a migration is added or edited (`sqlx::migrate!` embeds the
+//! files), and reduces LiteLLM's model price map to the fields the gateway reads, so the binary
+//! carries (and start-up touches) a fraction of the 3 MB file.
+use std::collections::HashMap;
+
+/// The fields `spend::prices::ModelPrice` reads; everything else in an entry is dropped.
+const STRING_FIELDS: [&str; 2] = ["litellm_provider", "mode"];
+const NUMBER_FIELDS: [&str; 8] = [
+    "max_tokens",
+    "max_input_tokens",
+    "max_output_tokens",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token",
+];
+
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=build.rs");
+    let src = "data/model_prices_and_context_window.json";
+    println!("cargo:rerun-if-changed={src}");
+    let text = std::fs::read_to_string(src).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
+    let map: HashMap<String, serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
+    let mut names: Vec<&String> = map.keys().collect();
+    names.sort();
+    let mut out = serde_json::Map::new();
+    for name in names {
+        if let Some(entry) = compact(&map[name]) {
+            out.insert(name.clone(), entry);
+        }
+    }
+    let dir = std::env::var("OUT_DIR").unwrap_or_else(|e| fail(&format!("OUT_DIR: {e}")));
+    let text = serde_json::to_string(&out).unwrap_or_else(|e| fail(&e.to_string()));
+    std::fs::write(format!("{dir}/model_prices.json"), text)
+        .unwrap_or_else(|e| fail(&format!("{dir}: {e}")));
+}
+
+/// One entry with only the read fields, numbers normalised; `None` for an entry the runtime
+/// parser would reject (not an object, or a non-string provider/mode).
+fn compact(entry: &serde_json::Value) -> Option<serde_json::Value> {
+    let obj = entry.as_object()?;
+    let mut out = serde_json::Map::new();
+    for f in STRING_FIELDS {
+        match obj.get(f) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(s)) => {
+                out.insert(f.into(), s.clone().into());
+            }
+            Some(_) => return None,
+        }
+    }
+    for f in NUMBER_FIELDS {
+        let n = match obj.get(f) {
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
+            Some(serde_json::Value::String(s)) => s.parse::<f64>().ok(),
+            _ => None,
+        };
+        if let Some(n) = n.filter(|n| n.is_finite()) {
+            out.insert(f.into(), n.into());
+        }
+    }
+    Some(out.into())
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("build.rs: {msg}");
+    std::process::exit(1)
 }

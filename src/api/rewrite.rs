@@ -2,7 +2,8 @@
 //!
 //! OpenAI-format responses are forwarded byte for byte except the top-level `model`, which
 //! LiteLLM reports as the requested model group. The top level is read as borrowed
-//! `(key, raw value)` pairs and written back in order; only `usage` is parsed (for accounting).
+//! `(key, raw value)` pairs, the new model is spliced over the old value's bytes, and only
+//! `usage` is parsed (for accounting).
 
 use super::Usage;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -37,34 +38,39 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
 pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
     match serde_json::from_slice::<TopLevel<'_>>(body) {
         Ok(TopLevel(fields)) => {
-            let mut out = Vec::with_capacity(body.len() + model.len());
-            out.push(b'{');
+            // The raw values borrow from `body`: splice the new model over the old one's bytes
+            // and copy the rest as it is.
+            let base = body.as_ptr() as usize;
+            let span = |raw: &RawValue| {
+                let start = (raw.get().as_ptr() as usize).checked_sub(base)?;
+                let end = start + raw.get().len();
+                (end <= body.len()).then_some((start, end))
+            };
             let mut usage = None;
-            let mut wrote_model = false;
-            for (i, (k, raw)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut out, k).ok()?;
-                out.push(b':');
+            let mut out = Vec::with_capacity(body.len() + model.len() + 12);
+            let mut copied = 0;
+            for (k, raw) in &fields {
                 if *k == "model" {
+                    let (start, end) = span(raw)?;
+                    out.extend_from_slice(&body[copied..start]);
                     serde_json::to_writer(&mut out, model).ok()?;
-                    wrote_model = true;
-                } else {
-                    if *k == "usage" {
-                        usage = Usage::from_raw(raw.get());
-                    }
-                    out.extend_from_slice(raw.get().as_bytes());
+                    copied = end;
+                } else if *k == "usage" {
+                    usage = Usage::from_raw(raw.get());
                 }
             }
-            if !wrote_model {
+            if copied == 0 {
+                // No `model` field: add one before the closing brace.
+                let close = body.iter().rposition(|&c| c == b'}')?;
+                out.extend_from_slice(&body[..close]);
                 if !fields.is_empty() {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"\"model\":");
                 serde_json::to_writer(&mut out, model).ok()?;
+                copied = close;
             }
-            out.push(b'}');
+            out.extend_from_slice(&body[copied..]);
             Some((out, usage))
         }
         Err(_) => {
@@ -207,6 +213,12 @@ mod tests {
             serde_json::from_slice::<Value>(&out).unwrap(),
             json!({"weird": 1, "model": "g"})
         );
+        // Pretty-printed upstream bodies keep their layout; only the value changes.
+        let (out, _) =
+            set_model(b"{\n  \"model\" : \"up\",\n  \"x\": [1, 2]\n}\n", "g\"q").unwrap();
+        assert_eq!(out, b"{\n  \"model\" : \"g\\\"q\",\n  \"x\": [1, 2]\n}\n");
+        let (out, _) = set_model(b" { } ", "g").unwrap();
+        assert_eq!(out, b" { \"model\":\"g\"} ");
         assert!(set_model(b"[1]", "g").is_none());
         assert!(set_model(b"not json", "g").is_none());
     }

@@ -259,10 +259,10 @@ async fn parse_request(
         }
     }
     let mut extras = LitellmExtras::split_from(&mut body)?;
-    if let Some(t) = header_f64(headers, "x-litellm-timeout") {
+    if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
     }
-    if let Some(t) = header_f64(headers, "x-litellm-stream-timeout") {
+    if let Some(t) = header_f64(headers, &STREAM_TIMEOUT_H) {
         extras.stream_timeout.get_or_insert(t);
     }
     let stream = matches!(kind, CallKind::Chat | CallKind::Completion)
@@ -306,7 +306,7 @@ fn parse_messages_request(
         }
         native.insert("metadata".into(), m);
     }
-    if let Some(t) = header_f64(headers, "x-litellm-timeout") {
+    if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
     }
     let stream = native
@@ -334,7 +334,12 @@ fn parse_messages_request(
     })
 }
 
-fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
+static TIMEOUT_H: HeaderName = HeaderName::from_static("x-litellm-timeout");
+static STREAM_TIMEOUT_H: HeaderName = HeaderName::from_static("x-litellm-stream-timeout");
+static NUM_RETRIES_H: HeaderName = HeaderName::from_static("x-litellm-num-retries");
+
+/// A numeric request header (named by a static: a `&str` name is parsed on every lookup).
+fn header_f64(headers: &HeaderMap, name: &HeaderName) -> Option<f64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
@@ -674,7 +679,7 @@ fn num_retries(state: &AppState, headers: &HeaderMap, req: &LlmRequest) -> u64 {
     let cfg = &state.loaded.config;
     req.extras
         .num_retries
-        .or_else(|| header_f64(headers, "x-litellm-num-retries").map(|v| v as u64))
+        .or_else(|| header_f64(headers, &NUM_RETRIES_H).map(|v| v as u64))
         .or(cfg.router_settings.num_retries)
         .or(cfg.litellm_settings.num_retries)
         .or_else(|| {

@@ -13,7 +13,7 @@ use crate::spend::CachedKey;
 use crate::state::AppState;
 use crate::store::KeyRow;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -178,33 +178,43 @@ pub fn extract_key<'a>(
     path: &str,
     custom_header: Option<&str>,
 ) -> Presented<'a> {
-    let get = |name: &str| {
+    static API_KEY: HeaderName = HeaderName::from_static("x-litellm-api-key");
+    static OTHER_KEY_HEADERS: [HeaderName; 4] = [
+        HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-api-key"),
+        HeaderName::from_static("x-goog-api-key"),
+        HeaderName::from_static("ocp-apim-subscription-key"),
+    ];
+    // Static names: a `&str` name is parsed and validated on every lookup.
+    let get = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|s| !s.is_empty())
     };
-    if let Some(v) = get("x-litellm-api-key") {
+    if let Some(v) = get(&API_KEY) {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
-    if let Some(v) = get("authorization") {
+    if let Some(v) = get(&http::header::AUTHORIZATION) {
         return match strip_bearer(v) {
             Some(k) if !k.is_empty() => Presented::Key(k),
             _ => Presented::Malformed,
         };
     }
-    for name in [
-        "api-key",
-        "x-api-key",
-        "x-goog-api-key",
-        "ocp-apim-subscription-key",
-    ] {
+    for name in &OTHER_KEY_HEADERS {
         if let Some(v) = get(name) {
             return Presented::Key(v);
         }
     }
-    if let Some(v) = custom_header.and_then(get) {
+    let custom = custom_header.and_then(|n| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    });
+    if let Some(v) = custom {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {

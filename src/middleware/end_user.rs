@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 
 /// Headers that name the end user ahead of the body's `user` (LiteLLM's standard customer-id
 /// headers, checked first).
-const END_USER_HEADERS: [&str; 2] = ["x-litellm-customer-id", "x-litellm-end-user-id"];
+static END_USER_HEADERS: [http::HeaderName; 2] = [
+    http::HeaderName::from_static("x-litellm-customer-id"),
+    http::HeaderName::from_static("x-litellm-end-user-id"),
+];
 
 /// Most end users cached at once. End-user ids come from clients, so the cache is bounded
 /// (see [`EndUserCache::shrink`]); a miss costs one query, never a wrong answer.
@@ -94,7 +97,7 @@ impl EndUser {
 pub fn end_user_id(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
     END_USER_HEADERS
         .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
         .or_else(|| body.get("user").and_then(Value::as_str))
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -127,6 +127,8 @@ pub struct Deployment {
     pub unit_cost: f64,
     /// Context window (`model_info.max_input_tokens` or the price map), for pre-call checks.
     pub max_input_tokens: Option<u64>,
+    /// Prices and output cap for `upstream_model`, looked up once at load (`rates_for`).
+    pub rates: Option<(crate::spend::prices::Rates, Option<u64>)>,
 }
 
 /// Precomputed `x-litellm-*` header values of a deployment.
@@ -271,8 +273,9 @@ impl Deployment {
             extra_headers,
         );
         d.native = native;
-        let (rates, _) = crate::spend::call::rates_for(&d, &d.upstream_model);
-        d.unit_cost = rates.input + rates.output;
+        let rates = crate::spend::call::rates_for(&d, &d.upstream_model);
+        d.unit_cost = rates.0.input + rates.0.output;
+        d.rates = Some(rates);
         d.max_input_tokens = dc.model_info.max_input_tokens.or_else(|| {
             crate::spend::prices::PriceMap::global()
                 .lookup(
@@ -340,6 +343,7 @@ impl Deployment {
             stats: Default::default(),
             unit_cost: 0.0,
             max_input_tokens: None,
+            rates: None,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct CallFacts<'a> {
 
 /// The per-token prices of a deployment: its own overrides, else the price map.
 pub fn rates_for(d: &Deployment, upstream_model: &str) -> (Rates, Option<u64>) {
+    if let Some(r) = d.rates.filter(|_| upstream_model == d.upstream_model) {
+        return r;
+    }
     let p = &d.config.litellm_params;
     let mi = &d.config.model_info;
     let found =

@@ -1,5 +1,5 @@
-//! LiteLLM's model price map, embedded at build time (`data/`), overridable at run time by
-//! `LITELLM_MODEL_COST_MAP_PATH`. Parsed once into a compact table of the fields cost and
+//! LiteLLM's model price map, embedded at build time (`data/`, reduced by `build.rs` to the
+//! fields read here), overridable at run time by `LITELLM_MODEL_COST_MAP_PATH`. Parsed once into a compact table of the fields cost and
 //! `/model/info` need (not a JSON tree: idle memory stays small).
 
 use crate::api::Usage;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-static EMBEDDED: &str = include_str!("../../data/model_prices_and_context_window.json");
+static EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/model_prices.json"));
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ModelPrice {
@@ -105,15 +105,11 @@ impl PriceMap {
         provider: &str,
         model: &str,
     ) -> Option<(&str, &ModelPrice)> {
-        let candidates = [
-            base_model.map(str::to_string),
-            Some(format!("{provider}/{model}")),
-            Some(model.to_string()),
-        ];
-        candidates
-            .into_iter()
-            .flatten()
-            .find_map(|k| self.models.get_key_value(&k).map(|(k, v)| (k.as_str(), v)))
+        let get = |k: &str| self.models.get_key_value(k).map(|(k, v)| (k.as_str(), v));
+        base_model
+            .and_then(get)
+            .or_else(|| get(&[provider, "/", model].concat()))
+            .or_else(|| get(model))
     }
 }
 
@@ -155,11 +151,19 @@ mod tests {
 
     #[test]
     fn every_entry_of_the_embedded_map_parses() {
-        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(EMBEDDED).unwrap();
+        let full = include_str!("../../data/model_prices_and_context_window.json");
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(full).unwrap();
         let map = PriceMap::parse(EMBEDDED).unwrap();
         // Every entry but the documentation one becomes a price row.
         assert_eq!(map.len(), raw.len() - 1);
         assert!(map.len() > 1000);
+        // The reduced copy the binary carries reads exactly as the full file does.
+        let from_full = PriceMap::parse(full).unwrap();
+        for (name, p) in &from_full.models {
+            let q = &map.models[name];
+            assert_eq!(format!("{p:?}"), format!("{q:?}"), "{name}");
+        }
+        assert!(EMBEDDED.len() < full.len() / 3, "{}", EMBEDDED.len());
     }
 
     #[test]

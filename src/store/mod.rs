@@ -35,6 +35,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Pool size per replica (LiteLLM's `database_connection_pool_limit` default).
@@ -97,8 +98,47 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
 /// per connection (sqlx caches prepared statements by their SQL). A statement sized to each
 /// batch was parsed anew every time, which cost more than inserting its rows.
 const LOG_ROWS_PER_STATEMENT: usize = 64;
-const LOG_INSERT_COLUMNS_SQLITE: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
-const LOG_INSERT_COLUMNS_PG: &str = LOG_INSERT_COLUMNS_SQLITE;
+const LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
+/// Bound values per spend-log row (the columns above).
+const LOG_INSERT_PARAMS: usize = 24;
+
+/// The spend-log INSERT for `rows` rows (a power of two up to [`LOG_ROWS_PER_STATEMENT`]),
+/// built once per size and backend: the text never changes, so building it per batch was
+/// wasted work.
+fn log_insert_sql(postgres: bool, rows: usize) -> &'static str {
+    const SIZES: usize = LOG_ROWS_PER_STATEMENT.trailing_zeros() as usize + 1;
+    static SQL: [OnceLock<String>; 2 * SIZES] = [const { OnceLock::new() }; 2 * SIZES];
+    let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
+    SQL[usize::from(postgres) * SIZES + size].get_or_init(|| {
+        let rows = 1usize << size;
+        let mut sql = String::with_capacity(LOG_INSERT_COLUMNS.len() + rows * 200);
+        sql.push_str(LOG_INSERT_COLUMNS);
+        sql.push_str("VALUES ");
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ",(" });
+            for c in 0..LOG_INSERT_PARAMS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                if postgres {
+                    sql.push('$');
+                    sql.push_str(&(r * LOG_INSERT_PARAMS + c + 1).to_string());
+                } else {
+                    sql.push('?');
+                }
+            }
+            sql.push(')');
+        }
+        // Postgres: no conflict target, since a spend log partitioned on "startTime" (LiteLLM's
+        // runbook) can only have unique indexes that include it, none on "request_id" alone.
+        sql.push_str(if postgres {
+            " ON CONFLICT DO NOTHING"
+        } else {
+            " ON CONFLICT(\"request_id\") DO NOTHING"
+        });
+        sql
+    })
+}
 
 /// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
 /// figures): added to the member's row, which is created only while the user is on the team's
@@ -597,35 +637,35 @@ impl Store {
                 // Multi-row inserts: one statement per chunk instead of one per row. SQLite
                 // allows at most 32766 bound parameters per statement.
                 for chunk in statement_chunks(&b.logs) {
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(LOG_INSERT_COLUMNS_SQLITE);
-                    qb.push_values(chunk, |mut r, l| {
-                        r.push_bind(&l.request_id)
-                            .push_bind(&l.call_type)
-                            .push_bind(&l.api_key)
-                            .push_bind(l.spend)
-                            .push_bind(l.total_tokens)
-                            .push_bind(l.prompt_tokens)
-                            .push_bind(l.completion_tokens)
-                            .push_bind(fmt_ts(l.start_time))
-                            .push_bind(fmt_ts(l.end_time))
-                            .push_bind(l.request_duration_ms)
-                            .push_bind(l.completion_start_time.map(fmt_ts))
-                            .push_bind(&l.model)
-                            .push_bind(&l.model_id)
-                            .push_bind(&l.model_group)
-                            .push_bind(&l.custom_llm_provider)
-                            .push_bind(&l.api_base)
-                            .push_bind(&l.user)
-                            .push_bind(json_text(&l.metadata))
-                            .push_bind(&l.cache_hit)
-                            .push_bind(json_text(&l.request_tags))
-                            .push_bind(&l.team_id)
-                            .push_bind(&l.organization_id)
-                            .push_bind(&l.end_user)
-                            .push_bind(&l.status);
-                    });
-                    qb.push(" ON CONFLICT(\"request_id\") DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
+                    let mut q = sqlx::query(log_insert_sql(false, chunk.len()));
+                    for l in chunk {
+                        q = q
+                            .bind(&l.request_id)
+                            .bind(&l.call_type)
+                            .bind(&l.api_key)
+                            .bind(l.spend)
+                            .bind(l.total_tokens)
+                            .bind(l.prompt_tokens)
+                            .bind(l.completion_tokens)
+                            .bind(fmt_ts(l.start_time))
+                            .bind(fmt_ts(l.end_time))
+                            .bind(l.request_duration_ms)
+                            .bind(l.completion_start_time.map(fmt_ts))
+                            .bind(&l.model)
+                            .bind(&l.model_id)
+                            .bind(&l.model_group)
+                            .bind(&l.custom_llm_provider)
+                            .bind(&l.api_base)
+                            .bind(&l.user)
+                            .bind(json_text(&l.metadata))
+                            .bind(&l.cache_hit)
+                            .bind(json_text(&l.request_tags))
+                            .bind(&l.team_id)
+                            .bind(&l.organization_id)
+                            .bind(&l.end_user)
+                            .bind(&l.status);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 let now = fmt_ts(chrono::Utc::now().naive_utc());
                 for (t, s) in &b.key_spend {
@@ -661,37 +701,35 @@ impl Store {
             Self::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 for chunk in statement_chunks(&b.logs) {
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(LOG_INSERT_COLUMNS_PG);
-                    qb.push_values(chunk, |mut r, l| {
-                        r.push_bind(&l.request_id)
-                            .push_bind(&l.call_type)
-                            .push_bind(&l.api_key)
-                            .push_bind(l.spend)
-                            .push_bind(l.total_tokens as i32)
-                            .push_bind(l.prompt_tokens as i32)
-                            .push_bind(l.completion_tokens as i32)
-                            .push_bind(l.start_time)
-                            .push_bind(l.end_time)
-                            .push_bind(l.request_duration_ms.map(|v| v as i32))
-                            .push_bind(l.completion_start_time)
-                            .push_bind(&l.model)
-                            .push_bind(&l.model_id)
-                            .push_bind(&l.model_group)
-                            .push_bind(&l.custom_llm_provider)
-                            .push_bind(&l.api_base)
-                            .push_bind(&l.user)
-                            .push_bind(sqlx::types::Json(&l.metadata))
-                            .push_bind(&l.cache_hit)
-                            .push_bind(sqlx::types::Json(&l.request_tags))
-                            .push_bind(&l.team_id)
-                            .push_bind(&l.organization_id)
-                            .push_bind(&l.end_user)
-                            .push_bind(&l.status);
-                    });
-                    // No conflict target: a spend log partitioned on "startTime" (LiteLLM's runbook)
-                    // can only have unique indexes that include it, none on "request_id" alone.
-                    qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
+                    let mut q = sqlx::query(log_insert_sql(true, chunk.len()));
+                    for l in chunk {
+                        q = q
+                            .bind(&l.request_id)
+                            .bind(&l.call_type)
+                            .bind(&l.api_key)
+                            .bind(l.spend)
+                            .bind(l.total_tokens as i32)
+                            .bind(l.prompt_tokens as i32)
+                            .bind(l.completion_tokens as i32)
+                            .bind(l.start_time)
+                            .bind(l.end_time)
+                            .bind(l.request_duration_ms.map(|v| v as i32))
+                            .bind(l.completion_start_time)
+                            .bind(&l.model)
+                            .bind(&l.model_id)
+                            .bind(&l.model_group)
+                            .bind(&l.custom_llm_provider)
+                            .bind(&l.api_base)
+                            .bind(&l.user)
+                            .bind(sqlx::types::Json(&l.metadata))
+                            .bind(&l.cache_hit)
+                            .bind(sqlx::types::Json(&l.request_tags))
+                            .bind(&l.team_id)
+                            .bind(&l.organization_id)
+                            .bind(&l.end_user)
+                            .bind(&l.status);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 let now = chrono::Utc::now().naive_utc();
                 for (t, s) in &b.key_spend {
@@ -863,5 +901,24 @@ mod tests {
         let flat: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
         assert_eq!(flat, rows, "every row once, in order");
         assert_eq!(statement_chunks(&rows[..0]).count(), 0);
+    }
+
+    #[test]
+    fn insert_statements_have_one_placeholder_per_value() {
+        for size in [1, 2, 4, 8, 16, 32, 64] {
+            let lite = log_insert_sql(false, size);
+            assert_eq!(
+                lite.matches('?').count(),
+                size * LOG_INSERT_PARAMS,
+                "{lite}"
+            );
+            assert!(lite.ends_with(r#"ON CONFLICT("request_id") DO NOTHING"#));
+            let pg = log_insert_sql(true, size);
+            let last = format!("${})", size * LOG_INSERT_PARAMS);
+            assert!(pg.contains(&last) && !pg.contains('?'), "{pg}");
+            assert_eq!(pg.matches('(').count(), size + 1);
+            // Built once: the same text every time.
+            assert!(std::ptr::eq(pg, log_insert_sql(true, size)));
+        }
     }
 }
