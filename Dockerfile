@@ -1,7 +1,8 @@
 # Multi-stage build: compile in the Rust image, ship only the binary on a slim base.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY .cargo ./.cargo
 COPY bench ./bench
 COPY src ./src
 COPY migrations ./migrations

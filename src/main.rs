@@ -3,10 +3,11 @@
 use clap::Parser;
 use litellm_gateway::cli::Cli;
 
-/// mimalloc: fewer instructions per request than glibc's allocator (about 12% of the gateway's
-/// total), and freed memory goes back to the system shortly after a burst.
+/// jemalloc, for the whole process (SQLite's C allocations too): about a fifth fewer
+/// instructions per request than glibc's allocator, and with the background purging set in
+/// `.cargo/config.toml` memory goes back to the system after a burst (glibc kept the peak).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -40,8 +40,12 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // The timer lets the pool close connections once idle for `pool_idle`; without one they
+        // were only dropped when next checked out, so a burst's connections (and their
+        // buffers) stayed open for good.
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(pool_idle)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(https);
         Ok(Self { inner })
     }

@@ -331,7 +331,12 @@ async fn run_writer(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain = |pending: &mut SpendBatch| {
         let events = match shared.buffer.lock() {
-            Ok(mut b) => std::mem::take(&mut *b),
+            // The next buffer starts with room for a typical batch instead of regrowing from
+            // empty call by call (bounded: a burst's size is not kept).
+            Ok(mut b) => {
+                let n = b.len().min(1024);
+                std::mem::replace(&mut *b, Vec::with_capacity(n))
+            }
             Err(_) => Vec::new(),
         };
         for ev in events {

@@ -40,6 +40,8 @@ use std::time::Duration;
 
 /// Pool size per replica (LiteLLM's `database_connection_pool_limit` default).
 const DEFAULT_POOL: u32 = 10;
+/// How long an unused embedded-database connection stays open.
+const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for the database before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -282,8 +284,13 @@ impl Store {
                     // per spend batch.
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
+                // Idle connections close after a while: each holds a page cache and prepared
+                // statements, which would otherwise stay allocated after a burst. Not for an
+                // in-memory database, which lives only as long as its connections.
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    .idle_timeout((!in_memory).then_some(SQLITE_IDLE_TIMEOUT))
                     .connect_with(opts)
                     .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
