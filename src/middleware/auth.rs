@@ -233,9 +233,10 @@ fn strip_bearer(v: &str) -> Option<&str> {
 }
 
 /// Hex SHA-256 of a key, as LiteLLM stores it.
+/// (ring's SHA-256 runs the CPU's SHA/vector instructions; the portable one in `sha2` cost
+/// about 3% of a virtual-key call.)
 pub fn hash_key(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))
 }
 
 /// `sk-...XXXX`, the abbreviated form LiteLLM shows in messages.
@@ -568,6 +569,15 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_hash_as_litellm_stores_them() {
+        // hashlib.sha256(b"sk-1234").hexdigest(), LiteLLM's `hash_token`.
+        assert_eq!(
+            hash_key("sk-1234"),
+            "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"
+        );
+    }
 
     fn hm(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
