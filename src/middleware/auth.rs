@@ -236,7 +236,15 @@ fn strip_bearer(v: &str) -> Option<&str> {
 /// (ring's SHA-256 runs the CPU's SHA/vector instructions; the portable one in `sha2` cost
 /// about 3% of a virtual-key call.)
 pub fn hash_key(key: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    // Hex digits by table (`hex::encode` goes through `fmt` and cost as much as the hash).
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// `sk-...XXXX`, the abbreviated form LiteLLM shows in messages.

@@ -334,7 +334,7 @@ async fn run_writer(
             // The next buffer starts with room for a typical batch instead of regrowing from
             // empty call by call (bounded: a burst's size is not kept).
             Ok(mut b) => {
-                let n = b.len().min(1024);
+                let n = b.len().min(256);
                 std::mem::replace(&mut *b, Vec::with_capacity(n))
             }
             Err(_) => Vec::new(),
