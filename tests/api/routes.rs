@@ -77,4 +77,36 @@ async fn cors_preflight_is_answered() {
         .unwrap();
     assert!(r.status().is_success());
     assert!(r.headers().contains_key("access-control-allow-origin"));
+    // A browser's call gets the CORS headers, errors included; a call without `Origin` (SDKs,
+    // servers) gets none, as through LiteLLM's CORS middleware.
+    let r = gw
+        .client
+        .get(gw.url("/health/liveliness"))
+        .header("origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://example.test"
+    );
+    let r = gw
+        .client
+        .get(gw.url("/no/such/route"))
+        .header("origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert!(r.headers().contains_key("access-control-allow-origin"));
+    let r = gw
+        .client
+        .get(gw.url("/health/liveliness"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+    assert!(!r.headers().contains_key("vary"));
 }
