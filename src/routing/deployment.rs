@@ -123,8 +123,6 @@ pub struct Deployment {
     pub native: crate::providers::credentials::NativeAuth,
     /// Live numbers the routing strategies read.
     pub stats: std::sync::Arc<super::strategy::DeploymentStats>,
-    /// Input + output price per token (cost-based routing).
-    pub unit_cost: f64,
     /// Context window (`model_info.max_input_tokens` or the price map), for pre-call checks.
     pub max_input_tokens: Option<u64>,
     /// Prices and output cap for `upstream_model`, looked up once at load (`rates_for`).
@@ -273,9 +271,7 @@ impl Deployment {
             extra_headers,
         );
         d.native = native;
-        let rates = crate::spend::call::rates_for(&d, &d.upstream_model);
-        d.unit_cost = rates.0.input + rates.0.output;
-        d.rates = Some(rates);
+        d.rates = Some(crate::spend::call::rates_for(&d, &d.upstream_model));
         d.max_input_tokens = dc.model_info.max_input_tokens.or_else(|| {
             crate::spend::prices::PriceMap::global()
                 .lookup(
@@ -341,7 +337,6 @@ impl Deployment {
             config: dc.clone(),
             native: Default::default(),
             stats: Default::default(),
-            unit_cost: 0.0,
             max_input_tokens: None,
             rates: None,
         }
@@ -354,6 +349,11 @@ impl Deployment {
             Some(c) if self.upstream_model.contains('*') => self.upstream_model.replacen('*', c, 1),
             _ => self.upstream_model.clone(),
         }
+    }
+
+    /// Input + output price per token (cost-based routing).
+    pub fn unit_cost(&self) -> f64 {
+        self.rates.map_or(0.0, |(r, _)| r.input + r.output)
     }
 
     /// `litellm_params` with secrets removed, for `/model/info` and `/health`.

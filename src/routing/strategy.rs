@@ -172,7 +172,7 @@ pub fn choose<'a>(
     match strategy {
         Strategy::SimpleShuffle => shuffle(tier, &mut rng),
         Strategy::LeastBusy => random_min(&|d| d.stats.in_flight() as f64, tier),
-        Strategy::CostBased => random_min(&|d| d.unit_cost, tier),
+        Strategy::CostBased => random_min(&|d| d.unit_cost(), tier),
         Strategy::UsageBased => {
             let now = unix_minute();
             let open: Vec<&'a Arc<Deployment>> = tier
