@@ -1,86 +1,174 @@
 //! Rewriting an upstream JSON response without building a `Value` tree.
 //!
 //! OpenAI-format responses are forwarded byte for byte except the top-level `model`, which
-//! LiteLLM reports as the requested model group. The top level is read as borrowed
-//! `(key, raw value)` pairs, the new model is spliced over the old value's bytes, and only
-//! `usage` is parsed (for accounting).
+//! LiteLLM reports as the requested model group. The top level is scanned for the byte ranges
+//! of its members (strings, nesting and separators checked, nothing decoded), the new model is
+//! spliced over the old value's bytes, and only `usage` is parsed (for accounting).
 
 use super::Usage;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-use std::fmt;
+use std::ops::Range;
 
-struct TopLevel<'a>(Vec<(&'a str, &'a RawValue)>);
+/// A top-level member of a JSON object, as byte ranges of the scanned text.
+struct Member {
+    /// The key's bytes between its quotes, escapes as written.
+    key: Range<usize>,
+    /// The key contains an escape sequence, so its bytes are not its text.
+    escaped: bool,
+    value: Range<usize>,
+}
 
-impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(8);
-                while let Some((k, raw)) = m.next_entry::<&'de str, &'de RawValue>()? {
-                    v.push((k, raw));
-                }
-                Ok(TopLevel(v))
-            }
-        }
-        d.deserialize_map(V)
+impl Member {
+    /// Whether the key is `name` (a key written with escapes never matches: callers that care
+    /// take the parsing path).
+    fn is(&self, body: &[u8], name: &str) -> bool {
+        !self.escaped && &body[self.key.clone()] == name.as_bytes()
     }
 }
 
-/// Returns the body with its top-level `model` replaced by `model`, and the parsed `usage`.
-/// `None` if the body is not a JSON object (keys with escape sequences fall back to a full
-/// parse).
-pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
-    match serde_json::from_slice::<TopLevel<'_>>(body) {
-        Ok(TopLevel(fields)) => {
-            // The raw values borrow from `body`: splice the new model over the old one's bytes
-            // and copy the rest as it is.
-            let base = body.as_ptr() as usize;
-            let span = |raw: &RawValue| {
-                let start = (raw.get().as_ptr() as usize).checked_sub(base)?;
-                let end = start + raw.get().len();
-                (end <= body.len()).then_some((start, end))
-            };
-            let mut usage = None;
-            let mut out = Vec::with_capacity(body.len() + model.len() + 12);
-            let mut copied = 0;
-            for (k, raw) in &fields {
-                if *k == "model" {
-                    let (start, end) = span(raw)?;
-                    out.extend_from_slice(&body[copied..start]);
-                    serde_json::to_writer(&mut out, model).ok()?;
-                    copied = end;
-                } else if *k == "usage" {
-                    usage = Usage::from_raw(raw.get());
-                }
-            }
-            if copied == 0 {
-                // No `model` field: add one before the closing brace.
-                let close = body.iter().rposition(|&c| c == b'}')?;
-                out.extend_from_slice(&body[..close]);
-                if !fields.is_empty() {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"\"model\":");
-                serde_json::to_writer(&mut out, model).ok()?;
-                copied = close;
-            }
-            out.extend_from_slice(&body[copied..]);
-            Some((out, usage))
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+/// `b[start]` opens a string: the index just past its closing quote, and whether it holds an
+/// escape.
+fn string_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some((i + 1, escaped));
         }
-        Err(_) => {
-            let mut v: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(body).ok()?;
-            v.insert("model".into(), serde_json::Value::String(model.into()));
-            let usage = v.get("usage").and_then(Usage::from_json);
-            Some((serde_json::to_vec(&v).ok()?, usage))
+        escaped = true;
+        i += 2;
+    }
+}
+
+/// The index just past the JSON value starting at `b[i]`. Strings must close and brackets
+/// must nest and match; scalars are taken as the run of characters a number or literal uses
+/// (their spelling is the upstream's business, as with any byte we forward).
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i).map(|(end, _)| end),
+        b'{' | b'[' => {
+            let mut open: Vec<u8> = Vec::with_capacity(8);
+            let mut j = i;
+            loop {
+                match *b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?.0;
+                        continue;
+                    }
+                    c @ (b'{' | b'[') => open.push(c),
+                    c @ (b'}' | b']') => {
+                        let opener = if c == b'}' { b'{' } else { b'[' };
+                        if open.pop()? != opener {
+                            return None;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+                if open.is_empty() {
+                    return Some(j);
+                }
+            }
+        }
+        _ => {
+            let len = b[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+                .count();
+            (len > 0).then_some(i + len)
         }
     }
+}
+
+/// The members of the JSON object `b` (whitespace allowed around it), without building
+/// values or validating what is inside them beyond their extent. `None` if `b` is not one
+/// object.
+fn members(b: &[u8]) -> Option<Vec<Member>> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(8);
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let (key_end, escaped) = string_end(b, i)?;
+            let key = i + 1..key_end - 1;
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let end = value_end(b, i)?;
+            out.push(Member {
+                key,
+                escaped,
+                value: i..end,
+            });
+            i = skip_ws(b, end);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some(out)
+}
+
+/// Returns the body with its top-level `model` replaced by `model`, and the parsed `usage`.
+/// `None` if the body is not a JSON object (a body with escaped keys is parsed whole, so a
+/// key spelled with escapes is still found).
+pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
+    let fields = members(body)?;
+    if fields.iter().any(|m| m.escaped) {
+        let mut v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).ok()?;
+        v.insert("model".into(), serde_json::Value::String(model.into()));
+        let usage = v.get("usage").and_then(Usage::from_json);
+        return Some((serde_json::to_vec(&v).ok()?, usage));
+    }
+    // Splice the new model over the old one's bytes and copy the rest as it is.
+    let mut usage = None;
+    let mut out = Vec::with_capacity(body.len() + model.len() + 12);
+    let mut copied = 0;
+    for m in &fields {
+        if m.is(body, "model") {
+            out.extend_from_slice(&body[copied..m.value.start]);
+            serde_json::to_writer(&mut out, model).ok()?;
+            copied = m.value.end;
+        } else if m.is(body, "usage") {
+            usage = Usage::from_raw(&body[m.value.clone()]);
+        }
+    }
+    if copied == 0 {
+        // No `model` field: add one before the closing brace.
+        let close = body.iter().rposition(|&c| c == b'}')?;
+        out.extend_from_slice(&body[..close]);
+        if !fields.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"model\":");
+        serde_json::to_writer(&mut out, model).ok()?;
+        copied = close;
+    }
+    out.extend_from_slice(&body[copied..]);
+    Some((out, usage))
 }
 
 /// One OpenAI stream chunk as the client gets it, with what accounting needs from it.
@@ -128,15 +216,19 @@ struct FnLite {
 /// only carries usage is dropped). `None` when the chunk is not a plain object or carries an
 /// `error` (the caller then takes the general path).
 pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkRewrite> {
-    let TopLevel(fields) = serde_json::from_slice::<TopLevel<'_>>(data).ok()?;
+    let fields = members(data)?;
+    if fields.iter().any(|m| m.escaped) {
+        return None;
+    }
     let mut r = ChunkRewrite::default();
     let mut no_choices = false;
-    for (k, raw) in &fields {
-        match *k {
-            "error" => return None,
-            "usage" if raw.get() != "null" => r.usage = Usage::from_raw(raw.get()),
-            "choices" => {
-                let choices: Vec<ChoiceLite> = serde_json::from_str(raw.get()).ok()?;
+    for m in &fields {
+        let raw = &data[m.value.clone()];
+        match &data[m.key.clone()] {
+            b"error" => return None,
+            b"usage" if raw != b"null" => r.usage = Usage::from_raw(raw),
+            b"choices" => {
+                let choices: Vec<ChoiceLite> = serde_json::from_slice(raw).ok()?;
                 no_choices = choices.is_empty();
                 for d in choices.iter().filter_map(|c| c.delta.as_ref()) {
                     r.output_chars += d.content.as_ref().map_or(0, String::len)
@@ -159,8 +251,8 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
     let mut out = bytes::BytesMut::with_capacity(data.len() + model.len() + 8);
     out.extend_from_slice(b"data: {");
     let mut first = true;
-    for (k, raw) in &fields {
-        if *k == "usage" && !keep_usage {
+    for m in &fields {
+        if m.is(data, "usage") && !keep_usage {
             continue;
         }
         if !first {
@@ -168,14 +260,14 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
         }
         first = false;
         out.extend_from_slice(b"\"");
-        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&data[m.key.clone()]);
         out.extend_from_slice(b"\":");
-        if *k == "model" {
+        if m.is(data, "model") {
             let mut w = Vec::with_capacity(model.len() + 2);
             serde_json::to_writer(&mut w, model).ok()?;
             out.extend_from_slice(&w);
         } else {
-            out.extend_from_slice(raw.get().as_bytes());
+            out.extend_from_slice(&data[m.value.clone()]);
         }
     }
     out.extend_from_slice(b"}\n\n");
@@ -221,6 +313,48 @@ mod tests {
         assert_eq!(out, b" { \"model\":\"g\"} ");
         assert!(set_model(b"[1]", "g").is_none());
         assert!(set_model(b"not json", "g").is_none());
+    }
+
+    #[test]
+    fn scanner_finds_top_level_members_and_rejects_broken_structure() {
+        let body =
+            br#" {"a" : "x\"}]\\", "b":{"c":[1,{"d":"]"}]}, "n":-1.5e+3,"t":true,"z":null} "#;
+        let m = members(body).unwrap();
+        let got: Vec<(&[u8], &[u8])> = m
+            .iter()
+            .map(|m| (&body[m.key.clone()], &body[m.value.clone()]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (&b"a"[..], &br#""x\"}]\\""#[..]),
+                (b"b", br#"{"c":[1,{"d":"]"}]}"#),
+                (b"n", b"-1.5e+3"),
+                (b"t", b"true"),
+                (b"z", b"null"),
+            ]
+        );
+        assert!(m.iter().all(|m| !m.escaped));
+        assert!(members(br#"{"k\"":1}"#).unwrap()[0].escaped);
+        assert!(members(b"{}").unwrap().is_empty());
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\":1",
+            b"{\"a\":1,}",
+            b"{\"a\" 1}",
+            b"{\"a\":}",
+            b"{\"a\":[1}",
+            b"{\"a\":{\"b\":1]}",
+            b"{\"a\":\"open}",
+            b"{\"a\":1} x",
+            b"{a:1}",
+            b"{\"a\":1}}",
+            b"[{\"a\":1}]",
+        ] {
+            assert!(members(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+            assert!(set_model(bad, "g").is_none());
+        }
     }
 
     #[test]

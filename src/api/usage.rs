@@ -83,8 +83,8 @@ impl Usage {
     /// `Value` tree (this runs on every response and on the last chunk of every stream). Same
     /// result for every input: unsigned integers count, anything else is absent, and a repeated
     /// key's last value wins, as in a parsed map.
-    pub fn from_raw(raw: &str) -> Option<Self> {
-        let mut de = serde_json::Deserializer::from_str(raw);
+    pub fn from_raw(raw: &[u8]) -> Option<Self> {
+        let mut de = serde_json::Deserializer::from_slice(raw);
         let w = de.deserialize_any(WireVisitor).ok()??;
         de.end().ok()?;
         let prompt = w.prompt.unwrap_or(0);
@@ -250,7 +250,7 @@ mod tests {
                 .ok()
                 .as_ref()
                 .and_then(Usage::from_json);
-            assert_eq!(Usage::from_raw(raw), tree, "{raw}");
+            assert_eq!(Usage::from_raw(raw.as_bytes()), tree, "{raw}");
         }
     }
 }

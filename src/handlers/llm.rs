@@ -9,9 +9,9 @@ use super::{parse_object, read_body};
 use crate::api::messages::{self, EventEncoder};
 use crate::api::{validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
-use crate::middleware::auth::AuthCtx;
+use crate::middleware::auth::{self, AuthCtx};
 use crate::middleware::end_user::{self, EndUser};
-use crate::middleware::request_ctx::RequestCtx;
+use crate::middleware::request_ctx::{self, RequestCtx};
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
@@ -21,7 +21,7 @@ use crate::routing::{Deployment, ModelRouter};
 use crate::spend::call::{CallAccount, CallFacts};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -71,117 +71,88 @@ impl CallKind {
     }
 }
 
-pub async fn chat_completions_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Chat, None, body).await
+pub async fn chat_completions_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Chat, None).await
 }
 
 pub async fn chat_completions_for_model_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
+    State(state): State<AppState>,
     Path(model): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Chat, Some(model), body).await
+    routed(&state, req, CallKind::Chat, Some(model)).await
 }
 
-pub async fn completions_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Completion, None, body).await
+pub async fn completions_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Completion, None).await
 }
 
 pub async fn completions_for_model_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
+    State(state): State<AppState>,
     Path(model): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    handle(
-        state,
-        ctx,
-        auth,
-        headers,
-        CallKind::Completion,
-        Some(model),
-        body,
-    )
-    .await
+    routed(&state, req, CallKind::Completion, Some(model)).await
 }
 
-pub async fn messages_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Messages, None, body).await
+pub async fn messages_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Messages, None).await
 }
 
-pub async fn rerank_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Rerank, None, body).await
+pub async fn rerank_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Rerank, None).await
 }
 
-pub async fn embeddings_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    handle(state, ctx, auth, headers, CallKind::Embedding, None, body).await
+pub async fn embeddings_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Embedding, None).await
 }
 
 pub async fn embeddings_for_model_handler(
-    state: State<AppState>,
-    ctx: Extension<RequestCtx>,
-    auth: Extension<AuthCtx>,
+    State(state): State<AppState>,
     Path(model): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    handle(
-        state,
-        ctx,
-        auth,
-        headers,
-        CallKind::Embedding,
-        Some(model),
-        body,
-    )
+    routed(&state, req, CallKind::Embedding, Some(model)).await
+}
+
+/// A call that came through the router, where `track_request` and `require_auth` left its
+/// context and caller in the extensions.
+async fn routed(
+    state: &AppState,
+    mut req: Request,
+    kind: CallKind,
+    path_model: Option<String>,
+) -> Response {
+    let ext = req.extensions_mut();
+    match (ext.remove::<RequestCtx>(), ext.remove::<AuthCtx>()) {
+        (Some(ctx), Some(auth)) => handle(state, &ctx, &auth, req, kind, path_model).await,
+        _ => ApiError::internal("request context missing").into_response(),
+    }
+}
+
+/// A call served ahead of the router (see `server::routes`): the same context, checks, access
+/// log and handler, without the router's layers.
+pub async fn serve_direct(state: AppState, kind: CallKind, req: Request) -> Response {
+    let state = &state;
+    request_ctx::tracked(req, |req, ctx| async move {
+        auth::authenticated(state, req, |req, auth| async move {
+            handle(state, &ctx, &auth, req, kind, None).await
+        })
+        .await
+    })
     .await
 }
 
 async fn handle(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestCtx>,
-    Extension(auth): Extension<AuthCtx>,
-    headers: HeaderMap,
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    req: Request,
     kind: CallKind,
     path_model: Option<String>,
-    body: Body,
 ) -> Response {
-    match run(&state, &ctx, &auth, &headers, kind, path_model, body).await {
+    let (parts, body) = req.into_parts();
+    match run(state, ctx, auth, &parts.headers, kind, path_model, body).await {
         Ok(r) => r,
         Err(e) => {
             let mut r = e.into_response();

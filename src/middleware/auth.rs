@@ -273,6 +273,20 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
+/// The same check for a route served outside the router (the LLM calls, see
+/// `server::routes`): the caller's identity goes to `inner` directly. Those routes are never
+/// public and never `OPTIONS`.
+pub async fn authenticated<F, Fut>(state: &AppState, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request, AuthCtx) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    match authenticate(state, req.headers(), req.uri()).await {
+        Ok(ctx) => inner(req, ctx).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,

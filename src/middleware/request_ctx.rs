@@ -70,16 +70,30 @@ fn new_call_id() -> String {
         .to_string()
 }
 
-pub async fn track_request(mut req: Request, next: Next) -> Response {
+pub async fn track_request(req: Request, next: Next) -> Response {
+    tracked(req, |mut req, ctx| {
+        req.extensions_mut().insert(ctx);
+        next.run(req)
+    })
+    .await
+}
+
+/// Runs `inner` with the request's context and decorates and logs what it answers: the body
+/// of [`track_request`], also used by routes served outside the router.
+pub async fn tracked<F, Fut>(req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request, RequestCtx) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let start = Instant::now();
     let call_id = client_call_id(&req).unwrap_or_else(new_call_id);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    req.extensions_mut().insert(RequestCtx {
+    let ctx = RequestCtx {
         call_id: call_id.clone(),
         start,
-    });
-    let mut resp = next.run(req).await;
+    };
+    let mut resp = inner(req, ctx).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&call_id) {
         h.insert(CALL_ID.clone(), v);

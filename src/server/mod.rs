@@ -7,7 +7,6 @@ pub mod routes;
 
 use crate::state::AppState;
 use axum::serve::ListenerExt;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -47,17 +46,14 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(
-            "shutdown requested: not accepting new connections, draining in-flight requests"
-        );
-        let _ = tx.send(true);
-    });
+    let server =
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(
+                "shutdown requested: not accepting new connections, draining in-flight requests"
+            );
+            let _ = tx.send(true);
+        });
     let deadline = async move {
         if rx.wait_for(|stopping| *stopping).await.is_err() {
             std::future::pending::<()>().await;

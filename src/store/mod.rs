@@ -209,6 +209,39 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// One spend-log row's values for the SQLite INSERT, in [`LOG_INSERT_COLUMNS`] order.
+fn bind_sqlite_log<'q>(
+    args: &mut sqlx::sqlite::SqliteArguments<'q>,
+    l: &'q SpendLogRow,
+) -> Result<(), sqlx::error::BoxDynError> {
+    use sqlx::Arguments;
+    args.add(l.request_id.as_str())?;
+    args.add(l.call_type.as_str())?;
+    args.add(l.api_key.as_str())?;
+    args.add(l.spend)?;
+    args.add(l.total_tokens)?;
+    args.add(l.prompt_tokens)?;
+    args.add(l.completion_tokens)?;
+    args.add(fmt_ts(l.start_time))?;
+    args.add(fmt_ts(l.end_time))?;
+    args.add(l.request_duration_ms)?;
+    args.add(l.completion_start_time.map(fmt_ts))?;
+    args.add(l.model.as_str())?;
+    args.add(l.model_id.as_str())?;
+    args.add(l.model_group.as_str())?;
+    args.add(l.custom_llm_provider.as_str())?;
+    args.add(l.api_base.as_str())?;
+    args.add(l.user.as_str())?;
+    args.add(json_text(&l.metadata))?;
+    args.add(l.cache_hit.as_str())?;
+    args.add(json_text(&l.request_tags))?;
+    args.add(l.team_id.as_deref())?;
+    args.add(l.organization_id.as_deref())?;
+    args.add(l.end_user.as_deref())?;
+    args.add(l.status.as_str())?;
+    Ok(())
+}
+
 fn json_text(v: &Value) -> String {
     v.to_string()
 }
@@ -644,35 +677,16 @@ impl Store {
                 // Multi-row inserts: one statement per chunk instead of one per row. SQLite
                 // allows at most 32766 bound parameters per statement.
                 for chunk in statement_chunks(&b.logs) {
-                    let mut q = sqlx::query(log_insert_sql(false, chunk.len()));
+                    // Sized once for the whole statement; strings bound as borrowed `&str`
+                    // (sqlx copies a bound `&String` into a new `String` first).
+                    let mut args = sqlx::sqlite::SqliteArguments::default();
+                    sqlx::Arguments::reserve(&mut args, chunk.len() * LOG_INSERT_PARAMS, 0);
                     for l in chunk {
-                        q = q
-                            .bind(&l.request_id)
-                            .bind(&l.call_type)
-                            .bind(&l.api_key)
-                            .bind(l.spend)
-                            .bind(l.total_tokens)
-                            .bind(l.prompt_tokens)
-                            .bind(l.completion_tokens)
-                            .bind(fmt_ts(l.start_time))
-                            .bind(fmt_ts(l.end_time))
-                            .bind(l.request_duration_ms)
-                            .bind(l.completion_start_time.map(fmt_ts))
-                            .bind(&l.model)
-                            .bind(&l.model_id)
-                            .bind(&l.model_group)
-                            .bind(&l.custom_llm_provider)
-                            .bind(&l.api_base)
-                            .bind(&l.user)
-                            .bind(json_text(&l.metadata))
-                            .bind(&l.cache_hit)
-                            .bind(json_text(&l.request_tags))
-                            .bind(&l.team_id)
-                            .bind(&l.organization_id)
-                            .bind(&l.end_user)
-                            .bind(&l.status);
+                        bind_sqlite_log(&mut args, l).map_err(sqlx::Error::Encode)?;
                     }
-                    q.execute(&mut *tx).await?;
+                    sqlx::query_with(log_insert_sql(false, chunk.len()), args)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 let now = fmt_ts(chrono::Utc::now().naive_utc());
                 for (t, s) in &b.key_spend {

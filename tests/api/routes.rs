@@ -110,3 +110,74 @@ async fn cors_preflight_is_answered() {
     assert!(!r.headers().contains_key("access-control-allow-origin"));
     assert!(!r.headers().contains_key("vary"));
 }
+
+/// `POST` to the LLM paths is served ahead of the router (no `Origin`) or through it (with
+/// one): both answer the same way, and other methods and near-miss paths still get the
+/// router's JSON errors.
+#[tokio::test]
+async fn llm_calls_answer_alike_ahead_of_and_through_the_router() {
+    let yaml = format!(
+        "model_list:\n  - model_name: demo\n    litellm_params: {{model: openai/demo, mock_response: hi}}\n  - model_name: emb\n    litellm_params: {{model: openai/emb, mock_response: hi}}\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let gw = gateway(&yaml, None).await;
+    for origin in [None, Some("http://example.test")] {
+        for (path, body) in [
+            ("/v1/chat/completions", chat_body("demo")),
+            ("/chat/completions", chat_body("demo")),
+            (
+                "/v1/completions",
+                serde_json::json!({"model": "demo", "prompt": "hi"}),
+            ),
+            (
+                "/embeddings",
+                serde_json::json!({"model": "emb", "input": "hi"}),
+            ),
+        ] {
+            let send = |key: Option<&str>| {
+                let mut rq = gw.client.post(gw.url(path)).json(&body);
+                if let Some(k) = key {
+                    rq = rq.bearer_auth(k);
+                }
+                if let Some(o) = origin {
+                    rq = rq.header("origin", o);
+                }
+                rq.send()
+            };
+            let r = send(Some(MASTER)).await.unwrap();
+            assert_eq!(r.status(), 200, "{path} {origin:?}");
+            for h in [
+                "x-litellm-call-id",
+                "x-litellm-version",
+                "x-litellm-response-duration-ms",
+                "x-content-type-options",
+            ] {
+                assert!(r.headers().contains_key(h), "{path} {origin:?}: {h}");
+            }
+            assert_eq!(
+                r.headers().contains_key("access-control-allow-origin"),
+                origin.is_some()
+            );
+            let r = send(None).await.unwrap();
+            assert_eq!(r.status(), 401, "{path} {origin:?}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["type"], "auth_error");
+            let r = send(Some("sk-wrong")).await.unwrap();
+            assert_eq!(r.status(), 401, "{path} {origin:?}");
+        }
+    }
+    let r = gw.get("/v1/chat/completions").await;
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not allowed"));
+    for path in [
+        "/v1/v1/chat/completions",
+        "/v1chat/completions",
+        "/chat/completions/",
+    ] {
+        let r = gw.post(path, chat_body("demo")).await;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}
