@@ -152,7 +152,9 @@ async fn handle(
     path_model: Option<String>,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    match run(state, ctx, auth, &parts.headers, kind, path_model, body).await {
+    let headers = &parts.headers;
+    let call = super::boxed(|| run(state, ctx, auth, headers, kind, path_model, body));
+    match call.await {
         Ok(r) => r,
         Err(e) => {
             let mut r = e.into_response();
@@ -352,7 +354,8 @@ async fn run(
         && req.model.contains(',')
         && router.resolve(&req.model).is_none()
     {
-        return run_many(state, ctx, auth, headers, router, req).await;
+        let calls = super::boxed(|| run_many(state, ctx, auth, headers, router, req));
+        return calls.await;
     }
     run_parsed(state, ctx, auth, headers, router, req).await
 }
@@ -441,7 +444,8 @@ async fn run_parsed(
     let resolved = resolve_for(router, auth, kind.route(), &req.model)?;
     let group = resolved.group.clone();
     if let Some(id) = &req.end_user_id {
-        let eu = end_user::resolve(state, id).await?;
+        let resolving = super::boxed(|| end_user::resolve(state, id));
+        let eu = resolving.await?;
         eu.check_model(&req.model, &group)?;
         eu.check_blocked()?;
         req.end_user = Some(eu);
@@ -484,20 +488,21 @@ async fn run_parsed(
                     continue;
                 }
                 let fb_group = fb.group.clone();
-                match try_group(
-                    state,
-                    ctx,
-                    auth,
-                    &req,
-                    &fb_group,
-                    fb.capture.as_deref(),
-                    name,
-                    retries,
-                    &mut retried,
-                    &slot,
-                )
-                .await
-                {
+                let fallback = super::boxed(|| {
+                    try_group(
+                        state,
+                        ctx,
+                        auth,
+                        &req,
+                        &fb_group,
+                        fb.capture.as_deref(),
+                        name,
+                        retries,
+                        &mut retried,
+                        &slot,
+                    )
+                });
+                match fallback.await {
                     Ok(r) => {
                         served = Some((r, i + 1));
                         break;
@@ -860,18 +865,19 @@ async fn try_group(
                 *acct = Some(account);
             }
         }
-        match attempt(
-            state,
-            ctx,
-            req,
-            &deployment,
-            capture,
-            &group.name,
-            served,
-            slot,
-        )
-        .await
-        {
+        let call = super::boxed(|| {
+            attempt(
+                state,
+                ctx,
+                req,
+                &deployment,
+                capture,
+                &group.name,
+                served,
+                slot,
+            )
+        });
+        match call.await {
             Ok(r) => return Ok(r),
             Err(e) => {
                 // The failed attempt's account is dropped here: its reservation is released

@@ -441,6 +441,14 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
             return Ok(Some(c.clone()));
         }
     }
+    // Boxed: the store's futures are large and a cached key never needs them
+    // (see `handlers::boxed`).
+    let loading = crate::handlers::boxed(|| load_key(state, hash));
+    loading.await
+}
+
+/// A key read from the store (with its team, user, membership and organization), then cached.
+async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, ApiError> {
     let failed =
         |e: crate::store::StoreError| ApiError::internal(format!("key lookup failed: {e}"));
     let Some(r) = state.store.get_key(hash).await.map_err(failed)? else {
