@@ -331,14 +331,18 @@ async fn run_writer(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain = |pending: &mut SpendBatch| {
         let events = match shared.buffer.lock() {
-            // The next buffer starts with room for a typical batch instead of regrowing from
-            // empty call by call (bounded: a burst's size is not kept).
+            // The next buffer starts with room for as many events as this one held, up to a
+            // batch, instead of regrowing (and copying) from empty call by call; an idle tick
+            // leaves it empty.
             Ok(mut b) => {
-                let n = b.len().min(256);
+                let n = b.len().min(BATCH_MAX);
                 std::mem::replace(&mut *b, Vec::with_capacity(n))
             }
             Err(_) => Vec::new(),
         };
+        if !disable_logs {
+            pending.logs.reserve(events.len());
+        }
         for ev in events {
             add(pending, ev, disable_logs);
         }
