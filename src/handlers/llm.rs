@@ -518,9 +518,7 @@ async fn run_parsed(
     };
     let h = resp.headers_mut();
     for (k, v) in limit_headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::from_str(&v)) {
-            h.insert(k, v);
-        }
+        h.insert(k, v);
     }
     h.insert(H_RETRIES.clone(), HeaderValue::from(retried));
     if fallbacks_used > 0 {
@@ -993,7 +991,7 @@ async fn check_rate_limits(
     auth: &AuthCtx,
     req: &LlmRequest,
     group: &str,
-) -> ApiResult<(Option<Permit>, Vec<(String, String)>)> {
+) -> ApiResult<(Option<Permit>, Vec<(HeaderName, HeaderValue)>)> {
     let mut descs: Vec<Descriptor> = state.global_limits.clone();
     descs.extend(auth.rate_limits.iter().cloned());
     if let Some(d) = req.end_user.as_ref().and_then(|eu| eu.limits.clone()) {

@@ -17,6 +17,7 @@ mod redis_backend;
 
 use crate::error::{ApiError, ErrorClass};
 use crate::redis::RedisHandle;
+use axum::http::{HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,29 +277,59 @@ impl Drop for Permit {
     }
 }
 
+/// The four `x-ratelimit-<scope>-...` header names of a scope: limit and remaining requests,
+/// limit and remaining tokens.
+type ScopeHeaders = [HeaderName; 4];
+
+macro_rules! scope_headers {
+    ($($scope:literal => $name:ident),* $(,)?) => {
+        $(static $name: ScopeHeaders = [
+            HeaderName::from_static(concat!("x-ratelimit-", $scope, "-limit-requests")),
+            HeaderName::from_static(concat!("x-ratelimit-", $scope, "-remaining-requests")),
+            HeaderName::from_static(concat!("x-ratelimit-", $scope, "-limit-tokens")),
+            HeaderName::from_static(concat!("x-ratelimit-", $scope, "-remaining-tokens")),
+        ];)*
+        /// The names for a scope, built once (a scope outside the list is formatted).
+        fn scope_headers(scope: &str) -> std::borrow::Cow<'static, ScopeHeaders> {
+            match scope {
+                $($scope => std::borrow::Cow::Borrowed(&$name),)*
+                other => std::borrow::Cow::Owned(
+                    ["limit-requests", "remaining-requests", "limit-tokens", "remaining-tokens"].map(
+                        |kind| {
+                            HeaderName::try_from(format!("x-ratelimit-{other}-{kind}"))
+                                .unwrap_or_else(|_| HeaderName::from_static("x-ratelimit-other"))
+                        },
+                    ),
+                ),
+            }
+        }
+    };
+}
+
+scope_headers! {
+    "api_key" => API_KEY_HEADERS,
+    "user" => USER_HEADERS,
+    "team" => TEAM_HEADERS,
+    "end_user" => END_USER_HEADERS,
+    "model_per_key" => MODEL_PER_KEY_HEADERS,
+    "global" => GLOBAL_HEADERS,
+}
+
 /// `x-ratelimit-<scope>-...` headers for a successful check.
-pub fn headers(descs: &[Descriptor], usage: &Usage) -> Vec<(String, String)> {
+pub fn headers(descs: &[Descriptor], usage: &Usage) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
     for (d, (req, tok)) in descs.iter().filter(|d| d.is_limited()).zip(&usage.counts) {
+        if d.rpm.is_none() && d.tpm.is_none() {
+            continue;
+        }
+        let [limit_req, left_req, limit_tok, left_tok] = scope_headers(d.scope).into_owned();
         if let Some(rpm) = d.rpm {
-            out.push((
-                format!("x-ratelimit-{}-limit-requests", d.scope),
-                rpm.to_string(),
-            ));
-            out.push((
-                format!("x-ratelimit-{}-remaining-requests", d.scope),
-                rpm.saturating_sub(*req).to_string(),
-            ));
+            out.push((limit_req, HeaderValue::from(rpm)));
+            out.push((left_req, HeaderValue::from(rpm.saturating_sub(*req))));
         }
         if let Some(tpm) = d.tpm {
-            out.push((
-                format!("x-ratelimit-{}-limit-tokens", d.scope),
-                tpm.to_string(),
-            ));
-            out.push((
-                format!("x-ratelimit-{}-remaining-tokens", d.scope),
-                (tpm as i64 - *tok).max(0).to_string(),
-            ));
+            out.push((limit_tok, HeaderValue::from(tpm)));
+            out.push((left_tok, HeaderValue::from((tpm as i64 - *tok).max(0))));
         }
     }
     out
@@ -414,7 +445,45 @@ mod tests {
                 counts: vec![(3, 250)],
             },
         );
-        assert!(h.contains(&("x-ratelimit-api_key-remaining-requests".into(), "7".into())));
-        assert!(h.contains(&("x-ratelimit-api_key-remaining-tokens".into(), "750".into())));
+        let get = |n: &str| {
+            h.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            get("x-ratelimit-api_key-limit-requests").as_deref(),
+            Some("10")
+        );
+        assert_eq!(
+            get("x-ratelimit-api_key-remaining-requests").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            get("x-ratelimit-api_key-remaining-tokens").as_deref(),
+            Some("750")
+        );
+        // Every scope's names, and one outside the list.
+        for scope in [
+            "user",
+            "team",
+            "end_user",
+            "model_per_key",
+            "global",
+            "custom",
+        ] {
+            let mut d = key(Some(5), None, None);
+            d.scope = scope;
+            let h = headers(
+                &[d],
+                &Usage {
+                    counts: vec![(1, 0)],
+                },
+            );
+            assert_eq!(
+                h[1].0.as_str(),
+                format!("x-ratelimit-{scope}-remaining-requests")
+            );
+            assert_eq!(h[1].1, "4");
+        }
     }
 }
