@@ -45,6 +45,9 @@ pub struct Inner {
     pub default_timeout: Duration,
     pub default_stream_timeout: Option<Duration>,
     pub drop_params: bool,
+    /// Retries when neither the request nor the config sets them: `DEFAULT_MAX_RETRIES` from
+    /// the environment, else LiteLLM's default of 2 (read once, not per call).
+    pub default_retries: u64,
     pub json_logs: bool,
     pub started_at: Instant,
     /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
@@ -265,6 +268,10 @@ impl AppState {
             default_timeout,
             default_stream_timeout: secs(cfg.router_settings.stream_timeout),
             drop_params: cfg.litellm_settings.drop_params.unwrap_or(false),
+            default_retries: loaded
+                .env("DEFAULT_MAX_RETRIES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
             json_logs: cfg.litellm_settings.json_logs.unwrap_or(false)
                 || loaded
                     .env("JSON_LOGS")

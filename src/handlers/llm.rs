@@ -648,21 +648,13 @@ fn json_object(v: Value) -> Map<String, Value> {
 /// LiteLLM's retry count: request `num_retries` > `x-litellm-num-retries` >
 /// `router_settings.num_retries` > `litellm_settings.num_retries` > 2.
 fn num_retries(state: &AppState, headers: &HeaderMap, req: &LlmRequest) -> u64 {
-    /// LiteLLM's `DEFAULT_MAX_RETRIES`.
-    const DEFAULT_RETRIES: u64 = 2;
     let cfg = &state.loaded.config;
     req.extras
         .num_retries
         .or_else(|| header_f64(headers, &NUM_RETRIES_H).map(|v| v as u64))
         .or(cfg.router_settings.num_retries)
         .or(cfg.litellm_settings.num_retries)
-        .or_else(|| {
-            state
-                .loaded
-                .env("DEFAULT_MAX_RETRIES")
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(DEFAULT_RETRIES)
+        .unwrap_or(state.default_retries)
 }
 
 /// Fallback model groups for a failed group, by error class: `context_window_fallbacks` and

@@ -243,7 +243,12 @@ fn bind_sqlite_log<'q>(
 }
 
 fn json_text(v: &Value) -> String {
-    v.to_string()
+    match v {
+        // The usual spend-log metadata and tags: no serializer for an empty container.
+        Value::Object(m) if m.is_empty() => "{}".to_string(),
+        Value::Array(a) if a.is_empty() => "[]".to_string(),
+        _ => v.to_string(),
+    }
 }
 
 /// Filters of `/key/list`.
