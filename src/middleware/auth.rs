@@ -260,22 +260,21 @@ pub fn abbreviate_key(key: &str) -> String {
     format!("sk-...{tail}")
 }
 
-pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if is_public_route(path) || req.method() == axum::http::Method::OPTIONS {
         return next.run(req).await;
     }
-    let ctx = match authenticate(&state, req.headers(), req.uri()).await {
-        Ok(ctx) => ctx,
-        Err(e) => return e.into_response(),
-    };
-    req.extensions_mut().insert(ctx);
-    next.run(req).await
+    authenticated(&state, req, |mut req, ctx| {
+        req.extensions_mut().insert(ctx);
+        next.run(req)
+    })
+    .await
 }
 
-/// The same check for a route served outside the router (the LLM calls, see
-/// `server::routes`): the caller's identity goes to `inner` directly. Those routes are never
-/// public and never `OPTIONS`.
+/// The check of [`require_auth`] for a route that needs a key: the caller's identity goes to
+/// `inner` (routes served outside the router, see `server::routes`, call this directly; they
+/// are never public and never `OPTIONS`).
 pub async fn authenticated<F, Fut>(state: &AppState, req: Request, inner: F) -> Response
 where
     F: FnOnce(Request, AuthCtx) -> Fut,
