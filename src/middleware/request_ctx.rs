@@ -1,8 +1,10 @@
 //! Per-request context (call id, start time), response decoration and the access log.
 //!
-//! LiteLLM echoes a client-supplied `x-litellm-call-id`; otherwise it is a fresh UUID4. The
+//! A client-supplied `x-litellm-call-id` is echoed, as LiteLLM does; otherwise the call gets a
+//! fresh time-ordered UUID (version 7, where LiteLLM uses version 4; see `new_call_id`). The
 //! access log line carries method, path, status, duration and call id, never headers or
-//! bodies (they hold keys and prompts).
+//! bodies (they hold keys and prompts). [`tracked`] does this for the router's routes (through
+//! `track_request`) and for the LLM calls served ahead of it.
 
 use crate::error::ErrorMarker;
 use axum::extract::Request;
