@@ -118,18 +118,15 @@ fn format_access(buf: &mut Vec<u8>, l: &AccessLine<'_>, now: std::time::SystemTi
         let s = |buf: &mut Vec<u8>, v: &str| {
             let _ = serde_json::to_writer(&mut *buf, v);
         };
-        let _ = write!(
-            buf,
-            "{{\"timestamp\":\"{ts}\",\"level\":\"INFO\",\"message\":\"request\",\"method\":"
-        );
+        buf.extend_from_slice(b"{\"timestamp\":\"");
+        buf.extend_from_slice(ts.as_bytes());
+        buf.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
         s(buf, l.method);
         buf.extend_from_slice(b",\"path\":");
         s(buf, l.path);
-        let _ = write!(
-            buf,
-            ",\"status\":{},\"duration_ms\":{:.3},\"call_id\":",
-            l.status, l.duration_ms
-        );
+        buf.extend_from_slice(b",\"status\":");
+        push_status_and_duration(buf, l, b",\"duration_ms\":");
+        buf.extend_from_slice(b",\"call_id\":");
         s(buf, l.call_id);
         if let Some(e) = l.error {
             buf.extend_from_slice(b",\"error\":");
@@ -137,16 +134,69 @@ fn format_access(buf: &mut Vec<u8>, l: &AccessLine<'_>, now: std::time::SystemTi
         }
         buf.extend_from_slice(b",\"target\":\"access\"}\n");
     } else {
-        let _ = write!(
-            buf,
-            "{ts}  INFO access: request method={} path={} status={} duration_ms={:.3} call_id={}",
-            l.method, l.path, l.status, l.duration_ms, l.call_id
-        );
+        // Pieces appended by hand: `write!` with `{:.3}` went through the formatting machinery
+        // on every request.
+        buf.extend_from_slice(ts.as_bytes());
+        buf.extend_from_slice(b"  INFO access: request method=");
+        buf.extend_from_slice(l.method.as_bytes());
+        buf.extend_from_slice(b" path=");
+        buf.extend_from_slice(l.path.as_bytes());
+        buf.extend_from_slice(b" status=");
+        push_status_and_duration(buf, l, b" duration_ms=");
+        buf.extend_from_slice(b" call_id=");
+        buf.extend_from_slice(l.call_id.as_bytes());
         if let Some(e) = l.error {
             let _ = write!(buf, " error={e:?}");
         }
         buf.push(b'\n');
     }
+}
+
+/// The status, `between`, then the duration in milliseconds with three decimals.
+fn push_status_and_duration(buf: &mut Vec<u8>, l: &AccessLine<'_>, between: &[u8]) {
+    let mut digits = [0u8; 24];
+    buf.extend_from_slice(decimal_text(u64::from(l.status), &mut digits));
+    buf.extend_from_slice(between);
+    match millis_text(l.duration_ms, &mut digits) {
+        Some(text) => buf.extend_from_slice(text),
+        None => {
+            let _ = write!(buf, "{:.3}", l.duration_ms);
+        }
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`; the digits are the returned slice.
+fn decimal_text(mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Milliseconds with three decimals (`12.346`), as `{:.3}` prints them, written at the end of
+/// `buf` without the formatting machinery (whose `{:.3}` on an `f64` takes the slow exact-decimal
+/// path); `None` for a value outside `0..1e12` or not finite, for the caller to format.
+pub fn millis_text(ms: f64, buf: &mut [u8; 24]) -> Option<&[u8]> {
+    if !(ms.is_finite() && (0.0..1e12).contains(&ms)) {
+        return None;
+    }
+    let micros = (ms * 1000.0).round() as u64;
+    let end = buf.len();
+    let whole = decimal_text(micros / 1000, buf).len();
+    // The fraction goes after the whole part: shift it left by four to make room.
+    let start = end - whole - 4;
+    buf.copy_within(end - whole..end, start);
+    buf[end - 4] = b'.';
+    let frac = micros % 1000;
+    buf[end - 3] = b'0' + (frac / 100) as u8;
+    buf[end - 2] = b'0' + (frac / 10 % 10) as u8;
+    buf[end - 1] = b'0' + (frac % 10) as u8;
+    Some(&buf[start..])
 }
 
 /// `2026-11-29T03:15:56.123456Z` into `out`, without a calendar library call per line.

@@ -158,7 +158,7 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
         d,
         endpoint,
         &d.upstream_model,
-        body,
+        &body,
         false,
         &Overrides::default(),
     )
@@ -168,9 +168,13 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
         .timeout
         .unwrap_or(HEALTH_PROBE_TIMEOUT)
         .min(HEALTH_PROBE_TIMEOUT);
-    let mut rb = state.http.post(&up.url).body(up.body).timeout(timeout);
-    for (k, v) in &up.headers {
-        rb = rb.header(k.as_str(), v.as_str());
+    let mut rb = state
+        .http
+        .post(up.url.to_string())
+        .body(up.body)
+        .timeout(timeout);
+    for (k, v) in up.headers {
+        rb = rb.header(k, v);
     }
     let resp = rb
         .send()

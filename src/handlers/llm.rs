@@ -627,7 +627,7 @@ async fn count_tokens(
         Value::String(d.upstream_model_for(resolved.capture.as_deref())),
     );
     let mut up = providers::anthropic_request(&d, &Overrides::default(), &body)?;
-    up.url.push_str("/count_tokens");
+    up.url = providers::openai::upstream_uri(&format!("{}/count_tokens", up.url))?;
     let timeout = d.timeout.unwrap_or(state.default_timeout);
     let resp = send(state, up, timeout, d.provider).await?;
     let status = resp.status();
@@ -1091,7 +1091,7 @@ async fn attempt(
                 deployment,
                 req.kind.endpoint(),
                 &upstream_model,
-                req.body.clone(),
+                &req.body,
                 req.stream,
                 &ov,
             )

@@ -36,31 +36,9 @@ static NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
 
 /// A millisecond figure with three decimals as a header value, without a heap string.
 pub fn float_header(ms: f64) -> HeaderValue {
-    if ms.is_finite() && (0.0..1e12).contains(&ms) {
-        // Digits written by hand: `{:.3}` on an f64 takes the slow exact-decimal path, and
-        // even integer `write!` went through the formatting machinery (twice per request).
-        let micros = (ms * 1000.0).round() as u64;
-        let mut buf = [0u8; 24];
-        let mut i = buf.len();
-        let mut frac = micros % 1000;
-        for _ in 0..3 {
-            i -= 1;
-            buf[i] = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
-        i -= 1;
-        buf[i] = b'.';
-        let mut whole = micros / 1000;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (whole % 10) as u8;
-            whole /= 10;
-            if whole == 0 {
-                break;
-            }
-        }
-        return HeaderValue::from_bytes(&buf[i..])
-            .unwrap_or_else(|_| HeaderValue::from_static("0"));
+    let mut buf = [0u8; 24];
+    if let Some(text) = crate::telemetry::millis_text(ms, &mut buf) {
+        return HeaderValue::from_bytes(text).unwrap_or_else(|_| HeaderValue::from_static("0"));
     }
     HeaderValue::from_str(&format!("{ms:.3}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }

@@ -52,11 +52,14 @@ impl UpstreamClient {
 
     /// Sends a POST; resolves when the response head arrives.
     pub async fn post(&self, up: UpstreamRequest) -> Result<hyper::Response<Incoming>, BoxError> {
-        let mut b = hyper::Request::post(up.url.as_str());
-        for (k, v) in &up.headers {
-            b = b.header(k.as_str(), v.as_str());
+        let mut req = hyper::Request::new(Full::new(up.body));
+        *req.method_mut() = hyper::Method::POST;
+        *req.uri_mut() = up.url;
+        let headers = req.headers_mut();
+        headers.reserve(up.headers.len());
+        for (k, v) in up.headers {
+            headers.append(k, v);
         }
-        let req = b.body(Full::new(up.body))?;
         Ok(self.inner.request(req).await?)
     }
 }

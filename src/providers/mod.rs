@@ -109,7 +109,7 @@ pub async fn build_request(
     d: &Deployment,
     endpoint: Endpoint,
     upstream_model: &str,
-    body: Map<String, Value>,
+    body: &Map<String, Value>,
     stream: bool,
     ov: &Overrides<'_>,
 ) -> ApiResult<UpstreamRequest> {
@@ -123,9 +123,8 @@ pub async fn build_request(
             .trim_end_matches('/')
             .to_string()
     };
-    let json = ("content-type".to_string(), "application/json".to_string());
     let bearer = |k: Option<&str>| {
-        let mut h = vec![json.clone()];
+        let mut h = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(k) = k {
             h.push(("authorization".into(), format!("Bearer {k}")));
         }
@@ -134,35 +133,37 @@ pub async fn build_request(
     };
     let req = |url: String, headers: Vec<(String, String)>, body: &Map<String, Value>| {
         Ok(UpstreamRequest {
-            url,
-            headers,
+            url: openai::upstream_uri(&url)?,
+            headers: openai::typed_headers(&headers)?,
             body: encode(body)?,
         })
     };
+    // The non-OpenAI adapters rewrite their own copy.
+    let owned = || body.clone();
     match (d.provider, endpoint) {
         (p, _) if p.speaks_openai() => {
             openai::build_request(d, endpoint, upstream_model, body, stream, ov)
         }
         (Provider::Anthropic, Chat) => {
             let body =
-                anthropic::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+                anthropic::chat_body(with_defaults(d, owned()), upstream_model, stream, policy)?;
             anthropic_request(d, ov, &body)
         }
         (Provider::Gemini, Chat) => {
-            let body = gemini::chat_body(with_defaults(d, body), upstream_model, policy)?;
+            let body = gemini::chat_body(with_defaults(d, owned()), upstream_model, policy)?;
             let url =
                 gemini::gemini_url(&base(gemini::DEFAULT_API_BASE), upstream_model, stream, key);
             req(url, bearer(None), &body)
         }
         (Provider::Gemini, Embed) => {
-            let body = gemini::embed_body(&with_defaults(d, body), upstream_model)?;
+            let body = gemini::embed_body(&with_defaults(d, owned()), upstream_model)?;
             let url = gemini::embed_url(&base(gemini::DEFAULT_API_BASE), upstream_model, key);
             req(url, bearer(None), &body)
         }
         (Provider::VertexAi, Chat) => {
             let (auth, token) = vertex_auth(d, key).await?;
             let api_base = ov.api_base.or(d.api_base.as_deref());
-            let body = with_defaults(d, body);
+            let body = with_defaults(d, owned());
             let (url, body) = if upstream_model.starts_with("claude") {
                 let b = anthropic::chat_body(body, upstream_model, stream, policy)?;
                 (
@@ -199,7 +200,7 @@ pub async fn build_request(
                 false,
             )
             .replace(":generateContent", ":predict");
-            let body = gemini::vertex_embed_body(&with_defaults(d, body))?;
+            let body = gemini::vertex_embed_body(&with_defaults(d, owned()))?;
             req(url, bearer(Some(&token)), &body)
         }
         (Provider::Bedrock, Chat | Embed) => {
@@ -212,7 +213,7 @@ pub async fn build_request(
             };
             let endpoint_override = ov.api_base.or(aws.endpoint.as_deref());
             let (url, body) = if endpoint == Chat {
-                let b = bedrock::converse_body(with_defaults(d, body), upstream_model, policy)?;
+                let b = bedrock::converse_body(with_defaults(d, owned()), upstream_model, policy)?;
                 (
                     bedrock::converse_url(&aws.region, endpoint_override, upstream_model, stream),
                     b,
@@ -247,13 +248,14 @@ pub async fn build_request(
             };
             headers.extend(d.extra_headers.iter().cloned());
             Ok(UpstreamRequest {
-                url,
-                headers,
+                url: openai::upstream_uri(&url)?,
+                headers: openai::typed_headers(&headers)?,
                 body: bytes,
             })
         }
         (Provider::Cohere, Chat) => {
-            let body = cohere::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            let body =
+                cohere::chat_body(with_defaults(d, owned()), upstream_model, stream, policy)?;
             req(
                 cohere::url(&base(cohere::DEFAULT_API_BASE), "chat"),
                 bearer(key),
@@ -261,7 +263,7 @@ pub async fn build_request(
             )
         }
         (Provider::Cohere, Embed) => {
-            let body = cohere::embed_body(&with_defaults(d, body), upstream_model)?;
+            let body = cohere::embed_body(&with_defaults(d, owned()), upstream_model)?;
             req(
                 cohere::url(&base(cohere::DEFAULT_API_BASE), "embed"),
                 bearer(key),
@@ -269,7 +271,7 @@ pub async fn build_request(
             )
         }
         (Provider::Cohere, Endpoint::Rerank) => {
-            let body = cohere::rerank_body(&with_defaults(d, body), upstream_model)?;
+            let body = cohere::rerank_body(&with_defaults(d, owned()), upstream_model)?;
             req(
                 cohere::url(&base(cohere::DEFAULT_API_BASE), "rerank"),
                 bearer(key),
@@ -277,7 +279,8 @@ pub async fn build_request(
             )
         }
         (Provider::OllamaChat, Chat) => {
-            let body = ollama::chat_body(with_defaults(d, body), upstream_model, stream, policy)?;
+            let body =
+                ollama::chat_body(with_defaults(d, owned()), upstream_model, stream, policy)?;
             req(
                 ollama::url(&base(ollama::DEFAULT_API_BASE), "chat"),
                 bearer(key),
@@ -286,7 +289,7 @@ pub async fn build_request(
         }
         (Provider::Ollama, Chat) => {
             let body =
-                ollama::generate_body(with_defaults(d, body), upstream_model, stream, policy)?;
+                ollama::generate_body(with_defaults(d, owned()), upstream_model, stream, policy)?;
             req(
                 ollama::url(&base(ollama::DEFAULT_API_BASE), "generate"),
                 bearer(key),
@@ -294,7 +297,7 @@ pub async fn build_request(
             )
         }
         (Provider::Ollama | Provider::OllamaChat, Embed) => {
-            let body = ollama::embed_body(&with_defaults(d, body), upstream_model);
+            let body = ollama::embed_body(&with_defaults(d, owned()), upstream_model);
             req(
                 ollama::url(&base(ollama::DEFAULT_API_BASE), "embed"),
                 bearer(key),
@@ -349,8 +352,8 @@ pub fn anthropic_request(
     }
     headers.extend(d.extra_headers.iter().cloned());
     Ok(UpstreamRequest {
-        url: anthropic::messages_url(base),
-        headers,
+        url: openai::upstream_uri(&anthropic::messages_url(base))?,
+        headers: openai::typed_headers(&headers)?,
         body: encode(body)?,
     })
 }
@@ -370,7 +373,7 @@ pub fn anthropic_native_request(
         body.remove(name);
     }
     let mut up = anthropic_request(d, ov, &body)?;
-    up.headers.extend(forward_headers.iter().cloned());
+    up.headers.extend(openai::typed_headers(forward_headers)?);
     Ok(up)
 }
 

@@ -10,6 +10,7 @@ use super::Provider;
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::routing::Deployment;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Uri};
 use serde_json::{Map, Value};
 
 /// Azure API version used when neither the deployment nor `AZURE_API_VERSION` sets one.
@@ -26,6 +27,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Position in per-endpoint tables.
+    fn index(self) -> usize {
+        match self {
+            Self::ChatCompletions => 0,
+            Self::Completions => 1,
+            Self::Embeddings => 2,
+            Self::Rerank => 3,
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat/completions",
@@ -36,11 +47,14 @@ impl Endpoint {
     }
 }
 
+/// Upstream request headers, typed (names and values checked once, when built).
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
+
 /// A request ready to send.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
+    pub url: Uri,
+    pub headers: Headers,
     pub body: Bytes,
 }
 
@@ -54,41 +68,201 @@ pub struct Overrides<'a> {
     pub params: super::params::ParamPolicy<'a>,
 }
 
+impl Overrides<'_> {
+    /// Whether the request changes where or with which credentials the call goes.
+    fn redirects(&self) -> bool {
+        self.api_key.is_some() || self.api_base.is_some() || self.api_version.is_some()
+    }
+}
+
+/// A URL for an upstream call, or the error naming it.
+pub fn upstream_uri(url: &str) -> ApiResult<Uri> {
+    url.parse::<Uri>().map_err(|e| {
+        ApiError::new(
+            ErrorClass::ApiConnection,
+            format!(
+                "litellm.APIConnectionError: APIConnectionError: invalid upstream URL `{url}`: {e}"
+            ),
+        )
+    })
+}
+
+/// One upstream header from text (configured or computed), or the error naming it; the value
+/// is never echoed, since it may be a credential.
+pub fn header(name: &str, value: &str) -> ApiResult<(HeaderName, HeaderValue)> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "invalid upstream header `{name}`: header names and values must be visible ASCII"
+        ))
+    };
+    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| invalid())?;
+    if n == http::header::AUTHORIZATION
+        || name.eq_ignore_ascii_case("api-key")
+        || name.eq_ignore_ascii_case("x-api-key")
+    {
+        v.set_sensitive(true);
+    }
+    Ok((n, v))
+}
+
+/// Text headers (from configuration or a signer) as typed ones.
+pub fn typed_headers(h: &[(String, String)]) -> ApiResult<Headers> {
+    h.iter().map(|(k, v)| header(k, v)).collect()
+}
+
+/// The URL per endpoint and the headers of an OpenAI-format deployment, built once at load
+/// for calls that do not override its base, key or version: most calls then build neither.
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    /// Indexed by [`Endpoint::index`].
+    urls: [Uri; 4],
+    headers: Headers,
+}
+
+impl Prebuilt {
+    /// `None` when the deployment cannot be called as configured (no base URL, a header that
+    /// is not valid): its calls then build, and report, their target one by one.
+    pub fn new(d: &Deployment) -> Option<Self> {
+        let ov = Overrides::default();
+        let target = |e| target(d, e, &d.upstream_model, &ov).ok();
+        let (chat, headers) = target(Endpoint::ChatCompletions)?;
+        Some(Self {
+            urls: [
+                chat,
+                target(Endpoint::Completions)?.0,
+                target(Endpoint::Embeddings)?.0,
+                target(Endpoint::Rerank)?.0,
+            ],
+            headers,
+        })
+    }
+}
+
 /// Builds the upstream request for an OpenAI-format deployment.
 pub fn build_request(
     d: &Deployment,
     endpoint: Endpoint,
     upstream_model: &str,
-    mut body: Map<String, Value>,
+    body: &Map<String, Value>,
     stream: bool,
     ov: &Overrides<'_>,
 ) -> ApiResult<UpstreamRequest> {
-    for (k, v) in &d.defaults {
-        if !body.contains_key(k) {
-            body.insert(k.clone(), v.clone());
-        }
-    }
-    for name in ov.params.additional_drop {
-        body.remove(name);
-    }
-    body.insert("model".into(), Value::String(upstream_model.to_string()));
-    if stream {
+    let stream_options = if stream {
         // Ask for the usage chunk so spend is exact; the client only sees it if it asked.
-        let opts = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
+        StreamOptions::IncludeUsage
+    } else if endpoint == Endpoint::Embeddings {
+        StreamOptions::Keep
+    } else {
+        StreamOptions::Drop
+    };
+    let body = if needs_quirk(d, upstream_model, body) {
+        // Rare: a copy with the defaults merged in, rewritten, then written as is.
+        let mut body = body.clone();
+        for (k, v) in &d.defaults {
+            if !body.contains_key(k) {
+                body.insert(k.clone(), v.clone());
+            }
         }
-    } else if endpoint != Endpoint::Embeddings {
-        body.remove("stream_options");
+        apply_quirks(d.provider, upstream_model, &mut body);
+        forwarded_body(&body, &Map::new(), upstream_model, ov, stream_options)
+    } else {
+        forwarded_body(body, &d.defaults, upstream_model, ov, stream_options)
     }
-    apply_quirks(d.provider, upstream_model, &mut body);
+    .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))?;
+    // A Azure URL names the model, so the prebuilt one only serves the deployment's own.
+    let prebuilt = d.openai.as_ref().filter(|_| {
+        !ov.redirects() && (d.provider != Provider::Azure || upstream_model == d.upstream_model)
+    });
+    let (url, headers) = match prebuilt {
+        Some(p) => (p.urls[endpoint.index()].clone(), p.headers.clone()),
+        None => target(d, endpoint, upstream_model, ov)?,
+    };
+    Ok(UpstreamRequest {
+        url,
+        headers,
+        body: Bytes::from(body),
+    })
+}
 
+/// What the forwarded body carries as `stream_options`.
+#[derive(Clone, Copy)]
+enum StreamOptions {
+    /// The client's, with `include_usage: true` (added when absent).
+    IncludeUsage,
+    /// The client's, as sent.
+    Keep,
+    /// None.
+    Drop,
+}
+
+/// The body as sent (unknown fields included), then the deployment's defaults the body does
+/// not set, with `model` set to the upstream id and dropped parameters left out. Written
+/// straight from the request's map: no copy of it is made to edit.
+fn forwarded_body(
+    body: &Map<String, Value>,
+    defaults: &Map<String, Value>,
+    upstream_model: &str,
+    ov: &Overrides<'_>,
+    stream_options: StreamOptions,
+) -> serde_json::Result<Vec<u8>> {
+    let dropped = |k: &str| ov.params.additional_drop.iter().any(|n| n == k);
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"model\":");
+    serde_json::to_writer(&mut out, upstream_model)?;
+    let member = |out: &mut Vec<u8>, k: &str, v: &Value| -> serde_json::Result<()> {
+        out.push(b',');
+        serde_json::to_writer(&mut *out, k)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, v)
+    };
+    let defaults = defaults.iter().filter(|(k, _)| !body.contains_key(*k));
+    let mut options = None;
+    for (k, v) in body.iter().chain(defaults) {
+        if k == "model" || dropped(k) {
+            continue;
+        }
+        if k == "stream_options" {
+            options = Some(v);
+            continue;
+        }
+        member(&mut out, k, v)?;
+    }
+    match (stream_options, options) {
+        (StreamOptions::IncludeUsage, Some(Value::Object(o))) => {
+            out.extend_from_slice(b",\"stream_options\":{");
+            for (k, v) in o.iter().filter(|(k, _)| *k != "include_usage") {
+                serde_json::to_writer(&mut out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut out, v)?;
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"include_usage\":true}");
+        }
+        (StreamOptions::IncludeUsage, None) => {
+            out.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
+        }
+        // Not an object: forwarded as sent, for the upstream to judge.
+        (StreamOptions::IncludeUsage | StreamOptions::Keep, Some(v)) => {
+            member(&mut out, "stream_options", v)?
+        }
+        (StreamOptions::Keep | StreamOptions::Drop, _) => {}
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The URL and headers of a call to `d` (its base, key and version unless overridden).
+fn target(
+    d: &Deployment,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    ov: &Overrides<'_>,
+) -> ApiResult<(Uri, Headers)> {
     let base = ov
         .api_base
-        .map(|b| b.trim_end_matches('/').to_string())
-        .or_else(|| d.api_base.clone())
+        .map(|b| b.trim_end_matches('/'))
+        .or(d.api_base.as_deref())
         .ok_or_else(|| {
             ApiError::bad_request(format!(
                 "api_base is required for {} deployments (model group `{}`); set `api_base` in litellm_params",
@@ -97,17 +271,20 @@ pub fn build_request(
             ))
         })?;
     let key = ov.api_key.or(d.api_key.as_ref().map(|k| k.expose()));
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(4 + d.extra_headers.len());
-    headers.push(("content-type".into(), "application/json".into()));
+    let mut headers: Headers = Vec::with_capacity(4 + d.extra_headers.len());
+    headers.push((
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
     let url = match d.provider {
         Provider::Azure => {
             let version = ov
                 .api_version
                 .or(d.api_version.as_deref())
                 .unwrap_or(AZURE_DEFAULT_API_VERSION);
-            let root = base.strip_suffix("/openai").unwrap_or(&base);
+            let root = base.strip_suffix("/openai").unwrap_or(base);
             if let Some(k) = key {
-                headers.push(("api-key".into(), k.to_string()));
+                headers.push(header("api-key", k)?);
             }
             format!(
                 "{root}/openai/deployments/{upstream_model}/{}?api-version={version}",
@@ -116,28 +293,22 @@ pub fn build_request(
         }
         Provider::Compat(c) if c.key_header == KeyHeader::ApiKey => {
             if let Some(k) = key {
-                headers.push(("api-key".into(), k.to_string()));
+                headers.push(header("api-key", k)?);
             }
             format!("{base}/{}", endpoint.path())
         }
         _ => {
             if let Some(k) = key {
-                headers.push(("authorization".into(), format!("Bearer {k}")));
+                headers.push(header("authorization", &format!("Bearer {k}"))?);
             }
             format!("{base}/{}", endpoint.path())
         }
     };
     if let Some(org) = &d.organization {
-        headers.push(("openai-organization".into(), org.clone()));
+        headers.push(header("openai-organization", org)?);
     }
-    headers.extend(d.extra_headers.iter().cloned());
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))?;
-    Ok(UpstreamRequest {
-        url,
-        headers,
-        body: Bytes::from(body),
-    })
+    headers.extend(typed_headers(&d.extra_headers)?);
+    Ok((upstream_uri(&url)?, headers))
 }
 
 /// OpenAI reasoning models reject `max_tokens` and non-default temperatures.
@@ -146,6 +317,21 @@ fn is_openai_reasoning_model(model: &str) -> bool {
         || model.starts_with("o3")
         || model.starts_with("o4")
         || model.starts_with("gpt-5")
+}
+
+/// Whether [`apply_quirks`] would change `body` with the deployment's defaults under it.
+fn needs_quirk(d: &Deployment, upstream_model: &str, body: &Map<String, Value>) -> bool {
+    let get = |k: &str| body.get(k).or_else(|| d.defaults.get(k));
+    match d.provider {
+        Provider::OpenAi | Provider::Azure => {
+            is_openai_reasoning_model(upstream_model) && get("max_tokens").is_some()
+        }
+        Provider::Compat(c) => {
+            c.quirk == Quirk::Mistral
+                && get("tool_choice").and_then(Value::as_str) == Some("required")
+        }
+        _ => false,
+    }
 }
 
 fn apply_quirks(provider: Provider, upstream_model: &str, body: &mut Map<String, Value>) {
@@ -232,6 +418,12 @@ mod tests {
         d
     }
 
+    fn has(r: &UpstreamRequest, name: &str, value: &str) -> bool {
+        r.headers
+            .iter()
+            .any(|(n, v)| n.as_str() == name && v.to_str().ok() == Some(value))
+    }
+
     fn body() -> Map<String, Value> {
         json!({"model":"g","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"custom_field":1})
             .as_object()
@@ -246,15 +438,13 @@ mod tests {
             &d,
             Endpoint::ChatCompletions,
             "gpt-4o-mini",
-            body(),
+            &body(),
             true,
             &Overrides::default(),
         )
         .unwrap();
         assert_eq!(r.url, "http://127.0.0.1:9/v1/chat/completions");
-        assert!(r
-            .headers
-            .contains(&("authorization".into(), "Bearer sk-x".into())));
+        assert!(has(&r, "authorization", "Bearer sk-x"));
         let b: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(b["model"], "gpt-4o-mini");
         assert_eq!(b["custom_field"], 1);
@@ -269,13 +459,13 @@ mod tests {
             &d,
             Endpoint::Embeddings,
             "my-dep",
-            body(),
+            &body(),
             false,
             &Overrides::default(),
         )
         .unwrap();
         assert_eq!(r.url, "https://x.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
-        assert!(r.headers.contains(&("api-key".into(), "az".into())));
+        assert!(has(&r, "api-key", "az"));
     }
 
     #[test]
@@ -285,7 +475,7 @@ mod tests {
             &d,
             Endpoint::ChatCompletions,
             "o3-mini",
-            body(),
+            &body(),
             false,
             &Overrides::default(),
         )
@@ -293,6 +483,165 @@ mod tests {
         let b: Value = serde_json::from_slice(&r.body).unwrap();
         assert!(b.get("max_tokens").is_none());
         assert_eq!(b["max_completion_tokens"], 5);
+    }
+
+    /// The body as the gateway used to build it: a copy of the request with the defaults
+    /// merged in, dropped names removed, `model` replaced and `stream_options` adjusted.
+    fn reference_body(
+        d: &Deployment,
+        body: &Map<String, Value>,
+        model: &str,
+        drop: &[String],
+        stream: bool,
+        endpoint: Endpoint,
+    ) -> Value {
+        let mut b = body.clone();
+        for (k, v) in &d.defaults {
+            if !b.contains_key(k) {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        for n in drop {
+            b.remove(n);
+        }
+        b.insert("model".into(), Value::String(model.into()));
+        if stream {
+            let o = b
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = o {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        } else if endpoint != Endpoint::Embeddings {
+            b.remove("stream_options");
+        }
+        Value::Object(b)
+    }
+
+    #[test]
+    fn forwarded_bodies_match_an_edited_copy_of_the_request() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o-mini, api_key: k, temperature: 0.3, top_p: 0.5, seed: 7}\n");
+        let bodies = [
+            json!({"model":"g","messages":[{"role":"user","content":"hi"}]}),
+            json!({"model":"g","messages":[],"temperature":1,"custom":{"a":[1,"x\"y"]},"stream":true}),
+            json!({"messages":[],"stream_options":{"include_usage":false,"other":1}}),
+            json!({"messages":[],"stream_options":{"continuous_usage_stats":true}}),
+            json!({"messages":[],"stream_options":null,"seed":1}),
+            json!({"input":"x","stream_options":{"k":1}}),
+            json!({"messages":[],"logit_bias":{"12":-1},"n":2,"user":"u\u{e9}"}),
+        ];
+        let drops: [Vec<String>; 3] = [
+            vec![],
+            vec!["top_p".into(), "custom".into()],
+            vec!["stream_options".into(), "seed".into()],
+        ];
+        let mut checked = 0;
+        for b in &bodies {
+            let b = b.as_object().unwrap();
+            for drop in &drops {
+                for stream in [false, true] {
+                    for endpoint in [Endpoint::ChatCompletions, Endpoint::Embeddings] {
+                        let ov = Overrides {
+                            params: crate::providers::params::ParamPolicy {
+                                additional_drop: drop,
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        };
+                        let r = build_request(&d, endpoint, "up-model", b, stream, &ov).unwrap();
+                        let got: Value = serde_json::from_slice(&r.body).unwrap();
+                        let want = reference_body(&d, b, "up-model", drop, stream, endpoint);
+                        assert_eq!(got, want, "body {b:?} drop {drop:?} stream {stream}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 7 * 3 * 2 * 2);
+    }
+
+    #[test]
+    fn prebuilt_targets_give_way_to_request_overrides() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: sk-conf, api_base: 'http://127.0.0.1:9/v1', organization: org-1, extra_headers: {x-team: blue}}\n");
+        assert!(d.openai.is_some());
+        let plain = build_request(
+            &d,
+            Endpoint::Embeddings,
+            "m",
+            &body(),
+            false,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(plain.url, "http://127.0.0.1:9/v1/embeddings");
+        assert!(has(&plain, "authorization", "Bearer sk-conf"));
+        assert!(has(&plain, "openai-organization", "org-1"));
+        assert!(has(&plain, "x-team", "blue"));
+        assert!(has(&plain, "content-type", "application/json"));
+        let ov = Overrides {
+            api_key: Some("sk-client"),
+            api_base: Some("http://127.0.0.1:10/other/"),
+            ..Default::default()
+        };
+        let moved = build_request(&d, Endpoint::ChatCompletions, "m", &body(), false, &ov).unwrap();
+        assert_eq!(moved.url, "http://127.0.0.1:10/other/chat/completions");
+        assert!(has(&moved, "authorization", "Bearer sk-client"));
+        assert!(!has(&moved, "authorization", "Bearer sk-conf"));
+        assert!(has(&moved, "x-team", "blue"));
+        // The credential is marked sensitive (kept out of debug output).
+        assert!(plain
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.is_sensitive()));
+
+        // Azure names the model in its URL: a wildcard's capture gets its own URL.
+        let az = dep("model_list:\n  - model_name: 'az/*'\n    litellm_params: {model: 'azure/*', api_key: az, api_base: 'https://x.openai.azure.com', api_version: '2024-06-01'}\n");
+        let r = build_request(
+            &az,
+            Endpoint::ChatCompletions,
+            "dep-7",
+            &body(),
+            false,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(r.url, "https://x.openai.azure.com/openai/deployments/dep-7/chat/completions?api-version=2024-06-01");
+        let r = build_request(
+            &az,
+            Endpoint::ChatCompletions,
+            "dep-7",
+            &body(),
+            false,
+            &Overrides {
+                api_version: Some("2025-01-01"),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(r.url.to_string().ends_with("?api-version=2025-01-01"));
+    }
+
+    #[test]
+    fn bad_configured_headers_fail_the_call_with_a_clear_error() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: \"sk-with\\nnewline\", api_base: 'http://127.0.0.1:9/v1'}\n");
+        assert!(d.openai.is_none());
+        let e = build_request(
+            &d,
+            Endpoint::ChatCompletions,
+            "m",
+            &body(),
+            false,
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.message
+                .contains("invalid upstream header `authorization`"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("sk-with"));
     }
 
     #[test]

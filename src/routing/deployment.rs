@@ -119,6 +119,8 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     /// Header values that never change for this deployment, built once.
     pub headers: DeploymentHeaders,
+    /// URLs and headers of an OpenAI-format deployment's calls, built once.
+    pub openai: Option<crate::providers::openai::Prebuilt>,
     /// Vertex AI / Bedrock credentials and settings (resolved at load; errors kept for calls).
     pub native: crate::providers::credentials::NativeAuth,
     /// Live numbers the routing strategies read.
@@ -271,6 +273,9 @@ impl Deployment {
             extra_headers,
         );
         d.native = native;
+        if provider.speaks_openai() {
+            d.openai = crate::providers::openai::Prebuilt::new(&d);
+        }
         d.rates = Some(crate::spend::call::rates_for(&d, &d.upstream_model));
         d.max_input_tokens = dc.model_info.max_input_tokens.or_else(|| {
             crate::spend::prices::PriceMap::global()
@@ -336,6 +341,7 @@ impl Deployment {
             mode: Mode::parse(dc.model_info.mode.as_deref()),
             config: dc.clone(),
             native: Default::default(),
+            openai: None,
             stats: Default::default(),
             max_input_tokens: None,
             rates: None,
