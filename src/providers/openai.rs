@@ -308,7 +308,26 @@ fn target(
         headers.push(header("openai-organization", org)?);
     }
     headers.extend(typed_headers(&d.extra_headers)?);
-    Ok((upstream_uri(&url)?, headers))
+    let url = upstream_uri(&url)?;
+    // Set here, the pooled client keeps it instead of formatting `host:port` on every call.
+    if let Some(host) = host_header(&url) {
+        headers.push((http::header::HOST, host));
+    }
+    Ok((url, headers))
+}
+
+/// The `Host` header for `url`: its host, with the port when it is not the scheme's default.
+fn host_header(url: &Uri) -> Option<HeaderValue> {
+    let host = url.host()?;
+    let default_port = match url.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    match url.port_u16() {
+        Some(p) if Some(p) != default_port => HeaderValue::from_str(&format!("{host}:{p}")).ok(),
+        _ => HeaderValue::from_str(host).ok(),
+    }
 }
 
 /// OpenAI reasoning models reject `max_tokens` and non-default temperatures.
@@ -578,6 +597,7 @@ mod tests {
         assert!(has(&plain, "openai-organization", "org-1"));
         assert!(has(&plain, "x-team", "blue"));
         assert!(has(&plain, "content-type", "application/json"));
+        assert!(has(&plain, "host", "127.0.0.1:9"));
         let ov = Overrides {
             api_key: Some("sk-client"),
             api_base: Some("http://127.0.0.1:10/other/"),
@@ -588,6 +608,7 @@ mod tests {
         assert!(has(&moved, "authorization", "Bearer sk-client"));
         assert!(!has(&moved, "authorization", "Bearer sk-conf"));
         assert!(has(&moved, "x-team", "blue"));
+        assert!(has(&moved, "host", "127.0.0.1:10"));
         // The credential is marked sensitive (kept out of debug output).
         assert!(plain
             .headers
@@ -606,6 +627,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.url, "https://x.openai.azure.com/openai/deployments/dep-7/chat/completions?api-version=2024-06-01");
+        assert!(has(&r, "host", "x.openai.azure.com"));
         let r = build_request(
             &az,
             Endpoint::ChatCompletions,
