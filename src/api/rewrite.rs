@@ -47,6 +47,17 @@ fn string_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
     }
 }
 
+/// Bytes that open or close a string, object or array.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// The index just past the JSON value starting at `b[i]`. Strings must close and brackets
 /// must nest and match; scalars are taken as the run of characters a number or literal uses
 /// (their spelling is the upstream's business, as with any byte we forward).
@@ -54,25 +65,38 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => string_end(b, i).map(|(end, _)| end),
         b'{' | b'[' => {
-            let mut open: Vec<u8> = Vec::with_capacity(8);
+            // Open brackets as a stack of bits (1 = `{`), as deep as serde_json parses.
+            let mut open: u128 = 0;
+            let mut depth = 0u32;
             let mut j = i;
             loop {
-                match *b.get(j)? {
+                // Skip to the next quote or bracket: everything else is scalars and separators.
+                j += b
+                    .get(j..)?
+                    .iter()
+                    .position(|c| STRUCTURAL[usize::from(*c)])?;
+                match b[j] {
                     b'"' => {
                         j = string_end(b, j)?.0;
                         continue;
                     }
-                    c @ (b'{' | b'[') => open.push(c),
-                    c @ (b'}' | b']') => {
-                        let opener = if c == b'}' { b'{' } else { b'[' };
-                        if open.pop()? != opener {
+                    c @ (b'{' | b'[') => {
+                        if depth == u128::BITS {
                             return None;
                         }
+                        open = open << 1 | u128::from(c == b'{');
+                        depth += 1;
                     }
-                    _ => {}
+                    c => {
+                        if depth == 0 || (open & 1 == 1) != (c == b'}') {
+                            return None;
+                        }
+                        open >>= 1;
+                        depth -= 1;
+                    }
                 }
                 j += 1;
-                if open.is_empty() {
+                if depth == 0 {
                     return Some(j);
                 }
             }
@@ -355,6 +379,19 @@ mod tests {
             assert!(members(bad).is_none(), "{}", String::from_utf8_lossy(bad));
             assert!(set_model(bad, "g").is_none());
         }
+        // Nesting is tracked as deep as serde_json parses (128), mixed brackets included.
+        let nested = |depth: usize| {
+            let open: String = (0..depth)
+                .map(|i| if i % 3 == 0 { "{\"k\":" } else { "[" })
+                .collect();
+            let close: String = (0..depth)
+                .rev()
+                .map(|i| if i % 3 == 0 { "}" } else { "]" })
+                .collect();
+            format!("{{\"a\":{open}1{close}}}")
+        };
+        assert_eq!(members(nested(128).as_bytes()).unwrap().len(), 1);
+        assert!(members(nested(129).as_bytes()).is_none());
     }
 
     #[test]

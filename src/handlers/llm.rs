@@ -25,7 +25,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -629,8 +628,8 @@ async fn count_tokens(
     let mut up = providers::anthropic_request(&d, &Overrides::default(), &body)?;
     up.url = providers::openai::upstream_uri(&format!("{}/count_tokens", up.url))?;
     let timeout = d.timeout.unwrap_or(state.default_timeout);
-    let resp = send(state, up, timeout, d.provider).await?;
-    let status = resp.status();
+    let (head, resp) = send(state, up, timeout, d.provider).await?.into_parts();
+    let status = head.status;
     let bytes = read_limited(resp, timeout, d.provider, state.max_response_bytes).await?;
     if !status.is_success() {
         return Err(providers::map_error(d.provider, status.as_u16(), &bytes));
@@ -1100,10 +1099,11 @@ async fn attempt(
     };
     let timeout = effective_timeout(state, deployment, req);
     let sent_at = Instant::now();
-    let resp = send(state, upstream, timeout, deployment.provider).await?;
-    let status = resp.status();
+    let (head, resp) = send(state, upstream, timeout, deployment.provider)
+        .await?
+        .into_parts();
+    let status = head.status;
     if !status.is_success() {
-        let resp_headers = resp.headers().clone();
         let bytes = read_limited(
             resp,
             timeout.saturating_sub(sent_at.elapsed()),
@@ -1113,11 +1113,11 @@ async fn attempt(
         .await?;
         let mut e = providers::map_error(deployment.provider, status.as_u16(), &bytes);
         if e.retry_after.is_none() {
-            e.retry_after = upstream_retry_after(resp_headers.get("retry-after"));
+            e.retry_after = upstream_retry_after(head.headers.get("retry-after"));
         }
         return Err(e);
     }
-    let upstream_headers = resp.headers().clone();
+    let upstream_headers = head.headers;
     if req.stream {
         let idle = req
             .extras
@@ -1163,7 +1163,7 @@ async fn attempt(
             }
         };
         let s = ChatStream::new(
-            client::body_stream(resp.into_body()),
+            client::body_stream(resp),
             dialect,
             encoder,
             idle.or(Some(timeout)),
@@ -1382,38 +1382,49 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn read_limited(
-    resp: hyper::Response<hyper::body::Incoming>,
+    body: hyper::body::Incoming,
     timeout: Duration,
     provider: Provider,
     limit: Option<usize>,
 ) -> ApiResult<bytes::Bytes> {
-    let read = async {
-        let mut body = client::body_stream(resp.into_body());
+    use http_body_util::BodyExt;
+    let read = async move {
+        let mut body = body;
+        // Common case: the whole body in one chunk, kept as it came (no copy).
+        let mut first: Option<bytes::Bytes> = None;
         let mut buf = bytes::BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
                 ApiError::new(
                     ErrorClass::ApiConnection,
                     format!(
                         "litellm.APIConnectionError: APIConnectionError: {} - error reading response: {}",
                         provider.exception_label(),
-                        error_chain(e.as_ref())
+                        error_chain(&e)
                     ),
                 )
             })?;
-            if buf.is_empty() && limit.is_none() {
-                // Common case: the whole body in one chunk; no copy.
-                buf = bytes::BytesMut::from(&chunk[..]);
-                continue;
-            }
-            buf.extend_from_slice(&chunk);
-            if limit.is_some_and(|l| buf.len() > l) {
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = if first.is_none() && buf.is_empty() {
+                let len = chunk.len();
+                first = Some(chunk);
+                len
+            } else {
+                if let Some(f) = first.take() {
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&chunk);
+                buf.len()
+            };
+            if limit.is_some_and(|l| len > l) {
                 return Err(ApiError::internal(
                     "upstream response exceeds max_response_size_mb",
                 ));
             }
         }
-        Ok(buf.freeze())
+        Ok(first.unwrap_or_else(|| buf.freeze()))
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,

@@ -331,11 +331,12 @@ async fn run_writer(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain = |pending: &mut SpendBatch| {
         let events = match shared.buffer.lock() {
-            // The next buffer starts with room for as many events as this one held, up to a
-            // batch, instead of regrowing (and copying) from empty call by call; an idle tick
-            // leaves it empty.
+            // The next buffer starts with room for as many events as this one held, instead
+            // of regrowing (and copying) from empty call by call; an idle tick leaves it
+            // empty. Not capped at a batch: under load more than a batch arrives while one is
+            // written, and each regrowth copied hundreds of events.
             Ok(mut b) => {
-                let n = b.len().min(BATCH_MAX);
+                let n = b.len();
                 std::mem::replace(&mut *b, Vec::with_capacity(n))
             }
             Err(_) => Vec::new(),
