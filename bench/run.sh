@@ -14,7 +14,17 @@ CONNS=${BENCH_CONNECTIONS:-64}
 KEY=sk-bench-master-key-0001
 WORK=$(mktemp -d)
 PIDS=()
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_USER=${PG_USER:-litellm-test}
+PG_DATA=""
+# PostgreSQL refuses to run as root: run it as an unprivileged user.
+run_pg() {
+  if [ "$(id -u)" = 0 ]; then su -s /bin/sh "$PG_USER" -c "$(printf '%q ' "$@")"; else "$@"; fi
+}
 cleanup() {
+  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+  fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -35,7 +45,9 @@ MOCK=$(free_port); PASS=$(free_port); GW=$(free_port)
 taskset -c 0 target/release/mock-upstream --port "$MOCK" --chunks 20 & PIDS+=($!)
 wait_port "$MOCK"
 taskset -c 1 target/release/passthrough --port "$PASS" --upstream "127.0.0.1:$MOCK" & PIDS+=($!); PASS_PID=$!
-cat > "$WORK/config.yaml" <<YAML
+# config.yaml for a gateway; $1 = extra general_settings lines.
+gateway_config() {
+cat <<YAML
 model_list:
   - model_name: bench-model
     litellm_params:
@@ -60,7 +72,10 @@ model_list:
 general_settings:
   master_key: $KEY
   disable_spend_logs: ${BENCH_DISABLE_SPEND_LOGS:-false}
+$1
 YAML
+}
+gateway_config "" > "$WORK/config.yaml"
 (cd "$WORK" && exec taskset -c 1 "$OLDPWD/target/release/litellm" --config config.yaml --host 127.0.0.1 --port "$GW" 2>"$WORK/gw.log") & PIDS+=($!); GW_PID=$!
 wait_port "$PASS"; wait_port "$GW"
 sleep 1
@@ -135,6 +150,40 @@ LUA="$WORK/post-claude.lua"; MODEL=bench-claude
 measure anthropic "http://127.0.0.1:$GW/v1/chat/completions" "$GW_PID"
 LUA="$WORK/post.lua"; MODEL=bench-model
 
+# Another gateway process, one at a time on core 1 (the first one idles): the same config
+# with `disable_spend_logs: true` (spend still counted per key; no log row written), then, when
+# the PostgreSQL 15 server binaries are installed, with its store in PostgreSQL (the production
+# setup: spend-log rows are written by the database server, which runs on core 0 with the load).
+second_gateway() { # name config-dir
+  local port pid
+  port=$(free_port)
+  (cd "$2" && exec taskset -c 1 "$OLDPWD/target/release/litellm" --config config.yaml --host 127.0.0.1 --port "$port" 2>"$2/gw.log") & PIDS+=($!); pid=$!
+  wait_port "$port" || { cat "$2/gw.log"; exit 1; }
+  sleep 1
+  measure "$1" "http://127.0.0.1:$port/v1/chat/completions" "$pid"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+mkdir -p "$WORK/nolog"
+gateway_config "" | sed 's/disable_spend_logs: .*/disable_spend_logs: true/' > "$WORK/nolog/config.yaml"
+second_gateway nolog "$WORK/nolog"
+ROWS="direct passthrough gateway vkey anthropic nolog"
+if [ -x "$PG_BIN/postgres" ]; then
+  if [ "$(id -u)" = 0 ] && ! id "$PG_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER"
+  fi
+  PG_DATA="$WORK/pgdata"; PG_PORT=$(free_port)
+  mkdir -p "$PG_DATA" "$WORK/pg"
+  chmod 755 "$WORK"
+  [ "$(id -u)" = 0 ] && chown "$PG_USER" "$PG_DATA"
+  run_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+  # fsync off: a throwaway database on a shared disk; the gateway's CPU is what is measured.
+  run_pg taskset -c 0 "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off" start >/dev/null
+  gateway_config "  database_url: postgres://postgres@127.0.0.1:$PG_PORT/postgres" > "$WORK/pg/config.yaml"
+  second_gateway postgres "$WORK/pg"
+  ROWS="$ROWS postgres"
+fi
+
 # A 1 MB tool-call argument streamed: as one OpenAI event arriving in 1 KB reads, and as 1,024
 # Anthropic events. Linear decoding keeps both near the time to move 1 MB.
 big() { # label url model
@@ -164,7 +213,7 @@ GW_LATE_RSS=$(rss_kb "$GW_PID")
 echo
 echo "| target | RPS (c=$CONNS, 1 core) | CPU µs/request | p50 µs (c=1) | p99 µs (c=1) | TTFT p50 ms | TTFT p99 ms |"
 echo "|---|---|---|---|---|---|---|"
-for t in direct passthrough gateway vkey anthropic; do
+for t in $ROWS; do
   echo "| $t | ${RPS[$t]} | ${CPU[$t]} | ${P50[$t]} | ${P99[$t]} | ${TTFT50[$t]} | ${TTFT99[$t]} |"
 done
 python3 - <<PY
@@ -182,6 +231,11 @@ vk = dict(cpu=${CPU[vkey]}, p50=${P50[vkey]}, p99=${P99[vkey]})
 print(f"virtual key + budget + limits + spend vs master key: p50 {vk['p50']-gw['p50']:+.1f} µs (target <= 100 µs), CPU {vk['cpu']-gw['cpu']:+.1f} µs/request")
 an = dict(cpu=${CPU[anthropic]}, p50=${P50[anthropic]}, p99=${P99[anthropic]}, t50=${TTFT50[anthropic]})
 print(f"Anthropic-backed chat vs OpenAI-backed: p50 {an['p50']-gw['p50']:+.1f} µs, CPU {an['cpu']-gw['cpu']:+.1f} µs/request, TTFT p50 {(an['t50']-gw['t50'])*1000:+.1f} µs")
+no = dict(cpu=${CPU[nolog]}, p50=${P50[nolog]})
+print(f"spend logs off (disable_spend_logs): CPU per request / pass-through = {no['cpu']/pt['cpu']:.2f}x, p50 at c=1 - pass-through = {no['p50']-pt['p50']:.1f} µs")
+pg = "${CPU[postgres]:-}"
+if pg:
+    print(f"PostgreSQL store: CPU per request / pass-through = {float(pg)/pt['cpu']:.2f}x (the gateway process; the database's own CPU is not in it)")
 print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB, 70 s after load ${GW_LATE_RSS} kB (target idle <= 20480 kB, back to baseline after load)")
 PY
 
