@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway vs bare pass-through vs direct mock, in one run, on this machine.
 #
-#   bash bench/run.sh            # about five minutes
+#   bash bench/run.sh            # about seven minutes
 #
 # The proxy under test (gateway or pass-through) is pinned to core 1; the load generator and
 # the mock upstream share core 0. For each target it measures throughput at saturation and the
@@ -154,14 +154,17 @@ LUA="$WORK/post.lua"; MODEL=bench-model
 # with `disable_spend_logs: true` (spend still counted per key; no log row written), then, when
 # the PostgreSQL 15 server binaries are installed, with its store in PostgreSQL (the production
 # setup: spend-log rows are written by the database server, which runs on core 0 with the load).
-second_gateway() { # name config-dir
+declare -A URL PID
+URL[passthrough]="http://127.0.0.1:$PASS/v1/chat/completions"; PID[passthrough]=$PASS_PID
+URL[gateway]="http://127.0.0.1:$GW/v1/chat/completions"; PID[gateway]=$GW_PID
+second_gateway() { # name config-dir; the process stays up (idle) for the rounds below
   local port pid
   port=$(free_port)
   (cd "$2" && exec taskset -c 1 "$OLDPWD/target/release/litellm" --config config.yaml --host 127.0.0.1 --port "$port" 2>"$2/gw.log") & PIDS+=($!); pid=$!
   wait_port "$port" || { cat "$2/gw.log"; exit 1; }
   sleep 1
-  measure "$1" "http://127.0.0.1:$port/v1/chat/completions" "$pid"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  URL[$1]="http://127.0.0.1:$port/v1/chat/completions"; PID[$1]=$pid
+  measure "$1" "${URL[$1]}" "$pid"
 }
 mkdir -p "$WORK/nolog"
 gateway_config "" | sed 's/disable_spend_logs: .*/disable_spend_logs: true/' > "$WORK/nolog/config.yaml"
@@ -183,6 +186,21 @@ if [ -x "$PG_BIN/postgres" ]; then
   second_gateway postgres "$WORK/pg"
   ROWS="$ROWS postgres"
 fi
+
+# CPU per request again, interleaved. On a shared machine, speed can drift by 20 % from one minute
+# to the next, so one window per target can decide a ratio by itself: five rounds of a few
+# seconds per target, one target after another; the ratios reported are medians over rounds.
+CPU_TARGETS="passthrough gateway nolog"
+[ -n "${PID[postgres]:-}" ] && CPU_TARGETS="$CPU_TARGETS postgres"
+declare -A ROUND_CPU
+for _ in 1 2 3 4 5; do
+  for t in $CPU_TARGETS; do
+    t0=$(cpu_ticks "${PID[$t]}")
+    read -r _ _ _ n < <(load "${URL[$t]}" "$CONNS" "${BENCH_ROUND:-4}")
+    t1=$(cpu_ticks "${PID[$t]}")
+    ROUND_CPU[$t]+="$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')") "
+  done
+done
 
 # A 1 MB tool-call argument streamed: as one OpenAI event arriving in 1 KB reads, and as 1,024
 # Anthropic events. Linear decoding keeps both near the time to move 1 MB.
@@ -236,6 +254,16 @@ print(f"spend logs off (disable_spend_logs): CPU per request / pass-through = {n
 pg = "${CPU[postgres]:-}"
 if pg:
     print(f"PostgreSQL store: CPU per request / pass-through = {float(pg)/pt['cpu']:.2f}x (the gateway process; the database's own CPU is not in it)")
+import statistics
+rounds = {}
+for part in """$(for t in $CPU_TARGETS; do echo "$t:${ROUND_CPU[$t]}"; done)""".strip().splitlines():
+    name, vals = part.split(":", 1)
+    rounds[name] = [float(x) for x in vals.split()]
+print("CPU µs/request, interleaved rounds: " + "; ".join(f"{t} {' '.join(f'{v:.1f}' for v in vs)}" for t, vs in rounds.items()))
+for t in rounds:
+    if t != "passthrough":
+        ratios = [g / p for g, p in zip(rounds[t], rounds["passthrough"])]
+        print(f"  {t} / pass-through, median of rounds: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB, 70 s after load ${GW_LATE_RSS} kB (target idle <= 20480 kB, back to baseline after load)")
 PY
 
