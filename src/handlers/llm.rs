@@ -1355,7 +1355,7 @@ async fn send(
     up: UpstreamRequest,
     timeout: Duration,
     provider: Provider,
-) -> ApiResult<hyper::Response<hyper::body::Incoming>> {
+) -> ApiResult<hyper::Response<client::Body>> {
     match tokio::time::timeout(timeout, state.upstream.post(up)).await {
         Err(_) => Err(timeout_error(provider, timeout)),
         Ok(Ok(r)) => Ok(r),
@@ -1382,7 +1382,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn read_limited(
-    body: hyper::body::Incoming,
+    body: client::Body,
     timeout: Duration,
     provider: Provider,
     limit: Option<usize>,

@@ -1,9 +1,14 @@
-//! The one pooled HTTP client for upstream calls on the request path.
+//! The pooled HTTP clients for upstream calls on the request path.
 //!
 //! A hyper client with rustls (HTTP/1.1 and HTTP/2, keep-alive pool, TCP_NODELAY) instead of
 //! reqwest: on the hot path it avoids URL re-parsing (IDNA), redirect and decompression layers,
 //! which measured as a large share of the gateway's per-request CPU. Auxiliary calls (health
 //! probes, token endpoints) may still use reqwest.
+//!
+//! Plain-HTTP upstreams (self-hosted models, local servers) called with a deployment's own
+//! base URL use the deployment's [`Http1Pool`] instead: a stack of keep-alive connections that
+//! needs no per-call key hashing or checkout machinery. A connection goes back on the stack
+//! when its response body has been read to the end; one dropped earlier is closed.
 
 use super::openai::UpstreamRequest;
 use bytes::Bytes;
@@ -16,15 +21,18 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 /// An upstream response body as a stream of chunks.
 pub type ByteStream = BoxStream<'static, Result<Bytes, BoxError>>;
 
 #[derive(Clone)]
 pub struct UpstreamClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connect_timeout: Duration,
+    pool_idle: Duration,
 }
 
 impl UpstreamClient {
@@ -47,11 +55,16 @@ impl UpstreamClient {
             .pool_idle_timeout(pool_idle)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(https);
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            connect_timeout,
+            pool_idle,
+        })
     }
 
     /// Sends a POST; resolves when the response head arrives.
-    pub async fn post(&self, up: UpstreamRequest) -> Result<hyper::Response<Incoming>, BoxError> {
+    pub async fn post(&self, up: UpstreamRequest) -> Result<hyper::Response<Body>, BoxError> {
+        let pool = up.pool.clone();
         let mut req = hyper::Request::new(Full::new(up.body));
         *req.method_mut() = hyper::Method::POST;
         *req.uri_mut() = up.url;
@@ -60,13 +73,302 @@ impl UpstreamClient {
         for (k, v) in up.headers {
             headers.append(k, v);
         }
-        Ok(self.inner.request(req).await?)
+        match pool {
+            Some(pool) => pool.send(req, self).await,
+            None => Ok(self.inner.request(req).await?.map(Body::plain)),
+        }
+    }
+}
+
+/// Keep-alive HTTP/1.1 connections to one plain-HTTP upstream (see the module header).
+#[derive(Debug)]
+pub struct Http1Pool {
+    /// `host:port` to connect to.
+    addr: String,
+    idle: std::sync::Mutex<Vec<(Sender, Instant)>>,
+}
+
+/// Connections idle beyond this many are closed instead of kept.
+const MAX_IDLE: usize = 512;
+/// Sends tried on connections found closed before a fresh one is opened.
+const STALE_TRIES: usize = 3;
+
+impl Http1Pool {
+    /// A pool for `url`, or `None` unless it is plain HTTP with a host.
+    pub fn for_url(url: &hyper::Uri) -> Option<Arc<Self>> {
+        if url.scheme_str() != Some("http") {
+            return None;
+        }
+        let host = url.host()?;
+        let port = url.port_u16().unwrap_or(80);
+        Some(Arc::new(Self {
+            addr: format!("{host}:{port}"),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        mut req: hyper::Request<Full<Bytes>>,
+        client: &UpstreamClient,
+    ) -> Result<hyper::Response<Body>, BoxError> {
+        // HTTP/1 to an origin server takes the path alone (the Host header names the server).
+        if let Some(pq) = req.uri().path_and_query().cloned() {
+            *req.uri_mut() = hyper::Uri::from(pq);
+        }
+        let mut tries = 0;
+        loop {
+            let reused = if tries < STALE_TRIES {
+                self.checkout(client.pool_idle).await
+            } else {
+                None
+            };
+            let mut sender = match reused {
+                Some(s) => s,
+                None => self.connect(client.connect_timeout).await?,
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let back = (sender, self.clone(), client.pool_idle);
+                    return Ok(resp.map(|inner| Body {
+                        inner,
+                        back: Some(back),
+                    }));
+                }
+                // Not sent (the connection closed while idle): another one gets it.
+                Err(mut e) => match e.take_message() {
+                    Some(r) => {
+                        req = r;
+                        tries += 1;
+                    }
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// The most recently used idle connection that is still open, if any.
+    async fn checkout(&self, max_idle: Duration) -> Option<Sender> {
+        loop {
+            let (mut sender, since) = self.idle.lock().ok()?.pop()?;
+            if sender.is_closed() || since.elapsed() > max_idle {
+                continue;
+            }
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // Its last body was read, so the connection is finishing that exchange.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<Sender, BoxError> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| format!("connect to {} timed out", self.addr))??;
+        stream.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn put(&self, sender: Sender, max_idle: Duration) {
+        if sender.is_closed() {
+            return;
+        }
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        // The oldest are at the front: drop those past the idle timeout.
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| since.elapsed() > max_idle)
+            .count();
+        idle.drain(..expired);
+        if idle.len() < MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    /// Idle connections now held (for tests).
+    pub fn idle_len(&self) -> usize {
+        self.idle.lock().map_or(0, |v| v.len())
+    }
+}
+
+/// An upstream response body; a pooled connection goes back to its pool once the body has
+/// been read to the end.
+pub struct Body {
+    inner: Incoming,
+    /// The connection, its pool and the pool's idle timeout.
+    back: Option<(Sender, Arc<Http1Pool>, Duration)>,
+}
+
+impl Body {
+    fn plain(inner: Incoming) -> Self {
+        Self { inner, back: None }
+    }
+
+    fn release(&mut self) {
+        if let Some((sender, pool, max_idle)) = self.back.take() {
+            pool.put(sender, max_idle);
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => self.release(),
+            std::task::Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            std::task::Poll::Ready(Some(Err(_))) => self.back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
 /// The body of a response as a chunk stream.
-pub fn body_stream(body: Incoming) -> ByteStream {
+pub fn body_stream(body: Body) -> ByteStream {
     BodyDataStream::new(body)
         .map(|r| r.map_err(BoxError::from))
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A keep-alive HTTP/1 server answering `hello` (or a 64 KiB body for `/big`); counts the
+    /// connections it accepted. With `close_after_one`, each connection ends after one exchange.
+    async fn server(close_after_one: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let svc = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+                    let body = if req.uri().path() == "/big" {
+                        Bytes::from(vec![b'x'; 64 * 1024])
+                    } else {
+                        Bytes::from_static(b"hello")
+                    };
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body)))
+                });
+                tokio::spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(!close_after_one)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                    let _ = conn.await;
+                });
+            }
+        });
+        (format!("http://{addr}"), accepted)
+    }
+
+    fn request(base: &str, path: &str, pool: &Arc<Http1Pool>) -> UpstreamRequest {
+        let url: hyper::Uri = format!("{base}{path}").parse().unwrap();
+        let host = url.authority().unwrap().as_str().to_string();
+        UpstreamRequest {
+            url,
+            headers: vec![(
+                hyper::header::HOST,
+                hyper::header::HeaderValue::from_str(&host).unwrap(),
+            )],
+            body: Bytes::from_static(b"{}"),
+            pool: Some(pool.clone()),
+        }
+    }
+
+    fn client() -> UpstreamClient {
+        UpstreamClient::new(Duration::from_secs(2), Duration::from_secs(30)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn pooled_connections_are_reused_once_their_body_is_read() {
+        let (base, accepted) = server(false).await;
+        let pool = Http1Pool::for_url(&base.parse().unwrap()).unwrap();
+        let c = client();
+        for _ in 0..5 {
+            let r = c.post(request(&base, "/v1/x", &pool)).await.unwrap();
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_len(), 1);
+
+        // Two calls in flight at once need two connections; both come back.
+        let (a, b) = tokio::join!(
+            c.post(request(&base, "/big", &pool)),
+            c.post(request(&base, "/big", &pool))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            a.into_body().collect().await.unwrap().to_bytes().len(),
+            64 * 1024
+        );
+        assert_eq!(
+            b.into_body().collect().await.unwrap().to_bytes().len(),
+            64 * 1024
+        );
+        assert_eq!(pool.idle_len(), 2);
+
+        // A body dropped before its end takes its connection with it.
+        let r = c.post(request(&base, "/big", &pool)).await.unwrap();
+        drop(r);
+        assert_eq!(pool.idle_len(), 1);
+        let r = c.post(request(&base, "/v1/x", &pool)).await.unwrap();
+        assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "hello");
+        assert_eq!(pool.idle_len(), 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn connections_the_upstream_closed_are_replaced() {
+        let (base, accepted) = server(true).await;
+        let pool = Http1Pool::for_url(&base.parse().unwrap()).unwrap();
+        let c = client();
+        for i in 1..=4 {
+            let r = c.post(request(&base, "/v1/x", &pool)).await.unwrap();
+            assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "hello");
+            // Give the closed connection's task a moment to notice.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(accepted.load(Ordering::SeqCst), i);
+        }
+    }
+
+    #[test]
+    fn only_plain_http_gets_a_pool() {
+        assert!(Http1Pool::for_url(&"https://api.openai.com/v1".parse().unwrap()).is_none());
+        let p = Http1Pool::for_url(&"http://[::1]:8000/v1".parse().unwrap()).unwrap();
+        assert_eq!(p.addr, "[::1]:8000");
+        let p = Http1Pool::for_url(&"http://vllm.internal/v1".parse().unwrap()).unwrap();
+        assert_eq!(p.addr, "vllm.internal:80");
+    }
 }

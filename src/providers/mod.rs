@@ -136,6 +136,7 @@ pub async fn build_request(
             url: openai::upstream_uri(&url)?,
             headers: openai::typed_headers(&headers)?,
             body: encode(body)?,
+            pool: None,
         })
     };
     // The non-OpenAI adapters rewrite their own copy.
@@ -251,6 +252,7 @@ pub async fn build_request(
                 url: openai::upstream_uri(&url)?,
                 headers: openai::typed_headers(&headers)?,
                 body: bytes,
+                pool: None,
             })
         }
         (Provider::Cohere, Chat) => {
@@ -355,6 +357,7 @@ pub fn anthropic_request(
         url: openai::upstream_uri(&anthropic::messages_url(base))?,
         headers: openai::typed_headers(&headers)?,
         body: encode(body)?,
+        pool: None,
     })
 }
 

@@ -5,6 +5,7 @@
 //! (unknown fields included) with the deployment's defaults filled in, `model` set to the
 //! upstream id, and the few per-provider rewrites LiteLLM applies.
 
+use super::client::Http1Pool;
 use super::compat::{KeyHeader, Quirk};
 use super::Provider;
 use crate::error::{ApiError, ApiResult, ErrorClass};
@@ -12,6 +13,7 @@ use crate::routing::Deployment;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Azure API version used when neither the deployment nor `AZURE_API_VERSION` sets one.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
@@ -56,6 +58,8 @@ pub struct UpstreamRequest {
     pub url: Uri,
     pub headers: Headers,
     pub body: Bytes,
+    /// The deployment's own connections, for a plain-HTTP call to its configured base.
+    pub pool: Option<Arc<Http1Pool>>,
 }
 
 /// Per-request options: the credential overrides the caller is allowed to make and the
@@ -118,6 +122,7 @@ pub struct Prebuilt {
     /// Indexed by [`Endpoint::index`].
     urls: [Uri; 4],
     headers: Headers,
+    pool: Option<Arc<Http1Pool>>,
 }
 
 impl Prebuilt {
@@ -128,6 +133,7 @@ impl Prebuilt {
         let target = |e| target(d, e, &d.upstream_model, &ov).ok();
         let (chat, headers) = target(Endpoint::ChatCompletions)?;
         Some(Self {
+            pool: Http1Pool::for_url(&chat),
             urls: [
                 chat,
                 target(Endpoint::Completions)?.0,
@@ -174,14 +180,22 @@ pub fn build_request(
     let prebuilt = d.openai.as_ref().filter(|_| {
         !ov.redirects() && (d.provider != Provider::Azure || upstream_model == d.upstream_model)
     });
-    let (url, headers) = match prebuilt {
-        Some(p) => (p.urls[endpoint.index()].clone(), p.headers.clone()),
-        None => target(d, endpoint, upstream_model, ov)?,
+    let (url, headers, pool) = match prebuilt {
+        Some(p) => (
+            p.urls[endpoint.index()].clone(),
+            p.headers.clone(),
+            p.pool.clone(),
+        ),
+        None => {
+            let (url, headers) = target(d, endpoint, upstream_model, ov)?;
+            (url, headers, None)
+        }
     };
     Ok(UpstreamRequest {
         url,
         headers,
         body: Bytes::from(body),
+        pool,
     })
 }
 
