@@ -40,20 +40,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = routes::build_app(state);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(routes::front(state));
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     // TCP_NODELAY on accepted sockets: small SSE frames must not wait for Nagle.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(
-                "shutdown requested: not accepting new connections, draining in-flight requests"
-            );
-            let _ = tx.send(true);
-        });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            "shutdown requested: not accepting new connections, draining in-flight requests"
+        );
+        let _ = tx.send(true);
+    });
     let deadline = async move {
         if rx.wait_for(|stopping| *stopping).await.is_err() {
             std::future::pending::<()>().await;

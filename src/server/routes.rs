@@ -29,7 +29,14 @@ use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{Cors, CorsLayer};
 
+/// The whole app as a router (for embedding and tests); the server itself serves [`front`]
+/// without this outer router's path matching.
 pub fn build_app(state: AppState) -> Router {
+    Router::new().fallback_service(front(state))
+}
+
+/// The service the server runs: every route, with LLM calls dispatched ahead of the router.
+pub(crate) fn front(state: AppState) -> Front {
     let mut r = Router::new();
     for prefix in ["", "/v1"] {
         r = r
@@ -251,7 +258,7 @@ pub fn build_app(state: AppState) -> Router {
         // Handlers enforce `max_request_size_mb` themselves, with an OpenAI-shaped 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
-    Router::new().fallback_service(Front::new(app, state))
+    Front::new(app, state)
 }
 
 /// The LLM calls served ahead of the router: `POST` to these paths goes straight to the
@@ -276,7 +283,7 @@ fn direct_route(method: &axum::http::Method, path: &str) -> Option<llm::CallKind
 /// through LiteLLM's CORS middleware, skipping the CORS layer's per-request work. LLM calls
 /// without an `Origin` take [`direct_route`].
 #[derive(Clone)]
-struct Front {
+pub(crate) struct Front {
     plain: Router,
     cors: Cors<Router>,
     state: AppState,
