@@ -116,8 +116,9 @@ impl Http1Pool {
         if let Some(pq) = req.uri().path_and_query().cloned() {
             *req.uri_mut() = hyper::Uri::from(pq);
         }
-        let mut tries = 0;
-        loop {
+        // Idle connections first; one found closed when the request is handed to it gives the
+        // request back, so the next is tried, and after a few a fresh one, once.
+        for tries in 0..=STALE_TRIES {
             let reused = if tries < STALE_TRIES {
                 self.checkout(client.pool_idle).await
             } else {
@@ -135,16 +136,13 @@ impl Http1Pool {
                         back: Some(back),
                     }));
                 }
-                // Not sent (the connection closed while idle): another one gets it.
                 Err(mut e) => match e.take_message() {
-                    Some(r) => {
-                        req = r;
-                        tries += 1;
-                    }
-                    None => return Err(e.into_error().into()),
+                    Some(r) if tries < STALE_TRIES => req = r,
+                    _ => return Err(e.into_error().into()),
                 },
             }
         }
+        Err(format!("no usable connection to {}", self.addr).into())
     }
 
     /// The most recently used idle connection that is still open, if any.
