@@ -6,6 +6,7 @@
 //! spliced over the old value's bytes, and only `usage` is parsed (for accounting).
 
 use super::Usage;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// A top-level member of a JSON object, as byte ranges of the scanned text.
@@ -207,32 +208,34 @@ pub struct ChunkRewrite {
     pub output_chars: usize,
 }
 
+// What accounting reads from a chunk's choices; strings borrowed from the chunk unless
+// they hold escapes.
 #[derive(serde::Deserialize)]
-struct ChoiceLite {
-    #[serde(default)]
-    delta: Option<DeltaLite>,
+struct ChoiceLite<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaLite<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct DeltaLite {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolLite>>,
+struct DeltaLite<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolLite<'a>>>,
 }
 
 #[derive(serde::Deserialize)]
-struct ToolLite {
-    #[serde(default)]
-    function: Option<FnLite>,
+struct ToolLite<'a> {
+    #[serde(default, borrow)]
+    function: Option<FnLite<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct FnLite {
-    #[serde(default)]
-    arguments: Option<String>,
+struct FnLite<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
 }
 
 /// Rewrites one OpenAI `chat.completion.chunk` for the client without building a JSON tree:
@@ -255,14 +258,14 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
                 let choices: Vec<ChoiceLite> = serde_json::from_slice(raw).ok()?;
                 no_choices = choices.is_empty();
                 for d in choices.iter().filter_map(|c| c.delta.as_ref()) {
-                    r.output_chars += d.content.as_ref().map_or(0, String::len)
-                        + d.reasoning_content.as_ref().map_or(0, String::len);
+                    r.output_chars += d.content.as_ref().map_or(0, |s| s.len())
+                        + d.reasoning_content.as_ref().map_or(0, |s| s.len());
                     for t in d.tool_calls.iter().flatten() {
                         r.output_chars += t
                             .function
                             .as_ref()
                             .and_then(|f| f.arguments.as_ref())
-                            .map_or(0, String::len);
+                            .map_or(0, |s| s.len());
                     }
                 }
             }

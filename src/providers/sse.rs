@@ -41,50 +41,57 @@ impl SseDecoder {
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            let nl = self.buf[self.scanned..].iter().position(|&b| b == b'\n');
-            let Some(rel) = nl else {
+            let Some(rel) = memchr::memchr(b'\n', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
                 return None;
             };
             let end = self.scanned + rel;
-            let line_bytes = self.buf.split_to(end + 1);
             self.scanned = 0;
-            let mut line = &line_bytes[..line_bytes.len() - 1];
+            let mut line = &self.buf[..end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
+            let mut dispatched = None;
             if line.is_empty() {
                 if self.has_data {
                     self.has_data = false;
-                    return Some(SseEvent {
+                    dispatched = Some(SseEvent {
                         event: self.event.take(),
                         data: std::mem::take(&mut self.data),
                     });
+                } else {
+                    self.event = None;
                 }
-                self.event = None;
-                continue;
-            }
-            if line[0] == b':' {
-                continue;
-            }
-            let (field, value) = match line.iter().position(|&b| b == b':') {
-                Some(i) => {
-                    let v = &line[i + 1..];
-                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-                }
-                None => (line, &b""[..]),
-            };
-            let value = String::from_utf8_lossy(value);
-            match field {
-                b"data" => {
-                    if self.has_data {
-                        self.data.push('\n');
+            } else if line[0] != b':' {
+                let (field, value) = match memchr::memchr(b':', line) {
+                    Some(i) => {
+                        let v = &line[i + 1..];
+                        (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
                     }
-                    self.data.push_str(&value);
-                    self.has_data = true;
+                    None => (line, &b""[..]),
+                };
+                // Valid UTF-8 (the rule) is checked on the fast path; anything else is
+                // replaced, as the specification says.
+                let value = match std::str::from_utf8(value) {
+                    Ok(v) => std::borrow::Cow::Borrowed(v),
+                    Err(_) => String::from_utf8_lossy(value),
+                };
+                match field {
+                    b"data" => {
+                        if self.has_data {
+                            self.data.push('\n');
+                        }
+                        self.data.push_str(&value);
+                        self.has_data = true;
+                    }
+                    b"event" => self.event = Some(value.into_owned()),
+                    _ => {}
                 }
-                b"event" => self.event = Some(value.into_owned()),
-                _ => {}
+            }
+            // The line is consumed in place (no split-off buffer per line).
+            self.buf.advance(end + 1);
+            if dispatched.is_some() {
+                return dispatched;
             }
         }
     }
@@ -171,6 +178,16 @@ mod tests {
             let _ = d.next_event().map(|e| assert_eq!(e.data.len(), 1 << 20));
         }
         assert!(d.next_event().is_none());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_unknown_fields_ignored() {
+        let mut d = SseDecoder::new();
+        d.push(b"id: 7\nretry: 10\ndata: a\xffb\n\n");
+        let ev = all(&mut d);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].data, "a\u{fffd}b");
+        assert!(d.pending().is_empty());
     }
 
     #[test]
