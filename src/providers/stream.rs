@@ -568,7 +568,9 @@ pub async fn open(
             ))
         }
     };
-    let rest = futures::stream::unfold(s, |mut s| async move {
+    // Boxed: the state moves in and out of each step's future, a pointer instead of the
+    // whole stream state.
+    let rest = futures::stream::unfold(Box::new(s), |mut s| async move {
         match s.next().await? {
             Next::Frame(b) => Some((Ok(b), s)),
             Next::Failed(e) => {
