@@ -457,6 +457,17 @@ mod tests {
             .any(|(n, v)| n.as_str() == name && v.to_str().ok() == Some(value))
     }
 
+    /// The request for [`body`] to `d`.
+    fn build(
+        d: &Deployment,
+        endpoint: Endpoint,
+        model: &str,
+        stream: bool,
+        ov: &Overrides<'_>,
+    ) -> UpstreamRequest {
+        build_request(d, endpoint, model, &body(), stream, ov).unwrap()
+    }
+
     fn body() -> Map<String, Value> {
         json!({"model":"g","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"custom_field":1})
             .as_object()
@@ -467,15 +478,13 @@ mod tests {
     #[test]
     fn openai_request_forwards_unknown_fields_and_sets_model() {
         let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o-mini, api_key: sk-x, api_base: 'http://127.0.0.1:9/v1/', temperature: 0.3}\n");
-        let r = build_request(
+        let r = build(
             &d,
             Endpoint::ChatCompletions,
             "gpt-4o-mini",
-            &body(),
             true,
             &Overrides::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(r.url, "http://127.0.0.1:9/v1/chat/completions");
         assert!(has(&r, "authorization", "Bearer sk-x"));
         let b: Value = serde_json::from_slice(&r.body).unwrap();
@@ -488,15 +497,13 @@ mod tests {
     #[test]
     fn azure_url_and_header() {
         let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: azure/my-dep, api_key: az, api_base: 'https://x.openai.azure.com/', api_version: '2024-06-01'}\n");
-        let r = build_request(
+        let r = build(
             &d,
             Endpoint::Embeddings,
             "my-dep",
-            &body(),
             false,
             &Overrides::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(r.url, "https://x.openai.azure.com/openai/deployments/my-dep/embeddings?api-version=2024-06-01");
         assert!(has(&r, "api-key", "az"));
     }
@@ -504,15 +511,13 @@ mod tests {
     #[test]
     fn reasoning_models_use_max_completion_tokens() {
         let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/o3-mini, api_key: k}\n");
-        let r = build_request(
+        let r = build(
             &d,
             Endpoint::ChatCompletions,
             "o3-mini",
-            &body(),
             false,
             &Overrides::default(),
-        )
-        .unwrap();
+        );
         let b: Value = serde_json::from_slice(&r.body).unwrap();
         assert!(b.get("max_tokens").is_none());
         assert_eq!(b["max_completion_tokens"], 5);
@@ -597,15 +602,7 @@ mod tests {
     fn prebuilt_targets_give_way_to_request_overrides() {
         let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: sk-conf, api_base: 'http://127.0.0.1:9/v1', organization: org-1, extra_headers: {x-team: blue}}\n");
         assert!(d.openai.is_some());
-        let plain = build_request(
-            &d,
-            Endpoint::Embeddings,
-            "m",
-            &body(),
-            false,
-            &Overrides::default(),
-        )
-        .unwrap();
+        let plain = build(&d, Endpoint::Embeddings, "m", false, &Overrides::default());
         assert_eq!(plain.url, "http://127.0.0.1:9/v1/embeddings");
         assert!(has(&plain, "authorization", "Bearer sk-conf"));
         assert!(has(&plain, "openai-organization", "org-1"));
@@ -617,7 +614,7 @@ mod tests {
             api_base: Some("http://127.0.0.1:10/other/"),
             ..Default::default()
         };
-        let moved = build_request(&d, Endpoint::ChatCompletions, "m", &body(), false, &ov).unwrap();
+        let moved = build(&d, Endpoint::ChatCompletions, "m", false, &ov);
         assert_eq!(moved.url, "http://127.0.0.1:10/other/chat/completions");
         assert!(has(&moved, "authorization", "Bearer sk-client"));
         assert!(!has(&moved, "authorization", "Bearer sk-conf"));
@@ -631,15 +628,13 @@ mod tests {
 
         // Azure names the model in its URL: a wildcard's capture gets its own URL.
         let az = dep("model_list:\n  - model_name: 'az/*'\n    litellm_params: {model: 'azure/*', api_key: az, api_base: 'https://x.openai.azure.com', api_version: '2024-06-01'}\n");
-        let r = build_request(
+        let r = build(
             &az,
             Endpoint::ChatCompletions,
             "dep-7",
-            &body(),
             false,
             &Overrides::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(r.url, "https://x.openai.azure.com/openai/deployments/dep-7/chat/completions?api-version=2024-06-01");
         assert!(has(&r, "host", "x.openai.azure.com"));
         let r = build_request(
