@@ -176,7 +176,7 @@ pub fn build_request(
         forwarded_body(body, &d.defaults, upstream_model, ov, stream_options)
     }
     .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))?;
-    // A Azure URL names the model, so the prebuilt one only serves the deployment's own.
+    // An Azure URL names the model, so the prebuilt one only serves the deployment's own.
     let prebuilt = d.openai.as_ref().filter(|_| {
         !ov.redirects() && (d.provider != Provider::Azure || upstream_model == d.upstream_model)
     });
@@ -323,9 +323,12 @@ fn target(
     }
     headers.extend(typed_headers(&d.extra_headers)?);
     let url = upstream_uri(&url)?;
-    // Set here, the pooled client keeps it instead of formatting `host:port` on every call.
-    if let Some(host) = host_header(&url) {
-        headers.push((http::header::HOST, host));
+    // Set here, the pooled client keeps it instead of formatting `host:port` on every call;
+    // a `Host` among the configured `extra_headers` stays the only one.
+    if !headers.iter().any(|(n, _)| n == http::header::HOST) {
+        if let Some(host) = host_header(&url) {
+            headers.push((http::header::HOST, host));
+        }
     }
     Ok((url, headers))
 }
@@ -650,6 +653,21 @@ mod tests {
         )
         .unwrap();
         assert!(r.url.to_string().ends_with("?api-version=2025-01-01"));
+    }
+
+    #[test]
+    fn a_configured_host_header_is_kept_alone() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: k, api_base: 'http://127.0.0.1:9/v1', extra_headers: {Host: llm.internal}}\n");
+        let r = build(
+            &d,
+            Endpoint::ChatCompletions,
+            "m",
+            false,
+            &Overrides::default(),
+        );
+        let hosts: Vec<_> = r.headers.iter().filter(|(n, _)| n == "host").collect();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].1, "llm.internal");
     }
 
     #[test]
