@@ -165,8 +165,9 @@ fn push_status_and_duration(buf: &mut Vec<u8>, l: &AccessLine<'_>, between: &[u8
     }
 }
 
-/// `n` in decimal, written at the end of `buf`; the digits are the returned slice.
-fn decimal_text(mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
+/// `n` in decimal, written at the end of `buf` (which must have room); the digits are the
+/// returned slice.
+fn decimal_text(mut n: u64, buf: &mut [u8]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -178,6 +179,15 @@ fn decimal_text(mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
     }
 }
 
+/// The last `dst.len()` decimal digits of `n` into `dst`, zero-padded: fixed-width fields of
+/// timestamps and fractions.
+pub fn fill_digits(dst: &mut [u8], mut n: u64) {
+    for d in dst.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
 /// Milliseconds with three decimals (`12.346`), as `{:.3}` prints them, written at the end of
 /// `buf` without the formatting machinery (whose `{:.3}` on an `f64` takes the slow exact-decimal
 /// path); `None` for a value outside `0..1e12` or not finite, for the caller to format.
@@ -186,17 +196,11 @@ pub fn millis_text(ms: f64, buf: &mut [u8; 24]) -> Option<&[u8]> {
         return None;
     }
     let micros = (ms * 1000.0).round() as u64;
-    let end = buf.len();
-    let whole = decimal_text(micros / 1000, buf).len();
-    // The fraction goes after the whole part: shift it left by four to make room.
-    let start = end - whole - 4;
-    buf.copy_within(end - whole..end, start);
-    buf[end - 4] = b'.';
-    let frac = micros % 1000;
-    buf[end - 3] = b'0' + (frac / 100) as u8;
-    buf[end - 2] = b'0' + (frac / 10 % 10) as u8;
-    buf[end - 1] = b'0' + (frac % 10) as u8;
-    Some(&buf[start..])
+    let point = buf.len() - 4;
+    fill_digits(&mut buf[point + 1..], micros % 1000);
+    buf[point] = b'.';
+    let whole = decimal_text(micros / 1000, &mut buf[..point]).len();
+    Some(&buf[point - whole..])
 }
 
 /// `2026-11-29T03:15:56.123456Z` into `out`, without a calendar library call per line.
@@ -214,13 +218,7 @@ fn rfc3339_micros(t: std::time::SystemTime, out: &mut [u8; 27]) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut put = |at: usize, v: u64, width: usize| {
-        let mut v = v;
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
+    let mut put = |at: usize, v: u64, width: usize| fill_digits(&mut out[at..at + width], v);
     put(0, year.clamp(0, 9999) as u64, 4);
     put(5, month as u64, 2);
     put(8, day as u64, 2);

@@ -184,11 +184,8 @@ pub fn fmt_ts(t: NaiveDateTime) -> String {
         (23, t.nanosecond() % 1_000_000_000 / 1_000_000),
     ];
     let mut start = 0;
-    for (end, mut n) in fields {
-        for d in out[start..end].iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
+    for (end, n) in fields {
+        crate::telemetry::fill_digits(&mut out[start..end], u64::from(n));
         start = end + 1;
     }
     String::from_utf8_lossy(&out).into_owned()
