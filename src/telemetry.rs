@@ -30,6 +30,8 @@ const MAX_BUFFERED_BYTES: usize = 4 << 20;
 /// Buffers that grew past this during a burst are released after their write, so memory goes
 /// back down after load.
 const KEEP_CAPACITY: usize = 256 * 1024;
+/// With no line for this long, both buffers are released whatever their size.
+const RELEASE_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// Installs the subscriber. Keep the returned guard alive until exit: dropping it writes the
 /// last lines.
@@ -321,7 +323,16 @@ fn write_loop(shared: &Shared) {
             if g.closed {
                 return;
             }
-            g = shared.wake.wait(g).unwrap_or_else(|p| p.into_inner());
+            let (woken, waited) = shared
+                .wake
+                .wait_timeout(g, RELEASE_AFTER_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            g = woken;
+            if waited.timed_out() && g.bytes.is_empty() {
+                // Quiet for a while: give back what the last burst's batches grew to.
+                g.bytes = Vec::new();
+                spare = Vec::new();
+            }
         }
         let deadline = Instant::now() + FLUSH_EVERY;
         while !g.closed && g.bytes.len() < EARLY_FLUSH_BYTES {

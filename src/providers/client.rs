@@ -8,7 +8,9 @@
 //! Plain-HTTP upstreams (self-hosted models, local servers) called with a deployment's own
 //! base URL use the deployment's [`Http1Pool`] instead: a stack of keep-alive connections that
 //! needs no per-call key hashing or checkout machinery. A connection goes back on the stack
-//! when its response body has been read to the end; one dropped earlier is closed.
+//! when its response body has been read to the end; one dropped earlier is closed. Idle
+//! connections are closed by a sweeper task once past the idle timeout, so a burst's
+//! connections (and their buffers) do not outlive it when no further call comes.
 
 use super::openai::UpstreamRequest;
 use bytes::Bytes;
@@ -20,6 +22,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,12 +89,17 @@ pub struct Http1Pool {
     /// `host:port` to connect to.
     addr: String,
     idle: std::sync::Mutex<Vec<(Sender, Instant)>>,
+    /// Whether the sweeper task runs (started by the first connection put back).
+    sweeping: AtomicBool,
 }
 
 /// Connections idle beyond this many are closed instead of kept.
 const MAX_IDLE: usize = 512;
 /// Sends tried on connections found closed before a fresh one is opened.
 const STALE_TRIES: usize = 3;
+/// How often the sweeper looks for connections past the idle timeout (more often when the
+/// timeout itself is shorter).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl Http1Pool {
     /// A pool for `url`, or `None` unless it is plain HTTP with a host.
@@ -104,6 +112,7 @@ impl Http1Pool {
         Some(Arc::new(Self {
             addr: format!("{host}:{port}"),
             idle: std::sync::Mutex::new(Vec::new()),
+            sweeping: AtomicBool::new(false),
         }))
     }
 
@@ -175,27 +184,53 @@ impl Http1Pool {
         Ok(sender)
     }
 
-    fn put(&self, sender: Sender, max_idle: Duration) {
+    fn put(self: &Arc<Self>, sender: Sender, max_idle: Duration) {
         if sender.is_closed() {
             return;
         }
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
-        // The oldest are at the front: drop those past the idle timeout.
-        let expired = idle
-            .iter()
-            .take_while(|(_, since)| since.elapsed() > max_idle)
-            .count();
-        idle.drain(..expired);
-        if idle.len() < MAX_IDLE {
-            idle.push((sender, Instant::now()));
+        {
+            let Ok(mut idle) = self.idle.lock() else {
+                return;
+            };
+            // The oldest are at the front: drop those past the idle timeout.
+            let expired = idle
+                .iter()
+                .take_while(|(_, since)| since.elapsed() > max_idle)
+                .count();
+            idle.drain(..expired);
+            if idle.len() < MAX_IDLE {
+                idle.push((sender, Instant::now()));
+            }
+        }
+        if !self.sweeping.load(Ordering::Relaxed) && !self.sweeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(sweep_while_alive(Arc::downgrade(self), max_idle));
+        }
+    }
+
+    /// Closes the idle connections past `max_idle` and forgets those the upstream closed.
+    fn sweep(&self, max_idle: Duration) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|(sender, since)| !sender.is_closed() && since.elapsed() <= max_idle);
         }
     }
 
     /// Idle connections now held (for tests).
     pub fn idle_len(&self) -> usize {
         self.idle.lock().map_or(0, |v| v.len())
+    }
+}
+
+/// Sweeps `pool` every [`SWEEP_EVERY`] (or `max_idle`, if shorter) until the pool is dropped
+/// (a config reload replaces the deployments, and their pools with them). Dropping an idle
+/// connection's sender ends its connection task, which closes the socket.
+async fn sweep_while_alive(pool: std::sync::Weak<Http1Pool>, max_idle: Duration) {
+    let every = SWEEP_EVERY.min(max_idle).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        pool.sweep(max_idle);
     }
 }
 
@@ -359,6 +394,31 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert_eq!(accepted.load(Ordering::SeqCst), i);
         }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout_without_further_calls() {
+        let (base, accepted) = server(false).await;
+        let pool = Http1Pool::for_url(&base.parse().unwrap()).unwrap();
+        let c = UpstreamClient::new(Duration::from_secs(2), Duration::from_millis(150)).unwrap();
+        let (a, b) = tokio::join!(
+            c.post(request(&base, "/v1/x", &pool)),
+            c.post(request(&base, "/v1/x", &pool))
+        );
+        for r in [a.unwrap(), b.unwrap()] {
+            assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "hello");
+        }
+        assert_eq!(pool.idle_len(), 2);
+        // No call comes; the sweeper closes both once they are idle past the timeout.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.idle_len() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pool.idle_len(), 0);
+        // The next call opens a new connection.
+        let r = c.post(request(&base, "/v1/x", &pool)).await.unwrap();
+        assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[test]
