@@ -203,7 +203,13 @@ impl Http1Pool {
             }
         }
         if !self.sweeping.load(Ordering::Relaxed) && !self.sweeping.swap(true, Ordering::Relaxed) {
-            tokio::spawn(sweep_while_alive(Arc::downgrade(self), max_idle));
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(sweep_while_alive(Arc::downgrade(self), max_idle));
+                }
+                // A body read outside a runtime: the next put from inside one starts it.
+                Err(_) => self.sweeping.store(false, Ordering::Relaxed),
+            }
         }
     }
 
