@@ -39,6 +39,9 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
+# The anonymous part of RSS: heap and stacks, without the binary's own (file-backed) code pages,
+# which a first call touches once and which stay mapped.
+anon_kb() { awk '/^RssAnon/{print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
 
 MOCK=$(free_port); PASS=$(free_port); GW=$(free_port)
@@ -80,6 +83,7 @@ gateway_config "" > "$WORK/config.yaml"
 wait_port "$PASS"; wait_port "$GW"
 sleep 1
 GW_IDLE_RSS=$(rss_kb "$GW_PID")
+GW_IDLE_ANON=$(anon_kb "$GW_PID")
 
 cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
@@ -227,6 +231,7 @@ BIG_OUT=$(big "1 MB tool call, OpenAI event via pass-through" "http://127.0.0.1:
 # memory is read again once they have.
 sleep 70
 GW_LATE_RSS=$(rss_kb "$GW_PID")
+GW_LATE_ANON=$(anon_kb "$GW_PID")
 
 echo
 echo "| target | RPS (c=$CONNS, 1 core) | CPU µs/request | p50 µs (c=1) | p99 µs (c=1) | TTFT p50 ms | TTFT p99 ms |"
@@ -264,7 +269,7 @@ for t in rounds:
     if t != "passthrough":
         ratios = [g / p for g, p in zip(rounds[t], rounds["passthrough"])]
         print(f"  {t} / pass-through, median of rounds: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
-print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB, 70 s after load ${GW_LATE_RSS} kB (target idle <= 20480 kB, back to baseline after load)")
+print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB, 70 s after load ${GW_LATE_RSS} kB (target idle <= 20480 kB, back to baseline after load); anonymous: idle ${GW_IDLE_ANON} kB, 70 s after load ${GW_LATE_ANON} kB")
 PY
 
 echo
