@@ -320,6 +320,10 @@ impl Store {
                     // WAL + NORMAL: a commit survives a crash of the process, without an fsync
                     // per spend batch.
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    // A multi-row spend-log INSERT inside a transaction keeps a statement
+                    // journal (the pages it changes, to undo it alone); past 64 kB SQLite
+                    // spilled it to a temporary file, about one 4 kB write per 30 rows.
+                    .pragma("temp_store", "memory")
                     .busy_timeout(Duration::from_secs(5));
                 // Idle connections close after a while: each holds a page cache and prepared
                 // statements, which would otherwise stay allocated after a burst. Not for an
@@ -327,6 +331,9 @@ impl Store {
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A local file needs no ping before each use: that was one more round
+                    // trip to the connection's thread per spend batch and per lookup.
+                    .test_before_acquire(false)
                     .idle_timeout((!in_memory).then_some(SQLITE_IDLE_TIMEOUT))
                     .connect_with(opts)
                     .await?;
@@ -926,6 +933,32 @@ mod tests {
         let flat: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
         assert_eq!(flat, rows, "every row once, in order");
         assert_eq!(statement_chunks(&rows[..0]).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn embedded_store_keeps_temporary_data_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(None, path.to_str().unwrap()).await.unwrap();
+        let Store::Sqlite(pool) = &store else {
+            unreachable!("no database_url opens SQLite")
+        };
+        // 2 = MEMORY; the pool's connections all run the connect options' pragmas.
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let mut c = pool.acquire().await.unwrap();
+            let (mode,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            assert_eq!(mode, 2);
+            let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+            conns.push(c);
+        }
     }
 
     #[test]
