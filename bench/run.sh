@@ -206,6 +206,18 @@ for _ in 1 2 3 4 5; do
   done
 done
 
+# Latency at concurrency 1 and time to first token, interleaved the same way (pass-through,
+# then gateway, five times): the single windows above sit minutes apart, and on a shared machine
+# the two proxies' c=1 figures moved by hundreds of µs between runs.
+declare -A ROUND_P50 ROUND_P99 ROUND_T50
+for _ in 1 2 3 4 5; do
+  for t in passthrough gateway; do
+    read -r _ p50 p99 _ < <(load "${URL[$t]}" 1 "${BENCH_ROUND:-4}")
+    read -r t50 _ _ _ < <(taskset -c 0 target/release/ttft --url "${URL[$t]}" --key "$KEY" --n 300 --model bench-model)
+    ROUND_P50[$t]+="$p50 "; ROUND_P99[$t]+="$p99 "; ROUND_T50[$t]+="$t50 "
+  done
+done
+
 # A 1 MB tool-call argument streamed: as one OpenAI event arriving in 1 KB reads, and as 1,024
 # Anthropic events. Linear decoding keeps both near the time to move 1 MB.
 big() { # label url model
@@ -269,6 +281,18 @@ for t in rounds:
     if t != "passthrough":
         ratios = [g / p for g, p in zip(rounds[t], rounds["passthrough"])]
         print(f"  {t} / pass-through, median of rounds: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+def series(text):
+    return [float(x) for x in text.split()]
+lp50 = {t: series(v) for t, v in (("passthrough", "${ROUND_P50[passthrough]}"), ("gateway", "${ROUND_P50[gateway]}"))}
+lp99 = {t: series(v) for t, v in (("passthrough", "${ROUND_P99[passthrough]}"), ("gateway", "${ROUND_P99[gateway]}"))}
+lt50 = {t: series(v) for t, v in (("passthrough", "${ROUND_T50[passthrough]}"), ("gateway", "${ROUND_T50[gateway]}"))}
+d50 = [g - p for g, p in zip(lp50["gateway"], lp50["passthrough"])]
+r99 = [g / p for g, p in zip(lp99["gateway"], lp99["passthrough"])]
+dt50 = [(g - p) * 1000 for g, p in zip(lt50["gateway"], lt50["passthrough"])]
+print("c=1 latency and TTFT, interleaved rounds (gateway vs pass-through), medians of rounds:")
+print(f"  p50 added: {statistics.median(d50):.1f} µs (target <= 50 µs; rounds: {', '.join(f'{v:.0f}' for v in d50)})")
+print(f"  p99 ratio: {statistics.median(r99):.2f}x (target <= 1.5x; rounds: {', '.join(f'{v:.2f}' for v in r99)})")
+print(f"  TTFT p50 added: {statistics.median(dt50):.1f} µs (target <= 50 µs; rounds: {', '.join(f'{v:.0f}' for v in dt50)})")
 print(f"gateway RSS: idle ${GW_IDLE_RSS} kB, peak ${GW_PEAK_RSS} kB, 5 s after load ${GW_AFTER_RSS} kB, 70 s after load ${GW_LATE_RSS} kB (target idle <= 20480 kB, back to baseline after load); anonymous: idle ${GW_IDLE_ANON} kB, 70 s after load ${GW_LATE_ANON} kB")
 PY
 
