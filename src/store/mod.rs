@@ -100,9 +100,15 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
 /// per connection (sqlx caches prepared statements by their SQL). A statement sized to each
 /// batch was parsed anew every time, which cost more than inserting its rows.
 const LOG_ROWS_PER_STATEMENT: usize = 64;
-const LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
-/// Bound values per spend-log row (the columns above).
-const LOG_INSERT_PARAMS: usize = 24;
+const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
+/// Bound values per spend-log row in PostgreSQL (the columns above).
+const PG_LOG_INSERT_PARAMS: usize = 24;
+/// The embedded store's lean spend-log table (see its migration): the deployment's columns are
+/// one id into `LiteLLM_SpendLogDeployments`, and NULL stands for the usual `user`, `metadata`,
+/// `cache_hit`, `request_tags` and `status`.
+const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
+/// Bound values per spend-log row in SQLite (the columns above).
+const SQLITE_LOG_INSERT_PARAMS: usize = 19;
 
 /// The spend-log INSERT for `rows` rows (a power of two up to [`LOG_ROWS_PER_STATEMENT`]),
 /// built once per size and backend: the text never changes, so building it per batch was
@@ -113,18 +119,23 @@ fn log_insert_sql(postgres: bool, rows: usize) -> &'static str {
     let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
     SQL[usize::from(postgres) * SIZES + size].get_or_init(|| {
         let rows = 1usize << size;
-        let mut sql = String::with_capacity(LOG_INSERT_COLUMNS.len() + rows * 200);
-        sql.push_str(LOG_INSERT_COLUMNS);
+        let (columns, params) = if postgres {
+            (PG_LOG_INSERT_COLUMNS, PG_LOG_INSERT_PARAMS)
+        } else {
+            (SQLITE_LOG_INSERT_COLUMNS, SQLITE_LOG_INSERT_PARAMS)
+        };
+        let mut sql = String::with_capacity(columns.len() + rows * 200);
+        sql.push_str(columns);
         sql.push_str("VALUES ");
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ",(" });
-            for c in 0..LOG_INSERT_PARAMS {
+            for c in 0..params {
                 if c > 0 {
                     sql.push(',');
                 }
                 if postgres {
                     sql.push('$');
-                    sql.push_str(&(r * LOG_INSERT_PARAMS + c + 1).to_string());
+                    sql.push_str(&(r * params + c + 1).to_string());
                 } else {
                     sql.push('?');
                 }
@@ -208,14 +219,20 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// One spend-log row's values for the SQLite INSERT, in [`LOG_INSERT_COLUMNS`] order.
+/// One spend-log row's values for the SQLite INSERT, in [`SQLITE_LOG_INSERT_COLUMNS`] order;
+/// `deployment` is the row's id in `LiteLLM_SpendLogDeployments`.
 fn bind_sqlite_log<'q>(
     args: &mut sqlx::sqlite::SqliteArguments<'q>,
     l: &'q SpendLogRow,
+    deployment: i64,
 ) -> Result<(), sqlx::error::BoxDynError> {
     use sqlx::Arguments;
+    /// NULL for the value the view shows when the column is NULL.
+    fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
+        (v != usual).then_some(v)
+    }
     args.add(l.request_id.as_str())?;
-    args.add(l.call_type.as_str())?;
+    args.add(deployment)?;
     args.add(l.api_key.as_str())?;
     args.add(l.spend)?;
     args.add(l.total_tokens)?;
@@ -225,20 +242,70 @@ fn bind_sqlite_log<'q>(
     args.add(fmt_ts(l.end_time))?;
     args.add(l.request_duration_ms)?;
     args.add(l.completion_start_time.map(fmt_ts))?;
-    args.add(l.model.as_str())?;
-    args.add(l.model_id.as_str())?;
-    args.add(l.model_group.as_str())?;
-    args.add(l.custom_llm_provider.as_str())?;
-    args.add(l.api_base.as_str())?;
-    args.add(l.user.as_str())?;
-    args.add(json_text(&l.metadata))?;
-    args.add(l.cache_hit.as_str())?;
-    args.add(json_text(&l.request_tags))?;
+    args.add(unless(&l.user, ""))?;
+    args.add(non_empty_json(&l.metadata))?;
+    args.add(unless(&l.cache_hit, "False"))?;
+    args.add(non_empty_json(&l.request_tags))?;
     args.add(l.team_id.as_deref())?;
     args.add(l.organization_id.as_deref())?;
     args.add(l.end_user.as_deref())?;
-    args.add(l.status.as_str())?;
+    args.add(unless(&l.status, "success"))?;
     Ok(())
+}
+
+/// The JSON text of a spend-log object or list column, or None for an empty one (which the
+/// embedded store's view shows as `{}` / `[]`).
+fn non_empty_json(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(m) if m.is_empty() => None,
+        Value::Array(a) if a.is_empty() => None,
+        _ => Some(v.to_string()),
+    }
+}
+
+/// The columns a spend-log row shares with every call to the same deployment: its key in
+/// `LiteLLM_SpendLogDeployments`.
+fn deployment_key(l: &SpendLogRow) -> [&str; 6] {
+    [
+        &l.call_type,
+        &l.model,
+        &l.model_id,
+        &l.model_group,
+        &l.custom_llm_provider,
+        &l.api_base,
+    ]
+}
+
+/// The `LiteLLM_SpendLogDeployments` id of each row's deployment, adding the ones not there
+/// yet. A batch names a handful of deployments, so this is two short statements per distinct
+/// deployment, not per row.
+async fn sqlite_deployment_ids(
+    tx: &mut sqlx::SqliteConnection,
+    logs: &[SpendLogRow],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut known: Vec<([&str; 6], i64)> = Vec::new();
+    let mut ids = Vec::with_capacity(logs.len());
+    for l in logs {
+        let key = deployment_key(l);
+        let id = match known.iter().find(|(k, _)| *k == key) {
+            Some((_, id)) => *id,
+            None => {
+                let [call_type, model, model_id, model_group, provider, api_base] = key;
+                sqlx::query(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogDeployments" ("call_type", "model", "model_id", "model_group", "custom_llm_provider", "api_base") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#)
+                    .bind(call_type).bind(model).bind(model_id).bind(model_group).bind(provider).bind(api_base)
+                    .execute(&mut *tx)
+                    .await?;
+                let (id,): (i64,) = sqlx::query_as(r#"SELECT "id" FROM "LiteLLM_SpendLogDeployments" WHERE "call_type" = ?1 AND "model" = ?2 AND "model_id" = ?3 AND "model_group" = ?4 AND "custom_llm_provider" = ?5 AND "api_base" = ?6"#)
+                    .bind(call_type).bind(model).bind(model_id).bind(model_group).bind(provider).bind(api_base)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                known.push((key, id));
+                id
+            }
+        };
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 fn json_text(v: &Value) -> String {
@@ -685,16 +752,19 @@ impl Store {
         match self {
             Self::Sqlite(p) => {
                 let mut tx = p.begin().await?;
+                let deployments = sqlite_deployment_ids(&mut tx, &b.logs).await?;
                 // Multi-row inserts: one statement per chunk instead of one per row. SQLite
                 // allows at most 32766 bound parameters per statement.
+                let mut at = 0;
                 for chunk in statement_chunks(&b.logs) {
                     // Sized once for the whole statement; strings bound as borrowed `&str`
                     // (sqlx copies a bound `&String` into a new `String` first).
                     let mut args = sqlx::sqlite::SqliteArguments::default();
-                    sqlx::Arguments::reserve(&mut args, chunk.len() * LOG_INSERT_PARAMS, 0);
-                    for l in chunk {
-                        bind_sqlite_log(&mut args, l).map_err(sqlx::Error::Encode)?;
+                    sqlx::Arguments::reserve(&mut args, chunk.len() * SQLITE_LOG_INSERT_PARAMS, 0);
+                    for (l, &deployment) in chunk.iter().zip(&deployments[at..]) {
+                        bind_sqlite_log(&mut args, l, deployment).map_err(sqlx::Error::Encode)?;
                     }
+                    at += chunk.len();
                     sqlx::query_with(log_insert_sql(false, chunk.len()), args)
                         .execute(&mut *tx)
                         .await?;
@@ -961,18 +1031,213 @@ mod tests {
         }
     }
 
+    /// Every column of every spend-log row, as SQL literals, in request-id order.
+    async fn spend_log_snapshot(c: &mut sqlx::SqliteConnection) -> Vec<String> {
+        const COLS: [&str; 27] = [
+            "request_id",
+            "call_type",
+            "api_key",
+            "spend",
+            "total_tokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "startTime",
+            "endTime",
+            "request_duration_ms",
+            "completionStartTime",
+            "model",
+            "model_id",
+            "model_group",
+            "custom_llm_provider",
+            "api_base",
+            "user",
+            "metadata",
+            "cache_hit",
+            "cache_key",
+            "request_tags",
+            "team_id",
+            "organization_id",
+            "end_user",
+            "requester_ip_address",
+            "session_id",
+            "status",
+        ];
+        let row = COLS
+            .iter()
+            .map(|c| format!(r#"quote("{c}")"#))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let sql = format!(r#"SELECT {row} FROM "LiteLLM_SpendLogs" ORDER BY "request_id""#);
+        sqlx::query_as::<_, (String,)>(&sql)
+            .fetch_all(c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(r,)| r)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn embedded_spend_log_reads_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(None, path.to_str().unwrap()).await.unwrap();
+        let t = |s: &str| rows::parse_ts_str(s).unwrap();
+        let usual = SpendLogRow {
+            request_id: "r1".into(),
+            call_type: "acompletion".into(),
+            api_key: "".into(),
+            spend: 0.5,
+            total_tokens: 30,
+            prompt_tokens: 10,
+            completion_tokens: 20,
+            start_time: t("2026-11-29 10:00:00.000"),
+            end_time: t("2026-11-29 10:00:01.250"),
+            request_duration_ms: Some(1250),
+            completion_start_time: None,
+            model: "gpt".into(),
+            model_id: "dep1".into(),
+            model_group: "gpt".into(),
+            custom_llm_provider: "openai".into(),
+            api_base: "https://api".into(),
+            user: "".into(),
+            metadata: serde_json::json!({}),
+            cache_hit: "False".into(),
+            request_tags: serde_json::json!([]),
+            team_id: None,
+            organization_id: None,
+            end_user: None,
+            status: "success".into(),
+        };
+        let other = SpendLogRow {
+            request_id: "r2".into(),
+            api_key: "hash".into(),
+            completion_start_time: Some(t("2026-11-29 10:00:00.500")),
+            model_id: "dep2".into(),
+            user: "u1".into(),
+            metadata: serde_json::json!({"k": 1}),
+            cache_hit: "True".into(),
+            request_tags: serde_json::json!(["t"]),
+            team_id: Some("team".into()),
+            organization_id: Some("org".into()),
+            end_user: Some("eu".into()),
+            status: "failure".into(),
+            ..usual.clone()
+        };
+        let third = SpendLogRow {
+            request_id: "r3".into(),
+            ..usual.clone()
+        };
+        let batch = SpendBatch {
+            logs: vec![usual, other, third],
+            ..SpendBatch::default()
+        };
+        store.write_spend(&batch).await.unwrap();
+        // Written again (a retried batch): no duplicate rows.
+        store.write_spend(&batch).await.unwrap();
+        let Store::Sqlite(pool) = &store else {
+            unreachable!("no database_url opens SQLite")
+        };
+        let mut c = pool.acquire().await.unwrap();
+        let got = spend_log_snapshot(&mut c).await;
+        assert_eq!(
+            got,
+            [
+                "'r1','acompletion','',0.5,30,10,20,'2026-11-29 10:00:00.000','2026-11-29 10:00:01.250',1250,NULL,'gpt','dep1','gpt','openai','https://api','','{}','False','','[]',NULL,NULL,NULL,NULL,NULL,'success'",
+                "'r2','acompletion','hash',0.5,30,10,20,'2026-11-29 10:00:00.000','2026-11-29 10:00:01.250',1250,'2026-11-29 10:00:00.500','gpt','dep2','gpt','openai','https://api','u1','{\"k\":1}','True','','[\"t\"]','team','org','eu',NULL,NULL,'failure'",
+                "'r3','acompletion','',0.5,30,10,20,'2026-11-29 10:00:00.000','2026-11-29 10:00:01.250',1250,NULL,'gpt','dep1','gpt','openai','https://api','','{}','False','','[]',NULL,NULL,NULL,NULL,NULL,'success'",
+            ]
+        );
+        let (n,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "LiteLLM_SpendLogDeployments""#)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[tokio::test]
+    async fn lean_spend_log_migration_keeps_every_value() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for sql in [
+            include_str!("../../migrations/sqlite/20261124000001_litellm_core.sql"),
+            include_str!("../../migrations/sqlite/20261129000001_budgets_end_users_orgs.sql"),
+            include_str!("../../migrations/sqlite/20261129000002_proxy_model_table.sql"),
+            include_str!("../../migrations/sqlite/20261130120000_key_total_spend.sql"),
+        ] {
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+        // The usual row, a second call to the same deployment, and one with every column set
+        // to something else (the deployment's nullable columns NULL).
+        sqlx::raw_sql(
+            r#"INSERT INTO "LiteLLM_SpendLogs" VALUES
+            ('a', 'acompletion', '', 0.5, 30, 10, 20, '2026-11-29 10:00:00.000', '2026-11-29 10:00:01.000', 1000, NULL,
+             'gpt', 'dep1', 'gpt', 'openai', 'https://api', '', '{}', 'False', '', '[]', NULL, NULL, '', NULL, NULL, 'success'),
+            ('b', 'acompletion', 'hash', 0.25, 3, 1, 2, '2026-11-29 11:00:00.000', '2026-11-29 11:00:02.000', 2000, '2026-11-29 11:00:01.000',
+             'gpt', 'dep1', 'gpt', 'openai', 'https://api', '', '{}', 'False', '', '[]', NULL, NULL, NULL, NULL, NULL, 'success'),
+            ('c', 'aembedding', 'hash2', 0.0, 0, 0, 0, '2026-11-28 09:00:00.000', '2026-11-28 09:00:00.500', NULL, NULL,
+             'emb', NULL, NULL, NULL, NULL, 'u1', '{"k":1}', 'True', 'ck', '["t"]', 'team', 'org', 'eu', '10.0.0.1', 's1', 'failure')"#,
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let before = spend_log_snapshot(&mut c).await;
+        sqlx::raw_sql(include_str!(
+            "../../migrations/sqlite/20261201000001_lean_spend_log.sql"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let after = spend_log_snapshot(&mut c).await;
+        assert_eq!(after[..2], before[..2]);
+        // The deployment's missing values read as empty text, as the gateway writes them.
+        assert_eq!(
+            after[2],
+            before[2].replace("'emb',NULL,NULL,NULL,NULL", "'emb','','','',''")
+        );
+        let (n,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "LiteLLM_SpendLogDeployments""#)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        // Filters on the view's time and key columns use the row table's indexes.
+        for (filter, index) in [
+            (
+                r#""startTime" >= '2026-11-29'"#,
+                "LiteLLM_SpendLogRows_startTime_idx",
+            ),
+            (
+                r#""api_key" = 'hash'"#,
+                "LiteLLM_SpendLogRows_api_key_startTime_idx",
+            ),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+                r#"EXPLAIN QUERY PLAN SELECT "request_id", "model" FROM "LiteLLM_SpendLogs" WHERE {filter}"#
+            ))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            assert!(
+                plan.iter().any(|(_, _, _, d)| d.contains(index)),
+                "{filter}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn insert_statements_have_one_placeholder_per_value() {
         for size in [1, 2, 4, 8, 16, 32, 64] {
             let lite = log_insert_sql(false, size);
             assert_eq!(
                 lite.matches('?').count(),
-                size * LOG_INSERT_PARAMS,
+                size * SQLITE_LOG_INSERT_PARAMS,
                 "{lite}"
             );
             assert!(lite.ends_with(r#"ON CONFLICT("request_id") DO NOTHING"#));
             let pg = log_insert_sql(true, size);
-            let last = format!("${})", size * LOG_INSERT_PARAMS);
+            let last = format!("${})", size * PG_LOG_INSERT_PARAMS);
             assert!(pg.contains(&last) && !pg.contains('?'), "{pg}");
             assert_eq!(pg.matches('(').count(), size + 1);
             // Built once: the same text every time.
