@@ -4,7 +4,9 @@
 //! Tables and columns are LiteLLM's (`LiteLLM_VerificationToken`, `LiteLLM_SpendLogs`, ...), so
 //! a database a LiteLLM proxy created is read and written as is: on it our migrations are
 //! recorded, not run (`adopt`). On a database of our own they create what is missing and only
-//! ever add columns, never drop. The two backends are a closed enum:
+//! ever add columns, never drop, with one exception: in the embedded SQLite file (ours alone)
+//! `LiteLLM_SpendLogs` is a view with LiteLLM's columns over a leaner table, which its
+//! migration filled from the earlier table. The two backends are a closed enum:
 //! reads share one row mapper (Postgres casts lists, JSON and timestamps to text in the query),
 //! writes bind each backend's native types.
 
@@ -94,7 +96,8 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
     "updated_by", "budget_id", "soft_budget_cooldown", "organization_id",
     (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
-/// Spend-log rows per INSERT statement (24 parameters each; well under both databases' limits).
+/// Spend-log rows per INSERT statement (19 parameters each in SQLite, 24 in PostgreSQL; well
+/// under both databases' limits).
 /// A batch is cut into statements of this many rows and then of halving sizes for the rest
 /// (see [`statement_chunks`]), so only seven distinct statements exist and each is prepared once
 /// per connection (sqlx caches prepared statements by their SQL). A statement sized to each
