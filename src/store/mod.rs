@@ -313,7 +313,7 @@ async fn sqlite_deployment_ids(
 
 fn json_text(v: &Value) -> String {
     match v {
-        // The usual spend-log metadata and tags: no serializer for an empty container.
+        // Empty containers (the usual key metadata, aliases and member lists): no serializer.
         Value::Object(m) if m.is_empty() => "{}".to_string(),
         Value::Array(a) if a.is_empty() => "[]".to_string(),
         _ => v.to_string(),
