@@ -4,6 +4,7 @@
 //! here field by field, so a wrong type is a 400 naming the field rather than a serde error.
 //! LiteLLM-only fields are split off into [`LitellmExtras`] before anything goes upstream.
 
+pub mod json_out;
 pub mod messages;
 pub mod rewrite;
 pub mod usage;

@@ -1071,6 +1071,7 @@ async fn attempt(
             additional_drop: &additional_drop,
             allowed: &allowed,
         },
+        size_hint: req.prompt_bytes,
     };
     // `/v1/messages` to an Anthropic deployment goes out as it came.
     let native = match (&req.native, deployment.provider) {

@@ -73,7 +73,14 @@ pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
                 .with_param("request_body"),
         );
     }
-    match serde_json::from_slice::<Value>(bytes) {
+    // Checking the whole body as UTF-8 once is cheaper than checking each string of it as the
+    // parser meets it (what parsing bytes does); a body that is not UTF-8 is parsed as bytes so
+    // the error names where it breaks.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<Value>(text),
+        Err(_) => serde_json::from_slice::<Value>(bytes),
+    };
+    match parsed {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(ApiError::bad_request(format!(
             "Invalid JSON payload: expected a JSON object, got {}",
@@ -106,5 +113,21 @@ where
         serde_urlencoded::from_str(q).map(JsonQuery).map_err(|e| {
             ApiError::bad_request(format!("Invalid query parameters: {e}")).with_param("query")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_object_reads_text_and_rejects_what_is_not_utf8() {
+        let m = parse_object("{\"content\": \"café \\u00e9 \\\"q\\\" 日本\"}".as_bytes()).unwrap();
+        assert_eq!(m["content"], "café é \"q\" 日本");
+        let e = parse_object(b"{\"content\": \"caf\xe9\"}").unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(e.to_string().contains("Invalid JSON payload"), "{e}");
+        assert!(parse_object(b"[1]").is_err());
+        assert!(parse_object(b"  ").is_err());
     }
 }

@@ -135,7 +135,7 @@ pub async fn build_request(
         Ok(UpstreamRequest {
             url: openai::upstream_uri(&url)?,
             headers: openai::typed_headers(&headers)?,
-            body: encode(body)?,
+            body: encode(body, ov.size_hint),
             pool: None,
         })
     };
@@ -234,7 +234,7 @@ pub async fn build_request(
                     bodies.remove(0),
                 )
             };
-            let bytes = encode(&body)?;
+            let bytes = encode(&body, ov.size_hint);
             let mut headers = match (&aws.credentials, &aws.bearer_token) {
                 (Some(c), _) => {
                     bedrock::signed_headers(&url, &bytes, c, &aws.region, chrono::Utc::now())
@@ -356,7 +356,7 @@ pub fn anthropic_request(
     Ok(UpstreamRequest {
         url: openai::upstream_uri(&anthropic::messages_url(base))?,
         headers: openai::typed_headers(&headers)?,
-        body: encode(body)?,
+        body: encode(body, ov.size_hint),
         pool: None,
     })
 }
@@ -390,10 +390,9 @@ fn with_defaults(d: &Deployment, mut body: Map<String, Value>) -> Map<String, Va
     body
 }
 
-fn encode(body: &Map<String, Value>) -> ApiResult<bytes::Bytes> {
-    serde_json::to_vec(body)
-        .map(bytes::Bytes::from)
-        .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))
+/// A translated body as the upstream gets it; `size_hint` is the client's body size.
+fn encode(body: &Map<String, Value>, size_hint: usize) -> bytes::Bytes {
+    crate::api::json_out::map_to_vec(body, size_hint).into()
 }
 
 fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {

@@ -8,6 +8,7 @@
 use super::client::Http1Pool;
 use super::compat::{KeyHeader, Quirk};
 use super::Provider;
+use crate::api::json_out;
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::routing::Deployment;
 use bytes::Bytes;
@@ -70,6 +71,9 @@ pub struct Overrides<'a> {
     pub api_base: Option<&'a str>,
     pub api_version: Option<&'a str>,
     pub params: super::params::ParamPolicy<'a>,
+    /// Size of the client's body: the upstream body is written into a buffer this large, so a
+    /// long conversation is not copied again each time the buffer grows.
+    pub size_hint: usize,
 }
 
 impl Overrides<'_> {
@@ -174,8 +178,7 @@ pub fn build_request(
         forwarded_body(&body, &Map::new(), upstream_model, ov, stream_options)
     } else {
         forwarded_body(body, &d.defaults, upstream_model, ov, stream_options)
-    }
-    .map_err(|e| ApiError::internal(format!("failed to encode upstream request: {e}")))?;
+    };
     // An Azure URL names the model, so the prebuilt one only serves the deployment's own.
     let prebuilt = d.openai.as_ref().filter(|_| {
         !ov.redirects() && (d.provider != Provider::Azure || upstream_model == d.upstream_model)
@@ -219,16 +222,16 @@ fn forwarded_body(
     upstream_model: &str,
     ov: &Overrides<'_>,
     stream_options: StreamOptions,
-) -> serde_json::Result<Vec<u8>> {
+) -> Vec<u8> {
     let dropped = |k: &str| ov.params.additional_drop.iter().any(|n| n == k);
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(ov.size_hint.max(192) + 64);
     out.extend_from_slice(b"{\"model\":");
-    serde_json::to_writer(&mut out, upstream_model)?;
-    let member = |out: &mut Vec<u8>, k: &str, v: &Value| -> serde_json::Result<()> {
+    json_out::write_str(&mut out, upstream_model);
+    let member = |out: &mut Vec<u8>, k: &str, v: &Value| {
         out.push(b',');
-        serde_json::to_writer(&mut *out, k)?;
+        json_out::write_str(out, k);
         out.push(b':');
-        serde_json::to_writer(&mut *out, v)
+        json_out::write_value(out, v);
     };
     let defaults = defaults.iter().filter(|(k, _)| !body.contains_key(*k));
     let mut options = None;
@@ -240,15 +243,15 @@ fn forwarded_body(
             options = Some(v);
             continue;
         }
-        member(&mut out, k, v)?;
+        member(&mut out, k, v);
     }
     match (stream_options, options) {
         (StreamOptions::IncludeUsage, Some(Value::Object(o))) => {
             out.extend_from_slice(b",\"stream_options\":{");
             for (k, v) in o.iter().filter(|(k, _)| *k != "include_usage") {
-                serde_json::to_writer(&mut out, k)?;
+                json_out::write_str(&mut out, k);
                 out.push(b':');
-                serde_json::to_writer(&mut out, v)?;
+                json_out::write_value(&mut out, v);
                 out.push(b',');
             }
             out.extend_from_slice(b"\"include_usage\":true}");
@@ -258,12 +261,12 @@ fn forwarded_body(
         }
         // Not an object: forwarded as sent, for the upstream to judge.
         (StreamOptions::IncludeUsage | StreamOptions::Keep, Some(v)) => {
-            member(&mut out, "stream_options", v)?
+            member(&mut out, "stream_options", v)
         }
         (StreamOptions::Keep | StreamOptions::Drop, _) => {}
     }
     out.push(b'}');
-    Ok(out)
+    out
 }
 
 /// The URL and headers of a call to `d` (its base, key and version unless overridden).
