@@ -217,6 +217,34 @@ for _ in 1 2 3 4 5; do
   done
 done
 
+# The same with a long conversation (40 messages, about 50 kB, written the way the OpenAI SDK
+# writes JSON: non-ASCII as is, line breaks and quotes escaped): what the gateway does per byte
+# (parse, check, write the upstream body) against a hop that only copies bytes. Three rounds.
+python3 - "$WORK/long.lua" "$KEY" <<'PY'
+import json, sys
+msgs = [{"role": "system", "content": "You are a helpful assistant.\nAnswer briefly and cite \"sources\".\n" * 12}]
+for i in range(40):
+    line = f"Point {i}: the café's report says \"growth\" was steady; see section {i}.\n"
+    msgs.append({"role": "user" if i % 2 == 0 else "assistant", "content": line * 16})
+body = json.dumps({"model": "bench-model", "messages": msgs, "temperature": 0.2}, ensure_ascii=False, separators=(",", ":"))
+lua = ("wrk.method = \"POST\"\nwrk.body = " + json.dumps(body, ensure_ascii=False) + "\n"
+       "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+       "wrk.headers[\"Authorization\"] = \"Bearer " + sys.argv[2] + "\"\n")
+open(sys.argv[1], "w").write(lua)
+print(f"long conversation body: {len(body.encode())} bytes", file=sys.stderr)
+PY
+LUA="$WORK/long.lua"
+declare -A LONG_CPU
+for _ in 1 2 3; do
+  for t in passthrough gateway; do
+    t0=$(cpu_ticks "${PID[$t]}")
+    read -r _ _ _ n < <(load "${URL[$t]}" "$CONNS" "${BENCH_ROUND:-4}")
+    t1=$(cpu_ticks "${PID[$t]}")
+    LONG_CPU[$t]+="$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')") "
+  done
+done
+LUA="$WORK/post.lua"
+
 # Latency at concurrency 1 and time to first token, interleaved the same way (pass-through,
 # then gateway, five times): the single windows above sit minutes apart, and on a shared machine
 # the two proxies' c=1 figures moved by hundreds of µs between runs.
@@ -292,6 +320,9 @@ for t in rounds:
     if t != "passthrough":
         ratios = [g / p for g, p in zip(rounds[t], rounds["passthrough"])]
         print(f"  {t} / pass-through, median of rounds: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+long_pt, long_gw = [float(x) for x in "${LONG_CPU[passthrough]}".split()], [float(x) for x in "${LONG_CPU[gateway]}".split()]
+long_r = [g / p for g, p in zip(long_gw, long_pt)]
+print(f"long conversation (about 50 kB per request): CPU µs/request pass-through {' '.join(f'{v:.1f}' for v in long_pt)}; gateway {' '.join(f'{v:.1f}' for v in long_gw)}; gateway / pass-through, median of rounds: {statistics.median(long_r):.2f}x")
 def series(text):
     return [float(x) for x in text.split()]
 lp50 = {t: series(v) for t, v in (("passthrough", "${ROUND_P50[passthrough]}"), ("gateway", "${ROUND_P50[gateway]}"))}
