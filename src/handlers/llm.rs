@@ -1468,10 +1468,7 @@ fn json_bytes_response(body: Vec<u8>) -> Response {
 }
 
 fn json_response(v: &Map<String, Value>) -> Response {
-    match serde_json::to_vec(v) {
-        Ok(b) => json_bytes_response(b),
-        Err(e) => ApiError::internal(format!("failed to encode response: {e}")).into_response(),
-    }
+    json_bytes_response(crate::api::json_out::map_to_vec(v, 512))
 }
 
 fn sse_response(body: Body) -> Response {
@@ -1588,9 +1585,7 @@ fn mock_answer(
                 if !req.include_usage {
                     c.remove("usage");
                 }
-                if let Ok(b) = serde_json::to_vec(&c) {
-                    frames.push(Ok(sse::frame(&b)));
-                }
+                frames.push(Ok(sse::frame(&crate::api::json_out::map_to_vec(&c, 256))));
             }
             frames.push(Ok(bytes::Bytes::from_static(sse::DONE_FRAME)));
             sse_response(Body::from_stream(futures::stream::iter(frames)))

@@ -329,7 +329,7 @@ impl Encoder {
                         }
                         c.remove("usage");
                     }
-                    serde_json::to_vec(&c).ok().map(|b| frame(&b))
+                    Some(frame(&crate::api::json_out::map_to_vec(&c, 256)))
                 }
             },
         }
