@@ -207,13 +207,18 @@ fi
 # seconds per target, one target after another; the ratios reported are medians over rounds.
 CPU_TARGETS="passthrough gateway nolog"
 [ -n "${PID[postgres]:-}" ] && CPU_TARGETS="$CPU_TARGETS postgres"
+# CPU µs per request of one short window at saturation against target $1.
+cpu_round() {
+  local t0 t1 n
+  t0=$(cpu_ticks "${PID[$1]}")
+  read -r _ _ _ n < <(load "${URL[$1]}" "$CONNS" "${BENCH_ROUND:-4}")
+  t1=$(cpu_ticks "${PID[$1]}")
+  python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')"
+}
 declare -A ROUND_CPU
 for _ in 1 2 3 4 5; do
   for t in $CPU_TARGETS; do
-    t0=$(cpu_ticks "${PID[$t]}")
-    read -r _ _ _ n < <(load "${URL[$t]}" "$CONNS" "${BENCH_ROUND:-4}")
-    t1=$(cpu_ticks "${PID[$t]}")
-    ROUND_CPU[$t]+="$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')") "
+    ROUND_CPU[$t]+="$(cpu_round "$t") "
   done
 done
 
@@ -237,10 +242,7 @@ LUA="$WORK/long.lua"
 declare -A LONG_CPU
 for _ in 1 2 3; do
   for t in passthrough gateway; do
-    t0=$(cpu_ticks "${PID[$t]}")
-    read -r _ _ _ n < <(load "${URL[$t]}" "$CONNS" "${BENCH_ROUND:-4}")
-    t1=$(cpu_ticks "${PID[$t]}")
-    LONG_CPU[$t]+="$(python3 -c "print(f'{($t1-$t0)/$TCK/$n*1e6:.1f}')") "
+    LONG_CPU[$t]+="$(cpu_round "$t") "
   done
 done
 LUA="$WORK/post.lua"
