@@ -1,4 +1,5 @@
-//! Writing JSON request bodies for upstreams: the same bytes `serde_json` writes, faster.
+//! Writing JSON the gateway builds (upstream bodies, translated answers and stream chunks):
+//! the same bytes `serde_json` writes, faster.
 //!
 //! A chat request is mostly message text, and every upstream call writes it out again.
 //! `serde_json` checks each byte of a string against its escape table one at a time; here
