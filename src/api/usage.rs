@@ -84,9 +84,15 @@ impl Usage {
     /// result for every input: unsigned integers count, anything else is absent, and a repeated
     /// key's last value wins, as in a parsed map.
     pub fn from_raw(raw: &[u8]) -> Option<Self> {
-        let mut de = serde_json::Deserializer::from_slice(raw);
-        let w = de.deserialize_any(WireVisitor).ok()??;
-        de.end().ok()?;
+        let w = match flat::read(raw) {
+            Some(w) => w,
+            None => {
+                let mut de = serde_json::Deserializer::from_slice(raw);
+                let w = de.deserialize_any(WireVisitor).ok()??;
+                de.end().ok()?;
+                w
+            }
+        };
         let prompt = w.prompt.unwrap_or(0);
         let completion = w.completion.unwrap_or(0);
         Some(Self {
@@ -105,6 +111,142 @@ impl Usage {
             "prompt_tokens": self.prompt_tokens,
             "total_tokens": self.total_tokens,
         })
+    }
+}
+
+/// The usual shape of a `usage` object read without the JSON parser: unescaped ASCII keys
+/// whose values are unsigned integers, `null`, or (one level down) objects of those. Anything
+/// else, including whatever the parser would reject, answers `None` and is left to the parser,
+/// so both paths give the same result for every input they both accept.
+mod flat {
+    use super::Wire;
+
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// A value this reader accepts, and the index just past it.
+    enum Val {
+        Count(Option<u64>),
+        /// A nested object: the `cached_tokens` and `reasoning_tokens` it holds (last wins).
+        Object(Option<u64>, Option<u64>),
+    }
+
+    fn key(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let start = i + 1;
+        let mut j = start;
+        loop {
+            match *b.get(j)? {
+                b'"' => return Some((&b[start..j], j + 1)),
+                // Escapes, control and non-ASCII characters: the parser decides.
+                b'\\' | 0..0x20 | 0x80.. => return None,
+                _ => j += 1,
+            }
+        }
+    }
+
+    fn scalar(b: &[u8], i: usize) -> Option<(Option<u64>, usize)> {
+        if b.get(i..i + 4) == Some(b"null") {
+            return Some((None, i + 4));
+        }
+        let mut j = i;
+        let mut n: u64 = 0;
+        while let Some(d) = b.get(j).filter(|c| c.is_ascii_digit()) {
+            // A count too big for u64 goes to the parser.
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            j += 1;
+        }
+        // A leading zero is only valid alone; fractions, exponents and other spellings go to
+        // the parser.
+        if j == i || (j > i + 1 && b[i] == b'0') || matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some((Some(n), j))
+    }
+
+    /// The members of the object opening at `b[i]`, passed to `each`; the index past it.
+    fn members(
+        b: &[u8],
+        i: usize,
+        mut each: impl FnMut(&[u8], &[u8], usize) -> Option<usize>,
+    ) -> Option<usize> {
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let mut i = ws(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            return Some(i + 1);
+        }
+        loop {
+            let (k, after) = key(b, i)?;
+            i = ws(b, after);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = ws(b, each(b, k, ws(b, i + 1))?);
+            match b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => return Some(i + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    fn value(b: &[u8], i: usize, nested: bool) -> Option<(Val, usize)> {
+        if b.get(i) == Some(&b'{') && !nested {
+            let (mut cached, mut reasoning) = (None, None);
+            let end = members(b, i, |b, k, at| {
+                let (n, end) = scalar(b, at)?;
+                match k {
+                    b"cached_tokens" => cached = n,
+                    b"reasoning_tokens" => reasoning = n,
+                    _ => {}
+                }
+                Some(end)
+            })?;
+            return Some((Val::Object(cached, reasoning), end));
+        }
+        let (n, end) = scalar(b, i)?;
+        Some((Val::Count(n), end))
+    }
+
+    pub(super) fn read(b: &[u8]) -> Option<Wire> {
+        let mut w = Wire::default();
+        let end = members(b, ws(b, 0), |b, k, at| {
+            let (v, end) = value(b, at, false)?;
+            let count = match v {
+                Val::Count(n) => n,
+                Val::Object(..) => None,
+            };
+            match k {
+                b"prompt_tokens" => w.prompt = count,
+                b"completion_tokens" => w.completion = count,
+                b"total_tokens" => w.total = count,
+                b"cache_read_input_tokens" => w.cache_read = count,
+                b"cache_creation_input_tokens" => w.cache_creation = count,
+                b"prompt_tokens_details" => {
+                    w.cached = match v {
+                        Val::Object(cached, _) => cached,
+                        Val::Count(_) => None,
+                    }
+                }
+                b"completion_tokens_details" => {
+                    w.reasoning = match v {
+                        Val::Object(_, reasoning) => reasoning,
+                        Val::Count(_) => None,
+                    }
+                }
+                _ => {}
+            }
+            Some(end)
+        })?;
+        (ws(b, end) == b.len()).then_some(w)
     }
 }
 
@@ -244,6 +386,17 @@ mod tests {
             r#""usage""#,
             r#"{"prompt_tokens":1"#,
             r#"{"prompt_tokens":1} trailing"#,
+            r#" { "prompt_tokens" : 0 , "completion_tokens" : 12 } "#,
+            r#"{"prompt_tokens":01}"#,
+            r#"{"prompt_tokens":1e2,"completion_tokens":2}"#,
+            r#"{"prompt_tokens":18446744073709551616}"#,
+            r#"{"prompt_tokens":nul}"#,
+            r#"{"prompt\u005ftokens":5}"#,
+            r#"{"prompt_tokens":5,}"#,
+            r#"{"prompt_tokens":5 "completion_tokens":1}"#,
+            r#"{"completion_tokens_details":{"reasoning_tokens":null},"prompt_tokens_details":7}"#,
+            r#"{"completion_tokens_details":{"x":{"reasoning_tokens":1}}}"#,
+            r#"{"héllo":1,"prompt_tokens":2}"#,
         ];
         for raw in cases {
             let tree = serde_json::from_str::<Value>(raw)
@@ -252,5 +405,74 @@ mod tests {
                 .and_then(Usage::from_json);
             assert_eq!(Usage::from_raw(raw.as_bytes()), tree, "{raw}");
         }
+    }
+
+    /// A usage-like object: known and unknown keys, counts in several spellings (some the
+    /// parser-free reader hands to the parser), nested objects, spacing.
+    fn generated_usage(rng: &mut rand::rngs::StdRng, depth: u32) -> String {
+        use rand::Rng;
+        const KEYS: [&str; 10] = [
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "prompt_tokens_details",
+            "completion_tokens_details",
+            "cached_tokens",
+            "reasoning_tokens",
+            "audio_tokens",
+        ];
+        const SCALARS: [&str; 13] = [
+            "0",
+            "7",
+            "42",
+            "null",
+            "-3",
+            "1.5",
+            "2e1",
+            "007",
+            "\"9\"",
+            "true",
+            "[]",
+            "18446744073709551615",
+            "18446744073709551616",
+        ];
+        const SPACES: [&str; 3] = ["", " ", "\n\t"];
+        let sp = SPACES[rng.gen_range(0..SPACES.len())];
+        let members: Vec<String> = (0..rng.gen_range(0..5))
+            .map(|_| {
+                let k = KEYS[rng.gen_range(0..KEYS.len())];
+                let v = if depth < 2 && rng.gen_bool(0.25) {
+                    generated_usage(rng, depth + 1)
+                } else {
+                    SCALARS[rng.gen_range(0..SCALARS.len())].to_string()
+                };
+                format!("{sp}\"{k}\"{sp}:{sp}{v}{sp}")
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    /// Generated usage objects read the same as through a parsed tree, and most of the
+    /// well-formed ones never reach the parser.
+    #[test]
+    fn raw_reading_matches_the_tree_reading_for_generated_objects() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut without_parser = 0;
+        for _ in 0..5000 {
+            let raw = generated_usage(&mut rng, 0);
+            let tree = serde_json::from_str::<Value>(&raw)
+                .ok()
+                .as_ref()
+                .and_then(Usage::from_json);
+            assert_eq!(Usage::from_raw(raw.as_bytes()), tree, "{raw}");
+            without_parser += usize::from(flat::read(raw.as_bytes()).is_some());
+        }
+        assert!(
+            without_parser > 1000,
+            "{without_parser} of 5000 read without the parser"
+        );
     }
 }

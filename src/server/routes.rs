@@ -24,6 +24,7 @@ use futures::future::Either;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
@@ -282,8 +283,13 @@ fn direct_route(method: &axum::http::Method, path: &str) -> Option<llm::CallKind
 /// `Origin` header (browsers); SDK and server-side calls pass through without it, as they do
 /// through LiteLLM's CORS middleware, skipping the CORS layer's per-request work. LLM calls
 /// without an `Origin` take [`direct_route`].
+///
+/// The server clones the service for every request, so its parts sit behind one `Arc`: a clone
+/// is one reference count, where cloning the CORS layer's settings allocated and freed a list.
 #[derive(Clone)]
-pub(crate) struct Front {
+pub(crate) struct Front(Arc<FrontParts>);
+
+struct FrontParts {
     plain: Router,
     cors: Cors<Router>,
     state: AppState,
@@ -291,11 +297,11 @@ pub(crate) struct Front {
 
 impl Front {
     fn new(app: Router, state: AppState) -> Self {
-        Self {
+        Self(Arc::new(FrontParts {
             cors: CorsLayer::very_permissive().layer(app.clone()),
             plain: app,
             state,
-        }
+        }))
     }
 }
 
@@ -316,16 +322,16 @@ impl Service<axum::extract::Request> for Front {
 
     fn call(&mut self, req: axum::extract::Request) -> Self::Future {
         if req.headers().contains_key(axum::http::header::ORIGIN) {
-            return Either::Left(self.cors.clone().oneshot(req));
+            return Either::Left(self.0.cors.clone().oneshot(req));
         }
         match direct_route(req.method(), req.uri().path()) {
             Some(kind) => {
-                let state = self.state.clone();
+                let state = self.0.state.clone();
                 Either::Right(Either::Right(Box::pin(async move {
                     Ok(llm::serve_direct(state, kind, req).await)
                 })))
             }
-            None => Either::Right(Either::Left(self.plain.clone().oneshot(req))),
+            None => Either::Right(Either::Left(self.0.plain.clone().oneshot(req))),
         }
     }
 }
