@@ -158,7 +158,7 @@ async fn handle(
         Err(e) => {
             let mut r = e.into_response();
             r.headers_mut()
-                .insert("x-litellm-response-cost", HeaderValue::from_static("0"));
+                .insert(H_RESPONSE_COST.clone(), HeaderValue::from_static("0"));
             r
         }
     }
@@ -1439,11 +1439,13 @@ fn cost_headers(r: &mut Response, settled: Option<(f64, Option<f64>)>) {
         return;
     };
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
-        h.insert("x-litellm-response-cost", v);
+    // The formatted text becomes the header's bytes without another copy.
+    let value = |x: f64| HeaderValue::from_maybe_shared(bytes::Bytes::from(x.to_string())).ok();
+    if let Some(v) = value(cost) {
+        h.insert(H_RESPONSE_COST.clone(), v);
     }
-    if let Some(Ok(v)) = key_spend.map(|s| HeaderValue::from_str(&s.to_string())) {
-        h.insert("x-litellm-key-spend", v);
+    if let Some(v) = key_spend.and_then(value) {
+        h.insert(H_KEY_SPEND.clone(), v);
     }
 }
 
@@ -1482,7 +1484,7 @@ fn sse_response(body: Body) -> Response {
         axum::http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(H_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
     r
 }
 
@@ -1543,6 +1545,9 @@ static H_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-bas
 static H_DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
 static H_OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
 static H_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+static H_RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+static H_KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
+static H_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// `llm_provider-<name>` for an upstream header, built once per distinct name.
 fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {

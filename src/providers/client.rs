@@ -72,7 +72,9 @@ impl UpstreamClient {
         *req.method_mut() = hyper::Method::POST;
         *req.uri_mut() = up.url;
         let headers = req.headers_mut();
-        headers.reserve(up.headers.len());
+        // Room for what hyper adds while writing the request (`content-length`, and `host`
+        // where the request has none), or the map grows and rehashes on every call.
+        headers.reserve(up.headers.len() + 2);
         for (k, v) in up.headers {
             headers.append(k, v);
         }
