@@ -46,7 +46,7 @@ impl Usage {
         Self {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: prompt + completion,
+            total_tokens: prompt.saturating_add(completion),
             ..Self::default()
         }
     }
@@ -60,7 +60,7 @@ impl Usage {
         let total = o
             .get("total_tokens")
             .and_then(Value::as_u64)
-            .unwrap_or(prompt + completion);
+            .unwrap_or(prompt.saturating_add(completion));
         let cached = v
             .pointer("/prompt_tokens_details/cached_tokens")
             .and_then(Value::as_u64)
@@ -98,7 +98,7 @@ impl Usage {
         Some(Self {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: w.total.unwrap_or(prompt + completion),
+            total_tokens: w.total.unwrap_or(prompt.saturating_add(completion)),
             cached_tokens: w.cached.or(w.cache_read).unwrap_or(0),
             cache_creation_tokens: w.cache_creation.unwrap_or(0),
             reasoning_tokens: w.reasoning.unwrap_or(0),
@@ -397,6 +397,7 @@ mod tests {
             r#"{"completion_tokens_details":{"reasoning_tokens":null},"prompt_tokens_details":7}"#,
             r#"{"completion_tokens_details":{"x":{"reasoning_tokens":1}}}"#,
             r#"{"héllo":1,"prompt_tokens":2}"#,
+            r#"{"prompt_tokens":18446744073709551615,"completion_tokens":7}"#,
         ];
         for raw in cases {
             let tree = serde_json::from_str::<Value>(raw)

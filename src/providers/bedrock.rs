@@ -1347,10 +1347,11 @@ pub fn parse_embed(model: &str, bodies: &[Bytes]) -> ApiResult<Map<String, Value
                     .filter(|e| e.is_array())
                     .ok_or_else(|| bad_body("no `embedding` array"))?;
                 push(e, &mut data);
-                tokens += v
-                    .get("inputTextTokenCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                tokens = tokens.saturating_add(
+                    v.get("inputTextTokenCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                );
             }
             EmbedModel::Cohere { .. } => {
                 let list = v

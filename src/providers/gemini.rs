@@ -966,11 +966,11 @@ pub fn usage_json(u: &Value) -> Value {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
     let prompt = n("promptTokenCount");
     let thoughts = n("thoughtsTokenCount");
-    let completion = n("candidatesTokenCount") + thoughts;
+    let completion = n("candidatesTokenCount").saturating_add(thoughts);
     let total = u
         .get("totalTokenCount")
         .and_then(Value::as_u64)
-        .unwrap_or(prompt + completion);
+        .unwrap_or(prompt.saturating_add(completion));
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -1502,10 +1502,11 @@ pub fn parse_vertex_embed(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            tokens += p
-                .pointer("/embeddings/statistics/token_count")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0) as u64;
+            tokens = tokens.saturating_add(
+                p.pointer("/embeddings/statistics/token_count")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0) as u64,
+            );
             json!({"object": "embedding", "index": i, "embedding": p.pointer("/embeddings/values").cloned().unwrap_or(json!([]))})
         })
         .collect();

@@ -45,11 +45,12 @@ pub fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> StreamI
 /// OpenAI `usage` for providers that report cache reads and writes apart from the other input
 /// tokens (Anthropic, Bedrock): both are folded into `prompt_tokens`, with the details alongside.
 pub fn cached_usage(input: u64, read: u64, written: u64, output: u64) -> Value {
-    let prompt = input + read + written;
+    // Counts come from the upstream: an absurd one saturates instead of overflowing.
+    let prompt = input.saturating_add(read).saturating_add(written);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": output,
-        "total_tokens": prompt + output,
+        "total_tokens": prompt.saturating_add(output),
         "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written},
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": read,
