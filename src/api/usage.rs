@@ -120,13 +120,7 @@ impl Usage {
 /// so both paths give the same result for every input they both accept.
 mod flat {
     use super::Wire;
-
-    fn ws(b: &[u8], mut i: usize) -> usize {
-        while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            i += 1;
-        }
-        i
-    }
+    use crate::api::rewrite::skip_ws as ws;
 
     /// A value this reader accepts, and the index just past it.
     enum Val {
@@ -198,8 +192,9 @@ mod flat {
         }
     }
 
-    fn value(b: &[u8], i: usize, nested: bool) -> Option<(Val, usize)> {
-        if b.get(i) == Some(&b'{') && !nested {
+    /// A top-level value: a count, or an object of counts.
+    fn value(b: &[u8], i: usize) -> Option<(Val, usize)> {
+        if b.get(i) == Some(&b'{') {
             let (mut cached, mut reasoning) = (None, None);
             let end = members(b, i, |b, k, at| {
                 let (n, end) = scalar(b, at)?;
@@ -219,7 +214,7 @@ mod flat {
     pub(super) fn read(b: &[u8]) -> Option<Wire> {
         let mut w = Wire::default();
         let end = members(b, ws(b, 0), |b, k, at| {
-            let (v, end) = value(b, at, false)?;
+            let (v, end) = value(b, at)?;
             let count = match v {
                 Val::Count(n) => n,
                 Val::Object(..) => None,
