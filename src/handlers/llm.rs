@@ -1005,7 +1005,7 @@ async fn check_rate_limits(
         .find_map(|k| req.body.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
     // About four bytes of JSON per prompt token: a cheap upper-side estimate.
-    let reserve = (req.prompt_bytes / 4) as u64 + max_tokens;
+    let reserve = ((req.prompt_bytes / 4) as u64).saturating_add(max_tokens);
     match state.limiter.acquire(descs.clone(), reserve).await? {
         Acquired::Ok(p, usage) => Ok((Some(p), ratelimit::headers(&descs, &usage))),
         Acquired::Refused(e) => Err(e.to_error(state.limiter.window())),

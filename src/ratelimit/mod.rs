@@ -186,6 +186,7 @@ impl Limiter {
         if descs.is_empty() {
             return Ok(Acquired::Ok(Permit::empty(), Usage::default()));
         }
+        let reserve_tokens = reserve_tokens.min(MAX_COUNTED_TOKENS);
         let result = match &self.backend {
             Backend::Memory(m) => Ok(m.acquire(&descs, reserve_tokens, self.window)),
             Backend::Redis(r) => {
@@ -254,7 +255,7 @@ impl Permit {
 
     /// Reconciles with the tokens actually used and frees the concurrency slot.
     pub fn settle(mut self, actual_tokens: u64) {
-        self.finish(actual_tokens as i64 - self.reserved as i64);
+        self.finish(counted(actual_tokens) - counted(self.reserved));
     }
 
     fn finish(&mut self, token_delta: i64) {
@@ -272,9 +273,19 @@ impl Drop for Permit {
     fn drop(&mut self) {
         // Not settled: the request failed or was cancelled before usage was known; give the
         // reservation back.
-        let delta = -(self.reserved as i64);
+        let delta = -counted(self.reserved);
         self.finish(delta);
     }
+}
+
+/// The most tokens one call reserves or settles: a client's `max_tokens` or an upstream's usage
+/// can be any u64, and counters are signed 64-bit (in memory and in Redis, whose scripts see
+/// numbers as doubles, exact up to 2^53). Any single call this large fills a TPM window anyway.
+const MAX_COUNTED_TOKENS: u64 = (1 << 53) - 1;
+
+/// `tokens` as a counter step, capped at [`MAX_COUNTED_TOKENS`].
+fn counted(tokens: u64) -> i64 {
+    tokens.min(MAX_COUNTED_TOKENS) as i64
 }
 
 /// The four `x-ratelimit-<scope>-...` header names of a scope: limit and remaining requests,

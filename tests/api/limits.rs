@@ -140,3 +140,31 @@ async fn key_rpm_limit_is_exact_across_two_replicas_sharing_redis() {
         "exactly rpm_limit requests succeed across replicas"
     );
 }
+
+/// A `max_tokens` as large as a JSON integer goes is reserved against a key's TPM limit without
+/// overflowing: each call is answered, and the reservation is handed back when it settles, so
+/// the next one is admitted too.
+#[tokio::test]
+async fn huge_max_tokens_reserves_without_overflow() {
+    let gw = gateway(&crate::keys::keys_config(None), None).await;
+    let k: Value = gw
+        .post("/key/generate", json!({"tpm_limit": 1000}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = k["key"].as_str().unwrap();
+    for max in [u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 53] {
+        let mut b = chat_body("gpt-4o");
+        b["max_tokens"] = json!(max);
+        let r = gw
+            .client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "max_tokens {max}");
+    }
+}
