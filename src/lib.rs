@@ -4,7 +4,8 @@
 //! `127.0.0.1:0`. Module map: `config` (YAML), `state` (shared state), `server` (routes, serve,
 //! shutdown), `middleware` (request context, auth), `handlers` (thin axum handlers), `routing`
 //! (model groups, deployments), `providers` (upstream formats), `api` (OpenAI wire types),
-//! `error` (the one error type).
+//! `error` (the one error type), `runtime` (the binary's tokio runtime; memory given back
+//! when traffic stops).
 
 pub mod api;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod providers;
 pub mod ratelimit;
 pub mod redis;
 pub mod routing;
+pub mod runtime;
 pub mod server;
 pub mod spend;
 pub mod state;
@@ -120,13 +122,20 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     tracing::info!(models = ?names, "loaded {} model group(s)", names.len());
     tracing::info!("listening on http://{addr}");
     let spend = state.spend.clone();
-    let served = server::serve(
+    runtime::watch_idle();
+    // The server runs on a worker: this thread loaded the config and built the state, and
+    // what that freed sits in its allocator cache until emptied here. Accepting on this thread
+    // would fill that cache again with connection-sized blocks, kept while it waits.
+    let server = tokio::spawn(server::serve(
         listener,
         state,
         server::shutdown_signal(),
         Duration::from_secs(cli.graceful_shutdown_timeout),
-    )
-    .await;
+    ));
+    runtime::trim_this_thread();
+    let served = server
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     // Every in-flight call has finished or been dropped (and recorded): write it all.
     spend.flush().await;
     served.map_err(StartupError::Serve)
