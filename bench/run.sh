@@ -87,9 +87,9 @@ GW_IDLE_RSS=$(rss_kb "$GW_PID")
 GW_IDLE_ANON=$(anon_kb "$GW_PID")
 # Idle again after a few calls of each kind the run makes later (plain and streamed, a virtual
 # key, Anthropic translation, escapes and non-ASCII text, the 1 MB tool-call streams), then
-# idle as long as the reading 70 s after load is: the embedded database's pooled connections
-# close after 30 s idle and the workers' allocator caches are emptied after a quiet 5-10 s, in
-# both readings. The code pages and lazily built tables a first call touches stay, so this is
+# idle as long as the reading 70 s after load is: pooled connections close after their idle
+# timeouts (upstream 55 s, embedded database 30 s) and the workers' allocator caches are
+# emptied after a quiet 5-10 s, in both readings. The code pages and lazily built tables a first call touches stay, so this is
 # the baseline that "back to baseline after load" compares to.
 warm() { # key body
   curl -sf -o /dev/null "http://127.0.0.1:$GW/v1/chat/completions" -H "Authorization: Bearer $1" \
@@ -110,7 +110,7 @@ done
 for m in big-tool big-tool-claude; do
   warm "$KEY" "{\"model\":\"$m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"
 done
-sleep 35
+sleep 70
 GW_WARM_RSS=$(rss_kb "$GW_PID")
 GW_WARM_ANON=$(anon_kb "$GW_PID")
 GW_WARM_FILE=$(file_kb "$GW_PID")
