@@ -470,22 +470,16 @@ async fn bad_input_is_a_400_naming_the_field_and_only_admins_may_write() {
             .unwrap();
         let key = k["key"].as_str().unwrap();
         let r = gw
-            .client
-            .post(gw.url("/model/new"))
-            .bearer_auth(key)
-            .json(&json!({"model_name": "x", "litellm_params": {"model": "openai/x"}}))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                key,
+                "/model/new",
+                json!({"model_name": "x", "litellm_params": {"model": "openai/x"}}),
+            )
+            .await;
         assert_eq!(r.status(), 401, "{name}");
         let r = gw
-            .client
-            .post(gw.url("/model/delete"))
-            .bearer_auth(key)
-            .json(&json!({"id": "fixed-id"}))
-            .send()
-            .await
-            .unwrap();
+            .post_as(key, "/model/delete", json!({"id": "fixed-id"}))
+            .await;
         assert_eq!(r.status(), 401);
         assert_eq!(chat(&gw, "m").await.status(), 200);
     }

@@ -276,18 +276,26 @@ impl Gateway {
         format!("http://{}{}", self.addr, path)
     }
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_as(MASTER, path, body).await
+    }
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(MASTER, path).await
+    }
+    /// `POST` with `key` as the bearer token.
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
-            .bearer_auth(MASTER)
+            .bearer_auth(key)
             .json(&body)
             .send()
             .await
             .unwrap()
     }
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    /// `GET` with `key` as the bearer token.
+    pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
-            .bearer_auth(MASTER)
+            .bearer_auth(key)
             .send()
             .await
             .unwrap()

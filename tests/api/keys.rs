@@ -49,13 +49,8 @@ async fn generate(gw: &Gateway, body: Value) -> Value {
 }
 
 pub async fn chat_with(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
-    gw.client
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&chat_body(model))
-        .send()
+    gw.post_as(key, "/v1/chat/completions", chat_body(model))
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -356,14 +351,7 @@ async fn spend_of_a_stream_cut_by_the_client_is_recorded() {
     let key = k["key"].as_str().unwrap();
     let mut b = chat_body("up");
     b["stream"] = json!(true);
-    let r = gw
-        .client
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&b)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.post_as(key, "/v1/chat/completions", b).await;
     assert_eq!(r.status(), 200);
     let mut s = r.bytes_stream();
     use futures::StreamExt;
@@ -402,13 +390,7 @@ async fn plain_keys_cannot_probe_health_or_read_spend() {
         "/global/spend",
         "/key/list?size=5",
     ] {
-        let r = gw
-            .client
-            .get(gw.url(p))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let r = gw.get_as(key, p).await;
         if p.starts_with("/key/list") {
             // Listing keys takes a user: a key without one is refused (LiteLLM's 403).
             assert_eq!(r.status(), 403, "{p}");

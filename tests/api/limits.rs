@@ -157,14 +157,7 @@ async fn huge_max_tokens_reserves_without_overflow() {
     for max in [u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 53] {
         let mut b = chat_body("gpt-4o");
         b["max_tokens"] = json!(max);
-        let r = gw
-            .client
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&b)
-            .send()
-            .await
-            .unwrap();
+        let r = gw.post_as(key, "/v1/chat/completions", b).await;
         assert_eq!(r.status(), 200, "max_tokens {max}");
     }
 }

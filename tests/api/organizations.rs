@@ -43,13 +43,8 @@ async fn count(gw: &Gateway, path: &str) -> usize {
 }
 
 async fn chat_with(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
-    gw.client
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&chat_body(model))
-        .send()
+    gw.post_as(key, "/v1/chat/completions", chat_body(model))
         .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -48,25 +48,6 @@ async fn err_param(r: reqwest::Response, status: u16, field: &str) {
     assert_eq!(v["error"]["code"], status.to_string(), "{v}");
 }
 
-async fn get_as(gw: &Gateway, key: &str, path: &str) -> reqwest::Response {
-    gw.client
-        .get(gw.url(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn post_as(gw: &Gateway, key: &str, path: &str, body: Value) -> reqwest::Response {
-    gw.client
-        .post(gw.url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A chat call; returns the cost the gateway reported for it.
 async fn call(gw: &Gateway, key: &str, model: &str, tags: &[&str], user: Option<&str>) -> f64 {
     let mut b = chat_body(model);
@@ -76,7 +57,7 @@ async fn call(gw: &Gateway, key: &str, model: &str, tags: &[&str], user: Option<
     if let Some(u) = user {
         b["user"] = json!(u);
     }
-    let r = post_as(gw, key, "/v1/chat/completions", b).await;
+    let r = gw.post_as(key, "/v1/chat/completions", b).await;
     assert_eq!(r.status(), 200, "{model}");
     r.headers()["x-litellm-response-cost"]
         .to_str()
@@ -573,7 +554,7 @@ async fn grouped_reports_sum_what_the_calls_cost_on_every_backend() {
             ("/user/spend/report", String::new()),
             ("/team/spend/report", String::new()),
         ] {
-            let v = ok(get_as(gw, &s.ka, &format!("{path}?{range}{q}")).await).await;
+            let v = ok(gw.get_as(&s.ka, &format!("{path}?{range}{q}")).await).await;
             assert_eq!(v.as_array().unwrap().len(), 1, "{name}: {path}{q}: {v}");
             assert_eq!(v[0]["api_key"], s.ha);
             assert!(close(f(&v[0]["total_cost"]), s.a_today()), "{path}");
@@ -713,21 +694,21 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
             "/global/spend/teams".to_string(),
             "/global/spend".to_string(),
         ] {
-            let r = get_as(gw, &s.kc, &p).await;
+            let r = gw.get_as(&s.kc, &p).await;
             assert_eq!(r.status(), 401, "{name}: {p}");
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"]["type"], "auth_error", "{p}");
         }
-        let r = post_as(
-            gw,
-            &s.kc,
-            "/spend/calculate",
-            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
+        let r = gw
+            .post_as(
+                &s.kc,
+                "/spend/calculate",
+                json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await;
         assert_eq!(r.status(), 200);
         assert_eq!(
-            post_as(gw, &s.kc, "/global/spend/reset", json!({}))
+            gw.post_as(&s.kc, "/global/spend/reset", json!({}))
                 .await
                 .status(),
             401
@@ -735,33 +716,29 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
 
         // An internal user sees their own rows, whatever user_id they ask for.
         for q in ["", "?user_id=u2"] {
-            let v = ok(get_as(gw, &s.ka, &format!("/spend/logs{q}")).await).await;
+            let v = ok(gw.get_as(&s.ka, &format!("/spend/logs{q}")).await).await;
             let rows = v.as_array().unwrap();
             assert_eq!(rows.len(), 6, "{name}: {q}");
             assert!(rows.iter().all(|r| r["user"] == "u1"));
         }
-        let v = ok(get_as(gw, &s.ka, &format!("/spend/logs/v2?{win}")).await).await;
+        let v = ok(gw.get_as(&s.ka, &format!("/spend/logs/v2?{win}")).await).await;
         assert_eq!(v["total"], 3, "{name}: {v}");
         assert!(v["data"]
             .as_array()
             .unwrap()
             .iter()
             .all(|r| r["api_key"] == s.ha));
-        let r = get_as(
-            gw,
-            &s.ka,
-            &format!("/spend/logs/v2?{win}&team_id=team-beta"),
-        )
-        .await;
+        let r = gw
+            .get_as(&s.ka, &format!("/spend/logs/v2?{win}&team_id=team-beta"))
+            .await;
         assert_eq!(r.status(), 403, "{name}");
-        let v = ok(get_as(gw, &s.kb, "/spend/tags").await).await;
+        let v = ok(gw.get_as(&s.kb, "/spend/tags").await).await;
         assert_eq!(v.as_array().unwrap().len(), 1, "{name}: {v}");
         assert_eq!(v[0]["individual_request_tag"], "t2");
         assert_eq!(v[0]["log_count"], 1);
         // ... and their own scope in the per-caller reports only.
         err_param(
-            get_as(
-                gw,
+            gw.get_as(
                 &s.ka,
                 &format!("/key/spend/report?{range}&api_key={}", s.kb),
             )
@@ -771,8 +748,7 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
         )
         .await;
         err_param(
-            get_as(
-                gw,
+            gw.get_as(
                 &s.ka,
                 &format!("/team/spend/report?{range}&team_id=team-beta"),
             )
@@ -783,7 +759,8 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
         .await;
         // K3's user administers team alpha but its key has no team of its own.
         err_param(
-            get_as(gw, &s.k3, &format!("/team/spend/report?{range}")).await,
+            gw.get_as(&s.k3, &format!("/team/spend/report?{range}"))
+                .await,
             400,
             "team_id",
         )
@@ -794,38 +771,32 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
             "/global/spend/keys".to_string(),
             "/global/spend/logs".to_string(),
         ] {
-            assert_eq!(get_as(gw, &s.ka, &p).await.status(), 401, "{name}: {p}");
+            assert_eq!(gw.get_as(&s.ka, &p).await.status(), 401, "{name}: {p}");
         }
 
         // A team admin reads the team's rows in v2.
-        let v = ok(get_as(gw, &s.k3, &format!("/spend/logs/v2?{win}")).await).await;
+        let v = ok(gw.get_as(&s.k3, &format!("/spend/logs/v2?{win}")).await).await;
         assert_eq!(v["total"], 3, "{name}: {v}");
         assert!(v["data"]
             .as_array()
             .unwrap()
             .iter()
             .all(|r| r["team_id"] == "team-alpha"));
-        let v = ok(get_as(
-            gw,
-            &s.k3,
-            &format!("/spend/logs/v2?{win}&team_id=team-alpha"),
-        )
-        .await)
+        let v = ok(gw
+            .get_as(&s.k3, &format!("/spend/logs/v2?{win}&team_id=team-alpha"))
+            .await)
         .await;
         assert_eq!(v["total"], 3);
-        let r = get_as(
-            gw,
-            &s.k3,
-            &format!("/spend/logs/v2?{win}&team_id=team-beta"),
-        )
-        .await;
+        let r = gw
+            .get_as(&s.k3, &format!("/spend/logs/v2?{win}&team_id=team-beta"))
+            .await;
         assert_eq!(r.status(), 403);
 
         // `get_spend_routes` opens the global routes to a key.
         let kp = new_key(gw, json!({"permissions": {"get_spend_routes": true}})).await;
-        let v = ok(get_as(gw, &kp, "/global/spend/keys").await).await;
+        let v = ok(gw.get_as(&kp, "/global/spend/keys").await).await;
         assert_eq!(v.as_array().unwrap().len(), 3, "{name}: {v}");
-        assert_eq!(get_as(gw, &kp, "/spend/logs").await.status(), 401);
+        assert_eq!(gw.get_as(&kp, "/spend/logs").await.status(), 401);
     }
 }
 
@@ -912,7 +883,9 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         let kr = new_key(&gw, json!({"max_budget": 0.0003, "team_id": "tr"})).await;
         let c = call(&gw, &kr, "gpt-4o", &[], None).await;
         call(&gw, &kr, "gpt-4o", &[], None).await;
-        let r = post_as(&gw, &kr, "/v1/chat/completions", chat_body("gpt-4o")).await;
+        let r = gw
+            .post_as(&kr, "/v1/chat/completions", chat_body("gpt-4o"))
+            .await;
         assert_eq!(r.status(), 400, "{name}");
         let path = format!("/key/{kr}/reset_spend");
         for (body, status, field) in [
@@ -938,13 +911,13 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         .await;
         // Keys without the right: a plain key, a member who is not the team's admin.
         assert_eq!(
-            post_as(&gw, &plain, &path, json!({"reset_to": 0}))
+            gw.post_as(&plain, &path, json!({"reset_to": 0}))
                 .await
                 .status(),
             401
         );
         assert_eq!(
-            post_as(&gw, &worker, &path, json!({"reset_to": 0}))
+            gw.post_as(&worker, &path, json!({"reset_to": 0}))
                 .await
                 .status(),
             403
@@ -963,16 +936,18 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
             close(f(&info["info"]["spend"]), 0.0001 + c),
             "{name}: {info}"
         );
-        let r = post_as(&gw, &kr, "/v1/chat/completions", chat_body("gpt-4o")).await;
+        let r = gw
+            .post_as(&kr, "/v1/chat/completions", chat_body("gpt-4o"))
+            .await;
         assert_eq!(r.status(), 400, "{name}: over budget again");
         // The team's admin may reset the team's keys, by hash too; not keys of other teams.
-        let v = ok(post_as(
-            &gw,
-            &boss,
-            &format!("/key/{}/reset_spend", hash_key(&kr)),
-            json!({"reset_to": 0}),
-        )
-        .await)
+        let v = ok(gw
+            .post_as(
+                &boss,
+                &format!("/key/{}/reset_spend", hash_key(&kr)),
+                json!({"reset_to": 0}),
+            )
+            .await)
         .await;
         assert_eq!(v["spend"], 0.0);
         call(&gw, &kr, "gpt-4o", &[], None).await;
@@ -980,8 +955,7 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         call(&gw, &other, "gpt-4o", &[], None).await;
         gw.state.spend.flush().await;
         assert_eq!(
-            post_as(
-                &gw,
+            gw.post_as(
                 &boss,
                 &format!("/key/{other}/reset_spend"),
                 json!({"reset_to": 0})
@@ -994,11 +968,13 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         // Global reset: master key only; keys and teams back to 0, users keep theirs.
         let kg = new_key(&gw, json!({"max_budget": 0.0002, "user_id": "worker"})).await;
         call(&gw, &kg, "gpt-4o", &[], None).await;
-        let r = post_as(&gw, &kg, "/v1/chat/completions", chat_body("gpt-4o")).await;
+        let r = gw
+            .post_as(&kg, "/v1/chat/completions", chat_body("gpt-4o"))
+            .await;
         assert_eq!(r.status(), 400);
         call(&gw, &worker, "gpt-4o", &[], None).await;
         gw.state.spend.flush().await;
-        let r = post_as(&gw, &worker, "/global/spend/reset", json!({})).await;
+        let r = gw.post_as(&worker, "/global/spend/reset", json!({})).await;
         assert_eq!(r.status(), 401);
         let v: Value = r.json().await.unwrap();
         assert!(v["error"]["message"]

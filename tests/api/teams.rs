@@ -598,14 +598,7 @@ async fn team_routes_are_admin_only() {
             json!({"team_id": "x", "user_id": "u", "max_budget_in_team": 1}),
         ),
     ] {
-        let r = gw
-            .client
-            .post(gw.url(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = gw.post_as(key, path, body).await;
         assert_eq!(r.status(), 403, "{path}");
     }
     for (path, body) in [
@@ -621,14 +614,7 @@ async fn team_routes_are_admin_only() {
         ("/user/update", json!({"user_id": "u"})),
         ("/user/delete", json!({"user_ids": ["u"]})),
     ] {
-        let r = gw
-            .client
-            .post(gw.url(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = gw.post_as(key, path, body).await;
         assert_eq!(r.status(), 401, "{path}");
     }
     for path in ["/team/list", "/v2/team/list", "/user/list"] {
