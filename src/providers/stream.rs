@@ -451,10 +451,19 @@ pub struct ChatStream {
     encoder: Encoder,
     items: VecDeque<StreamItem>,
     finished: bool,
+    /// The upstream body has ended (or failed): nothing left to read from it.
+    upstream_ended: bool,
     idle_timeout: Option<Duration>,
     tap: StreamTap,
     provider: Provider,
 }
+
+/// After the upstream's end marker, how long [`ChatStream`] waits for the rest of its body
+/// (normally just the closing chunk of the HTTP message) when no stream timeout is set.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// How much more an upstream may send after its end marker before its connection is dropped
+/// instead of read to the end.
+const DRAIN_MAX_BYTES: usize = 64 * 1024;
 
 /// A frame for the client, or a failure before anything was sent.
 enum Next {
@@ -477,6 +486,7 @@ impl ChatStream {
             encoder,
             items: VecDeque::new(),
             finished: false,
+            upstream_ended: false,
             idle_timeout,
             tap,
             provider,
@@ -509,6 +519,7 @@ impl ChatStream {
             }
             if self.finished {
                 self.tap.fire();
+                self.drain_upstream().await;
                 return None;
             }
             if self.dialect.decode_next(&mut self.items) {
@@ -533,21 +544,60 @@ impl ChatStream {
             };
             match read {
                 Some(Ok(bytes)) => self.dialect.push(&bytes, &mut self.items),
-                Some(Err(e)) => self.items.push_back(StreamItem::Error(ApiError::new(
+                Some(Err(e)) => {
+                    self.upstream_ended = true;
+                    self.items.push_back(StreamItem::Error(ApiError::new(
                     ErrorClass::ApiConnection,
                     format!(
                         "litellm.APIConnectionError: APIConnectionError: {} - stream interrupted: {e}",
                         self.provider.exception_label()
                     ),
-                ))),
+                    )));
+                }
                 None => {
+                    self.upstream_ended = true;
                     self.dialect.finish(&mut self.items);
-                    if self.items.is_empty() || !self.items.iter().any(|i| matches!(i, StreamItem::Done | StreamItem::Error(_))) {
+                    if self.items.is_empty()
+                        || !self
+                            .items
+                            .iter()
+                            .any(|i| matches!(i, StreamItem::Done | StreamItem::Error(_)))
+                    {
                         // Upstream closed without its end marker: end the client stream cleanly.
                         self.items.push_back(StreamItem::Done);
                     }
                 }
             }
+        }
+    }
+}
+
+impl ChatStream {
+    /// Reads the upstream body to its end after its end marker (`data: [DONE]`,
+    /// `message_stop`, ...), so that its keep-alive connection goes back to the pool instead
+    /// of being closed and a new one opened for the next call. The client has its last event
+    /// by then (and spend is reported); only the end of the HTTP message waits, as it does
+    /// behind LiteLLM, whose upstream SDK reads the stream to its end. Bounded in time and
+    /// size: an upstream that keeps its body open after its end marker is dropped.
+    async fn drain_upstream(&mut self) {
+        if std::mem::replace(&mut self.upstream_ended, true) {
+            return;
+        }
+        let upstream = &mut self.upstream;
+        let drain = async {
+            let mut left = DRAIN_MAX_BYTES;
+            while let Some(Ok(bytes)) = upstream.next().await {
+                match left.checked_sub(bytes.len()) {
+                    Some(l) => left = l,
+                    None => return false,
+                }
+            }
+            true
+        };
+        let wait = self.idle_timeout.unwrap_or(DRAIN_WAIT).min(DRAIN_WAIT);
+        if !matches!(tokio::time::timeout(wait, drain).await, Ok(true)) {
+            // Dropping the body mid-message closes its connection.
+            self.upstream = futures::stream::empty().boxed();
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Starts an Anthropic mock. By upstream model: `err-<status>` answers an Anthropic error;
@@ -278,6 +279,18 @@ async fn anthropic_tool_calls_and_streams_map_to_openai() {
     );
     assert_eq!(mock.last().body["stream"], true);
     assert!(mock.last().body.get("stream_options").is_none());
+    // Each upstream stream is read to its end, so one keep-alive connection served them all.
+    for _ in 0..3 {
+        let body = json!({"model": "claude-tool", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+        let text = gw
+            .post("/v1/chat/completions", body)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
+    }
+    assert_eq!(mock.state.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
+use futures::StreamExt;
 use litellm_gateway::config::load_str;
 use litellm_gateway::{start, AppState, BuildOptions};
 use serde_json::{json, Value};
@@ -31,6 +32,8 @@ pub struct MockState {
     pub cancelled: AtomicUsize,
     /// Streams that ran to completion.
     pub finished: AtomicUsize,
+    /// TCP connections accepted.
+    pub connections: AtomicUsize,
 }
 
 pub struct MockUpstream {
@@ -59,8 +62,9 @@ impl MockUpstream {
 /// Starts the mock. Behaviour is chosen by the `model` the gateway sends upstream:
 /// `err-<status>` answers that status with an OpenAI error body; `content-filter` a content
 /// policy error; `ctx-overflow` a context
-/// window error; `slow` sleeps 3 s; `drip` streams 100 chunks 50 ms apart; otherwise a normal
-/// completion (or stream when `stream: true`).
+/// window error; `slow` sleeps 3 s; `drip` streams 100 chunks 50 ms apart; `linger` streams one
+/// chunk and `data: [DONE]` but never ends its body; otherwise a normal completion (or stream
+/// when `stream: true`).
 pub async fn mock_upstream() -> MockUpstream {
     serve_mock(|state| {
         Router::new()
@@ -79,6 +83,10 @@ pub async fn serve_mock(app: impl FnOnce(Arc<MockState>) -> Router) -> MockUpstr
     let app = app(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let counted = state.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        counted.connections.fetch_add(1, Ordering::SeqCst);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -174,6 +182,26 @@ async fn chat(
         r.headers_mut()
             .insert("x-upstream-marker", "m1".parse().unwrap());
         return r;
+    }
+    if model == "linger" {
+        let guard = DropGuard {
+            state: state.clone(),
+            done: false,
+        };
+        let events = [
+            chunk("c1", &model, json!({"content": "hi"}), json!("stop")),
+            "data: [DONE]\n\n".to_string(),
+        ];
+        let s = futures::stream::iter(events.map(|e| Ok::<_, std::io::Error>(Bytes::from(e))))
+            .chain(futures::stream::pending())
+            .map(move |e| {
+                let _ = &guard;
+                e
+            });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(s))
+            .unwrap();
     }
     let include_usage = v["stream_options"]["include_usage"]
         .as_bool()

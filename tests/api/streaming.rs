@@ -51,6 +51,57 @@ async fn stream_is_reframed_with_done_and_hides_usage_unless_asked() {
 }
 
 #[tokio::test]
+async fn streams_read_to_the_end_reuse_the_upstream_connection() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["gpt-4o"], ""), Some(&mock)).await;
+    let mut b = chat_body("gpt-4o");
+    b["stream"] = json!(true);
+    for _ in 0..5 {
+        let text = gw
+            .post("/v1/chat/completions", b.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
+    }
+    b["stream"] = json!(false);
+    assert_eq!(gw.post("/v1/chat/completions", b).await.status(), 200);
+    // The upstream body is read past `data: [DONE]` to its end, so its keep-alive connection
+    // serves the next call instead of being closed and a new one opened each time.
+    assert_eq!(mock.count(), 6);
+    assert_eq!(mock.state.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_upstream_body_left_open_after_done_is_dropped_soon() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["linger"], ""), Some(&mock)).await;
+    let mut b = chat_body("linger");
+    b["stream"] = json!(true);
+    let start = Instant::now();
+    let text = gw
+        .post("/v1/chat/completions", b)
+        .await
+        .text()
+        .await
+        .unwrap();
+    // The client's stream ends within the drain bound (1 s), not the deployment's timeout, and
+    // the upstream connection that never finished its body is closed.
+    assert!(
+        start.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while mock.state.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.state.cancelled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn chunks_are_forwarded_as_they_arrive() {
     let mock = mock_upstream().await;
     let gw = gateway(&config_for(&["drip"], ""), Some(&mock)).await;
