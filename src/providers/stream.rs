@@ -529,6 +529,8 @@ impl ChatStream {
                 Some(d) => match tokio::time::timeout(d, self.upstream.next()).await {
                     Ok(r) => r,
                     Err(_) => {
+                        // A stalled upstream is not waited for again to drain it.
+                        self.upstream_ended = true;
                         self.items.push_back(StreamItem::Error(ApiError::new(
                             ErrorClass::Timeout,
                             format!(
