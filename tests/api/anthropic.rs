@@ -282,12 +282,7 @@ async fn anthropic_tool_calls_and_streams_map_to_openai() {
     // Each upstream stream is read to its end, so one keep-alive connection served them all.
     for _ in 0..3 {
         let body = json!({"model": "claude-tool", "messages": [{"role": "user", "content": "hi"}], "stream": true});
-        let text = gw
-            .post("/v1/chat/completions", body)
-            .await
-            .text()
-            .await
-            .unwrap();
+        let text = gw.post_text("/v1/chat/completions", body).await;
         assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
     }
     assert_eq!(mock.state.connections.load(Ordering::SeqCst), 1);

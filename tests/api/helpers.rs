@@ -57,6 +57,16 @@ impl MockUpstream {
     pub fn count(&self) -> usize {
         self.state.requests.lock().unwrap().len()
     }
+    /// Streams cancelled so far, once at least one is or `wait` has passed.
+    pub async fn cancelled_within(&self, wait: Duration) -> usize {
+        let deadline = std::time::Instant::now() + wait;
+        while self.state.cancelled.load(Ordering::SeqCst) == 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.state.cancelled.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts the mock. Behaviour is chosen by the `model` the gateway sends upstream:
@@ -308,6 +318,10 @@ impl Gateway {
     }
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.get_as(MASTER, path).await
+    }
+    /// `POST` as the master key and read the whole answer as text (a stream to its end).
+    pub async fn post_text(&self, path: &str, body: Value) -> String {
+        self.post(path, body).await.text().await.unwrap()
     }
     /// `POST` with `key` as the bearer token.
     pub async fn post_as(&self, key: &str, path: &str, body: Value) -> reqwest::Response {

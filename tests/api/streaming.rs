@@ -4,12 +4,18 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// A mock upstream, a gateway serving `model` from it, and a streaming request body for it.
+async fn streaming_to(model: &str) -> (MockUpstream, Gateway, Value) {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&[model], ""), Some(&mock)).await;
+    let mut b = chat_body(model);
+    b["stream"] = json!(true);
+    (mock, gw, b)
+}
+
 #[tokio::test]
 async fn stream_is_reframed_with_done_and_hides_usage_unless_asked() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["gpt-4o"], ""), Some(&mock)).await;
-    let mut b = chat_body("gpt-4o");
-    b["stream"] = json!(true);
+    let (mock, gw, mut b) = streaming_to("gpt-4o").await;
     let r = gw.post("/v1/chat/completions", b.clone()).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
@@ -38,12 +44,7 @@ async fn stream_is_reframed_with_done_and_hides_usage_unless_asked() {
     assert_eq!(mock.last().body["stream_options"]["include_usage"], true);
 
     b["stream_options"] = json!({"include_usage": true});
-    let text = gw
-        .post("/v1/chat/completions", b)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = gw.post_text("/v1/chat/completions", b).await;
     let events = sse_data(&text);
     let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage["choices"], json!([]));
@@ -52,17 +53,9 @@ async fn stream_is_reframed_with_done_and_hides_usage_unless_asked() {
 
 #[tokio::test]
 async fn streams_read_to_the_end_reuse_the_upstream_connection() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["gpt-4o"], ""), Some(&mock)).await;
-    let mut b = chat_body("gpt-4o");
-    b["stream"] = json!(true);
+    let (mock, gw, mut b) = streaming_to("gpt-4o").await;
     for _ in 0..5 {
-        let text = gw
-            .post("/v1/chat/completions", b.clone())
-            .await
-            .text()
-            .await
-            .unwrap();
+        let text = gw.post_text("/v1/chat/completions", b.clone()).await;
         assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
     }
     b["stream"] = json!(false);
@@ -75,38 +68,24 @@ async fn streams_read_to_the_end_reuse_the_upstream_connection() {
 
 #[tokio::test]
 async fn an_upstream_body_left_open_after_done_is_dropped_soon() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["linger"], ""), Some(&mock)).await;
-    let mut b = chat_body("linger");
-    b["stream"] = json!(true);
+    let (mock, gw, b) = streaming_to("linger").await;
     let start = Instant::now();
-    let text = gw
-        .post("/v1/chat/completions", b)
-        .await
-        .text()
-        .await
-        .unwrap();
-    // The client's stream ends within the drain bound (1 s), not the deployment's timeout, and
-    // the upstream connection that never finished its body is closed.
+    let text = gw.post_text("/v1/chat/completions", b).await;
+    // The client's stream ends cleanly once the drain bound (1 s) has passed, not at the
+    // deployment's timeout, and the upstream connection that never finished its body is closed.
     assert!(
-        start.elapsed() < Duration::from_millis(1400),
+        start.elapsed() < Duration::from_secs(5),
         "{:?}",
         start.elapsed()
     );
     assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while mock.state.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(mock.state.cancelled.load(Ordering::SeqCst), 1);
+    assert!(!text.contains("error"), "{text}");
+    assert_eq!(mock.cancelled_within(Duration::from_secs(3)).await, 1);
 }
 
 #[tokio::test]
 async fn chunks_are_forwarded_as_they_arrive() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["drip"], ""), Some(&mock)).await;
-    let mut b = chat_body("drip");
-    b["stream"] = json!(true);
+    let (_mock, gw, b) = streaming_to("drip").await;
     let start = Instant::now();
     let r = gw.post("/v1/chat/completions", b).await;
     assert_eq!(r.status(), 200);
@@ -130,20 +109,13 @@ async fn chunks_are_forwarded_as_they_arrive() {
 
 #[tokio::test]
 async fn client_disconnect_cancels_the_upstream_request() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["drip"], ""), Some(&mock)).await;
-    let mut b = chat_body("drip");
-    b["stream"] = json!(true);
+    let (mock, gw, b) = streaming_to("drip").await;
     let r = gw.post("/v1/chat/completions", b).await;
     let mut s = r.bytes_stream();
     let _ = s.next().await;
     drop(s);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while mock.state.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert_eq!(
-        mock.state.cancelled.load(Ordering::SeqCst),
+        mock.cancelled_within(Duration::from_secs(3)).await,
         1,
         "upstream stream was not cancelled"
     );
@@ -152,10 +124,7 @@ async fn client_disconnect_cancels_the_upstream_request() {
 
 #[tokio::test]
 async fn stream_errors_before_first_event_are_json_errors() {
-    let mock = mock_upstream().await;
-    let gw = gateway(&config_for(&["err-429"], ""), Some(&mock)).await;
-    let mut b = chat_body("err-429");
-    b["stream"] = json!(true);
+    let (_mock, gw, b) = streaming_to("err-429").await;
     let r = gw.post("/v1/chat/completions", b).await;
     assert_eq!(r.status(), 429);
     assert!(r.headers()["content-type"]
@@ -175,12 +144,7 @@ async fn mock_response_streams() {
     let mut b = chat_body("demo");
     b["stream"] = json!(true);
     b["stream_options"] = json!({"include_usage": true});
-    let text = gw
-        .post("/v1/chat/completions", b)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = gw.post_text("/v1/chat/completions", b).await;
     let events = sse_data(&text);
     assert_eq!(events.len(), 4, "{text}");
     let first: Value = serde_json::from_str(&events[0]).unwrap();
