@@ -549,11 +549,11 @@ impl ChatStream {
                 Some(Err(e)) => {
                     self.upstream_ended = true;
                     self.items.push_back(StreamItem::Error(ApiError::new(
-                    ErrorClass::ApiConnection,
-                    format!(
-                        "litellm.APIConnectionError: APIConnectionError: {} - stream interrupted: {e}",
-                        self.provider.exception_label()
-                    ),
+                        ErrorClass::ApiConnection,
+                        format!(
+                            "litellm.APIConnectionError: APIConnectionError: {} - stream interrupted: {e}",
+                            self.provider.exception_label()
+                        ),
                     )));
                 }
                 None => {
@@ -572,35 +572,29 @@ impl ChatStream {
             }
         }
     }
-}
 
-impl ChatStream {
     /// Reads the upstream body to its end after its end marker (`data: [DONE]`,
     /// `message_stop`, ...), so that its keep-alive connection goes back to the pool instead
     /// of being closed and a new one opened for the next call. The client has its last event
     /// by then (and spend is reported); only the end of the HTTP message waits, as it does
     /// behind LiteLLM, whose upstream SDK reads the stream to its end. Bounded in time and
-    /// size: an upstream that keeps its body open after its end marker is dropped.
+    /// size: past either bound the body is dropped with the stream, closing its connection.
     async fn drain_upstream(&mut self) {
         if std::mem::replace(&mut self.upstream_ended, true) {
             return;
         }
         let upstream = &mut self.upstream;
-        let drain = async {
+        let wait = self.idle_timeout.map_or(DRAIN_WAIT, |d| d.min(DRAIN_WAIT));
+        let _ = tokio::time::timeout(wait, async {
             let mut left = DRAIN_MAX_BYTES;
             while let Some(Ok(bytes)) = upstream.next().await {
                 match left.checked_sub(bytes.len()) {
                     Some(l) => left = l,
-                    None => return false,
+                    None => return,
                 }
             }
-            true
-        };
-        let wait = self.idle_timeout.unwrap_or(DRAIN_WAIT).min(DRAIN_WAIT);
-        if !matches!(tokio::time::timeout(wait, drain).await, Ok(true)) {
-            // Dropping the body mid-message closes its connection.
-            self.upstream = futures::stream::empty().boxed();
-        }
+        })
+        .await;
     }
 }
 
@@ -684,6 +678,38 @@ mod tests {
         assert!(sum.completed);
         assert_eq!(sum.usage.unwrap().total_tokens, 5);
         assert_eq!(sum.output_chars, 5);
+    }
+
+    /// What follows the end marker is read (so the connection can be reused), up to the byte
+    /// bound: an upstream that keeps sending is not read further.
+    #[tokio::test(start_paused = true)]
+    async fn after_done_the_upstream_is_read_up_to_the_bound() {
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = read.clone();
+        let tail = futures::stream::iter((0..3).map(|_| Ok(Bytes::from(vec![b' '; 40 * 1024]))))
+            .inspect(move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+            .chain(futures::stream::pending());
+        let s = ChatStream::new(
+            upstream(vec![
+                b"data: {\"id\":\"c\",\"choices\":[]}\n\ndata: [DONE]\n\n",
+            ])
+            .chain(tail)
+            .boxed(),
+            Dialect::openai(Provider::OpenAi),
+            Encoder::OpenAi {
+                model: "g".into(),
+                include_usage: false,
+            },
+            None,
+            StreamTap::new(None),
+            Provider::OpenAi,
+        );
+        let body: Vec<Bytes> = open(s).await.unwrap().map(|r| r.unwrap()).collect().await;
+        assert!(String::from_utf8_lossy(body.last().unwrap()).contains("[DONE]"));
+        // 40 KiB fits the 64 KiB bound, the second read passes it, the third is never asked for.
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
