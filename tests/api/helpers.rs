@@ -204,6 +204,7 @@ async fn chat(
         ];
         let s = futures::stream::iter(events.map(|e| Ok::<_, std::io::Error>(Bytes::from(e))))
             .chain(futures::stream::pending())
+            // The body owns the guard: dropped before its end, it counts as cancelled.
             .map(move |e| {
                 let _ = &guard;
                 e
