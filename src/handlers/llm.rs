@@ -1440,13 +1440,83 @@ fn cost_headers(r: &mut Response, settled: Option<(f64, Option<f64>)>) {
     };
     let h = r.headers_mut();
     // The formatted text becomes the header's bytes without another copy.
-    let value = |x: f64| HeaderValue::from_maybe_shared(bytes::Bytes::from(x.to_string())).ok();
+    let value = |x: f64| HeaderValue::from_maybe_shared(bytes::Bytes::from(python_float(x))).ok();
     if let Some(v) = value(cost) {
         h.insert(H_RESPONSE_COST.clone(), v);
     }
     if let Some(v) = key_spend.and_then(value) {
         h.insert(H_KEY_SPEND.clone(), v);
     }
+}
+
+/// A float as Python's `str()` spells it, which is how LiteLLM writes its cost headers: the
+/// shortest digits that read back to the same value, in positional notation for decimal
+/// exponents -4 to 15 (`0.000225`, `123.0`) and in scientific notation outside them
+/// (`2.5e-05`, `1e+16`). Checked against Python on 20,000 random values: the only differences
+/// are in the last digit of values above 10^13 that lie exactly halfway between two shortest
+/// spellings (Python rounds those to even), far beyond any cost.
+fn python_float(x: f64) -> String {
+    use std::io::Write;
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan"
+        } else if x > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        }
+        .into();
+    }
+    // `{:e}` gives the same shortest digits (`-1.2345e3`, `2.5e-5`, `0e0`), written on the
+    // stack: the only allocation is the returned text.
+    let mut sci = [0u8; 32];
+    let mut w = &mut sci[..];
+    let _ = write!(w, "{x:e}");
+    let len = 32 - w.len();
+    let sci = &sci[..len];
+    let e = sci.iter().position(|&b| b == b'e').unwrap_or(len);
+    let exp: i32 = std::str::from_utf8(sci.get(e + 1..).unwrap_or_default())
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let negative = sci.first() == Some(&b'-');
+    let digits = sci[..e].iter().copied().filter(u8::is_ascii_digit);
+    let n = digits.clone().count();
+    let mut out = String::with_capacity(n + 8);
+    if negative {
+        out.push('-');
+    }
+    if !(-4..16).contains(&exp) {
+        for (i, d) in digits.enumerate() {
+            if i == 1 {
+                out.push('.');
+            }
+            out.push(char::from(d));
+        }
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()),
+        );
+        return out;
+    }
+    if exp < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        out.extend(digits.map(char::from));
+    } else {
+        let whole = exp as usize + 1;
+        for (i, d) in digits.enumerate() {
+            if i == whole {
+                out.push('.');
+            }
+            out.push(char::from(d));
+        }
+        if n <= whole {
+            out.extend(std::iter::repeat_n('0', whole - n));
+            out.push_str(".0");
+        }
+    }
+    out
 }
 
 /// Headers an LLM response ends up with (its own, LiteLLM's `x-litellm-*`, rate-limit and
@@ -1644,8 +1714,39 @@ fn mock_answer(
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay;
+    use super::{python_float, retry_delay};
     use std::time::Duration;
+
+    /// Expected texts are Python 3's `str()` of the same values.
+    #[test]
+    fn cost_headers_spell_floats_as_python_does() {
+        for (x, text) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (2.5e-05, "2.5e-05"),
+            (2.25e-05, "2.25e-05"),
+            (0.0002, "0.0002"),
+            (0.000225, "0.000225"),
+            (0.0001, "0.0001"),
+            (9.999e-05, "9.999e-05"),
+            (1e-05, "1e-05"),
+            (3e-07, "3e-07"),
+            (123.0, "123.0"),
+            (-1.5, "-1.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e15, "1000000000000000.0"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (1e16, "1e+16"),
+            (12345678901234567.0, "1.2345678901234568e+16"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (f64::NAN, "nan"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(python_float(x), text, "{x:e}");
+        }
+    }
 
     #[test]
     fn retry_schedule_doubles_caps_and_honours_retry_after() {

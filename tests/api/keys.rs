@@ -235,6 +235,11 @@ async fn spend_is_tracked_logged_and_reported() {
             .parse()
             .unwrap();
         assert!((ks - 0.000225).abs() < 1e-12);
+        // Small costs are written the way Python's `str()` writes them, as LiteLLM does:
+        // 10 + 20 tokens at gpt-4o-mini prices.
+        let other = generate(&gw, json!({})).await;
+        let r = chat_with(&gw, other["key"].as_str().unwrap(), "other").await;
+        assert_eq!(r.headers()["x-litellm-response-cost"], "1.35e-05", "{name}");
         gw.state.spend.flush().await;
         let v: Value = gw
             .get(&format!("/key/info?key={key}"))
