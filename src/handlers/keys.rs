@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::{abbreviate_key, hash_key, AuthCtx};
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
-use crate::store::{KeyFilter, KeyRow, StoreError, TeamRow};
+use crate::store::{AliasFilter, KeyFilter, KeyRow, StoreError, TeamRow};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -978,6 +978,75 @@ async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Re
     };
     let total_pages = (total + size - 1) / size;
     Ok(Json(json!({"keys": keys, "total_count": total, "current_page": page, "total_pages": total_pages})).into_response())
+}
+
+/// Query of `GET /key/aliases`.
+#[derive(Debug, Deserialize)]
+pub struct KeyAliasesQuery {
+    page: Option<i64>,
+    size: Option<i64>,
+    search: Option<String>,
+    team_id: Option<String>,
+}
+
+/// `GET /key/aliases`: the aliases of the keys the caller may see, alphabetically, one page at
+/// a time (default 50). Admins see every key's; others the aliases of their own keys and of
+/// their teams' keys. The admin UI's session keys are left out.
+pub async fn key_aliases_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    super::JsonQuery(q): super::JsonQuery<KeyAliasesQuery>,
+) -> Response {
+    aliases(&state, &auth, q)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn aliases(state: &AppState, auth: &AuthCtx, q: KeyAliasesQuery) -> ApiResult<Response> {
+    access::gate(auth, "/key/aliases", RouteClass::KeyManagement, true)?;
+    let page = q.page.unwrap_or(1);
+    let size = q.size.unwrap_or(50);
+    if page < 1 {
+        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
+    }
+    if !(1..=100).contains(&size) {
+        return Err(ApiError::bad_request("size must be between 1 and 100").with_param("size"));
+    }
+    let scope = if access::can_view_all(auth) {
+        None
+    } else {
+        let user_id = auth.user_id().map(str::to_string);
+        let teams = match &user_id {
+            Some(u) => state
+                .store
+                .get_user(u)
+                .await
+                .map_err(store_err)?
+                .map(|row| row.teams)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Some((user_id, teams))
+    };
+    let filter = AliasFilter {
+        search: q.search.filter(|s| !s.is_empty()),
+        team_id: q.team_id.filter(|t| !t.is_empty()),
+        scope,
+    };
+    let (aliases, total) = state
+        .store
+        .key_aliases(&filter, (page - 1) * size, size)
+        .await
+        .map_err(store_err)?;
+    let total_pages = (total + size - 1) / size;
+    Ok(Json(json!({
+        "aliases": aliases,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": total_pages,
+        "size": size,
+    }))
+    .into_response())
 }
 
 #[cfg(test)]

@@ -329,6 +329,62 @@ pub struct KeyFilter {
     pub key_hash: Option<String>,
 }
 
+/// Filters of `/key/aliases`.
+#[derive(Debug, Default, Clone)]
+pub struct AliasFilter {
+    /// A case-insensitive part of the alias (`%` and `_` keep their SQL `LIKE` meaning, as in
+    /// LiteLLM).
+    pub search: Option<String>,
+    pub team_id: Option<String>,
+    /// For callers who are not admins: only keys of this user or of these teams; with neither,
+    /// none.
+    pub scope: Option<(Option<String>, Vec<String>)>,
+}
+
+/// The team of the admin UI's session keys, which `/key/aliases` leaves out (LiteLLM's
+/// `UI_SESSION_TOKEN_TEAM_ID`).
+const UI_SESSION_TEAM: &str = "litellm-dashboard";
+
+/// `WHERE ...` of `/key/aliases`, for either database; `like` is its case-insensitive `LIKE`.
+fn push_alias_filter<'a, DB>(qb: &mut sqlx::QueryBuilder<'a, DB>, f: &'a AliasFilter, like: &str)
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push(r#" WHERE "key_alias" IS NOT NULL AND "key_alias" <> '' AND ("team_id" IS NULL OR "team_id" <> "#)
+        .push_bind(UI_SESSION_TEAM)
+        .push(")");
+    if let Some((user_id, teams)) = &f.scope {
+        let mut any = false;
+        qb.push(" AND (");
+        if let Some(u) = user_id {
+            qb.push(r#""user_id" = "#).push_bind(u.as_str());
+            any = true;
+        }
+        if !teams.is_empty() {
+            if any {
+                qb.push(" OR ");
+            }
+            qb.push(r#""team_id" IN ("#);
+            let mut list = qb.separated(", ");
+            for t in teams {
+                list.push_bind(t.as_str());
+            }
+            qb.push(")");
+            any = true;
+        }
+        qb.push(if any { ")" } else { "1 = 0)" });
+    }
+    if let Some(s) = &f.search {
+        qb.push(format!(r#" AND "key_alias" {like} "#))
+            .push_bind(format!("%{s}%"));
+    }
+    if let Some(t) = &f.team_id {
+        qb.push(r#" AND "team_id" = "#).push_bind(t.as_str());
+    }
+}
+
 /// A budget the reset job reset.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BudgetReset {
@@ -748,6 +804,45 @@ impl Store {
                 Ok((rows.iter().map(rows::key_from_pg).collect(), total))
             }
         }
+    }
+
+    /// One page of key aliases in alphabetical order, and how many match in all.
+    pub async fn key_aliases(
+        &self,
+        f: &AliasFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<String>, i64)> {
+        const SELECT: &str = r#"SELECT "key_alias" FROM "LiteLLM_VerificationToken""#;
+        const COUNT: &str = r#"SELECT COUNT(*) FROM "LiteLLM_VerificationToken""#;
+        const PAGE: &str = r#" ORDER BY "key_alias" ASC LIMIT "#;
+        Ok(match self {
+            Self::Sqlite(p) => {
+                // SQLite's LIKE ignores case (ASCII), as PostgreSQL's ILIKE does.
+                let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(SELECT);
+                push_alias_filter(&mut qb, f, "LIKE");
+                qb.push(PAGE)
+                    .push_bind(limit)
+                    .push(" OFFSET ")
+                    .push_bind(offset);
+                let aliases = qb.build_query_scalar().fetch_all(p).await?;
+                let mut cq = sqlx::QueryBuilder::<sqlx::Sqlite>::new(COUNT);
+                push_alias_filter(&mut cq, f, "LIKE");
+                (aliases, cq.build_query_scalar().fetch_one(p).await?)
+            }
+            Self::Postgres(p) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(SELECT);
+                push_alias_filter(&mut qb, f, "ILIKE");
+                qb.push(PAGE)
+                    .push_bind(limit)
+                    .push(" OFFSET ")
+                    .push_bind(offset);
+                let aliases = qb.build_query_scalar().fetch_all(p).await?;
+                let mut cq = sqlx::QueryBuilder::<sqlx::Postgres>::new(COUNT);
+                push_alias_filter(&mut cq, f, "ILIKE");
+                (aliases, cq.build_query_scalar().fetch_one(p).await?)
+            }
+        })
     }
 
     /// Writes one accounting batch in one transaction.

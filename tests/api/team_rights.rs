@@ -1404,3 +1404,68 @@ async fn insert_organization(gw: &Gateway, id: &str) {
         }
     }
 }
+
+/// `GET /key/aliases`: alphabetical pages, case-insensitive search, a team filter; admins see
+/// every alias, an internal user those of their own keys and their teams' keys, a key without a
+/// user is refused; the admin UI's session keys never show.
+#[tokio::test]
+async fn key_aliases_page_search_and_scope() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        for team in ["t1", "t2", "litellm-dashboard"] {
+            ok(gw.post("/team/new", json!({"team_id": team})).await).await;
+        }
+        let alice = user_key(&gw, "alice", "internal_user").await;
+        user_key(&gw, "bob", "internal_user").await;
+        ok(gw
+            .post(
+                "/team/member_add",
+                json!({"team_id": "t1", "member": {"role": "user", "user_id": "alice"}}),
+            )
+            .await)
+        .await;
+        for body in [
+            json!({"key_alias": "zeta-admin"}),
+            json!({"key_alias": "Alpha-team", "team_id": "t1"}),
+            json!({"key_alias": "delta-t2", "team_id": "t2"}),
+            json!({"key_alias": "beta-alice", "user_id": "alice"}),
+            json!({"key_alias": "gamma-bob", "user_id": "bob"}),
+            json!({"key_alias": "ui-session", "team_id": "litellm-dashboard"}),
+            json!({}),
+        ] {
+            ok(gw.post("/key/generate", body).await).await;
+        }
+        let all = ok(gw.get("/key/aliases").await).await;
+        assert_eq!(
+            all,
+            json!({"aliases": ["Alpha-team", "beta-alice", "delta-t2", "gamma-bob", "zeta-admin"],
+                   "total_count": 5, "current_page": 1, "total_pages": 1, "size": 50}),
+            "{name}"
+        );
+        let page = ok(gw.get("/key/aliases?size=2&page=3").await).await;
+        assert_eq!(page["aliases"], json!(["zeta-admin"]), "{name}: {page}");
+        assert_eq!(page["total_pages"], 3);
+        let found = ok(gw.get("/key/aliases?search=ALPHA").await).await;
+        assert_eq!(found["aliases"], json!(["Alpha-team"]), "{name}: {found}");
+        let team = ok(gw.get("/key/aliases?team_id=t2").await).await;
+        assert_eq!(team["aliases"], json!(["delta-t2"]), "{name}: {team}");
+
+        let own = ok(as_key(&gw, &alice, "GET", "/key/aliases", json!({})).await).await;
+        assert_eq!(
+            own["aliases"],
+            json!(["Alpha-team", "beta-alice"]),
+            "{name}: {own}"
+        );
+        assert_eq!(own["total_count"], 2);
+
+        let plain = ok(gw.post("/key/generate", json!({})).await).await;
+        let plain = plain["key"].as_str().unwrap();
+        refused(
+            as_key(&gw, plain, "GET", "/key/aliases", json!({})).await,
+            401,
+            "Route=/key/aliases",
+        )
+        .await;
+        refused(gw.get("/key/aliases?size=101").await, 400, "size").await;
+    }
+}
