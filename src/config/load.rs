@@ -5,7 +5,7 @@
 //! are visible to those references (an improvement over the reference version, where they were
 //! not). Syntax and type errors are fatal and name the file, line and YAML path.
 
-use super::{Config, KNOWN_UNTYPED};
+use super::{Config, KNOWN_UNTYPED, PARTLY_KNOWN};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -391,7 +391,12 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
             .find(|(s, _)| *s == section)
             .map(|(_, k)| *k)
             .unwrap_or(&[]);
-        for key in extra.keys() {
+        let warn = |warnings: &mut Vec<String>, full: &str| {
+            warnings.push(format!(
+                "config key `{full}` is accepted but not implemented by this gateway; it has no effect"
+            ));
+        };
+        for (key, value) in extra {
             if known.contains(&key.as_str()) {
                 continue;
             }
@@ -400,9 +405,17 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
             } else {
                 format!("{section}.{key}")
             };
-            warnings.push(format!(
-                "config key `{full}` is accepted but not implemented by this gateway; it has no effect"
-            ));
+            let partly = PARTLY_KNOWN
+                .iter()
+                .find(|(s, k, _)| *s == section && k == key);
+            match (partly, value.as_object()) {
+                (Some((_, _, understood)), Some(inner)) => {
+                    for sub in inner.keys().filter(|k| !understood.contains(&k.as_str())) {
+                        warn(warnings, &format!("{full}.{sub}"));
+                    }
+                }
+                _ => warn(warnings, &full),
+            }
         }
     }
 }
@@ -463,6 +476,31 @@ mod tests {
             .filter(|w| w.contains("not implemented"))
             .collect();
         assert_eq!(w.len(), 3, "{w:?}");
+    }
+
+    /// Of `default_internal_user_params` only `available_teams` is read (`/team/available`); each
+    /// other key warns under its full path.
+    #[test]
+    fn partly_understood_mappings_warn_for_the_rest() {
+        let text = "litellm_settings:\n  default_internal_user_params:\n    available_teams: [t1]\n    max_budget: 10\n    user_role: internal_user\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let w: Vec<_> = cfg
+            .warnings
+            .iter()
+            .filter(|w| w.contains("not implemented"))
+            .collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("`litellm_settings.default_internal_user_params.max_budget`"));
+        assert!(w[1].contains("`litellm_settings.default_internal_user_params.user_role`"));
+        let cfg = load_str(
+            "litellm_settings:\n  default_internal_user_params: 3\n",
+            "t.yaml",
+        );
+        assert!(cfg
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("not implemented")));
     }
 
     #[test]

@@ -579,6 +579,47 @@ pub struct TeamListQuery {
     organization_id: Option<String>,
 }
 
+/// `GET /team/available`: the teams a user may join on their own, as LiteLLM lists them: those
+/// named in `litellm_settings.default_internal_user_params.available_teams` that exist and that
+/// the caller's user is not a member of yet; `[]` when the setting is absent.
+pub async fn available_teams_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+) -> Response {
+    available(&state, &auth)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn available(state: &AppState, auth: &AuthCtx) -> ApiResult<Response> {
+    let Some(listed) = state
+        .loaded
+        .config
+        .litellm_settings
+        .extra
+        .get("default_internal_user_params")
+        .and_then(|p| p.get("available_teams"))
+        .and_then(Value::as_array)
+    else {
+        return Ok(Json(json!([])).into_response());
+    };
+    let user = match auth.user_id() {
+        Some(id) => state.store.get_user(id).await.map_err(store_err)?,
+        None => None,
+    };
+    let user = user.ok_or_else(|| ApiError::not_found("User not found").with_param("user_id"))?;
+    let mut teams = Vec::new();
+    for id in listed.iter().filter_map(Value::as_str) {
+        if user.teams.iter().any(|t| t == id) {
+            continue;
+        }
+        if let Some(team) = state.store.get_team(id).await.map_err(store_err)? {
+            teams.push(Value::Object(team_json(&team)));
+        }
+    }
+    Ok(Json(Value::Array(teams)).into_response())
+}
+
 pub async fn list_teams_handler(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthCtx>,

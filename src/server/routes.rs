@@ -143,6 +143,7 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/team/update", post(teams::update_team_handler))
         .route("/team/delete", post(teams::delete_team_handler))
         .route("/team/list", get(teams::list_teams_handler))
+        .route("/team/available", get(teams::available_teams_handler))
         .route("/team/member_add", post(teams::member_add_handler))
         .route("/team/member_delete", post(teams::member_delete_handler))
         .route("/team/member_update", post(teams::member_update_handler))

@@ -1469,3 +1469,62 @@ async fn key_aliases_page_search_and_scope() {
         refused(gw.get("/key/aliases?size=101").await, 400, "size").await;
     }
 }
+
+/// `GET /team/available`: the configured self-join teams that exist and that the caller's user
+/// has not joined; `[]` without the setting; 404 for a key with no user.
+#[tokio::test]
+async fn available_teams_leave_out_joined_and_unknown_teams() {
+    for (name, db) in backends().await {
+        let config = format!(
+            "{}litellm_settings:\n  default_internal_user_params:\n    available_teams: [t1, ghost, t2]\n",
+            keys_config(db.as_deref())
+        );
+        let gw = gateway(&config, None).await;
+        for (team, alias) in [("t1", "one"), ("t2", "two"), ("t3", "three")] {
+            ok(gw
+                .post("/team/new", json!({"team_id": team, "team_alias": alias}))
+                .await)
+            .await;
+        }
+        let alice = user_key(&gw, "alice", "internal_user").await;
+        let open = ok(as_key(&gw, &alice, "GET", "/team/available", json!({})).await).await;
+        let ids: Vec<&str> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["team_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["t1", "t2"], "{name}: {open}");
+        assert_eq!(open[0]["team_alias"], "one");
+        ok(gw
+            .post(
+                "/team/member_add",
+                json!({"team_id": "t1", "member": {"role": "user", "user_id": "alice"}}),
+            )
+            .await)
+        .await;
+        let open = ok(as_key(&gw, &alice, "GET", "/team/available", json!({})).await).await;
+        assert_eq!(open.as_array().unwrap().len(), 1, "{name}: {open}");
+        assert_eq!(open[0]["team_id"], "t2");
+
+        let plain = ok(gw.post("/key/generate", json!({})).await).await;
+        refused(
+            as_key(
+                &gw,
+                plain["key"].as_str().unwrap(),
+                "GET",
+                "/team/available",
+                json!({}),
+            )
+            .await,
+            404,
+            "User not found",
+        )
+        .await;
+
+        let bare = gateway(&keys_config(db.as_deref()), None).await;
+        let alice = user_key(&bare, "alice2", "internal_user").await;
+        let none = ok(as_key(&bare, &alice, "GET", "/team/available", json!({})).await).await;
+        assert_eq!(none, json!([]), "{name}");
+    }
+}
