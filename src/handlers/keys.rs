@@ -980,6 +980,40 @@ async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Re
     Ok(Json(json!({"keys": keys, "total_count": total, "current_page": page, "total_pages": total_pages})).into_response())
 }
 
+/// `POST /key/health`: LiteLLM's check of the calling key. The only thing it checks is the
+/// key's own logging callbacks (`metadata.logging`); this gateway sends no logs to such
+/// callbacks, so a key that names any is reported unhealthy, saying why, and any other key is
+/// healthy.
+pub async fn key_health_handler(Extension(auth): Extension<AuthCtx>) -> Response {
+    let logging = auth
+        .key
+        .as_ref()
+        .and_then(|k| k.metadata.get("logging"))
+        .filter(|l| !l.is_null());
+    let Some(logging) = logging else {
+        return Json(json!({"key": "healthy", "logging_callbacks": null})).into_response();
+    };
+    let callbacks: Vec<&str> = logging
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("callback_name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({
+        "key": "unhealthy",
+        "logging_callbacks": {
+            "callbacks": callbacks,
+            "status": "unhealthy",
+            "details": format!(
+                "Key-based logging callbacks are not supported by this gateway; no logs are sent to {callbacks:?}"
+            ),
+        },
+    }))
+    .into_response()
+}
+
 /// Query of `GET /key/aliases`.
 #[derive(Debug, Deserialize)]
 pub struct KeyAliasesQuery {

@@ -130,6 +130,7 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/key/delete", post(keys::delete_key_handler))
         .route("/key/list", get(keys::list_keys_handler))
         .route("/key/aliases", get(keys::key_aliases_handler))
+        .route("/key/health", post(keys::key_health_handler))
         .route("/key/block", post(keys::block_key_handler))
         .route("/key/unblock", post(keys::unblock_key_handler))
         .route("/key/regenerate", post(keys::regenerate_key_handler))

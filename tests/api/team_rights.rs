@@ -1528,3 +1528,40 @@ async fn available_teams_leave_out_joined_and_unknown_teams() {
         assert_eq!(none, json!([]), "{name}");
     }
 }
+
+/// `POST /key/health` checks the calling key: healthy unless it names logging callbacks of its
+/// own, which this gateway does not send logs to (reported as unhealthy, naming them).
+#[tokio::test]
+async fn key_health_reports_key_logging_callbacks() {
+    let gw = gateway(&keys_config(None), None).await;
+    let healthy = json!({"key": "healthy", "logging_callbacks": null});
+    assert_eq!(ok(gw.post("/key/health", json!({})).await).await, healthy);
+    let plain = ok(gw.post("/key/generate", json!({})).await).await;
+    let plain = plain["key"].as_str().unwrap();
+    let r = ok(as_key(&gw, plain, "POST", "/key/health", json!({})).await).await;
+    assert_eq!(r, healthy);
+    let logged = ok(gw
+        .post(
+            "/key/generate",
+            json!({"metadata": {"logging": [{"callback_name": "langfuse", "callback_type": "success",
+                   "callback_vars": {"langfuse_host": "https://example.invalid"}}]}}),
+        )
+        .await)
+    .await;
+    let r = ok(as_key(
+        &gw,
+        logged["key"].as_str().unwrap(),
+        "POST",
+        "/key/health",
+        json!({}),
+    )
+    .await)
+    .await;
+    assert_eq!(r["key"], "unhealthy", "{r}");
+    assert_eq!(r["logging_callbacks"]["callbacks"], json!(["langfuse"]));
+    assert_eq!(r["logging_callbacks"]["status"], "unhealthy");
+    assert!(r["logging_callbacks"]["details"]
+        .as_str()
+        .unwrap()
+        .contains("not supported"));
+}
