@@ -466,15 +466,19 @@ mod tests {
         assert!(msg.contains("bad.yaml") && msg.contains("line"), "{msg}");
     }
 
+    /// The "accepted but not implemented" warnings of a loaded config.
+    fn not_implemented(cfg: &LoadedConfig) -> Vec<String> {
+        cfg.warnings
+            .iter()
+            .filter(|w| w.contains("not implemented"))
+            .cloned()
+            .collect()
+    }
+
     #[test]
     fn unknown_keys_warn_once_each() {
         let text = "litellm_settings:\n  success_callback: [langfuse]\n  turbo_mode: true\ngeneral_settings:\n  alerting: [slack]\n";
-        let cfg = load_str(text, "t.yaml").unwrap();
-        let w: Vec<_> = cfg
-            .warnings
-            .iter()
-            .filter(|w| w.contains("not implemented"))
-            .collect();
+        let w = not_implemented(&load_str(text, "t.yaml").unwrap());
         assert_eq!(w.len(), 3, "{w:?}");
     }
 
@@ -483,12 +487,7 @@ mod tests {
     #[test]
     fn partly_understood_mappings_warn_for_the_rest() {
         let text = "litellm_settings:\n  default_internal_user_params:\n    available_teams: [t1]\n    max_budget: 10\n    user_role: internal_user\n";
-        let cfg = load_str(text, "t.yaml").unwrap();
-        let w: Vec<_> = cfg
-            .warnings
-            .iter()
-            .filter(|w| w.contains("not implemented"))
-            .collect();
+        let w = not_implemented(&load_str(text, "t.yaml").unwrap());
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("`litellm_settings.default_internal_user_params.max_budget`"));
         assert!(w[1].contains("`litellm_settings.default_internal_user_params.user_role`"));

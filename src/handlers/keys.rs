@@ -919,14 +919,7 @@ pub async fn list_keys_handler(
 }
 
 async fn list(state: &AppState, auth: &AuthCtx, q: KeyListQuery) -> ApiResult<Response> {
-    let page = q.page.unwrap_or(1);
-    let size = q.size.unwrap_or(10);
-    if page < 1 {
-        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
-    }
-    if !(1..=100).contains(&size) {
-        return Err(ApiError::bad_request("size must be between 1 and 100").with_param("size"));
-    }
+    let (page, size) = super::page_bounds(q.page, q.size, "size", 10)?;
     let mut filter = KeyFilter {
         user_id: q.user_id,
         team_id: q.team_id,
@@ -1038,14 +1031,7 @@ pub async fn key_aliases_handler(
 
 async fn aliases(state: &AppState, auth: &AuthCtx, q: KeyAliasesQuery) -> ApiResult<Response> {
     access::gate(auth, "/key/aliases", RouteClass::KeyManagement, true)?;
-    let page = q.page.unwrap_or(1);
-    let size = q.size.unwrap_or(50);
-    if page < 1 {
-        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
-    }
-    if !(1..=100).contains(&size) {
-        return Err(ApiError::bad_request("size must be between 1 and 100").with_param("size"));
-    }
+    let (page, size) = super::page_bounds(q.page, q.size, "size", 50)?;
     let scope = if access::can_view_all(auth) {
         None
     } else {

@@ -65,6 +65,27 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
     })
 }
 
+/// A list route's page number (from 1) and page size (1 to 100), defaults applied; `size_param`
+/// is the size's query parameter (`size` or `page_size`), named in the 400.
+pub(crate) fn page_bounds(
+    page: Option<i64>,
+    size: Option<i64>,
+    size_param: &'static str,
+    default_size: i64,
+) -> ApiResult<(i64, i64)> {
+    let (page, size) = (page.unwrap_or(1), size.unwrap_or(default_size));
+    if page < 1 {
+        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
+    }
+    if !(1..=100).contains(&size) {
+        return Err(
+            ApiError::bad_request(format!("{size_param} must be between 1 and 100"))
+                .with_param(size_param),
+        );
+    }
+    Ok((page, size))
+}
+
 /// Parses a JSON object body.
 pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -735,16 +735,7 @@ async fn list_v2(state: &AppState, auth: &AuthCtx, q: TeamListV2Query) -> ApiRes
     {
         return Err(only_admins_list(auth));
     }
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(10);
-    if page < 1 {
-        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
-    }
-    if !(1..=100).contains(&page_size) {
-        return Err(
-            ApiError::bad_request("page_size must be between 1 and 100").with_param("page_size")
-        );
-    }
+    let (page, page_size) = super::page_bounds(q.page, q.page_size, "page_size", 10)?;
     match q.status.as_deref() {
         None => {}
         Some("deleted") => {

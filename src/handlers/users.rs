@@ -435,16 +435,7 @@ pub async fn list_users_handler(
 
 async fn list(state: &AppState, auth: &AuthCtx, q: UserListQuery) -> ApiResult<Response> {
     require_admin_view(auth, "/user/list")?;
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(25);
-    if page < 1 {
-        return Err(ApiError::bad_request("page must be >= 1").with_param("page"));
-    }
-    if !(1..=100).contains(&page_size) {
-        return Err(
-            ApiError::bad_request("page_size must be between 1 and 100").with_param("page_size")
-        );
-    }
+    let (page, page_size) = super::page_bounds(q.page, q.page_size, "page_size", 25)?;
     let filter = UserFilter {
         role: q.role,
         user_ids: q

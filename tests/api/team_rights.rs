@@ -41,6 +41,12 @@ async fn as_key(
     req.bearer_auth(key).send().await.unwrap()
 }
 
+/// Adds `user` to `team` as a plain member.
+async fn join(gw: &Gateway, team: &str, user: &str) {
+    let body = json!({"team_id": team, "member": {"role": "user", "user_id": user}});
+    ok(gw.post("/team/member_add", body).await).await;
+}
+
 /// Creates a user (with `role`) and returns the key minted for them.
 async fn user_key(gw: &Gateway, user_id: &str, role: &str) -> String {
     let u = ok(gw
@@ -83,13 +89,7 @@ async fn member_update_sets_role_and_member_budget() {
         assert_eq!(tm["litellm_budget_table"]["max_budget"], 5.0);
         let budget_id = tm["budget_id"].as_str().unwrap().to_string();
         assert_eq!(tm["litellm_budget_table"]["budget_id"], budget_id.as_str());
-        ok(gw
-            .post(
-                "/team/member_add",
-                json!({"team_id": "t", "member": {"role": "user", "user_id": "bob"}}),
-            )
-            .await)
-        .await;
+        join(&gw, "t", "bob").await;
         let info = team_info(&gw, "t").await;
         assert!(membership(&info, "bob")["budget_id"].is_null(), "{name}");
         assert_eq!(membership(&info, "bob")["budget_source"], "none");
@@ -429,13 +429,7 @@ async fn v2_team_list_pages_filters_and_sorts() {
 
         // A user's teams, with member and key counts.
         for team in ["t1", "t3"] {
-            ok(gw
-                .post(
-                    "/team/member_add",
-                    json!({"team_id": team, "member": {"role": "user", "user_id": "alice"}}),
-                )
-                .await)
-            .await;
+            join(&gw, team, "alice").await;
         }
         for _ in 0..2 {
             ok(gw.post("/key/generate", json!({"team_id": "t1"})).await).await;
@@ -1210,13 +1204,7 @@ async fn member_budget_blocks_the_member_in_that_team() {
             )
             .await)
         .await;
-        ok(gw
-            .post(
-                "/team/member_add",
-                json!({"team_id": "t-mb", "member": {"role": "user", "user_id": "bob"}}),
-            )
-            .await)
-        .await;
+        join(&gw, "t-mb", "bob").await;
         let key_of = |body: Value| {
             let gw = &gw;
             async move {
@@ -1417,13 +1405,7 @@ async fn key_aliases_page_search_and_scope() {
         }
         let alice = user_key(&gw, "alice", "internal_user").await;
         user_key(&gw, "bob", "internal_user").await;
-        ok(gw
-            .post(
-                "/team/member_add",
-                json!({"team_id": "t1", "member": {"role": "user", "user_id": "alice"}}),
-            )
-            .await)
-        .await;
+        join(&gw, "t1", "alice").await;
         for body in [
             json!({"key_alias": "zeta-admin"}),
             json!({"key_alias": "Alpha-team", "team_id": "t1"}),
@@ -1496,13 +1478,7 @@ async fn available_teams_leave_out_joined_and_unknown_teams() {
             .collect();
         assert_eq!(ids, ["t1", "t2"], "{name}: {open}");
         assert_eq!(open[0]["team_alias"], "one");
-        ok(gw
-            .post(
-                "/team/member_add",
-                json!({"team_id": "t1", "member": {"role": "user", "user_id": "alice"}}),
-            )
-            .await)
-        .await;
+        join(&gw, "t1", "alice").await;
         let open = ok(as_key(&gw, &alice, "GET", "/team/available", json!({})).await).await;
         assert_eq!(open.as_array().unwrap().len(), 1, "{name}: {open}");
         assert_eq!(open[0]["team_id"], "t2");
