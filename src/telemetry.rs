@@ -36,6 +36,11 @@ const RELEASE_AFTER_IDLE: Duration = Duration::from_secs(5);
 /// Installs the subscriber. Keep the returned guard alive until exit: dropping it writes the
 /// last lines.
 pub fn init(json: bool, debug: bool, detailed_debug: bool) -> LogGuard {
+    let _ = LEVEL_NAME.set(level_name(
+        debug,
+        detailed_debug,
+        std::env::var("LITELLM_LOG").ok(),
+    ));
     let level = if detailed_debug {
         "debug".to_string()
     } else if debug {
@@ -74,6 +79,32 @@ pub fn init(json: bool, debug: bool, detailed_debug: bool) -> LogGuard {
 
 /// Where access lines go, once logging is set up (never in tests that skip [`init`]).
 static ACCESS: OnceLock<AccessLog> = OnceLock::new();
+
+/// The log level as LiteLLM names it, set by [`init`].
+static LEVEL_NAME: OnceLock<&'static str> = OnceLock::new();
+
+/// LiteLLM's name for the level the flags and `LITELLM_LOG` select: `--detailed_debug` DEBUG,
+/// `--debug` INFO, else `LITELLM_LOG`'s, else WARNING (this gateway's own access log is on at
+/// every level).
+fn level_name(debug: bool, detailed_debug: bool, env: Option<String>) -> &'static str {
+    if detailed_debug {
+        return "DEBUG";
+    }
+    if debug {
+        return "INFO";
+    }
+    match env.map(|l| l.to_ascii_lowercase()).as_deref() {
+        Some("debug") => "DEBUG",
+        Some("info") => "INFO",
+        Some("error") => "ERROR",
+        _ => "WARNING",
+    }
+}
+
+/// The log level as LiteLLM reports it (`/health/readiness/details`); WARNING before [`init`].
+pub fn log_level_name() -> &'static str {
+    LEVEL_NAME.get().copied().unwrap_or("WARNING")
+}
 
 struct AccessLog {
     writer: BatchWriter,
@@ -405,6 +436,16 @@ impl<'a> MakeWriter<'a> for BatchWriter {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn level_names_follow_flags_then_litellm_log() {
+        assert_eq!(level_name(false, true, Some("error".into())), "DEBUG");
+        assert_eq!(level_name(true, false, None), "INFO");
+        assert_eq!(level_name(false, false, Some("Debug".into())), "DEBUG");
+        assert_eq!(level_name(false, false, Some("ERROR".into())), "ERROR");
+        assert_eq!(level_name(false, false, Some("verbose".into())), "WARNING");
+        assert_eq!(level_name(false, false, None), "WARNING");
+    }
     use super::*;
 
     #[test]

@@ -27,27 +27,45 @@ pub async fn liveliness_handler() -> Response {
 }
 
 pub async fn readiness_handler(State(state): State<AppState>) -> Response {
-    let db = if state.store.ping().await {
-        "connected"
-    } else {
-        "Not connected"
-    };
-    let status = if db == "connected" {
+    let (status, body) = readiness(&state).await;
+    (status, Json(body)).into_response()
+}
+
+/// `GET /health/readiness/details` (any key): the readiness answer with LiteLLM's diagnostics
+/// added: log level, whether Redis is missing (limits and cooldowns are then per replica),
+/// the response cache and success callbacks (none: this gateway runs neither).
+pub async fn readiness_details_handler(State(state): State<AppState>) -> Response {
+    let (status, mut body) = readiness(&state).await;
+    let level = crate::telemetry::log_level_name();
+    let no_redis_warning = state.redis.is_none()
+        && !std::env::var("LITELLM_DISABLE_NO_REDIS_WARNING")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(m) = body.as_object_mut() {
+        m.insert("use_aiohttp_transport".into(), json!(false));
+        m.insert("log_level".into(), json!(level));
+        m.insert("is_detailed_debug".into(), json!(level == "DEBUG"));
+        m.insert("show_no_redis_warning".into(), json!(no_redis_warning));
+        m.insert("show_env_credential_login_warning".into(), json!(false));
+    }
+    (status, Json(body)).into_response()
+}
+
+/// The readiness answer: 503 when the store does not answer.
+async fn readiness(state: &AppState) -> (axum::http::StatusCode, Value) {
+    let up = state.store.ping().await;
+    let status = if up {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if db == "connected" { "healthy" } else { "unhealthy" },
-            "db": db,
-            "cache": null,
-            "litellm_version": crate::middleware::request_ctx::VERSION,
-            "success_callbacks": [],
-        })),
-    )
-        .into_response()
+    let body = json!({
+        "status": if up { "healthy" } else { "unhealthy" },
+        "db": if up { "connected" } else { "Not connected" },
+        "cache": null,
+        "litellm_version": crate::middleware::request_ctx::VERSION,
+        "success_callbacks": [],
+    });
+    (status, body)
 }
 
 pub async fn test_handler() -> Response {

@@ -123,6 +123,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/health/liveliness", get(health::liveliness_handler))
         .route("/health/liveness", get(health::liveliness_handler))
         .route("/health/readiness", get(health::readiness_handler))
+        .route(
+            "/health/readiness/details",
+            get(health::readiness_details_handler),
+        )
         .route("/test", get(health::test_handler))
         .route("/key/generate", post(keys::generate_key_handler))
         .route("/key/info", get(keys::key_info_handler))

@@ -104,10 +104,36 @@ async fn health_probes_are_public_everything_else_is_not() {
         .await
         .unwrap();
     assert_eq!(v, "I'm alive!");
-    for p in ["/v1/models", "/models", "/model/info", "/health"] {
+    for p in [
+        "/v1/models",
+        "/models",
+        "/model/info",
+        "/health",
+        "/health/readiness/details",
+    ] {
         let r = gw.client.get(gw.url(p)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{p}");
     }
+    // With a key, readiness plus LiteLLM's diagnostics; no Redis configured here (unless the
+    // environment names one), so the warning that limits are per replica is on.
+    let v: Value = gw
+        .get("/health/readiness/details")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "healthy", "{v}");
+    assert_eq!(v["db"], "connected");
+    let env_redis = [
+        "REDIS_HOST",
+        "REDIS_URL",
+        "LITELLM_DISABLE_NO_REDIS_WARNING",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok());
+    assert_eq!(v["show_no_redis_warning"], !env_redis, "{v}");
+    assert_eq!(v["is_detailed_debug"], v["log_level"] == "DEBUG");
+    assert!(v["litellm_version"].is_string() && v["success_callbacks"].is_array());
 }
 
 #[tokio::test]
