@@ -36,24 +36,16 @@ const RELEASE_AFTER_IDLE: Duration = Duration::from_secs(5);
 /// Installs the subscriber. Keep the returned guard alive until exit: dropping it writes the
 /// last lines.
 pub fn init(json: bool, debug: bool, detailed_debug: bool) -> LogGuard {
-    let _ = LEVEL_NAME.set(level_name(
-        debug,
-        detailed_debug,
-        std::env::var("LITELLM_LOG").ok(),
-    ));
-    let level = if detailed_debug {
-        "debug".to_string()
-    } else if debug {
-        "info".to_string()
-    } else if let Ok(l) = std::env::var("LITELLM_LOG") {
-        match l.to_ascii_lowercase().as_str() {
-            "debug" => "debug".into(),
-            "info" => "info".into(),
-            "error" => "error".into(),
-            _ => "warn".into(),
-        }
-    } else {
-        "warn,access=info,litellm_gateway=info".to_string()
+    let env = std::env::var("LITELLM_LOG").ok();
+    let env_set = env.is_some();
+    let name = *LEVEL_NAME.get_or_init(|| level_name(debug, detailed_debug, env));
+    let level = match name {
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "ERROR" => "error",
+        // WARNING asked for by `LITELLM_LOG`; by default the access log stays on.
+        _ if env_set => "warn",
+        _ => "warn,access=info,litellm_gateway=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let (writer, guard) = BatchWriter::start(Box::new(std::io::stderr()));
