@@ -239,6 +239,7 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "store_model_in_db",
             "proxy_config_reload_interval_seconds",
             "encryption_algorithm",
+            "allow_public_health_readiness_details",
         ],
     ),
     (

@@ -26,46 +26,59 @@ pub async fn liveliness_handler() -> Response {
     Json(json!("I'm alive!")).into_response()
 }
 
+/// `GET /health/readiness` (public): `{"status": "healthy", "db": "connected"}`, or 503 with
+/// `"db": "disconnected"` while the store does not answer, as LiteLLM's probe reads. With
+/// `general_settings.allow_public_health_readiness_details: true` it answers the details.
 pub async fn readiness_handler(State(state): State<AppState>) -> Response {
-    let (status, body) = readiness(&state).await;
-    (status, Json(body)).into_response()
+    let public_details = state
+        .loaded
+        .config
+        .general_settings
+        .extra
+        .get("allow_public_health_readiness_details")
+        == Some(&Value::Bool(true));
+    if public_details {
+        return readiness_details(&state).await;
+    }
+    let (status, db) = store_status(&state).await;
+    (status, Json(json!({"status": "healthy", "db": db}))).into_response()
 }
 
 /// `GET /health/readiness/details` (any key): the readiness answer with LiteLLM's diagnostics
 /// added: log level, whether Redis is missing (limits and cooldowns are then per replica),
 /// the response cache and success callbacks (none: this gateway runs neither).
 pub async fn readiness_details_handler(State(state): State<AppState>) -> Response {
-    let (status, mut body) = readiness(&state).await;
+    readiness_details(&state).await
+}
+
+async fn readiness_details(state: &AppState) -> Response {
+    let (status, db) = store_status(state).await;
     let level = crate::telemetry::log_level_name();
     let no_redis_warning = state.redis.is_none()
         && !std::env::var("LITELLM_DISABLE_NO_REDIS_WARNING")
             .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    if let Some(m) = body.as_object_mut() {
-        m.insert("use_aiohttp_transport".into(), json!(false));
-        m.insert("log_level".into(), json!(level));
-        m.insert("is_detailed_debug".into(), json!(level == "DEBUG"));
-        m.insert("show_no_redis_warning".into(), json!(no_redis_warning));
-        m.insert("show_env_credential_login_warning".into(), json!(false));
-    }
-    (status, Json(body)).into_response()
-}
-
-/// The readiness answer: 503 when the store does not answer.
-async fn readiness(state: &AppState) -> (axum::http::StatusCode, Value) {
-    let up = state.store.ping().await;
-    let status = if up {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = json!({
-        "status": if up { "healthy" } else { "unhealthy" },
-        "db": if up { "connected" } else { "Not connected" },
+        "status": "healthy",
+        "db": db,
         "cache": null,
         "litellm_version": crate::middleware::request_ctx::VERSION,
         "success_callbacks": [],
+        "use_aiohttp_transport": false,
+        "log_level": level,
+        "is_detailed_debug": level == "DEBUG",
+        "show_no_redis_warning": no_redis_warning,
+        "show_env_credential_login_warning": false,
     });
-    (status, body)
+    (status, Json(body)).into_response()
+}
+
+/// The store's state as LiteLLM's readiness reports its database: 503 when it does not answer.
+async fn store_status(state: &AppState) -> (axum::http::StatusCode, &'static str) {
+    if state.store.ping().await {
+        (axum::http::StatusCode::OK, "connected")
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "disconnected")
+    }
 }
 
 pub async fn test_handler() -> Response {

@@ -1,5 +1,5 @@
 use crate::helpers::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn demo_gateway(master: bool) -> Gateway {
     let mut yaml = String::from(
@@ -94,6 +94,17 @@ async fn health_probes_are_public_everything_else_is_not() {
         let r = gw.client.get(gw.url(p)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{p}");
     }
+    // The public probe says only whether the store answers, as LiteLLM 1.106.2's does.
+    let v: Value = gw
+        .client
+        .get(gw.url("/health/readiness"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"status": "healthy", "db": "connected"}));
     let v: Value = gw
         .client
         .get(gw.url("/health/liveliness"))
@@ -134,6 +145,32 @@ async fn health_probes_are_public_everything_else_is_not() {
     assert_eq!(v["show_no_redis_warning"], !env_redis, "{v}");
     assert_eq!(v["is_detailed_debug"], v["log_level"] == "DEBUG");
     assert!(v["litellm_version"].is_string() && v["success_callbacks"].is_array());
+}
+
+#[tokio::test]
+async fn readiness_details_can_be_made_public() {
+    let gw = gateway(
+        &format!(
+            "model_list:\n  - model_name: demo\n    litellm_params: {{model: openai/gpt-4o, mock_response: hi}}\n\
+             general_settings:\n  master_key: {MASTER}\n  allow_public_health_readiness_details: true\n"
+        ),
+        None,
+    )
+    .await;
+    let r = gw
+        .client
+        .get(gw.url("/health/readiness"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "healthy", "{v}");
+    assert_eq!(v["db"], "connected");
+    assert!(
+        v["log_level"].is_string() && v["litellm_version"].is_string(),
+        "{v}"
+    );
 }
 
 #[tokio::test]
