@@ -5,7 +5,7 @@
 //! are visible to those references (an improvement over the reference version, where they were
 //! not). Syntax and type errors are fatal and name the file, line and YAML path.
 
-use super::{Config, KNOWN_UNTYPED, PARTLY_KNOWN};
+use super::{Config, KNOWN_UNTYPED};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -391,12 +391,7 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
             .find(|(s, _)| *s == section)
             .map(|(_, k)| *k)
             .unwrap_or(&[]);
-        let warn = |warnings: &mut Vec<String>, full: &str| {
-            warnings.push(format!(
-                "config key `{full}` is accepted but not implemented by this gateway; it has no effect"
-            ));
-        };
-        for (key, value) in extra {
+        for key in extra.keys() {
             if known.contains(&key.as_str()) {
                 continue;
             }
@@ -405,17 +400,9 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
             } else {
                 format!("{section}.{key}")
             };
-            let partly = PARTLY_KNOWN
-                .iter()
-                .find(|(s, k, _)| *s == section && k == key);
-            match (partly, value.as_object()) {
-                (Some((_, _, understood)), Some(inner)) => {
-                    for sub in inner.keys().filter(|k| !understood.contains(&k.as_str())) {
-                        warn(warnings, &format!("{full}.{sub}"));
-                    }
-                }
-                _ => warn(warnings, &full),
-            }
+            warnings.push(format!(
+                "config key `{full}` is accepted but not implemented by this gateway; it has no effect"
+            ));
         }
     }
 }
@@ -482,24 +469,30 @@ mod tests {
         assert_eq!(w.len(), 3, "{w:?}");
     }
 
-    /// Of `default_internal_user_params` only `available_teams` is read (`/team/available`); each
-    /// other key warns under its full path.
+    /// The new-user defaults are read (`/user/new`, `/team/available`): no warning; a value of
+    /// the wrong type is an error naming its path.
     #[test]
-    fn partly_understood_mappings_warn_for_the_rest() {
-        let text = "litellm_settings:\n  default_internal_user_params:\n    available_teams: [t1]\n    max_budget: 10\n    user_role: internal_user\n";
-        let w = not_implemented(&load_str(text, "t.yaml").unwrap());
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("`litellm_settings.default_internal_user_params.max_budget`"));
-        assert!(w[1].contains("`litellm_settings.default_internal_user_params.user_role`"));
-        let cfg = load_str(
+    fn new_user_defaults_are_typed_settings() {
+        let text = "litellm_settings:\n  default_internal_user_params:\n    available_teams: [t1]\n    max_budget: 10\n  max_internal_user_budget: 5\n  internal_user_budget_duration: 30d\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        assert!(not_implemented(&cfg).is_empty(), "{:?}", cfg.warnings);
+        let s = &cfg.config.litellm_settings;
+        assert_eq!(s.max_internal_user_budget, Some(5.0));
+        assert_eq!(s.internal_user_budget_duration.as_deref(), Some("30d"));
+        assert_eq!(
+            s.default_internal_user_params.as_ref().unwrap()["max_budget"],
+            10
+        );
+        let err = load_str(
             "litellm_settings:\n  default_internal_user_params: 3\n",
             "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("litellm_settings.default_internal_user_params"),
+            "{err}"
         );
-        assert!(cfg
-            .unwrap()
-            .warnings
-            .iter()
-            .any(|w| w.contains("not implemented")));
     }
 
     #[test]

@@ -170,6 +170,14 @@ pub struct LitellmSettings {
     pub context_window_fallbacks: Option<Value>,
     pub content_policy_fallbacks: Option<Value>,
     pub default_fallbacks: Option<Value>,
+    /// What `/user/new` gives a new user the request leaves unset (`max_budget`, `user_role`,
+    /// `models`, `teams`, ...), and `available_teams`: teams users may join on their own.
+    pub default_internal_user_params: Option<Map<String, Value>>,
+    /// `max_budget` of a user created as `internal_user` with none of its own.
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_internal_user_budget: Option<f64>,
+    /// `budget_duration` of a user created as `internal_user` with none of its own.
+    pub internal_user_budget_duration: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -265,11 +273,3 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
         &["allowed_fails", "cooldown_time", "disable_cooldowns"],
     ),
 ];
-
-/// Untyped mappings of which only some keys are understood: (section, key, understood keys).
-/// The others each produce the "accepted but not implemented" warning, under their full path.
-pub(crate) const PARTLY_KNOWN: &[(&str, &str, &[&str])] = &[(
-    "litellm_settings",
-    "default_internal_user_params",
-    &["available_teams"],
-)];

@@ -122,12 +122,14 @@ fn forget_member_keys(state: &AppState, team_id: &str, users: &[String]) {
 }
 
 /// Adds `user` (whose row exists) to `team` with `role` and records the team on the user's
-/// `teams`, with a membership row; one transaction.
+/// `teams`, with a membership row (linked to `budget`, created with it, when given); one
+/// transaction.
 pub(crate) async fn join_team(
     state: &AppState,
     team: &mut TeamRow,
     user: &mut UserRow,
     role: &str,
+    budget: Option<BudgetRow>,
 ) -> ApiResult<()> {
     if !is_member(team, &user.user_id) {
         let mut list = members(team).to_vec();
@@ -148,7 +150,7 @@ pub(crate) async fn join_team(
         } else {
             Vec::new()
         },
-        memberships: vec![(user.user_id.clone(), None)],
+        memberships: vec![(user.user_id.clone(), budget)],
         ..RosterChange::default()
     };
     state
@@ -424,7 +426,7 @@ async fn create(state: &AppState, auth: &AuthCtx, body: Map<String, Value>) -> A
         if new {
             state.store.insert_user(&user).await.map_err(store_err)?;
         }
-        join_team(state, &mut team, &mut user, &role).await?;
+        join_team(state, &mut team, &mut user, &role, None).await?;
     }
     Ok(respond(Value::Object(team_json(&team))))
 }
@@ -596,8 +598,8 @@ async fn available(state: &AppState, auth: &AuthCtx) -> ApiResult<Response> {
         .loaded
         .config
         .litellm_settings
-        .extra
-        .get("default_internal_user_params")
+        .default_internal_user_params
+        .as_ref()
         .and_then(|p| p.get("available_teams"))
         .and_then(Value::as_array)
     else {

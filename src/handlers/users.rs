@@ -12,11 +12,12 @@ use super::keys::{
     opt_strings, require_admin, require_admin_view, store_err, ts,
 };
 use super::teams::{join_team, leave_team, team_json};
+use crate::config::LitellmSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::AuthCtx;
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
-use crate::store::{KeyFilter, KeyRow, UserFilter, UserRow};
+use crate::store::{new_budget, BudgetRow, KeyFilter, KeyRow, UserFilter, UserRow};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -149,8 +150,67 @@ fn apply_user_fields(u: &mut UserRow, body: &Map<String, Value>) -> ApiResult<()
     Ok(())
 }
 
-/// `teams` of `/user/new`: team ids, or `{"team_id", "user_role"}` objects.
-fn parse_teams(body: &Map<String, Value>) -> ApiResult<Vec<(String, String)>> {
+/// Fields of LiteLLM's `/user/new` request that default to a value rather than null: a
+/// default user parameter never replaces these (LiteLLM fills only absent or null fields, and
+/// an empty `models`).
+const NON_NULL_USER_FIELDS: [&str; 7] = [
+    "spend",
+    "metadata",
+    "allowed_cache_controls",
+    "config",
+    "permissions",
+    "model_max_budget",
+    "aliases",
+];
+
+/// LiteLLM's defaults for new internal users, from `litellm_settings`, applied to a `/user/new`
+/// body: `default_internal_user_params` (all but `available_teams`) fills the fields the body
+/// leaves out or null, and an empty `models`, unless the body asks for a proxy admin; a body
+/// asking for `internal_user` also gets `max_internal_user_budget` and
+/// `internal_user_budget_duration` when it sets no budget or duration of its own.
+fn apply_new_user_defaults(settings: &LitellmSettings, body: &mut Map<String, Value>) {
+    let requested_role = body.get("user_role").and_then(Value::as_str);
+    let internal_user = requested_role == Some("internal_user");
+    if requested_role != Some("proxy_admin") {
+        for (k, v) in settings.default_internal_user_params.iter().flatten() {
+            let unset = match body.get(k.as_str()) {
+                None => !NON_NULL_USER_FIELDS.contains(&k.as_str()),
+                Some(Value::Null) => true,
+                Some(Value::Array(a)) => k == "models" && a.is_empty(),
+                Some(_) => false,
+            };
+            if k != "available_teams" && unset {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if internal_user {
+        let defaults = [
+            (
+                "max_budget",
+                settings.max_internal_user_budget.map(Value::from),
+            ),
+            (
+                "budget_duration",
+                settings
+                    .internal_user_budget_duration
+                    .clone()
+                    .map(Value::from),
+            ),
+        ];
+        for (field, v) in defaults {
+            if let Some(v) = v.filter(|_| body.get(field).is_none_or(Value::is_null)) {
+                body.insert(field.into(), v);
+            }
+        }
+    }
+}
+
+/// One entry of `/user/new`'s `teams`: team id, role, `max_budget_in_team`.
+type TeamEntry = (String, String, Option<f64>);
+
+/// `teams` of `/user/new`: team ids, or `{"team_id", "user_role", "max_budget_in_team"}` objects.
+fn parse_teams(body: &Map<String, Value>) -> ApiResult<Vec<TeamEntry>> {
     let Some(v) = body.get("teams").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
@@ -160,12 +220,12 @@ fn parse_teams(body: &Map<String, Value>) -> ApiResult<Vec<(String, String)>> {
     items
         .iter()
         .map(|t| match t {
-            Value::String(id) => Ok((id.clone(), "user".to_string())),
+            Value::String(id) => Ok((id.clone(), "user".to_string(), None)),
             Value::Object(o) => {
                 let id = opt_str(o, "team_id")?
                     .ok_or_else(|| field_error("teams", "objects with a team_id", t))?;
                 let role = opt_str(o, "user_role")?.unwrap_or_else(|| "user".into());
-                Ok((id, role))
+                Ok((id, role, opt_f64(o, "max_budget_in_team")?))
             }
             other => Err(field_error("teams", "team ids or objects", other)),
         })
@@ -194,14 +254,15 @@ async fn create(
     body: Body,
 ) -> ApiResult<Response> {
     require_admin(auth, "/user/new")?;
-    let body = body_of(state, headers, body).await?;
+    let mut body = body_of(state, headers, body).await?;
+    apply_new_user_defaults(&state.loaded.config.litellm_settings, &mut body);
     let user_id = opt_str(&body, "user_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut user = new_user(user_id.clone(), None);
     apply_user_fields(&mut user, &body)?;
     let teams = parse_teams(&body)?;
     // Every listed team must exist before anything is written.
     let mut team_rows = Vec::with_capacity(teams.len());
-    for (team_id, role) in &teams {
+    for (team_id, role, max_budget_in_team) in &teams {
         let team = state
             .store
             .get_team(team_id)
@@ -213,11 +274,15 @@ async fn create(
                 ))
                 .with_param("teams")
             })?;
-        team_rows.push((team, role.clone()));
+        let budget = max_budget_in_team.map(|max| BudgetRow {
+            max_budget: Some(max),
+            ..new_budget(&super::keys::creator(auth), now())
+        });
+        team_rows.push((team, role.clone(), budget));
     }
     state.store.insert_user(&user).await.map_err(store_err)?;
-    for (mut team, role) in team_rows {
-        join_team(state, &mut team, &mut user, &role).await?;
+    for (mut team, role, budget) in team_rows {
+        join_team(state, &mut team, &mut user, &role, budget).await?;
     }
 
     let auto_key = match body.get("auto_create_key") {

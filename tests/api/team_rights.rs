@@ -1505,6 +1505,70 @@ async fn available_teams_leave_out_joined_and_unknown_teams() {
     }
 }
 
+/// `/user/new` applies `litellm_settings.default_internal_user_params` to what the body leaves
+/// unset (and to an empty `models`), except for proxy admins; `max_internal_user_budget` and
+/// `internal_user_budget_duration` apply to users created as `internal_user`, after the
+/// defaults; `teams` objects may carry `max_budget_in_team`.
+#[tokio::test]
+async fn new_users_get_the_configured_defaults() {
+    for (name, db) in backends().await {
+        let config = format!(
+            "{}litellm_settings:\n  default_internal_user_params:\n    user_role: internal_user_viewer\n    max_budget: 25\n    models: [gpt-4o]\n    teams: [t1]\n    available_teams: [t2]\n  max_internal_user_budget: 7\n  internal_user_budget_duration: 30d\n",
+            keys_config(db.as_deref())
+        );
+        let gw = gateway(&config, None).await;
+        for team in ["t1", "t2"] {
+            ok(gw.post("/team/new", json!({"team_id": team})).await).await;
+        }
+        let u1 = ok(gw.post("/user/new", json!({"user_id": "u1"})).await).await;
+        assert_eq!(u1["user_role"], "internal_user_viewer", "{name}: {u1}");
+        assert_eq!(u1["max_budget"], 25.0);
+        assert_eq!(u1["models"], json!(["gpt-4o"]));
+        assert_eq!(u1["teams"], json!(["t1"]));
+        assert_eq!(u1["budget_duration"], Value::Null);
+
+        let u2 = ok(gw
+            .post(
+                "/user/new",
+                json!({"user_id": "u2", "user_role": "internal_user", "max_budget": 3, "models": []}),
+            )
+            .await)
+        .await;
+        assert_eq!(u2["user_role"], "internal_user", "{name}: {u2}");
+        assert_eq!(u2["max_budget"], 3.0);
+        assert_eq!(u2["models"], json!(["gpt-4o"]));
+        assert_eq!(u2["budget_duration"], "30d");
+
+        let u3 = ok(gw
+            .post(
+                "/user/new",
+                json!({"user_id": "u3", "user_role": "proxy_admin"}),
+            )
+            .await)
+        .await;
+        assert_eq!(u3["max_budget"], Value::Null, "{name}: {u3}");
+        assert_eq!(u3["models"], json!([]));
+        assert_eq!(u3["teams"], json!([]));
+
+        let u4 = ok(gw
+            .post(
+                "/user/new",
+                json!({"user_id": "u4", "teams": [{"team_id": "t2", "max_budget_in_team": 4}]}),
+            )
+            .await)
+        .await;
+        assert_eq!(u4["teams"], json!(["t2"]), "{name}: {u4}");
+        let t2 = ok(gw.get("/team/info?team_id=t2").await).await;
+        let m = t2["team_memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == "u4")
+            .unwrap_or_else(|| panic!("{name}: {t2}"));
+        assert_eq!(m["litellm_budget_table"]["max_budget"], 4.0, "{name}: {m}");
+    }
+}
+
 /// `POST /key/health` checks the calling key: healthy unless it names logging callbacks of its
 /// own, which this gateway does not send logs to (reported as unhealthy, naming them).
 #[tokio::test]
