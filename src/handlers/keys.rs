@@ -209,6 +209,14 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if let Some(v) = opt_obj(body, "metadata")? {
         row.metadata = v;
     }
+    // LiteLLM keeps a key's `tags` in its metadata.
+    if let Some(tags) = opt_strings(body, "tags")? {
+        if let Value::Object(m) = &mut row.metadata {
+            m.insert("tags".into(), json!(tags));
+        } else {
+            row.metadata = json!({ "tags": tags });
+        }
+    }
     for f in ["model_rpm_limit", "model_tpm_limit"] {
         if let Some(v) = opt_obj(body, f)? {
             if let Value::Object(m) = &mut row.metadata {
@@ -630,12 +638,23 @@ async fn update(
 ) -> ApiResult<Response> {
     access::gate(auth, "/key/update", RouteClass::KeyManagement, false)?;
     let body = body_of(state, headers, body).await?;
-    let key = required_key(&body)?;
+    let row = update_one(state, auth, &body).await?;
+    Ok(Json(Value::Object(key_json(&row))).into_response())
+}
+
+/// One key's update (`/key/update`, and each item of `/key/bulk_update`): the caller's rights,
+/// the fields, the team and organization checks, then the write; returns the updated row.
+async fn update_one(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: &Map<String, Value>,
+) -> ApiResult<KeyRow> {
+    let key = required_key(body)?;
     let mut row = existing(state, &key).await?;
     if !auth.is_admin {
-        check_update_rights(state, auth, &row, &body).await?;
+        check_update_rights(state, auth, &row, body).await?;
     }
-    apply_fields(&mut row, &body, true)?;
+    apply_fields(&mut row, body, true)?;
     if body.contains_key("team_id") || body.contains_key("models") {
         check_team(state, &row).await?;
     }
@@ -649,7 +668,98 @@ async fn update(
     if body.contains_key("spend") {
         state.budgets.reset(&row.token, row.spend);
     }
-    Ok(Json(Value::Object(key_json(&row))).into_response())
+    Ok(row)
+}
+
+/// The fields a `/key/bulk_update` item may carry (LiteLLM's item model); others are ignored.
+const BULK_UPDATE_FIELDS: [&str; 6] = [
+    "key",
+    "max_budget",
+    "team_id",
+    "tags",
+    "budget_id",
+    "object_permission",
+];
+/// Most keys one `/key/bulk_update` may change (LiteLLM's bound).
+const BULK_UPDATE_MAX: usize = 500;
+
+/// `POST /key/bulk_update` (proxy admins): `{"keys": [{"key", "max_budget", "team_id", "tags",
+/// ...}]}`, each item applied as `/key/update` applies it, independently: the answer lists the
+/// updated keys and, for the others, why not (with the key as it stands, when it exists).
+pub async fn bulk_update_keys_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    bulk_update(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn bulk_update(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if !auth.is_admin {
+        return Err(access::forbidden(
+            "Only proxy admins can perform bulk key updates",
+        ));
+    }
+    let body = body_of(state, headers, body).await?;
+    let items = match body.get("keys") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("Missing required field: 'keys'.").with_param("keys"))
+        }
+        Some(v) => return Err(field_error("keys", "a list of key updates", v)),
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request("No keys provided for update").with_param("keys"));
+    }
+    if items.len() > BULK_UPDATE_MAX {
+        return Err(ApiError::bad_request(format!(
+            "Maximum {BULK_UPDATE_MAX} keys can be updated at once. Found {} keys.",
+            items.len()
+        ))
+        .with_param("keys"));
+    }
+    // Every item is checked for shape before any is applied.
+    let mut updates = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(item) = item else {
+            return Err(field_error("keys", "objects with a key", item));
+        };
+        let fields: Map<String, Value> = item
+            .iter()
+            .filter(|(k, _)| BULK_UPDATE_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        updates.push((required_key(&fields)?, fields));
+    }
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    for (key, fields) in updates {
+        match update_one(state, auth, &fields).await {
+            Ok(row) => successful.push(json!({"key": key, "key_info": key_json(&row)})),
+            Err(e) => {
+                let key_info = existing(state, &key).await.ok().map(|row| {
+                    let mut m = key_json(&row);
+                    m.remove("token");
+                    Value::Object(m)
+                });
+                failed.push(json!({"key": key, "key_info": key_info, "failed_reason": e.message}));
+            }
+        }
+    }
+    Ok(Json(json!({
+        "total_requested": items.len(),
+        "successful_updates": successful,
+        "failed_updates": failed,
+    }))
+    .into_response())
 }
 
 /// LiteLLM's rules for a non-admin `/key/update`: a key's owner may change it, except its budget

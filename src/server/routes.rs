@@ -131,6 +131,7 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/key/generate", post(keys::generate_key_handler))
         .route("/key/info", get(keys::key_info_handler))
         .route("/key/update", post(keys::update_key_handler))
+        .route("/key/bulk_update", post(keys::bulk_update_keys_handler))
         .route("/key/delete", post(keys::delete_key_handler))
         .route("/key/list", get(keys::list_keys_handler))
         .route("/key/aliases", get(keys::key_aliases_handler))

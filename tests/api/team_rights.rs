@@ -1569,6 +1569,115 @@ async fn new_users_get_the_configured_defaults() {
     }
 }
 
+/// `POST /key/bulk_update` (proxy admins): each item applied as `/key/update` applies it (only
+/// LiteLLM's item fields: `models` here is ignored), independently; failures name their reason
+/// and carry the key as it stands (without its hash) when it exists.
+#[tokio::test]
+async fn bulk_key_updates_apply_each_item_on_its_own() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        ok(gw.post("/team/new", json!({"team_id": "t1"})).await).await;
+        let k1 = ok(gw
+            .post("/key/generate", json!({"models": ["gpt-4o"]}))
+            .await)
+        .await;
+        let k2 = ok(gw.post("/key/generate", json!({"max_budget": 2})).await).await;
+        let (k1, k2) = (k1["key"].as_str().unwrap(), k2["key"].as_str().unwrap());
+        let missing = "sk-missing-key-000000";
+        let r = ok(gw
+            .post(
+                "/key/bulk_update",
+                json!({"keys": [
+                    {"key": k1, "max_budget": 5, "tags": ["prod"], "team_id": "t1", "models": ["other"]},
+                    {"key": missing, "max_budget": 1},
+                    {"key": k2, "team_id": "ghost"},
+                ]}),
+            )
+            .await)
+        .await;
+        assert_eq!(r["total_requested"], 3, "{name}: {r}");
+        let done = r["successful_updates"].as_array().unwrap();
+        assert_eq!(done.len(), 1, "{name}: {r}");
+        assert_eq!(done[0]["key"], k1);
+        let info = &done[0]["key_info"];
+        assert_eq!(info["max_budget"], 5.0, "{name}: {info}");
+        assert_eq!(info["team_id"], "t1");
+        assert_eq!(info["metadata"]["tags"], json!(["prod"]));
+        assert_eq!(
+            info["models"],
+            json!(["gpt-4o"]),
+            "models is not a bulk field"
+        );
+        let failed = r["failed_updates"].as_array().unwrap();
+        assert_eq!(failed.len(), 2, "{name}: {r}");
+        assert_eq!(failed[0]["key"], missing);
+        assert_eq!(failed[0]["key_info"], Value::Null);
+        assert!(failed[0]["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not found"));
+        assert_eq!(failed[1]["key"], k2);
+        assert!(
+            failed[1]["failed_reason"]
+                .as_str()
+                .unwrap()
+                .contains("ghost"),
+            "{name}: {r}"
+        );
+        assert_eq!(failed[1]["key_info"]["max_budget"], 2.0);
+        assert_eq!(failed[1]["key_info"]["team_id"], Value::Null);
+        assert!(failed[1]["key_info"].get("token").is_none());
+        // The failed item changed nothing; the applied one is stored.
+        let k2_info = ok(gw.get(&format!("/key/info?key={k2}")).await).await;
+        assert_eq!(k2_info["info"]["team_id"], Value::Null, "{name}: {k2_info}");
+        let k1_info = ok(gw.get(&format!("/key/info?key={k1}")).await).await;
+        assert_eq!(k1_info["info"]["max_budget"], 5.0, "{name}: {k1_info}");
+
+        refused(
+            gw.post("/key/bulk_update", json!({"keys": []})).await,
+            400,
+            "No keys provided for update",
+        )
+        .await;
+        let many: Vec<Value> = (0..501).map(|_| json!({"key": k1})).collect();
+        refused(
+            gw.post("/key/bulk_update", json!({"keys": many})).await,
+            400,
+            "Maximum 500 keys can be updated at once. Found 501 keys.",
+        )
+        .await;
+        let v = refused(
+            gw.post("/key/bulk_update", json!({"keys": [{"max_budget": 1}]}))
+                .await,
+            400,
+            "key",
+        )
+        .await;
+        assert_eq!(v["error"]["param"], "key");
+        let v = refused(
+            gw.post("/key/bulk_update", json!({"keys": "all"})).await,
+            400,
+            "keys",
+        )
+        .await;
+        assert_eq!(v["error"]["param"], "keys");
+        let alice = user_key(&gw, "alice", "internal_user").await;
+        refused(
+            as_key(
+                &gw,
+                &alice,
+                "POST",
+                "/key/bulk_update",
+                json!({"keys": [{"key": k1, "max_budget": 0}]}),
+            )
+            .await,
+            403,
+            "Only proxy admins can perform bulk key updates",
+        )
+        .await;
+    }
+}
+
 /// `POST /key/health` checks the calling key: healthy unless it names logging callbacks of its
 /// own, which this gateway does not send logs to (reported as unhealthy, naming them).
 #[tokio::test]
