@@ -268,6 +268,51 @@ async fn spend_is_tracked_logged_and_reported() {
     }
 }
 
+/// A key's `tags` (kept in its metadata) join each call's own tags in the spend log, after
+/// them and without repeats, as LiteLLM merges them.
+#[tokio::test]
+async fn key_tags_join_the_request_tags_of_its_calls() {
+    for (name, db) in backends().await {
+        let gw = gateway(&keys_config(db.as_deref()), None).await;
+        let k = generate(&gw, json!({"tags": ["team-a", "prod"]})).await;
+        assert_eq!(
+            k["metadata"]["tags"],
+            json!(["team-a", "prod"]),
+            "{name}: {k}"
+        );
+        let key = k["key"].as_str().unwrap();
+        let mut body = chat_body("gpt-4o");
+        body["metadata"] = json!({"tags": ["batch", "prod"]});
+        assert_eq!(
+            gw.post_as(key, "/v1/chat/completions", body).await.status(),
+            200
+        );
+        assert_eq!(chat_with(&gw, key, "gpt-4o").await.status(), 200);
+        gw.state.spend.flush().await;
+        let logs: Value = gw
+            .get(&format!("/spend/logs?api_key={key}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut tags: Vec<Value> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["request_tags"].clone())
+            .collect();
+        tags.sort_by_key(|t| t.as_array().map_or(0, Vec::len));
+        assert_eq!(
+            tags,
+            [
+                json!(["team-a", "prod"]),
+                json!(["batch", "prod", "team-a"])
+            ],
+            "{name}: {logs}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn budget_is_enforced_before_the_call_and_holds_under_concurrency() {
     for (name, db) in backends().await {
