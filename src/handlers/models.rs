@@ -1,18 +1,20 @@
 //! `/v1/models`, `/v1/models/{id}` and `/model/info`.
 //!
 //! Shapes follow LiteLLM: `created` is the constant 1677610602 and `owned_by` is `"openai"`
-//! for every entry; `/model/info` lists deployments with secrets removed.
+//! for every entry; `/model/info` lists deployments with secrets removed, their `model_info`
+//! completed from LiteLLM's price map (context window, prices, provider, mode) where the config
+//! leaves a field out.
 
 use crate::error::ApiError;
 use crate::middleware::auth::AuthCtx;
 use crate::routing::ModelGroup;
+use crate::spend::prices::{ModelPrice, PriceMap};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 const MODEL_CREATED: i64 = 1677610602;
 
@@ -82,30 +84,87 @@ pub async fn model_info_handler(
             let mut info: serde_json::Map<String, Value> = d.config.model_info.extra.clone();
             info.insert("id".into(), json!(d.id));
             info.insert("db_model".into(), json!(d.config.db_model));
-            info.insert("litellm_provider".into(), json!(d.provider.name()));
             let mi = &d.config.model_info;
-            let mode = mi.mode.clone().unwrap_or_else(|| "chat".into());
-            info.insert("mode".into(), json!(mode));
-            let mut extra_fields: HashMap<&str, Option<Value>> = HashMap::new();
-            extra_fields.insert("base_model", mi.base_model.clone().map(Value::String));
-            extra_fields.insert("max_tokens", mi.max_tokens.map(Value::from));
-            extra_fields.insert("max_input_tokens", mi.max_input_tokens.map(Value::from));
-            extra_fields.insert("max_output_tokens", mi.max_output_tokens.map(Value::from));
-            extra_fields.insert(
-                "input_cost_per_token",
-                mi.input_cost_per_token
-                    .or(d.config.litellm_params.input_cost_per_token)
-                    .map(Value::from),
+            // What the config sets wins; LiteLLM's price map fills the rest (context window,
+            // prices, provider, mode), as LiteLLM's `/model/info` does.
+            let priced = PriceMap::global().lookup(
+                mi.base_model.as_deref(),
+                d.provider.name(),
+                &d.upstream_model,
             );
-            extra_fields.insert(
-                "output_cost_per_token",
-                mi.output_cost_per_token
-                    .or(d.config.litellm_params.output_cost_per_token)
-                    .map(Value::from),
-            );
-            for (k, v) in extra_fields {
-                info.insert(k.into(), v.unwrap_or(Value::Null));
+            let price = priced.map(|(_, p)| p);
+            let num = |own: Option<f64>, map: fn(&ModelPrice) -> Option<f64>| {
+                own.or_else(|| price.and_then(map))
+                    .map_or(Value::Null, Value::from)
+            };
+            // Token counts as integers, as the map writes them.
+            let tokens = |own: Option<u64>, map: fn(&ModelPrice) -> Option<f64>| {
+                own.or_else(|| price.and_then(map).map(|v| v as u64))
+                    .map_or(Value::Null, Value::from)
+            };
+            let fields = [
+                ("max_tokens", tokens(mi.max_tokens, |p| p.max_tokens)),
+                (
+                    "max_input_tokens",
+                    tokens(mi.max_input_tokens, |p| p.max_input_tokens),
+                ),
+                (
+                    "max_output_tokens",
+                    tokens(mi.max_output_tokens, |p| p.max_output_tokens),
+                ),
+                (
+                    "input_cost_per_token",
+                    num(
+                        mi.input_cost_per_token
+                            .or(d.config.litellm_params.input_cost_per_token),
+                        |p| p.input_cost_per_token,
+                    ),
+                ),
+                (
+                    "output_cost_per_token",
+                    num(
+                        mi.output_cost_per_token
+                            .or(d.config.litellm_params.output_cost_per_token),
+                        |p| p.output_cost_per_token,
+                    ),
+                ),
+            ];
+            for (k, v) in fields {
+                info.insert(k.into(), v);
             }
+            let cached = [
+                (
+                    "cache_read_input_token_cost",
+                    price.and_then(|p| p.cache_read_input_token_cost),
+                ),
+                (
+                    "cache_creation_input_token_cost",
+                    price.and_then(|p| p.cache_creation_input_token_cost),
+                ),
+                (
+                    "output_cost_per_reasoning_token",
+                    price.and_then(|p| p.output_cost_per_reasoning_token),
+                ),
+            ];
+            for (k, v) in cached {
+                if let Some(v) = v {
+                    info.entry(k).or_insert(Value::from(v));
+                }
+            }
+            if let Some((key, _)) = priced {
+                info.entry("key").or_insert(json!(key));
+            }
+            let provider = price
+                .and_then(|p| p.litellm_provider.as_deref())
+                .unwrap_or(d.provider.name());
+            info.entry("litellm_provider").or_insert(json!(provider));
+            let mode = mi
+                .mode
+                .as_deref()
+                .or_else(|| price.and_then(|p| p.mode.as_deref()))
+                .unwrap_or("chat");
+            info.insert("mode".into(), json!(mode));
+            info.insert("base_model".into(), json!(mi.base_model));
             if !mi.access_groups.is_empty() {
                 info.insert("access_groups".into(), json!(mi.access_groups));
             }

@@ -5,7 +5,7 @@ use serde_json::Value;
 async fn models_and_model_info() {
     let mock = mock_upstream().await;
     let yaml = format!(
-        "model_list:\n  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o, api_base: '{{MOCK}}', api_key: sk-very-secret}}\n  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o-2, api_base: '{{MOCK}}', api_key: sk-very-secret}}\n    model_info: {{id: my-fixed-id}}\n  - model_name: emb\n    litellm_params: {{model: openai/emb, api_base: '{{MOCK}}'}}\n    model_info: {{mode: embedding}}\ngeneral_settings:\n  master_key: {MASTER}\n"
+        "model_list:\n  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o, api_base: '{{MOCK}}', api_key: sk-very-secret}}\n  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o-2, api_base: '{{MOCK}}', api_key: sk-very-secret}}\n    model_info: {{id: my-fixed-id, max_input_tokens: 1000}}\n  - model_name: emb\n    litellm_params: {{model: openai/emb, api_base: '{{MOCK}}'}}\n    model_info: {{mode: embedding}}\ngeneral_settings:\n  master_key: {MASTER}\n"
     );
     let gw = gateway(&yaml, Some(&mock)).await;
     for p in ["/v1/models", "/models"] {
@@ -36,6 +36,19 @@ async fn models_and_model_info() {
     assert_eq!(data[1]["model_info"]["id"], "my-fixed-id");
     assert_eq!(data[0]["model_info"]["id"].as_str().unwrap().len(), 64);
     assert_eq!(data[2]["model_info"]["mode"], "embedding");
+    // LiteLLM's price map fills what the config leaves out (gpt-4o's context window and
+    // prices); what the config sets wins (the second deployment's input window).
+    let gpt = &data[0]["model_info"];
+    assert_eq!(gpt["key"], "gpt-4o", "{gpt}");
+    assert_eq!(gpt["max_input_tokens"], 128000);
+    assert_eq!(gpt["max_output_tokens"], 16384);
+    assert_eq!(gpt["input_cost_per_token"], 2.5e-6);
+    assert_eq!(gpt["cache_read_input_token_cost"], 1.25e-6);
+    assert_eq!(gpt["litellm_provider"], "openai");
+    assert_eq!(gpt["mode"], "chat");
+    assert_eq!(data[1]["model_info"]["max_input_tokens"], 1000);
+    assert_eq!(data[2]["model_info"]["max_input_tokens"], Value::Null);
+    assert!(data[2]["model_info"].get("key").is_none());
     let v: Value = gw
         .get("/model/info?litellm_model_id=my-fixed-id")
         .await
