@@ -79,6 +79,25 @@ impl Usage {
         })
     }
 
+    /// Usage as the Responses API reports it (`input_tokens`, `output_tokens`, their details).
+    pub fn from_responses(v: &Value) -> Option<Self> {
+        let o = v.as_object()?;
+        let n = |k: &str| o.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (input, output) = (n("input_tokens"), n("output_tokens"));
+        let detail = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        Some(Self {
+            prompt_tokens: input,
+            completion_tokens: output,
+            total_tokens: o
+                .get("total_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(input.saturating_add(output)),
+            cached_tokens: detail("/input_tokens_details/cached_tokens"),
+            cache_creation_tokens: 0,
+            reasoning_tokens: detail("/output_tokens_details/reasoning_tokens"),
+        })
+    }
+
     /// [`Self::from_json`] straight from the JSON text of a `usage` object, without building a
     /// `Value` tree (this runs on every response and on the last chunk of every stream). Same
     /// result for every input: unsigned integers count, anything else is absent, and a repeated

@@ -38,6 +38,8 @@ pub enum CallKind {
     Messages,
     /// Cohere-style rerank (`/rerank`).
     Rerank,
+    /// OpenAI's Responses API (`/responses`), to OpenAI-format deployments.
+    Responses,
 }
 
 impl CallKind {
@@ -48,6 +50,7 @@ impl CallKind {
             Self::Embedding => "/embeddings",
             Self::Messages => "/v1/messages",
             Self::Rerank => "/rerank",
+            Self::Responses => "/responses",
         }
     }
     /// LiteLLM's `call_type` in spend logs.
@@ -58,6 +61,7 @@ impl CallKind {
             Self::Embedding => "aembedding",
             Self::Messages => "anthropic_messages",
             Self::Rerank => "arerank",
+            Self::Responses => "aresponses",
         }
     }
     fn endpoint(self) -> Endpoint {
@@ -66,6 +70,7 @@ impl CallKind {
             Self::Completion => Endpoint::Completions,
             Self::Embedding => Endpoint::Embeddings,
             Self::Rerank => Endpoint::Rerank,
+            Self::Responses => Endpoint::Responses,
         }
     }
 }
@@ -100,6 +105,10 @@ pub async fn messages_handler(State(state): State<AppState>, req: Request) -> Re
 
 pub async fn rerank_handler(State(state): State<AppState>, req: Request) -> Response {
     routed(&state, req, CallKind::Rerank, None).await
+}
+
+pub async fn responses_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Responses, None).await
 }
 
 pub async fn embeddings_handler(State(state): State<AppState>, req: Request) -> Response {
@@ -204,7 +213,7 @@ async fn parse_request(
         return parse_messages_request(headers, model, body, bytes.len());
     }
     match kind {
-        CallKind::Messages => {}
+        CallKind::Messages | CallKind::Responses => {}
         CallKind::Rerank => {
             if !body.get("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
@@ -237,8 +246,10 @@ async fn parse_request(
     if let Some(t) = header_f64(headers, &STREAM_TIMEOUT_H) {
         extras.stream_timeout.get_or_insert(t);
     }
-    let stream = matches!(kind, CallKind::Chat | CallKind::Completion)
-        && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = matches!(
+        kind,
+        CallKind::Chat | CallKind::Completion | CallKind::Responses
+    ) && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -1041,10 +1052,15 @@ async fn attempt(
         .or(req.extras.mock_response.as_ref())
     {
         let mut r = mock_answer(served, ctx, deployment, req, mock)?;
-        if !req.stream {
-            cost_headers(&mut r, settle(permit, mock::MOCK_USAGE));
+        let usage = if req.kind == CallKind::Responses {
+            mock::MOCK_RESPONSES_USAGE
         } else {
-            settle(permit, mock::MOCK_USAGE);
+            mock::MOCK_USAGE
+        };
+        if !req.stream {
+            cost_headers(&mut r, settle(permit, usage));
+        } else {
+            settle(permit, usage);
         }
         return Ok(r);
     }
@@ -1142,6 +1158,7 @@ async fn attempt(
         let model: Arc<str> = Arc::from(served);
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
+            (CallKind::Responses, None) => (stream::Dialect::responses_raw(), Encoder::Passthrough),
             (CallKind::Messages, None) => (
                 providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::Anthropic(Box::new(EventEncoder::new(model))),
@@ -1215,6 +1232,14 @@ async fn attempt(
             .and_then(crate::providers::anthropic::native_usage);
         out.insert("model".into(), Value::String(served.to_string()));
         let mut r = json_response(&out);
+        cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
+    } else if req.kind == CallKind::Responses {
+        // The Responses API answer goes back as it came; only its usage is read.
+        let usage = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_responses));
+        let mut r = json_bytes_response(bytes.to_vec());
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Messages {
@@ -1679,6 +1704,15 @@ fn mock_answer(
             served,
         )),
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
+        CallKind::Responses if req.stream => {
+            let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
+                mock::responses_events(mock_value, served)
+                    .into_iter()
+                    .map(|(name, ev)| Ok(sse::named_frame(name, ev.to_string().as_bytes())))
+                    .collect();
+            sse_response(Body::from_stream(futures::stream::iter(frames)))
+        }
+        CallKind::Responses => json_response(&mock::responses_response(mock_value, served)),
         CallKind::Rerank => {
             let n = req
                 .body

@@ -149,6 +149,97 @@ pub fn text_completion_response(v: &Value, model: &str) -> Map<String, Value> {
     }
 }
 
+/// Usage LiteLLM reports for a mocked Responses API call.
+pub const MOCK_RESPONSES_USAGE: Usage = Usage {
+    prompt_tokens: 36,
+    completion_tokens: 87,
+    total_tokens: 123,
+    cached_tokens: 0,
+    cache_creation_tokens: 0,
+    reasoning_tokens: 0,
+};
+
+/// A completed Responses API object with the mock text as its one output message.
+pub fn responses_response(v: &Value, model: &str) -> Map<String, Value> {
+    let id = uuid::Uuid::new_v4().simple();
+    let u = MOCK_RESPONSES_USAGE;
+    let r = json!({
+        "id": format!("resp_{id}"),
+        "object": "response",
+        "created_at": now(),
+        "status": "completed",
+        "error": null,
+        "incomplete_details": null,
+        "instructions": null,
+        "max_output_tokens": null,
+        "model": model,
+        "output": [{
+            "type": "message",
+            "id": format!("msg_{id}"),
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": content_of(v), "annotations": []}],
+        }],
+        "parallel_tool_calls": true,
+        "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null},
+        "store": true,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": u.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": u.completion_tokens,
+            "output_tokens_details": {},
+            "total_tokens": u.total_tokens,
+        },
+        "user": null,
+        "metadata": {},
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The events of a streamed mock Responses API call, as (event name, payload): the response
+/// created, its text in one delta, the text done, and the completed response.
+pub fn responses_events(v: &Value, model: &str) -> Vec<(&'static str, Value)> {
+    let done = responses_response(v, model);
+    let mut started = done.clone();
+    started.insert("status".into(), json!("in_progress"));
+    started.insert("output".into(), json!([]));
+    started.insert("usage".into(), Value::Null);
+    let item_id = done
+        .get("output")
+        .and_then(|o| o.pointer("/0/id"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let text = content_of(v);
+    vec![
+        (
+            "response.created",
+            json!({"type": "response.created", "sequence_number": 0, "response": started}),
+        ),
+        (
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "sequence_number": 1, "item_id": item_id, "output_index": 0, "content_index": 0, "delta": text}),
+        ),
+        (
+            "response.output_text.done",
+            json!({"type": "response.output_text.done", "sequence_number": 2, "item_id": item_id, "output_index": 0, "content_index": 0, "text": text}),
+        ),
+        (
+            "response.completed",
+            json!({"type": "response.completed", "sequence_number": 3, "response": done}),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -404,6 +404,7 @@ fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
             Endpoint::Completions => "text completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Rerank => "rerank",
+            Endpoint::Responses => "the Responses API",
         },
         d.model_name
     ))

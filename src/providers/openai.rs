@@ -27,6 +27,8 @@ pub enum Endpoint {
     Embeddings,
     /// Cohere-style rerank (`/rerank`).
     Rerank,
+    /// OpenAI's Responses API (`/responses`).
+    Responses,
 }
 
 impl Endpoint {
@@ -37,6 +39,7 @@ impl Endpoint {
             Self::Completions => 1,
             Self::Embeddings => 2,
             Self::Rerank => 3,
+            Self::Responses => 4,
         }
     }
 
@@ -46,6 +49,7 @@ impl Endpoint {
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Rerank => "rerank",
+            Self::Responses => "responses",
         }
     }
 }
@@ -124,7 +128,7 @@ pub fn typed_headers(h: &[(String, String)]) -> ApiResult<Headers> {
 #[derive(Debug, Clone)]
 pub struct Prebuilt {
     /// Indexed by [`Endpoint::index`].
-    urls: [Uri; 4],
+    urls: [Uri; 5],
     headers: Headers,
     pool: Option<Arc<Http1Pool>>,
 }
@@ -143,6 +147,7 @@ impl Prebuilt {
                 target(Endpoint::Completions)?.0,
                 target(Endpoint::Embeddings)?.0,
                 target(Endpoint::Rerank)?.0,
+                target(Endpoint::Responses)?.0,
             ],
             headers,
         })
@@ -158,15 +163,17 @@ pub fn build_request(
     stream: bool,
     ov: &Overrides<'_>,
 ) -> ApiResult<UpstreamRequest> {
-    let stream_options = if stream {
+    let stream_options = if stream && endpoint != Endpoint::Responses {
         // Ask for the usage chunk so spend is exact; the client only sees it if it asked.
         StreamOptions::IncludeUsage
-    } else if endpoint == Endpoint::Embeddings {
+    } else if matches!(endpoint, Endpoint::Embeddings | Endpoint::Responses) {
+        // The Responses API reports usage in its last event and has no `include_usage`.
         StreamOptions::Keep
     } else {
         StreamOptions::Drop
     };
-    let body = if needs_quirk(d, upstream_model, body) {
+    // The chat quirks (reasoning models' parameter names, ...) are Chat Completions rules.
+    let body = if endpoint != Endpoint::Responses && needs_quirk(d, upstream_model, body) {
         // Rare: a copy with the defaults merged in, rewritten, then written as is.
         let mut body = body.clone();
         for (k, v) in &d.defaults {
@@ -303,10 +310,15 @@ fn target(
             if let Some(k) = key {
                 headers.push(header("api-key", k)?);
             }
-            format!(
-                "{root}/openai/deployments/{upstream_model}/{}?api-version={version}",
-                endpoint.path()
-            )
+            if endpoint == Endpoint::Responses {
+                // Azure's Responses API is not per deployment: the body names it.
+                format!("{root}/openai/responses?api-version={version}")
+            } else {
+                format!(
+                    "{root}/openai/deployments/{upstream_model}/{}?api-version={version}",
+                    endpoint.path()
+                )
+            }
         }
         Provider::Compat(c) if c.key_header == KeyHeader::ApiKey => {
             if let Some(k) = key {

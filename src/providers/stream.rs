@@ -58,6 +58,9 @@ pub enum Dialect {
         sse: SseDecoder,
         usage: Map<String, Value>,
     },
+    /// Responses API events forwarded untouched (`/responses`); usage is read from the
+    /// closing `response.completed` (or `.incomplete` / `.failed`) event.
+    ResponsesRaw { sse: SseDecoder },
     /// Gemini / Vertex AI `streamGenerateContent?alt=sse`.
     Gemini {
         sse: SseDecoder,
@@ -106,6 +109,12 @@ impl Dialect {
         Self::AnthropicRaw {
             sse: SseDecoder::new(),
             usage: Map::new(),
+        }
+    }
+
+    pub fn responses_raw() -> Self {
+        Self::ResponsesRaw {
+            sse: SseDecoder::new(),
         }
     }
 
@@ -161,6 +170,7 @@ impl Dialect {
             | Self::OpenAiRewrite { sse, .. }
             | Self::Anthropic { sse, .. }
             | Self::AnthropicRaw { sse, .. }
+            | Self::ResponsesRaw { sse }
             | Self::Gemini { sse, .. }
             | Self::Cohere { sse, .. } => Some(sse),
             Self::Ollama(_) | Self::Bedrock { .. } => None,
@@ -193,6 +203,7 @@ impl Dialect {
             }
             Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
             Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
+            Self::ResponsesRaw { .. } => raw_responses_item(ev, out),
             Self::Gemini { state, .. } => state.on_event(&ev.data, out),
             Self::Cohere { state, .. } => state.on_event(&ev.data, out),
             Self::Ollama(_) | Self::Bedrock { .. } => {}
@@ -248,6 +259,40 @@ fn raw_anthropic_item(
         output_chars,
     });
     if kind == "message_stop" {
+        out.push_back(StreamItem::Done);
+    }
+}
+
+/// Forwards one Responses API event as it came, noting the output text it carries and, on the
+/// closing event, the response's usage; the closing event (or an `error` event) ends the stream.
+fn raw_responses_item(ev: super::sse::SseEvent, out: &mut VecDeque<StreamItem>) {
+    let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    let closing = matches!(
+        kind,
+        "response.completed" | "response.incomplete" | "response.failed"
+    );
+    let usage = closing
+        .then(|| v.pointer("/response/usage").and_then(Usage::from_responses))
+        .flatten();
+    let output_chars = match kind {
+        "response.output_text.delta" | "response.function_call_arguments.delta" => {
+            v.get("delta").and_then(Value::as_str).map_or(0, str::len)
+        }
+        _ => 0,
+    };
+    let name = ev.event.as_deref().unwrap_or(kind);
+    let frame = if name.is_empty() {
+        frame(ev.data.as_bytes())
+    } else {
+        super::sse::named_frame(name, ev.data.as_bytes())
+    };
+    out.push_back(StreamItem::Raw {
+        frame,
+        usage,
+        output_chars,
+    });
+    if closing || kind == "error" {
         out.push_back(StreamItem::Done);
     }
 }
@@ -643,6 +688,44 @@ mod tests {
 
     fn upstream(parts: Vec<&'static [u8]>) -> super::super::client::ByteStream {
         futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+    }
+
+    /// Responses API events pass through byte for byte (named frames kept); the closing event
+    /// carries the usage and ends the stream.
+    #[test]
+    fn responses_events_pass_through_with_usage_from_the_closing_event() {
+        let text = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n\
+                    event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\"}\n\n\
+                    event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":5,\"total_tokens\":17}}}\n\n";
+        let mut d = Dialect::responses_raw();
+        let mut out = VecDeque::new();
+        d.feed(text.as_bytes(), &mut out);
+        let items: Vec<StreamItem> = out.into_iter().collect();
+        assert_eq!(items.len(), 4, "{items:?}");
+        let mut forwarded = Vec::new();
+        let mut usages = 0;
+        for item in &items[..3] {
+            let StreamItem::Raw {
+                frame,
+                usage,
+                output_chars,
+            } = item
+            else {
+                panic!("{item:?}")
+            };
+            forwarded.extend_from_slice(frame);
+            if let Some(u) = usage {
+                assert_eq!((u.prompt_tokens, u.completion_tokens), (12, 5));
+                assert_eq!((u.total_tokens, u.cached_tokens), (17, 4));
+                usages += 1;
+            }
+            if frame.starts_with(b"event: response.output_text.delta") {
+                assert_eq!(*output_chars, 5);
+            }
+        }
+        assert_eq!(forwarded, text.as_bytes());
+        assert_eq!(usages, 1, "usage comes with the closing event only");
+        assert!(matches!(items[3], StreamItem::Done));
     }
 
     fn collect_summary() -> (Arc<Mutex<Option<StreamSummary>>>, OnFinish) {

@@ -115,6 +115,9 @@ pub(crate) fn front(state: AppState) -> Front {
     }
     r = r
         .route("/v1/messages", post(llm::messages_handler))
+        .route("/responses", post(llm::responses_handler))
+        .route("/v1/responses", post(llm::responses_handler))
+        .route("/openai/v1/responses", post(llm::responses_handler))
         .route("/rerank", post(llm::rerank_handler))
         .route("/v1/rerank", post(llm::rerank_handler))
         .route("/v2/rerank", post(llm::rerank_handler))

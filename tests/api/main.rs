@@ -16,6 +16,7 @@ mod limits;
 mod model_budgets;
 mod native;
 mod organizations;
+mod responses;
 mod retries;
 mod routes;
 mod shutdown;

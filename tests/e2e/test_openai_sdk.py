@@ -132,3 +132,13 @@ def test_one_of_two_deployments_down_gives_clean_answers(client):
         )
         assert raw.parse().choices[0].message.content == "Hello from mock"
         assert int(raw.headers["x-litellm-attempted-retries"]) <= 1
+
+
+def test_responses_api_offline(client):
+    r = client.responses.create(model="offline", input="hi")
+    assert r.output_text == "canned reply"
+    assert r.usage.input_tokens == 36 and r.usage.output_tokens == 87
+    events = list(client.responses.create(model="offline", input="hi", stream=True))
+    assert [e.type for e in events][-1] == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "canned reply"
+    assert events[-1].response.output_text == "canned reply"
