@@ -851,9 +851,13 @@ async fn try_group(
                 group: &group.name,
                 upstream_model: &upstream_model,
                 prompt_bytes: req.prompt_bytes,
-                max_tokens: ["max_tokens", "max_completion_tokens"]
-                    .iter()
-                    .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
+                max_tokens: if req.kind == CallKind::Responses {
+                    &["max_output_tokens"][..]
+                } else {
+                    &["max_tokens", "max_completion_tokens"]
+                }
+                .iter()
+                .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
                 end_user: req.end_user_id.as_deref(),
                 end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
                 metadata: req.extras.metadata.as_ref(),

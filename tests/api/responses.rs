@@ -217,3 +217,68 @@ async fn responses_are_mocked_offline_and_refused_where_unsupported() {
     let r = gw.post("/v1/responses", json!({"input": "hi"})).await;
     assert_eq!(r.status(), 400);
 }
+
+/// The budget check reserves a Responses call's worst case from its `max_output_tokens`: while
+/// a call that may write 100,000 tokens ($1 at gpt-4o's prices) is in flight, a key with $0.01
+/// left admits no other call; while one capped at 10 tokens is, it does.
+#[tokio::test]
+async fn responses_budget_reservation_reads_max_output_tokens() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let mock = serve_mock(move |state| {
+        Router::new()
+            .route(
+                "/v1/responses",
+                post(
+                    move |s: State<Arc<MockState>>, uri: Uri, h: HeaderMap, b: Bytes| {
+                        let held = held.clone();
+                        async move {
+                            let first = s.requests.lock().unwrap().is_empty();
+                            let r = responses(s, uri, h, b).await;
+                            if first {
+                                held.notified().await;
+                            }
+                            r
+                        }
+                    },
+                ),
+            )
+            .with_state(state)
+    })
+    .await;
+    for (cap, second) in [(100_000, 400), (10, 200)] {
+        mock.state.requests.lock().unwrap().clear();
+        let gw = gateway(&config(), Some(&mock)).await;
+        let k: Value = gw
+            .post("/key/generate", json!({"max_budget": 0.01}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let key = k["key"].as_str().unwrap().to_string();
+        let (client, url, k1) = (gw.client.clone(), gw.url("/v1/responses"), key.clone());
+        let first = tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(k1)
+                .json(&json!({"model": "gpt-4o", "input": "hi", "max_output_tokens": cap}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        while mock.count() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let r = gw
+            .post_as(
+                &key,
+                "/v1/responses",
+                json!({"model": "gpt-4o", "input": "hi", "max_output_tokens": 10}),
+            )
+            .await;
+        assert_eq!(r.status(), second, "first call capped at {cap} tokens");
+        release.notify_one();
+        assert_eq!(first.await.unwrap(), 200);
+    }
+}
