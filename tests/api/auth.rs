@@ -95,26 +95,9 @@ async fn health_probes_are_public_everything_else_is_not() {
         assert_eq!(r.status(), 200, "{p}");
     }
     // The public probe says only whether the store answers, as LiteLLM 1.106.2's does.
-    let v: Value = gw
-        .client
-        .get(gw.url("/health/readiness"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = gw.get_public_json("/health/readiness").await;
     assert_eq!(v, json!({"status": "healthy", "db": "connected"}));
-    let v: Value = gw
-        .client
-        .get(gw.url("/health/liveliness"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v, "I'm alive!");
+    assert_eq!(gw.get_public_json("/health/liveliness").await, "I'm alive!");
     for p in [
         "/v1/models",
         "/models",

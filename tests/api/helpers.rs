@@ -334,6 +334,25 @@ impl Gateway {
             .await
             .unwrap()
     }
+    /// `GET` with no key at all, read as JSON (public routes).
+    pub async fn get_public_json(&self, path: &str) -> Value {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+    /// The spend-log rows of a key (`/spend/logs?api_key=`), once the spend writer has flushed.
+    pub async fn spend_logs(&self, key: &str) -> Vec<Value> {
+        self.state.spend.flush().await;
+        let v: Value = self
+            .get(&format!("/spend/logs?api_key={key}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        match v {
+            Value::Array(rows) => rows,
+            other => panic!("/spend/logs answered {other}"),
+        }
+    }
     /// `GET` with `key` as the bearer token.
     pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
         self.client

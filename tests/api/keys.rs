@@ -251,13 +251,7 @@ async fn spend_is_tracked_logged_and_reported() {
             (v["info"]["spend"].as_f64().unwrap() - 0.000225).abs() < 1e-12,
             "{name}: {v}"
         );
-        let logs: Value = gw
-            .get(&format!("/spend/logs?api_key={key}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let logs = logs.as_array().unwrap();
+        let logs = gw.spend_logs(key).await;
         assert_eq!(logs.len(), 1, "{name}");
         assert_eq!(logs[0]["model_group"], "gpt-4o");
         assert_eq!(logs[0]["total_tokens"], 30);
@@ -288,19 +282,8 @@ async fn key_tags_join_the_request_tags_of_its_calls() {
             200
         );
         assert_eq!(chat_with(&gw, key, "gpt-4o").await.status(), 200);
-        gw.state.spend.flush().await;
-        let logs: Value = gw
-            .get(&format!("/spend/logs?api_key={key}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let mut tags: Vec<Value> = logs
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["request_tags"].clone())
-            .collect();
+        let logs = gw.spend_logs(key).await;
+        let mut tags: Vec<Value> = logs.iter().map(|l| l["request_tags"].clone()).collect();
         tags.sort_by_key(|t| t.as_array().map_or(0, Vec::len));
         assert_eq!(
             tags,
@@ -308,7 +291,7 @@ async fn key_tags_join_the_request_tags_of_its_calls() {
                 json!(["team-a", "prod"]),
                 json!(["batch", "prod", "team-a"])
             ],
-            "{name}: {logs}"
+            "{name}: {logs:?}"
         );
     }
 }
@@ -410,14 +393,7 @@ async fn spend_of_a_stream_cut_by_the_client_is_recorded() {
     }
     drop(s);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.state.spend.flush().await;
-    let logs: Value = gw
-        .get(&format!("/spend/logs?api_key={key}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let logs = logs.as_array().unwrap();
+    let logs = gw.spend_logs(&key).await;
     assert_eq!(
         logs.len(),
         1,

@@ -137,16 +137,9 @@ async fn responses_are_forwarded_and_paid_for() {
         assert_eq!(r.status(), 200, "{path}");
     }
 
-    gw.state.spend.flush().await;
-    let logs: Value = gw
-        .get(&format!("/spend/logs?api_key={key}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let logs = logs.as_array().unwrap();
+    let logs = gw.spend_logs(key).await;
     assert_eq!(logs.len(), 4, "{logs:?}");
-    for l in logs {
+    for l in &logs {
         assert_eq!(l["call_type"], "aresponses", "{l}");
         assert_eq!(l["total_tokens"], 17, "{l}");
         assert_eq!(l["prompt_tokens"], 12, "{l}");
