@@ -357,14 +357,7 @@ async fn messages_endpoint_passes_through_to_anthropic_and_accounts_spend() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["x-litellm-response-cost"]
-            .to_str()
-            .unwrap()
-            .parse::<f64>()
-            .unwrap()
-            > 0.0
-    );
+    assert!(header_f64(&r, "x-litellm-response-cost") > 0.0);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "message");
     assert_eq!(v["model"], "claude");

@@ -462,13 +462,7 @@ async fn bad_input_is_a_400_naming_the_field_and_only_admins_may_write() {
         assert_eq!(r.status(), 404);
 
         // A virtual key cannot manage models.
-        let k: Value = gw
-            .post("/key/generate", json!({}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let key = k["key"].as_str().unwrap();
+        let key = &gw.new_key(json!({})).await;
         let r = gw
             .post_as(
                 key,

@@ -334,6 +334,13 @@ impl Gateway {
             .await
             .unwrap()
     }
+    /// Mints a virtual key with the master key; returns the key.
+    pub async fn new_key(&self, body: Value) -> String {
+        let r = self.post("/key/generate", body).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["key"].as_str().unwrap().to_string()
+    }
     /// `GET` with no key at all, read as JSON (public routes).
     pub async fn get_public_json(&self, path: &str) -> Value {
         let r = self.client.get(self.url(path)).send().await.unwrap();
@@ -413,6 +420,11 @@ pub fn config_for(models: &[&str], extra: &str) -> String {
     s.push_str(&format!("general_settings:\n  master_key: {MASTER}\n"));
     s.push_str(extra);
     s
+}
+
+/// A response header read as a number (`x-litellm-response-cost`, ...).
+pub fn header_f64(r: &reqwest::Response, name: &str) -> f64 {
+    r.headers()[name].to_str().unwrap().parse().unwrap()
 }
 
 pub fn chat_body(model: &str) -> Value {

@@ -223,17 +223,9 @@ async fn spend_is_tracked_logged_and_reported() {
         let r = chat_with(&gw, key, "gpt-4o").await;
         assert_eq!(r.status(), 200);
         // Mock usage 10/20 at gpt-4o prices: LiteLLM's 0.000225.
-        let cost: f64 = r.headers()["x-litellm-response-cost"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let cost = header_f64(&r, "x-litellm-response-cost");
         assert!((cost - 0.000225).abs() < 1e-12, "{name}: {cost}");
-        let ks: f64 = r.headers()["x-litellm-key-spend"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ks = header_f64(&r, "x-litellm-key-spend");
         assert!((ks - 0.000225).abs() < 1e-12);
         // Small costs are written the way Python's `str()` writes them, as LiteLLM does:
         // 10 + 20 tokens at gpt-4o-mini prices.
@@ -393,7 +385,7 @@ async fn spend_of_a_stream_cut_by_the_client_is_recorded() {
     }
     drop(s);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = gw.spend_logs(&key).await;
+    let logs = gw.spend_logs(key).await;
     assert_eq!(
         logs.len(),
         1,

@@ -73,13 +73,7 @@ fn config() -> String {
 async fn responses_are_forwarded_and_paid_for() {
     let mock = responses_mock().await;
     let gw = gateway(&config(), Some(&mock)).await;
-    let k: Value = gw
-        .post("/key/generate", json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let key = k["key"].as_str().unwrap();
+    let key = &gw.new_key(json!({})).await;
 
     let r = gw
         .post_as(
@@ -89,11 +83,7 @@ async fn responses_are_forwarded_and_paid_for() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let cost: f64 = r.headers()["x-litellm-response-cost"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let cost = header_f64(&r, "x-litellm-response-cost");
     // 12 input and 5 output tokens at gpt-4o's prices.
     assert!(
         (cost - (12.0 * 2.5e-6 + 5.0 * 1e-5)).abs() < 1e-12,
@@ -242,13 +232,7 @@ async fn responses_budget_reservation_reads_max_output_tokens() {
     for (cap, second) in [(100_000, 400), (10, 200)] {
         mock.state.requests.lock().unwrap().clear();
         let gw = gateway(&config(), Some(&mock)).await;
-        let k: Value = gw
-            .post("/key/generate", json!({"max_budget": 0.01}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let key = k["key"].as_str().unwrap().to_string();
+        let key = gw.new_key(json!({"max_budget": 0.01})).await;
         let (client, url, k1) = (gw.client.clone(), gw.url("/v1/responses"), key.clone());
         let first = tokio::spawn(async move {
             client

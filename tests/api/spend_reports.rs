@@ -59,16 +59,7 @@ async fn call(gw: &Gateway, key: &str, model: &str, tags: &[&str], user: Option<
     }
     let r = gw.post_as(key, "/v1/chat/completions", b).await;
     assert_eq!(r.status(), 200, "{model}");
-    r.headers()["x-litellm-response-cost"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-async fn new_key(gw: &Gateway, body: Value) -> String {
-    let v = ok(gw.post("/key/generate", body).await).await;
-    v["key"].as_str().unwrap().to_string()
+    header_f64(&r, "x-litellm-response-cost")
 }
 
 fn day(d: NaiveDate) -> String {
@@ -165,18 +156,14 @@ async fn scene(db: Option<&str>) -> Scene {
     for u in ["u1", "u2"] {
         ok(gw.post("/user/new", json!({"user_id": u})).await).await;
     }
-    let ka = new_key(
-        &gw,
-        json!({"user_id": "u1", "team_id": "team-alpha", "key_alias": "alias-a"}),
-    )
-    .await;
-    let kb = new_key(
-        &gw,
-        json!({"user_id": "u2", "team_id": "team-beta", "key_alias": "alias-b"}),
-    )
-    .await;
-    let kc = new_key(&gw, json!({})).await;
-    let k3 = new_key(&gw, json!({"user_id": "u3"})).await;
+    let ka = gw
+        .new_key(json!({"user_id": "u1", "team_id": "team-alpha", "key_alias": "alias-a"}))
+        .await;
+    let kb = gw
+        .new_key(json!({"user_id": "u2", "team_id": "team-beta", "key_alias": "alias-b"}))
+        .await;
+    let kc = gw.new_key(json!({})).await;
+    let k3 = gw.new_key(json!({"user_id": "u3"})).await;
     let c = [
         call(&gw, &ka, "up", &["t1", "t2"], Some("cust-1")).await,
         call(&gw, &ka, "up", &["t1", "t2"], Some("cust-1")).await,
@@ -793,7 +780,9 @@ async fn spend_routes_follow_litellms_access_rules_on_every_backend() {
         assert_eq!(r.status(), 403);
 
         // `get_spend_routes` opens the global routes to a key.
-        let kp = new_key(gw, json!({"permissions": {"get_spend_routes": true}})).await;
+        let kp = gw
+            .new_key(json!({"permissions": {"get_spend_routes": true}}))
+            .await;
         let v = ok(gw.get_as(&kp, "/global/spend/keys").await).await;
         assert_eq!(v.as_array().unwrap().len(), 3, "{name}: {v}");
         assert_eq!(gw.get_as(&kp, "/spend/logs").await.status(), 401);
@@ -831,7 +820,7 @@ async fn spend_calculate_prices_known_models() {
         .await)
     .await;
     assert!((f(&v["cost"]) - 0.000225).abs() < 1e-12, "{v}");
-    let k = new_key(&gw, json!({})).await;
+    let k = gw.new_key(json!({})).await;
     let cost = call(&gw, &k, "gpt-4o", &[], None).await;
     assert!((f(&v["cost"]) - cost).abs() < 1e-12);
     let v = ok(gw
@@ -875,12 +864,16 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
             .await)
         .await;
         ok(gw.post("/user/new", json!({"user_id": "worker"})).await).await;
-        let boss = new_key(&gw, json!({"user_id": "boss"})).await;
-        let worker = new_key(&gw, json!({"user_id": "worker", "team_id": "tr"})).await;
-        let plain = new_key(&gw, json!({})).await;
+        let boss = gw.new_key(json!({"user_id": "boss"})).await;
+        let worker = gw
+            .new_key(json!({"user_id": "worker", "team_id": "tr"}))
+            .await;
+        let plain = gw.new_key(json!({})).await;
 
         // Two calls of 0.000225 reach a 0.0003 budget; the third is refused.
-        let kr = new_key(&gw, json!({"max_budget": 0.0003, "team_id": "tr"})).await;
+        let kr = gw
+            .new_key(json!({"max_budget": 0.0003, "team_id": "tr"}))
+            .await;
         let c = call(&gw, &kr, "gpt-4o", &[], None).await;
         call(&gw, &kr, "gpt-4o", &[], None).await;
         let r = gw
@@ -951,7 +944,7 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         .await;
         assert_eq!(v["spend"], 0.0);
         call(&gw, &kr, "gpt-4o", &[], None).await;
-        let other = new_key(&gw, json!({"max_budget": 1.0})).await;
+        let other = gw.new_key(json!({"max_budget": 1.0})).await;
         call(&gw, &other, "gpt-4o", &[], None).await;
         gw.state.spend.flush().await;
         assert_eq!(
@@ -966,7 +959,9 @@ async fn spend_resets_let_keys_spend_again_on_every_backend() {
         );
 
         // Global reset: master key only; keys and teams back to 0, users keep theirs.
-        let kg = new_key(&gw, json!({"max_budget": 0.0002, "user_id": "worker"})).await;
+        let kg = gw
+            .new_key(json!({"max_budget": 0.0002, "user_id": "worker"}))
+            .await;
         call(&gw, &kg, "gpt-4o", &[], None).await;
         let r = gw
             .post_as(&kg, "/v1/chat/completions", chat_body("gpt-4o"))
