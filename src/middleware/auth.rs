@@ -45,6 +45,8 @@ pub struct AuthCtx {
     pub user_role: Option<&'static str>,
     /// The organization the key's team (or the key) belongs to.
     pub organization: Option<Arc<OrgGate>>,
+    /// The `tags` of the key's and its team's metadata, added to each call's own tags.
+    pub tags: Option<Arc<[String]>>,
 }
 
 /// What a call needs of the caller's organization: its id (spend attribution) and its model
@@ -86,6 +88,7 @@ impl AuthCtx {
             model_budgets: None,
             user_role: Some("proxy_admin"),
             organization: None,
+            tags: None,
         }
     }
 
@@ -140,6 +143,7 @@ impl AuthCtx {
             model_budgets,
             user_role,
             organization: None,
+            tags: None,
         }
     }
 
@@ -327,6 +331,7 @@ async fn authenticate(
     })?;
     let CachedKey {
         row,
+        tags,
         shared_limits,
         shared_budgets,
         model_budgets,
@@ -368,7 +373,26 @@ async fn authenticate(
         user_role,
     );
     ctx.organization = organization;
+    ctx.tags = tags;
     Ok(ctx)
+}
+
+/// The `tags` lists of some metadata objects (a key's, its team's), in order and without
+/// repeats; `None` when there are none.
+fn metadata_tags(owners: [Option<&Value>; 2]) -> Option<Arc<[String]>> {
+    let mut tags: Vec<String> = Vec::new();
+    let listed = owners
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("tags").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str);
+    for t in listed {
+        if !tags.iter().any(|have| have == t) {
+            tags.push(t.to_string());
+        }
+    }
+    (!tags.is_empty()).then(|| tags.into())
 }
 
 /// A team's or user's limits as a rate-limit descriptor, if it sets any.
@@ -546,6 +570,7 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
         )
     });
     shared_limits.extend(member_limits);
+    let tags = metadata_tags([Some(&r.metadata), team.as_ref().map(|t| &t.metadata)]);
     if let Some(t) = team {
         shared_limits.extend(limits_of(
             "team",
@@ -577,6 +602,7 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
         .budgets
         .observe_db_spend(hash, r.spend, r.budget_reset_at);
     let cached = CachedKey {
+        tags,
         row: Arc::new(r),
         team_blocked,
         shared_limits,

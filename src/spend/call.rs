@@ -175,7 +175,7 @@ impl CallAccount {
                 .metadata
                 .cloned()
                 .unwrap_or(Value::Object(Default::default())),
-            tags: with_key_tags(f.tags, key.map(|k| &**k)),
+            tags: with_owner_tags(f.tags, auth.tags.as_deref()),
             soft_budget: key.and_then(|k| {
                 let soft = k.soft_budget.filter(|_| !k.soft_budget_cooldown)?;
                 Some((
@@ -260,16 +260,13 @@ impl Drop for CallAccount {
 
 /// Reserves `worst` against every `model_max_budget` entry governing `model` (a team's entry
 /// gives way to the key's own for the same model, as in LiteLLM).
-/// The request's tags followed by the key's own (`metadata.tags`) that it does not repeat, as
-/// LiteLLM merges them into the spend log's `request_tags`.
-fn with_key_tags(request: &[String], key: Option<&crate::store::KeyRow>) -> Vec<String> {
+/// The request's tags followed by those of its key and the key's team that it does not repeat,
+/// as LiteLLM merges them into the spend log's `request_tags`.
+fn with_owner_tags(request: &[String], owners: Option<&[String]>) -> Vec<String> {
     let mut tags = request.to_vec();
-    let key_tags = key
-        .and_then(|k| k.metadata.get("tags"))
-        .and_then(Value::as_array);
-    for t in key_tags.into_iter().flatten().filter_map(Value::as_str) {
-        if !tags.iter().any(|have| have == t) {
-            tags.push(t.to_string());
+    for t in owners.into_iter().flatten() {
+        if !tags.contains(t) {
+            tags.push(t.clone());
         }
     }
     tags

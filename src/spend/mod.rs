@@ -455,6 +455,8 @@ pub struct SharedBudget {
 #[derive(Debug, Clone)]
 pub struct CachedKey {
     pub row: Arc<KeyRow>,
+    /// The `tags` of the key's and its team's metadata (see `AuthCtx::tags`).
+    pub tags: Option<Arc<[String]>>,
     /// The key's team was blocked when the key was loaded.
     pub team_blocked: bool,
     /// The limits of the key's team and user (`rpm_limit`, `tpm_limit`,

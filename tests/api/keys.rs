@@ -254,13 +254,20 @@ async fn spend_is_tracked_logged_and_reported() {
     }
 }
 
-/// A key's `tags` (kept in its metadata) join each call's own tags in the spend log, after
-/// them and without repeats, as LiteLLM merges them.
+/// A key's `tags` (kept in its metadata) and its team's (`metadata.tags`) join each call's own
+/// tags in the spend log, after them and without repeats, as LiteLLM merges them.
 #[tokio::test]
-async fn key_tags_join_the_request_tags_of_its_calls() {
+async fn key_and_team_tags_join_the_request_tags_of_their_calls() {
     for (name, db) in backends().await {
         let gw = gateway(&keys_config(db.as_deref()), None).await;
-        let k = generate(&gw, json!({"tags": ["team-a", "prod"]})).await;
+        let r = gw
+            .post(
+                "/team/new",
+                json!({"team_id": "tt", "metadata": {"tags": ["team-x", "prod"]}}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{name}");
+        let k = generate(&gw, json!({"tags": ["team-a", "prod"], "team_id": "tt"})).await;
         assert_eq!(
             k["metadata"]["tags"],
             json!(["team-a", "prod"]),
@@ -280,8 +287,8 @@ async fn key_tags_join_the_request_tags_of_its_calls() {
         assert_eq!(
             tags,
             [
-                json!(["team-a", "prod"]),
-                json!(["batch", "prod", "team-a"])
+                json!(["team-a", "prod", "team-x"]),
+                json!(["batch", "prod", "team-a", "team-x"])
             ],
             "{name}: {logs:?}"
         );
