@@ -160,6 +160,18 @@ pub(crate) fn opt_strings(body: &Map<String, Value>, f: &str) -> ApiResult<Optio
     }
 }
 
+/// A body's `tags` (keys and teams), kept in the object's metadata as LiteLLM keeps them.
+pub(crate) fn tags_into_metadata(metadata: &mut Value, body: &Map<String, Value>) -> ApiResult<()> {
+    if let Some(tags) = opt_strings(body, "tags")? {
+        if let Value::Object(m) = metadata {
+            m.insert("tags".into(), json!(tags));
+        } else {
+            *metadata = json!({ "tags": tags });
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn field_error(f: &str, expected: &str, got: &Value) -> ApiError {
     ApiError::bad_request(format!(
         "Invalid value for '{f}': expected {expected}, got {}.",
@@ -209,14 +221,7 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if let Some(v) = opt_obj(body, "metadata")? {
         row.metadata = v;
     }
-    // LiteLLM keeps a key's `tags` in its metadata.
-    if let Some(tags) = opt_strings(body, "tags")? {
-        if let Value::Object(m) = &mut row.metadata {
-            m.insert("tags".into(), json!(tags));
-        } else {
-            row.metadata = json!({ "tags": tags });
-        }
-    }
+    tags_into_metadata(&mut row.metadata, body)?;
     for f in ["model_rpm_limit", "model_tpm_limit"] {
         if let Some(v) = opt_obj(body, f)? {
             if let Value::Object(m) = &mut row.metadata {

@@ -268,6 +268,7 @@ fn apply_team_fields(t: &mut TeamRow, body: &Map<String, Value>) -> ApiResult<()
     if let Some(v) = opt_obj(body, "metadata")? {
         t.metadata = v;
     }
+    super::keys::tags_into_metadata(&mut t.metadata, body)?;
     if let Some(v) = super::keys::opt_model_max_budget(body)? {
         t.model_max_budget = v;
     }

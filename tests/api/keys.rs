@@ -263,10 +263,15 @@ async fn key_and_team_tags_join_the_request_tags_of_their_calls() {
         let r = gw
             .post(
                 "/team/new",
-                json!({"team_id": "tt", "metadata": {"tags": ["team-x", "prod"]}}),
+                json!({"team_id": "tt", "tags": ["team-x", "prod"]}),
             )
             .await;
-        assert_eq!(r.status(), 200, "{name}");
+        let team: Value = r.json().await.unwrap();
+        assert_eq!(
+            team["metadata"]["tags"],
+            json!(["team-x", "prod"]),
+            "{name}: {team}"
+        );
         let k = generate(&gw, json!({"tags": ["team-a", "prod"], "team_id": "tt"})).await;
         assert_eq!(
             k["metadata"]["tags"],
