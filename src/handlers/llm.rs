@@ -1239,10 +1239,16 @@ async fn attempt(
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Responses {
-        // The Responses API answer goes back as it came; only its usage is read.
-        let usage = serde_json::from_slice::<Value>(&bytes)
+        // The Responses API answer goes back as it came; only its usage is read (the rest of
+        // the body is skipped, not built into a tree).
+        #[derive(serde::Deserialize)]
+        struct UsageOnly {
+            usage: Option<Value>,
+        }
+        let usage = serde_json::from_slice::<UsageOnly>(&bytes)
             .ok()
-            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_responses));
+            .and_then(|b| b.usage)
+            .and_then(|u| crate::api::Usage::from_responses(&u));
         let mut r = json_bytes_response(bytes.to_vec());
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
