@@ -387,11 +387,7 @@ fn metadata_tags(owners: [Option<&Value>; 2]) -> Option<Arc<[String]>> {
         .filter_map(|m| m.get("tags").and_then(Value::as_array))
         .flatten()
         .filter_map(Value::as_str);
-    for t in listed {
-        if !tags.iter().any(|have| have == t) {
-            tags.push(t.to_string());
-        }
-    }
+    crate::spend::call::append_new_tags(&mut tags, listed);
     (!tags.is_empty()).then(|| tags.into())
 }
 

@@ -264,12 +264,17 @@ impl Drop for CallAccount {
 /// as LiteLLM merges them into the spend log's `request_tags`.
 fn with_owner_tags(request: &[String], owners: Option<&[String]>) -> Vec<String> {
     let mut tags = request.to_vec();
-    for t in owners.into_iter().flatten() {
-        if !tags.contains(t) {
-            tags.push(t.clone());
+    append_new_tags(&mut tags, owners.into_iter().flatten().map(String::as_str));
+    tags
+}
+
+/// Appends the tags `tags` does not hold yet, in order (LiteLLM's tag merge).
+pub(crate) fn append_new_tags<'a>(tags: &mut Vec<String>, more: impl IntoIterator<Item = &'a str>) {
+    for t in more {
+        if !tags.iter().any(|have| have == t) {
+            tags.push(t.to_string());
         }
     }
-    tags
 }
 
 fn reserve_model_budgets(
