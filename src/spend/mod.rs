@@ -17,7 +17,7 @@ pub mod model_budget;
 pub mod prices;
 
 use crate::api::Usage;
-use crate::store::{BudgetReset, KeyRow, SpendBatch, SpendLogRow, Store};
+use crate::store::{BudgetReset, KeyRow, SpendBatch, SpendLogRow, SpendSink, Store};
 use chrono::NaiveDateTime;
 use dashmap::DashMap;
 use serde_json::Value;
@@ -327,6 +327,7 @@ async fn run_writer(
     disable_logs: bool,
 ) {
     let mut pending = SpendBatch::default();
+    let mut sink = store.spend_sink();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain = |pending: &mut SpendBatch| {
@@ -352,7 +353,7 @@ async fn run_writer(
         tokio::select! {
             done = flush_rx.recv() => {
                 drain(&mut pending);
-                write(&store, &mut pending).await;
+                write(&mut sink, &mut pending).await;
                 match done {
                     Some(done) => { let _ = done.send(()); }
                     None => return,
@@ -360,11 +361,12 @@ async fn run_writer(
             }
             _ = shared.wake.notified() => {
                 drain(&mut pending);
-                write(&store, &mut pending).await;
+                write(&mut sink, &mut pending).await;
             }
             _ = ticker.tick() => {
                 drain(&mut pending);
-                write(&store, &mut pending).await;
+                write(&mut sink, &mut pending).await;
+                sink.close_if_idle().await;
             }
         }
     }
@@ -421,7 +423,7 @@ fn bump(v: &mut Vec<(String, f64)>, id: &str, amount: f64) {
     }
 }
 
-async fn write(store: &Store, pending: &mut SpendBatch) {
+async fn write(sink: &mut SpendSink, pending: &mut SpendBatch) {
     if pending.logs.is_empty()
         && pending.key_spend.is_empty()
         && pending.user_spend.is_empty()
@@ -432,8 +434,8 @@ async fn write(store: &Store, pending: &mut SpendBatch) {
     {
         return;
     }
-    match store.write_spend(pending).await {
-        Ok(()) => *pending = SpendBatch::default(),
+    match sink.write(pending).await {
+        Ok(()) => {}
         Err(e) => tracing::warn!(
             rows = pending.logs.len(),
             "spend write failed, will retry: {e}"

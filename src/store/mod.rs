@@ -18,6 +18,7 @@ mod models;
 mod organizations;
 mod rows;
 pub mod spend_reports;
+mod spend_write;
 mod teams;
 mod users;
 
@@ -29,6 +30,7 @@ pub use rows::{
     parse_ts_str as rows_parse_ts, BudgetRow, EndUserRow, KeyRow, MembershipRow, SpendLogRow,
     TeamRow, UserRow,
 };
+pub use spend_write::SpendSink;
 pub use teams::{TeamListFilter, TeamSort};
 pub use users::UserFilter;
 
@@ -37,13 +39,15 @@ use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Pool size per replica (LiteLLM's `database_connection_pool_limit` default).
 const DEFAULT_POOL: u32 = 10;
 /// How long an unused embedded-database connection stays open.
 const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The file name sqlx gives the database of a `sqlite::memory:` URL (a named in-memory
+/// database shared by the pool's connections).
+const SQLX_IN_MEMORY: &str = "file:sqlx-in-memory-";
 /// How long start-up waits for the database before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -57,6 +61,8 @@ pub enum Store {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -96,87 +102,6 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
     "updated_by", "budget_id", "soft_budget_cooldown", "organization_id",
     (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
-/// Spend-log rows per INSERT statement (19 parameters each in SQLite, 24 in PostgreSQL; well
-/// under both databases' limits).
-/// A batch is cut into statements of this many rows and then of halving sizes for the rest
-/// (see [`statement_chunks`]), so only seven distinct statements exist and each is prepared once
-/// per connection (sqlx caches prepared statements by their SQL). A statement sized to each
-/// batch was parsed anew every time, which cost more than inserting its rows.
-const LOG_ROWS_PER_STATEMENT: usize = 64;
-const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
-/// Bound values per spend-log row in PostgreSQL (the columns above).
-const PG_LOG_INSERT_PARAMS: usize = 24;
-/// The embedded store's lean spend-log table (see its migration): the deployment's columns are
-/// one id into `LiteLLM_SpendLogDeployments`, and NULL stands for the usual `user`, `metadata`,
-/// `cache_hit`, `request_tags` and `status`.
-const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
-/// Bound values per spend-log row in SQLite (the columns above).
-const SQLITE_LOG_INSERT_PARAMS: usize = 19;
-
-/// The spend-log INSERT for `rows` rows (a power of two up to [`LOG_ROWS_PER_STATEMENT`]),
-/// built once per size and backend: the text never changes, so building it per batch was
-/// wasted work.
-fn log_insert_sql(postgres: bool, rows: usize) -> &'static str {
-    const SIZES: usize = LOG_ROWS_PER_STATEMENT.trailing_zeros() as usize + 1;
-    static SQL: [OnceLock<String>; 2 * SIZES] = [const { OnceLock::new() }; 2 * SIZES];
-    let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
-    SQL[usize::from(postgres) * SIZES + size].get_or_init(|| {
-        let rows = 1usize << size;
-        let (columns, params) = if postgres {
-            (PG_LOG_INSERT_COLUMNS, PG_LOG_INSERT_PARAMS)
-        } else {
-            (SQLITE_LOG_INSERT_COLUMNS, SQLITE_LOG_INSERT_PARAMS)
-        };
-        let mut sql = String::with_capacity(columns.len() + rows * 200);
-        sql.push_str(columns);
-        sql.push_str("VALUES ");
-        for r in 0..rows {
-            sql.push_str(if r == 0 { "(" } else { ",(" });
-            for c in 0..params {
-                if c > 0 {
-                    sql.push(',');
-                }
-                if postgres {
-                    sql.push('$');
-                    sql.push_str(&(r * params + c + 1).to_string());
-                } else {
-                    sql.push('?');
-                }
-            }
-            sql.push(')');
-        }
-        // Postgres: no conflict target, since a spend log partitioned on "startTime" (LiteLLM's
-        // runbook) can only have unique indexes that include it, none on "request_id" alone.
-        sql.push_str(if postgres {
-            " ON CONFLICT DO NOTHING"
-        } else {
-            " ON CONFLICT(\"request_id\") DO NOTHING"
-        });
-        sql
-    })
-}
-
-/// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
-/// figures): added to the member's row, which is created only while the user is on the team's
-/// roster, so spend flushed after a removal never brings the member back. `total_spend` is
-/// never reset.
-const PG_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
-    SELECT $1, $2, $3, $3
-    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t WHERE t."team_id" = $2
-                    AND t."members_with_roles" @> jsonb_build_array(jsonb_build_object('user_id', $1::text)))
-       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = $1 AND m."team_id" = $2)
-    ON CONFLICT ("user_id", "team_id") DO UPDATE
-    SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend",
-        "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
-const SQLITE_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("user_id", "team_id", "spend", "total_spend")
-    SELECT ?1, ?2, ?3, ?3
-    WHERE EXISTS (SELECT 1 FROM "LiteLLM_TeamTable" t, json_each(CASE json_type(t."members_with_roles")
-                      WHEN 'array' THEN t."members_with_roles" ELSE '[]' END) j
-                    WHERE t."team_id" = ?2 AND json_extract(j.value, '$.user_id') = ?1)
-       OR EXISTS (SELECT 1 FROM "LiteLLM_TeamMembership" m WHERE m."user_id" = ?1 AND m."team_id" = ?2)
-    ON CONFLICT ("user_id", "team_id") DO UPDATE
-    SET "spend" = "spend" + excluded."spend", "total_spend" = "total_spend" + excluded."total_spend""#;
-
 /// `YYYY-MM-DD HH:MM:SS.mmm`, the text form timestamps have in SQLite.
 pub fn fmt_ts(t: NaiveDateTime) -> String {
     use chrono::{Datelike, Timelike};
@@ -203,112 +128,6 @@ pub fn fmt_ts(t: NaiveDateTime) -> String {
         start = end + 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Cuts `rows` into slices of [`LOG_ROWS_PER_STATEMENT`] rows, then of 32, 16, ... 1 for the rest.
-fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut n = LOG_ROWS_PER_STATEMENT;
-        while n > rest.len() {
-            n /= 2;
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Some(head)
-    })
-}
-
-/// One spend-log row's values for the SQLite INSERT, in [`SQLITE_LOG_INSERT_COLUMNS`] order;
-/// `deployment` is the row's id in `LiteLLM_SpendLogDeployments`.
-fn bind_sqlite_log<'q>(
-    args: &mut sqlx::sqlite::SqliteArguments<'q>,
-    l: &'q SpendLogRow,
-    deployment: i64,
-) -> Result<(), sqlx::error::BoxDynError> {
-    use sqlx::Arguments;
-    /// NULL for the value the view shows when the column is NULL.
-    fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
-        (v != usual).then_some(v)
-    }
-    args.add(l.request_id.as_str())?;
-    args.add(deployment)?;
-    args.add(l.api_key.as_str())?;
-    args.add(l.spend)?;
-    args.add(l.total_tokens)?;
-    args.add(l.prompt_tokens)?;
-    args.add(l.completion_tokens)?;
-    args.add(fmt_ts(l.start_time))?;
-    args.add(fmt_ts(l.end_time))?;
-    args.add(l.request_duration_ms)?;
-    args.add(l.completion_start_time.map(fmt_ts))?;
-    args.add(unless(&l.user, ""))?;
-    args.add(non_empty_json(&l.metadata))?;
-    args.add(unless(&l.cache_hit, "False"))?;
-    args.add(non_empty_json(&l.request_tags))?;
-    args.add(l.team_id.as_deref())?;
-    args.add(l.organization_id.as_deref())?;
-    args.add(l.end_user.as_deref())?;
-    args.add(unless(&l.status, "success"))?;
-    Ok(())
-}
-
-/// The JSON text of a spend-log object or list column, or None for an empty one (which the
-/// embedded store's view shows as `{}` / `[]`).
-fn non_empty_json(v: &Value) -> Option<String> {
-    match v {
-        Value::Object(m) if m.is_empty() => None,
-        Value::Array(a) if a.is_empty() => None,
-        _ => Some(v.to_string()),
-    }
-}
-
-/// The columns a spend-log row shares with every call to the same deployment: its key in
-/// `LiteLLM_SpendLogDeployments`.
-fn deployment_key(l: &SpendLogRow) -> [&str; 6] {
-    [
-        &l.call_type,
-        &l.model,
-        &l.model_id,
-        &l.model_group,
-        &l.custom_llm_provider,
-        &l.api_base,
-    ]
-}
-
-/// The `LiteLLM_SpendLogDeployments` id of each row's deployment, adding the ones not there
-/// yet. A batch names a handful of deployments, so this is two short statements per distinct
-/// deployment, not per row.
-async fn sqlite_deployment_ids(
-    tx: &mut sqlx::SqliteConnection,
-    logs: &[SpendLogRow],
-) -> Result<Vec<i64>, sqlx::Error> {
-    let mut known: Vec<([&str; 6], i64)> = Vec::new();
-    let mut ids = Vec::with_capacity(logs.len());
-    for l in logs {
-        let key = deployment_key(l);
-        let id = match known.iter().find(|(k, _)| *k == key) {
-            Some((_, id)) => *id,
-            None => {
-                let [call_type, model, model_id, model_group, provider, api_base] = key;
-                sqlx::query(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogDeployments" ("call_type", "model", "model_id", "model_group", "custom_llm_provider", "api_base") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#)
-                    .bind(call_type).bind(model).bind(model_id).bind(model_group).bind(provider).bind(api_base)
-                    .execute(&mut *tx)
-                    .await?;
-                let (id,): (i64,) = sqlx::query_as(r#"SELECT "id" FROM "LiteLLM_SpendLogDeployments" WHERE "call_type" = ?1 AND "model" = ?2 AND "model_id" = ?3 AND "model_group" = ?4 AND "custom_llm_provider" = ?5 AND "api_base" = ?6"#)
-                    .bind(call_type).bind(model).bind(model_id).bind(model_group).bind(provider).bind(api_base)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                known.push((key, id));
-                id
-            }
-        };
-        ids.push(id);
-    }
-    Ok(ids)
 }
 
 fn json_text(v: &Value) -> String {
@@ -440,6 +259,13 @@ impl Store {
                     Some(u) => u.to_string(),
                     None => format!("sqlite://{sqlite_path}"),
                 };
+                // The spend writer opens the database by its file name (see `spend_sink`): an
+                // in-memory one only as `sqlite::memory:`, which names it.
+                if url.contains("mode=memory") {
+                    return Err(StoreError::Config(format!(
+                        "database_url {url:?}: an in-memory SQLite database is written `sqlite::memory:`"
+                    )));
+                }
                 let opts = SqliteConnectOptions::from_str(&url)?
                     .create_if_missing(true)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
@@ -454,7 +280,7 @@ impl Store {
                 // Idle connections close after a while: each holds a page cache and prepared
                 // statements, which would otherwise stay allocated after a burst. Not for an
                 // in-memory database, which lives only as long as its connections.
-                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let in_memory = url.contains(":memory:");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     // A local file needs no ping before each use: that was one more round
@@ -845,125 +671,21 @@ impl Store {
         })
     }
 
-    /// Writes one accounting batch in one transaction.
-    pub async fn write_spend(&self, b: &SpendBatch) -> StoreResult<()> {
+    /// Where the spend writer writes batches (see [`SpendSink`]).
+    pub fn spend_sink(&self) -> SpendSink {
         match self {
             Self::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let deployments = sqlite_deployment_ids(&mut tx, &b.logs).await?;
-                // Multi-row inserts: one statement per chunk instead of one per row. SQLite
-                // allows at most 32766 bound parameters per statement.
-                let mut at = 0;
-                for chunk in statement_chunks(&b.logs) {
-                    // Sized once for the whole statement; strings bound as borrowed `&str`
-                    // (sqlx copies a bound `&String` into a new `String` first).
-                    let mut args = sqlx::sqlite::SqliteArguments::default();
-                    sqlx::Arguments::reserve(&mut args, chunk.len() * SQLITE_LOG_INSERT_PARAMS, 0);
-                    for (l, &deployment) in chunk.iter().zip(&deployments[at..]) {
-                        bind_sqlite_log(&mut args, l, deployment).map_err(sqlx::Error::Encode)?;
-                    }
-                    at += chunk.len();
-                    sqlx::query_with(log_insert_sql(false, chunk.len()), args)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let now = fmt_ts(chrono::Utc::now().naive_utc());
-                for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + ?1, "total_spend" = "total_spend" + ?1, "last_active" = ?3 WHERE "token" = ?2"#)
-                        .bind(s).bind(t).bind(&now).execute(&mut *tx).await?;
-                }
-                for (u, s) in &b.user_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + ?1 WHERE "user_id" = ?2"#)
-                        .bind(s).bind(u).execute(&mut *tx).await?;
-                }
-                for (t, s) in &b.team_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + ?1 WHERE "team_id" = ?2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
-                }
-                for (o, s) in &b.org_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = "spend" + ?1 WHERE "organization_id" = ?2"#)
-                        .bind(s).bind(o).execute(&mut *tx).await?;
-                }
-                for (t, u, s) in &b.member_spend {
-                    sqlx::query(SQLITE_TEAM_MEMBER_SPEND)
-                        .bind(u)
-                        .bind(t)
-                        .bind(s)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (u, s) in &b.end_user_spend {
-                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES (?1, ?2, 0) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "spend" + excluded."spend""#)
-                        .bind(u).bind(s).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                let file = p.connect_options().get_filename().to_path_buf();
+                let in_memory = file.to_string_lossy().starts_with(SQLX_IN_MEMORY);
+                SpendSink::sqlite(file, in_memory)
             }
-            Self::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                for chunk in statement_chunks(&b.logs) {
-                    let mut q = sqlx::query(log_insert_sql(true, chunk.len()));
-                    for l in chunk {
-                        q = q
-                            .bind(&l.request_id)
-                            .bind(&l.call_type)
-                            .bind(&l.api_key)
-                            .bind(l.spend)
-                            .bind(l.total_tokens as i32)
-                            .bind(l.prompt_tokens as i32)
-                            .bind(l.completion_tokens as i32)
-                            .bind(l.start_time)
-                            .bind(l.end_time)
-                            .bind(l.request_duration_ms.map(|v| v as i32))
-                            .bind(l.completion_start_time)
-                            .bind(&l.model)
-                            .bind(&l.model_id)
-                            .bind(&l.model_group)
-                            .bind(&l.custom_llm_provider)
-                            .bind(&l.api_base)
-                            .bind(&l.user)
-                            .bind(sqlx::types::Json(&l.metadata))
-                            .bind(&l.cache_hit)
-                            .bind(sqlx::types::Json(&l.request_tags))
-                            .bind(&l.team_id)
-                            .bind(&l.organization_id)
-                            .bind(&l.end_user)
-                            .bind(&l.status);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                let now = chrono::Utc::now().naive_utc();
-                for (t, s) in &b.key_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_VerificationToken" SET "spend" = "spend" + $1, "total_spend" = "total_spend" + $1, "last_active" = $3 WHERE "token" = $2"#)
-                        .bind(s).bind(t).bind(now).execute(&mut *tx).await?;
-                }
-                for (u, s) in &b.user_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_UserTable" SET "spend" = "spend" + $1 WHERE "user_id" = $2"#)
-                        .bind(s).bind(u).execute(&mut *tx).await?;
-                }
-                for (t, s) in &b.team_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_TeamTable" SET "spend" = "spend" + $1 WHERE "team_id" = $2"#)
-                        .bind(s).bind(t).execute(&mut *tx).await?;
-                }
-                for (o, s) in &b.org_spend {
-                    sqlx::query(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = "spend" + $1 WHERE "organization_id" = $2"#)
-                        .bind(s).bind(o).execute(&mut *tx).await?;
-                }
-                for (t, u, s) in &b.member_spend {
-                    sqlx::query(PG_TEAM_MEMBER_SPEND)
-                        .bind(u)
-                        .bind(t)
-                        .bind(s)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (u, s) in &b.end_user_spend {
-                    sqlx::query(r#"INSERT INTO "LiteLLM_EndUserTable" ("user_id", "spend", "blocked") VALUES ($1, $2, false) ON CONFLICT ("user_id") DO UPDATE SET "spend" = "LiteLLM_EndUserTable"."spend" + excluded."spend""#)
-                        .bind(u).bind(s).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            }
+            Self::Postgres(p) => SpendSink::Postgres(p.clone()),
         }
-        Ok(())
+    }
+
+    /// Writes one accounting batch in one transaction (through a [`SpendSink`] of its own).
+    pub async fn write_spend(&self, b: &SpendBatch) -> StoreResult<()> {
+        self.spend_sink().write(&mut b.clone()).await
     }
 
     /// Budgets whose `budget_reset_at` has passed, on keys, users, teams and budget rows: spend
@@ -1089,18 +811,6 @@ mod tests {
             assert_eq!(fmt_ts(t), t.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
         }
         assert_eq!(fmt_ts(times[2]), "2026-01-09 07:05:03.040");
-    }
-
-    #[test]
-    fn batches_use_a_few_statement_sizes() {
-        let rows: Vec<usize> = (0..1000).collect();
-        let sizes: Vec<usize> = statement_chunks(&rows).map(<[usize]>::len).collect();
-        assert_eq!(sizes.iter().sum::<usize>(), 1000);
-        assert_eq!(&sizes[15..], &[32, 8]);
-        assert!(sizes[..15].iter().all(|n| *n == LOG_ROWS_PER_STATEMENT));
-        let flat: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
-        assert_eq!(flat, rows, "every row once, in order");
-        assert_eq!(statement_chunks(&rows[..0]).count(), 0);
     }
 
     #[tokio::test]
@@ -1321,25 +1031,6 @@ mod tests {
                 plan.iter().any(|(_, _, _, d)| d.contains(index)),
                 "{filter}: {plan:?}"
             );
-        }
-    }
-
-    #[test]
-    fn insert_statements_have_one_placeholder_per_value() {
-        for size in [1, 2, 4, 8, 16, 32, 64] {
-            let lite = log_insert_sql(false, size);
-            assert_eq!(
-                lite.matches('?').count(),
-                size * SQLITE_LOG_INSERT_PARAMS,
-                "{lite}"
-            );
-            assert!(lite.ends_with(r#"ON CONFLICT("request_id") DO NOTHING"#));
-            let pg = log_insert_sql(true, size);
-            let last = format!("${})", size * PG_LOG_INSERT_PARAMS);
-            assert!(pg.contains(&last) && !pg.contains('?'), "{pg}");
-            assert_eq!(pg.matches('(').count(), size + 1);
-            // Built once: the same text every time.
-            assert!(std::ptr::eq(pg, log_insert_sql(true, size)));
         }
     }
 }
