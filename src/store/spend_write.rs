@@ -25,7 +25,8 @@ const SQLITE_IDLE_CLOSE: Duration = Duration::from_secs(30);
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const BUSY_RETRY: Duration = Duration::from_millis(2);
 /// Spend-log rows inserted between two yields to the runtime while the gateway is not busy
-/// (about 35 µs of work), and the most when it is (see [`Pace`]).
+/// (about 35 µs of work), and the most when it is (see [`Pace`]); also the most rows per
+/// INSERT statement on PostgreSQL.
 const ROWS_PER_SLICE: usize = 8;
 const MAX_ROWS_PER_SLICE: usize = 64;
 /// A yield that takes longer than this to come back means other tasks are queued.
@@ -212,7 +213,7 @@ impl SqliteSink {
         let Some(conn) = self.conn.as_ref() else {
             return Err(rusqlite::Error::InvalidQuery);
         };
-        let mut insert = conn.prepare_cached(sqlite_log_insert(logs.len()))?;
+        let mut insert = conn.prepare_cached(log_insert_sql(false, logs.len()))?;
         for (i, l) in logs.iter().enumerate() {
             let deployment = deployment_id(conn, &mut self.deployments, l)?;
             bind_sqlite_log(&mut insert, i * SQLITE_LOG_PARAMS, l, deployment)?;
@@ -258,26 +259,6 @@ fn open(file: &std::path::Path, flags: OpenFlags) -> StoreResult<rusqlite::Conne
 const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row (the columns above).
 const SQLITE_LOG_PARAMS: usize = 19;
-
-/// The spend-log INSERT for `rows` rows (a power of two up to [`MAX_ROWS_PER_SLICE`]), built
-/// once per size: a slice is one statement (SQLite's cost per statement run is shared by its
-/// rows), the end of a batch one statement per remaining power of two.
-fn sqlite_log_insert(rows: usize) -> &'static str {
-    const SIZES: usize = MAX_ROWS_PER_SLICE.trailing_zeros() as usize + 1;
-    static SQL: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
-    let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
-    SQL[size].get_or_init(|| {
-        let rows = 1usize << size;
-        let mut sql = String::from(SQLITE_LOG_INSERT_COLUMNS);
-        for r in 0..rows {
-            sql.push_str(if r == 0 { "(" } else { ",(" });
-            sql.push_str(&["?"; SQLITE_LOG_PARAMS].join(","));
-            sql.push(')');
-        }
-        sql.push_str(r#" ON CONFLICT("request_id") DO NOTHING"#);
-        sql
-    })
-}
 
 /// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
 /// figures): added to the member's row, which is created only while the user is on the team's
@@ -441,52 +422,63 @@ fn deployment_id(
     Ok(id)
 }
 
-/// Spend-log rows per INSERT statement on PostgreSQL (24 parameters each, well under its
-/// limit). A batch is cut into statements of this many rows and then of halving sizes for the
-/// rest (see [`statement_chunks`]), so only seven distinct statements exist and each is
-/// prepared once per connection (sqlx caches prepared statements by their SQL).
-const LOG_ROWS_PER_STATEMENT: usize = 64;
-const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") "#;
+const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row in PostgreSQL (the columns above).
 const PG_LOG_INSERT_PARAMS: usize = 24;
 
-/// The PostgreSQL spend-log INSERT for `rows` rows (a power of two up to
-/// [`LOG_ROWS_PER_STATEMENT`]), built once per size.
-fn pg_log_insert_sql(rows: usize) -> &'static str {
-    const SIZES: usize = LOG_ROWS_PER_STATEMENT.trailing_zeros() as usize + 1;
-    static SQL: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+/// The spend-log INSERT for `rows` rows (a power of two up to [`MAX_ROWS_PER_SLICE`]), built
+/// once per size and backend. On SQLite a slice is one statement (SQLite's cost per statement
+/// run is shared by its rows) and the end of a batch one statement per remaining power of two;
+/// PostgreSQL takes a batch in statements of the largest size (see [`statement_chunks`]). Few
+/// distinct statements, each prepared once per connection.
+fn log_insert_sql(postgres: bool, rows: usize) -> &'static str {
+    const SIZES: usize = MAX_ROWS_PER_SLICE.trailing_zeros() as usize + 1;
+    static SQL: [OnceLock<String>; 2 * SIZES] = [const { OnceLock::new() }; 2 * SIZES];
     let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
-    SQL[size].get_or_init(|| {
+    SQL[usize::from(postgres) * SIZES + size].get_or_init(|| {
         let rows = 1usize << size;
-        let mut sql = String::with_capacity(PG_LOG_INSERT_COLUMNS.len() + rows * 200);
-        sql.push_str(PG_LOG_INSERT_COLUMNS);
-        sql.push_str("VALUES ");
+        let (columns, params) = if postgres {
+            (PG_LOG_INSERT_COLUMNS, PG_LOG_INSERT_PARAMS)
+        } else {
+            (SQLITE_LOG_INSERT_COLUMNS, SQLITE_LOG_PARAMS)
+        };
+        let mut sql = String::with_capacity(columns.len() + rows * params * 5);
+        sql.push_str(columns);
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ",(" });
-            for c in 0..PG_LOG_INSERT_PARAMS {
+            for c in 0..params {
                 if c > 0 {
                     sql.push(',');
                 }
-                sql.push('$');
-                sql.push_str(&(r * PG_LOG_INSERT_PARAMS + c + 1).to_string());
+                if postgres {
+                    sql.push('$');
+                    sql.push_str(&(r * params + c + 1).to_string());
+                } else {
+                    sql.push('?');
+                }
             }
             sql.push(')');
         }
-        // No conflict target, since a spend log partitioned on "startTime" (LiteLLM's runbook)
-        // can only have unique indexes that include it, none on "request_id" alone.
-        sql.push_str(" ON CONFLICT DO NOTHING");
+        // PostgreSQL: no conflict target, since a spend log partitioned on "startTime"
+        // (LiteLLM's runbook) can only have unique indexes that include it, none on
+        // "request_id" alone.
+        sql.push_str(if postgres {
+            " ON CONFLICT DO NOTHING"
+        } else {
+            r#" ON CONFLICT("request_id") DO NOTHING"#
+        });
         sql
     })
 }
 
-/// Cuts `rows` into slices of [`LOG_ROWS_PER_STATEMENT`] rows, then of 32, 16, ... 1 for the rest.
+/// Cuts `rows` into slices of [`MAX_ROWS_PER_SLICE`] rows, then of 32, 16, ... 1 for the rest.
 fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let mut n = LOG_ROWS_PER_STATEMENT;
+        let mut n = MAX_ROWS_PER_SLICE;
         while n > rest.len() {
             n /= 2;
         }
@@ -499,7 +491,7 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
     let mut tx = p.begin().await?;
     for chunk in statement_chunks(&b.logs) {
-        let mut q = sqlx::query(pg_log_insert_sql(chunk.len()));
+        let mut q = sqlx::query(log_insert_sql(true, chunk.len()));
         for l in chunk {
             q = q
                 .bind(&l.request_id)
@@ -704,7 +696,7 @@ mod tests {
         let rows: Vec<usize> = (0..1000).collect();
         let sizes: Vec<usize> = statement_chunks(&rows).map(<[usize]>::len).collect();
         assert_eq!(sizes.iter().sum::<usize>(), 1000);
-        assert!(sizes[..15].iter().all(|n| *n == LOG_ROWS_PER_STATEMENT));
+        assert!(sizes[..15].iter().all(|n| *n == MAX_ROWS_PER_SLICE));
         let flat: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
         assert_eq!(flat, rows, "every row once, in order");
         assert_eq!(statement_chunks(&rows[..0]).count(), 0);
@@ -713,20 +705,20 @@ mod tests {
     #[test]
     fn insert_statements_have_one_placeholder_per_value() {
         for size in [1, 2, 4, 8, 16, 32, 64] {
-            let lite = sqlite_log_insert(size);
+            let lite = log_insert_sql(false, size);
             assert_eq!(
                 lite.matches('?').count(),
                 size * SQLITE_LOG_PARAMS,
                 "{lite}"
             );
             assert!(lite.ends_with(r#"ON CONFLICT("request_id") DO NOTHING"#));
-            let pg = pg_log_insert_sql(size);
+            let pg = log_insert_sql(true, size);
             let last = format!("${})", size * PG_LOG_INSERT_PARAMS);
             assert!(pg.contains(&last) && !pg.contains('?'), "{pg}");
             assert_eq!(pg.matches('(').count(), size + 1);
             // Built once: the same text every time.
-            assert!(std::ptr::eq(pg, pg_log_insert_sql(size)));
-            assert!(std::ptr::eq(lite, sqlite_log_insert(size)));
+            assert!(std::ptr::eq(pg, log_insert_sql(true, size)));
+            assert!(std::ptr::eq(lite, log_insert_sql(false, size)));
         }
     }
 }
