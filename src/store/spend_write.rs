@@ -627,6 +627,19 @@ mod tests {
         assert_eq!(count(&store, "LiteLLM_SpendLogDeployments").await, 1);
     }
 
+    /// `sqlite::memory:`: the writer's connection opens the pool's named in-memory database,
+    /// not a file of that name.
+    #[tokio::test]
+    async fn an_in_memory_store_gets_its_spend() {
+        let store = Store::open(Some("sqlite::memory:"), "unused.db")
+            .await
+            .unwrap();
+        let mut sink = store.spend_sink();
+        sink.write(&mut rows(3, "m-")).await.unwrap();
+        // Counted through the pool: the rows are in the database the pool reads.
+        assert_eq!(count(&store, "LiteLLM_SpendLogRows").await, 3);
+    }
+
     /// While another connection holds the write lock, the writer waits without holding up its
     /// thread (this test runs on a single-threaded runtime), and writes once the lock is free.
     #[tokio::test]
