@@ -434,12 +434,11 @@ async fn write(sink: &mut SpendSink, pending: &mut SpendBatch) {
     {
         return;
     }
-    match sink.write(pending).await {
-        Ok(()) => {}
-        Err(e) => tracing::warn!(
+    if let Err(e) = sink.write(pending).await {
+        tracing::warn!(
             rows = pending.logs.len(),
             "spend write failed, will retry: {e}"
-        ),
+        );
     }
 }
 

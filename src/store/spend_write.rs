@@ -185,17 +185,17 @@ impl SqliteSink {
         }
         let waited = Instant::now();
         loop {
-            let Some(conn) = self.conn.as_ref() else {
-                return Err(StoreError::Config(
-                    "spend writer connection is closed".into(),
-                ));
-            };
-            if !conn.is_autocommit() {
-                // A batch interrupted before its end (the task was cancelled).
+            let conn = self.conn()?;
+            // A batch interrupted before its end (the task was cancelled) left its transaction.
+            let interrupted = !conn.is_autocommit();
+            if interrupted {
                 conn.execute_batch("ROLLBACK")?;
+            }
+            let begun = conn.execute_batch("BEGIN IMMEDIATE");
+            if interrupted {
                 self.deployments.clear();
             }
-            match conn.execute_batch("BEGIN IMMEDIATE") {
+            match begun {
                 Ok(()) => return Ok(()),
                 Err(e)
                     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
