@@ -8,6 +8,7 @@
 //! when traffic stops).
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -52,6 +52,8 @@ pub struct Inner {
     pub started_at: Instant,
     /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
     pub redis: Option<RedisHandle>,
+    /// Response cache (`litellm_settings.cache`), when on.
+    pub cache: Option<crate::cache::ResponseCache>,
     pub limiter: Arc<Limiter>,
     /// `background_health_checks`: probe results feed `/health` and the router.
     pub background_health: bool,
@@ -167,6 +169,7 @@ impl AppState {
             Some(url) => Some(RedisHandle::connect(&url)?),
             None => None,
         };
+        let cache = crate::cache::ResponseCache::from_config(&loaded, redis.as_ref())?;
         let limiter = match &redis {
             Some(r) => Limiter::with_redis(r.clone(), window, fail_mode),
             None => Limiter::in_memory(window),
@@ -259,6 +262,7 @@ impl AppState {
             key_cache_ttl,
             end_users: crate::middleware::end_user::EndUserCache::new(key_cache_ttl),
             redis,
+            cache,
             limiter,
             cooldowns,
             global_limits,

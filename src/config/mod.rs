@@ -178,6 +178,10 @@ pub struct LitellmSettings {
     pub max_internal_user_budget: Option<f64>,
     /// `budget_duration` of a user created as `internal_user` with none of its own.
     pub internal_user_budget_duration: Option<String>,
+    /// Response caching on (`cache_params` says where and how; see `crate::cache`).
+    #[serde(deserialize_with = "opt_bool")]
+    pub cache: Option<bool>,
+    pub cache_params: Option<Map<String, Value>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -194,6 +194,12 @@ struct LlmRequest {
     end_user_id: Option<String>,
     /// That end user, once resolved for the call.
     end_user: Option<Arc<EndUser>>,
+    /// LiteLLM's cache-key hash of the request, when response caching covers it.
+    cache_hash: Option<String>,
+    /// The response-cache key the call uses (namespace included), for its spend-log row.
+    cache_key: Option<String>,
+    /// Where a stream's usage is left for the cache's assembler, when the stream is stored.
+    stream_usage: Option<crate::cache::replay::UsageSlot>,
 }
 
 async fn parse_request(
@@ -239,6 +245,8 @@ async fn parse_request(
             }
         }
     }
+    // The cache key reads the body in the client's order, before LiteLLM's fields come out.
+    let cache_hash = cache_hash(state, kind, &model, &body);
     let mut extras = LitellmExtras::split_from(&mut body)?;
     if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
@@ -267,7 +275,31 @@ async fn parse_request(
         forward_headers: Vec::new(),
         end_user_id: None,
         end_user: None,
+        cache_hash,
+        cache_key: None,
+        stream_usage: None,
     })
+}
+
+/// LiteLLM's cache-key hash for a chat call, or a plain legacy completion, when the response
+/// cache covers its call type.
+fn cache_hash(
+    state: &AppState,
+    kind: CallKind,
+    model: &str,
+    body: &Map<String, Value>,
+) -> Option<String> {
+    use crate::cache::key::{self, KeyShape};
+    let cache = state.cache.as_ref()?;
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let shape = match kind {
+        CallKind::Chat => KeyShape::Chat { stream },
+        CallKind::Completion if !stream => KeyShape::Text,
+        _ => return None,
+    };
+    cache
+        .covers(kind.call_type())
+        .then(|| key::hash(&key::key_text(model, body, shape, None)))
 }
 
 /// `/v1/messages`: Anthropic's own `metadata` (`user_id`) stays in the body; LiteLLM's
@@ -314,6 +346,9 @@ fn parse_messages_request(
         forward_headers,
         end_user_id: None,
         end_user: None,
+        cache_hash: None,
+        cache_key: None,
+        stream_usage: None,
     })
 }
 
@@ -462,6 +497,34 @@ async fn run_parsed(
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
+    let plan = match (&state.cache, &req.cache_hash) {
+        (Some(c), Some(h)) => c.plan(
+            h,
+            &req.extras,
+            req.body
+                .get("messages")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+        ),
+        _ => None,
+    };
+    if let (Some(cache), Some(p)) = (&state.cache, &plan) {
+        req.cache_key = Some(p.key.clone());
+        if p.read {
+            if let Some(hit) = cache.get(p).await {
+                let capture = resolved.capture.as_deref();
+                let served = super::boxed(|| {
+                    serve_cached(state, ctx, auth, &req, &group, capture, &hit, p, &slot)
+                });
+                if let Some(r) = served.await? {
+                    return Ok(r);
+                }
+            }
+        }
+        if p.write && req.stream {
+            req.stream_usage = Some(Arc::default());
+        }
+    }
     let retries = num_retries(state, headers, &req);
     let mut retried = 0u64;
     let first = try_group(
@@ -526,6 +589,9 @@ async fn run_parsed(
             }
         }
     };
+    if let Some(p) = plan.filter(|p| p.write) {
+        resp = store_in_cache(state, p, &req, resp).await;
+    }
     let h = resp.headers_mut();
     for (k, v) in limit_headers {
         h.insert(k, v);
@@ -845,25 +911,12 @@ async fn try_group(
             state,
             auth,
             &deployment,
-            CallFacts {
-                call_id: &ctx.call_id,
-                call_type: req.kind.call_type(),
-                group: &group.name,
-                upstream_model: &upstream_model,
-                prompt_bytes: req.prompt_bytes,
-                max_tokens: if req.kind == CallKind::Responses {
-                    &["max_output_tokens"][..]
-                } else {
-                    &["max_tokens", "max_completion_tokens"]
-                }
-                .iter()
-                .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
-                end_user: req.end_user_id.as_deref(),
-                end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
-                metadata: req.extras.metadata.as_ref(),
-                tags: &req.extras.tags,
-            },
+            call_facts(ctx, req, &group.name, &upstream_model),
         )?;
+        let mut account = account;
+        if let Some(k) = &req.cache_key {
+            account.set_cache_key(k);
+        }
         if let Ok(mut g) = slot.lock() {
             if let Some((_, acct)) = g.as_mut() {
                 *acct = Some(account);
@@ -909,6 +962,150 @@ async fn try_group(
                 last_error = Some(e);
             }
         }
+    }
+}
+
+/// What accounting needs to know of a call to `group` sent as `upstream_model`.
+fn call_facts<'a>(
+    ctx: &'a RequestCtx,
+    req: &'a LlmRequest,
+    group: &'a str,
+    upstream_model: &'a str,
+) -> CallFacts<'a> {
+    CallFacts {
+        call_id: &ctx.call_id,
+        call_type: req.kind.call_type(),
+        group,
+        upstream_model,
+        prompt_bytes: req.prompt_bytes,
+        max_tokens: if req.kind == CallKind::Responses {
+            &["max_output_tokens"][..]
+        } else {
+            &["max_tokens", "max_completion_tokens"]
+        }
+        .iter()
+        .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
+        end_user: req.end_user_id.as_deref(),
+        end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
+        metadata: req.extras.metadata.as_ref(),
+        tags: &req.extras.tags,
+    }
+}
+
+/// A call answered from the response cache: the stored answer (replayed as a stream when one
+/// was asked for) under the requested model name, with `x-litellm-cache-key`, recorded at no
+/// cost with `cache_hit` "True". Budgets are checked as for any call. `None` when the entry
+/// cannot answer this request (not a chat answer where a stream is replayed); the call then
+/// goes upstream.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the call's context, as for an upstream attempt"
+)]
+async fn serve_cached(
+    state: &AppState,
+    ctx: &RequestCtx,
+    auth: &AuthCtx,
+    req: &LlmRequest,
+    group: &Arc<crate::routing::ModelGroup>,
+    capture: Option<&str>,
+    hit: &crate::cache::Cached,
+    plan: &crate::cache::CachePlan,
+    slot: &CallSlot,
+) -> ApiResult<Option<Response>> {
+    let hints = crate::routing::PickHints {
+        stream: req.stream,
+        prompt_tokens: 0,
+    };
+    let Some(d) = group
+        .pick_with(&[], hints)
+        .or_else(|| group.deployments.first())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let (mut r, usage) = if req.stream {
+        let Some(frames) =
+            crate::cache::replay::replay_frames(&hit.response, &req.model, req.include_usage)
+        else {
+            return Ok(None);
+        };
+        let usage = serde_json::from_slice::<Map<String, Value>>(&hit.response)
+            .ok()
+            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_json));
+        let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+        (sse_response(Body::from_stream(frames)), usage)
+    } else {
+        let Some((body, usage)) = crate::api::rewrite::set_model(&hit.response, &req.model) else {
+            return Ok(None);
+        };
+        (json_bytes_response(body), usage)
+    };
+    let usage = usage.unwrap_or_default();
+    let upstream_model = d.upstream_model_for(capture);
+    let mut account = CallAccount::begin(
+        state,
+        auth,
+        &d,
+        call_facts(ctx, req, &group.name, &upstream_model),
+    )?;
+    account.set_cache_key(&plan.key);
+    if let Some(p) = slot
+        .lock()
+        .ok()
+        .and_then(|mut g| g.take())
+        .and_then(|(p, _)| p)
+    {
+        p.settle(usage.total_tokens);
+    }
+    let settled = account.finish_cached(usage);
+    if !req.stream {
+        cost_headers(&mut r, Some(settled));
+    }
+    decorate(&mut r, ctx, &d, &group.name, 0.0, &HeaderMap::new());
+    if let Ok(v) = HeaderValue::from_str(&plan.key) {
+        r.headers_mut().insert(H_CACHE_KEY.clone(), v);
+    }
+    Ok(Some(r))
+}
+
+/// Stores a successful answer under the call's cache key: a plain answer at once (if it says
+/// something), a stream once it has ended whole (assembled from the events the client got).
+async fn store_in_cache(
+    state: &AppState,
+    plan: crate::cache::CachePlan,
+    req: &LlmRequest,
+    resp: Response,
+) -> Response {
+    use futures::{StreamExt, TryStreamExt};
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    if req.stream {
+        let usage = req.stream_usage.clone().unwrap_or_default();
+        let state = state.clone();
+        let events = body
+            .into_data_stream()
+            .map_err(std::io::Error::other)
+            .boxed();
+        let store = Box::new(move |answer: bytes::Bytes| {
+            if let Some(c) = &state.cache {
+                c.put(&plan, answer);
+            }
+        });
+        let body = Body::from_stream(crate::cache::replay::tee(events, usage, store));
+        return Response::from_parts(parts, body);
+    }
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            if crate::cache::has_output(&bytes) {
+                if let Some(c) = &state.cache {
+                    c.put(&plan, bytes.clone());
+                }
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(e) => ApiError::internal(format!("failed to read a response: {e}")).into_response(),
     }
 }
 
@@ -1149,6 +1346,7 @@ async fn attempt(
         let slot = permit.clone();
         let stats = deployment.stats.clone();
         let prompt_estimate = (req.prompt_bytes / 4) as u64;
+        let cache_usage = req.stream_usage.clone();
         let tap = StreamTap::new(Some(Box::new(move |sum: stream::StreamSummary| {
             // No usage from upstream (e.g. the client left first): estimate from what was
             // streamed, so the tokens produced are still paid for.
@@ -1157,6 +1355,11 @@ async fn attempt(
             });
             stats.add_tokens(usage.total_tokens);
             drop(flight);
+            if let Some(s) = &cache_usage {
+                if let Ok(mut u) = s.lock() {
+                    *u = Some(usage);
+                }
+            }
             settle(&slot, usage);
         })));
         let model: Arc<str> = Arc::from(served);
@@ -1475,83 +1678,15 @@ fn cost_headers(r: &mut Response, settled: Option<(f64, Option<f64>)>) {
     };
     let h = r.headers_mut();
     // The formatted text becomes the header's bytes without another copy.
-    let value = |x: f64| HeaderValue::from_maybe_shared(bytes::Bytes::from(python_float(x))).ok();
+    let value = |x: f64| {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::api::python_float(x))).ok()
+    };
     if let Some(v) = value(cost) {
         h.insert(H_RESPONSE_COST.clone(), v);
     }
     if let Some(v) = key_spend.and_then(value) {
         h.insert(H_KEY_SPEND.clone(), v);
     }
-}
-
-/// A float as Python's `str()` spells it, which is how LiteLLM writes its cost headers: the
-/// shortest digits that read back to the same value, in positional notation for decimal
-/// exponents -4 to 15 (`0.000225`, `123.0`) and in scientific notation outside them
-/// (`2.5e-05`, `1e+16`). Checked against Python on 20,000 random values: the only differences
-/// are in the last digit of values above 10^13 that lie exactly halfway between two shortest
-/// spellings (Python rounds those to even), far beyond any cost.
-fn python_float(x: f64) -> String {
-    use std::io::Write;
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "nan"
-        } else if x > 0.0 {
-            "inf"
-        } else {
-            "-inf"
-        }
-        .into();
-    }
-    // `{:e}` gives the same shortest digits (`-1.2345e3`, `2.5e-5`, `0e0`), written on the
-    // stack: the only allocation is the returned text.
-    let mut sci = [0u8; 32];
-    let mut w = &mut sci[..];
-    let _ = write!(w, "{x:e}");
-    let len = 32 - w.len();
-    let sci = &sci[..len];
-    let e = sci.iter().position(|&b| b == b'e').unwrap_or(len);
-    let exp: i32 = std::str::from_utf8(sci.get(e + 1..).unwrap_or_default())
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let negative = sci.first() == Some(&b'-');
-    let digits = sci[..e].iter().copied().filter(u8::is_ascii_digit);
-    let n = digits.clone().count();
-    let mut out = String::with_capacity(n + 8);
-    if negative {
-        out.push('-');
-    }
-    if !(-4..16).contains(&exp) {
-        for (i, d) in digits.enumerate() {
-            if i == 1 {
-                out.push('.');
-            }
-            out.push(char::from(d));
-        }
-        let _ = std::fmt::Write::write_fmt(
-            &mut out,
-            format_args!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()),
-        );
-        return out;
-    }
-    if exp < 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
-        out.extend(digits.map(char::from));
-    } else {
-        let whole = exp as usize + 1;
-        for (i, d) in digits.enumerate() {
-            if i == whole {
-                out.push('.');
-            }
-            out.push(char::from(d));
-        }
-        if n <= whole {
-            out.extend(std::iter::repeat_n('0', whole - n));
-            out.push_str(".0");
-        }
-    }
-    out
 }
 
 /// Headers an LLM response ends up with (its own, LiteLLM's `x-litellm-*`, rate-limit and
@@ -1653,6 +1788,7 @@ static H_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retr
 static H_RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 static H_KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 static H_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+static H_CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
 
 /// `llm_provider-<name>` for an upstream header, built once per distinct name.
 fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
@@ -1758,7 +1894,8 @@ fn mock_answer(
 
 #[cfg(test)]
 mod tests {
-    use super::{python_float, retry_delay};
+    use super::retry_delay;
+    use crate::api::python_float;
     use std::time::Duration;
 
     /// Expected texts are Python 3's `str()` of the same values.

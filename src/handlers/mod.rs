@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod budgets;
+pub mod cache_admin;
 pub mod customers;
 pub mod health;
 pub mod keys;

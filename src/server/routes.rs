@@ -11,7 +11,7 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, customers, health, keys, llm, model_admin, models, organizations, spend,
+    budgets, cache_admin, customers, health, keys, llm, model_admin, models, organizations, spend,
     spend_reports, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
@@ -211,6 +211,9 @@ pub(crate) fn front(state: AppState) -> Front {
             patch(model_admin::patch_model_handler),
         )
         .route("/model/delete", post(model_admin::delete_model_handler))
+        .route("/cache/ping", get(cache_admin::ping_handler))
+        .route("/cache/delete", post(cache_admin::delete_handler))
+        .route("/cache/flushall", post(cache_admin::flushall_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))
         .route("/spend/logs/v2", get(spend::spend_logs_v2_handler))
         .route("/spend/calculate", post(spend::calculate_spend_handler))

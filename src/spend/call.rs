@@ -40,6 +40,10 @@ pub struct CallAccount {
     tags: Vec<String>,
     /// The key's soft budget and how to name the key, when it has one and it was not reported.
     soft_budget: Option<(f64, String)>,
+    /// The response-cache key of the call, when caching is on.
+    cache_key: Option<String>,
+    /// Served from the response cache: costs nothing.
+    cache_hit: bool,
     done: bool,
 }
 
@@ -183,8 +187,21 @@ impl CallAccount {
                     key_label(k, auth.key_hash.as_deref().unwrap_or_default()),
                 ))
             }),
+            cache_key: None,
+            cache_hit: false,
             done: false,
         })
+    }
+
+    /// Records the call's response-cache key in its spend-log row.
+    pub fn set_cache_key(&mut self, key: &str) {
+        self.cache_key = Some(key.to_string());
+    }
+
+    /// Records a call answered from the response cache: no cost, `cache_hit` "True".
+    pub fn finish_cached(mut self, usage: Usage) -> (f64, Option<f64>) {
+        self.cache_hit = true;
+        self.finish_ref(usage)
     }
 
     /// Records a successful call; returns its cost and the key's spend after it.
@@ -205,7 +222,11 @@ impl CallAccount {
             return 0.0;
         }
         self.done = true;
-        let cost = self.rates.cost(&usage);
+        let cost = if self.cache_hit {
+            0.0
+        } else {
+            self.rates.cost(&usage)
+        };
         let reserved = std::mem::take(&mut self.reserved);
         for (k, amt) in &reserved {
             self.state.budgets.settle(k, *amt, cost);
@@ -240,6 +261,10 @@ impl CallAccount {
             status,
         );
         log.organization_id = self.organization_id.clone();
+        log.cache_key = self.cache_key.take();
+        if self.cache_hit {
+            log.cache_hit = "True".into();
+        }
         self.state.spend.record(super::SpendEvent {
             log,
             user_id: self.user_id.clone(),

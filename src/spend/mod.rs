@@ -555,6 +555,7 @@ pub fn log_row(
         user: user_id.unwrap_or_default().to_string(),
         metadata,
         cache_hit: "False".into(),
+        cache_key: None,
         request_tags: Value::Array(tags.iter().cloned().map(Value::String).collect()),
         team_id: team_id.map(String::from),
         organization_id: None,

@@ -65,6 +65,8 @@ pub struct SpendLogRow {
     pub user: String,
     pub metadata: Value,
     pub cache_hit: String,
+    /// The response-cache key, when caching is on ("" / NULL otherwise).
+    pub cache_key: Option<String>,
     pub request_tags: Value,
     pub team_id: Option<String>,
     /// The organization of the key's team.

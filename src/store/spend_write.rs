@@ -256,9 +256,9 @@ fn open(file: &std::path::Path, flags: OpenFlags) -> StoreResult<rusqlite::Conne
 /// The embedded store's lean spend-log table (see its migration): the deployment's columns are
 /// one id into `LiteLLM_SpendLogDeployments`, and NULL stands for the usual `user`, `metadata`,
 /// `cache_hit`, `request_tags` and `status`.
-const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") VALUES "#;
+const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row (the columns above).
-const SQLITE_LOG_PARAMS: usize = 19;
+const SQLITE_LOG_PARAMS: usize = 20;
 
 /// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
 /// figures): added to the member's row, which is created only while the user is on the team's
@@ -367,6 +367,7 @@ fn bind_sqlite_log(
         &unless(&l.user, ""),
         &non_empty_json(&l.metadata),
         &unless(&l.cache_hit, "False"),
+        &l.cache_key,
         &non_empty_json(&l.request_tags),
         &l.team_id,
         &l.organization_id,
@@ -422,9 +423,9 @@ fn deployment_id(
     Ok(id)
 }
 
-const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","request_tags","team_id","organization_id","end_user","status") VALUES "#;
+const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row in PostgreSQL (the columns above).
-const PG_LOG_INSERT_PARAMS: usize = 24;
+const PG_LOG_INSERT_PARAMS: usize = 25;
 
 /// The spend-log INSERT for `rows` rows (a power of two up to [`MAX_ROWS_PER_SLICE`]), built
 /// once per size and backend. On SQLite a slice is one statement (SQLite's cost per statement
@@ -513,6 +514,7 @@ async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
                 .bind(&l.user)
                 .bind(sqlx::types::Json(&l.metadata))
                 .bind(&l.cache_hit)
+                .bind(l.cache_key.as_deref().unwrap_or_default())
                 .bind(sqlx::types::Json(&l.request_tags))
                 .bind(&l.team_id)
                 .bind(&l.organization_id)
@@ -566,6 +568,7 @@ mod tests {
                     custom_llm_provider: "openai".into(),
                     metadata: serde_json::json!({}),
                     cache_hit: "False".into(),
+                    cache_key: None,
                     request_tags: serde_json::json!([]),
                     status: "success".into(),
                     ..SpendLogRow::default()
