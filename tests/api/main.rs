@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod auth;
+mod cache;
 mod chat;
 mod config_files;
 mod customers;
