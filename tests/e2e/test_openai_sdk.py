@@ -142,3 +142,34 @@ def test_responses_api_offline(client):
     assert [e.type for e in events][-1] == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "canned reply"
     assert events[-1].response.output_text == "canned reply"
+
+
+def test_response_cache(mock_upstream, tmp_path):
+    """With `litellm_settings.cache: true`, a repeated request is answered from the cache
+    (same answer, `x-litellm-cache-key` set, no upstream call), plain and streamed."""
+    from conftest import Gateway, write_config
+
+    cfg = tmp_path / "config.yaml"
+    write_config(str(cfg), mock_upstream.server_address[1], {"litellm_settings": {"cache": True}})
+    gw = Gateway(str(cfg), workdir=str(tmp_path))
+    try:
+        client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+        msgs = [{"role": "user", "content": "cache me, please"}]
+        before = len(mock_upstream.requests)
+        first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=msgs)
+        second = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=msgs)
+        assert first.headers.get("x-litellm-cache-key") is None
+        assert second.headers.get("x-litellm-cache-key")
+        a, b = first.parse(), second.parse()
+        assert (b.id, b.choices[0].message.content) == (a.id, a.choices[0].message.content)
+        assert len(mock_upstream.requests) == before + 1
+
+        def streamed():
+            s = client.chat.completions.create(model="gpt-4o-mini", messages=msgs, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+
+        text = streamed()
+        assert text and streamed() == text
+        assert len(mock_upstream.requests) == before + 2
+    finally:
+        gw.stop()
