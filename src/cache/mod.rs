@@ -13,6 +13,7 @@
 //! the key; with `mode: default_off` only `cache: {"use-cache": true}` takes part. Requests of
 //! more than four messages are not cached (LiteLLM's `max_messages`).
 
+pub mod embed;
 pub mod key;
 pub mod replay;
 
@@ -68,11 +69,23 @@ pub struct ResponseCache {
 pub struct CachePlan {
     /// The entry's key, namespace included (as `x-litellm-cache-key` shows it).
     pub key: String,
+    /// The namespace the keys of this request take.
+    pub namespace: Option<String>,
     pub read: bool,
     pub write: bool,
     pub ttl: Option<Duration>,
     /// `s-maxage`: entries older than this (seconds) are not served.
     pub max_age: Option<f64>,
+}
+
+impl CachePlan {
+    /// The key of another entry of the same request (an embeddings input item).
+    pub fn key_for(&self, hash: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}:{hash}"),
+            None => hash.to_string(),
+        }
+    }
 }
 
 /// An answer found in the cache.
@@ -302,6 +315,7 @@ impl ResponseCache {
                 Some(ns) => format!("{ns}:{hash}"),
                 None => hash.to_string(),
             },
+            namespace: namespace.map(String::from),
             read: !flag("no-cache") && !caching_off,
             write: !flag("no-store"),
             ttl: number("ttl")
@@ -314,17 +328,22 @@ impl ResponseCache {
 
     /// The entry under `plan.key`, if there is one young enough. Redis trouble reads as a miss.
     pub async fn get(&self, plan: &CachePlan) -> Option<Cached> {
+        self.get_at(&plan.key, plan).await
+    }
+
+    /// The entry under `key`, with `plan`'s age limit.
+    pub async fn get_at(&self, key: &str, plan: &CachePlan) -> Option<Cached> {
         let fresh = |stored_at: f64| plan.max_age.is_none_or(|m| unix_now() - stored_at <= m);
-        if let Some((at, response)) = self.local.get(&plan.key) {
+        if let Some((at, response)) = self.local.get(key) {
             if fresh(at) {
                 return Some(Cached { response });
             }
             return None;
         }
         let redis = self.redis.as_ref()?;
-        let key = plan.key.clone();
+        let owned = key.to_string();
         let raw: Option<Vec<u8>> = match redis
-            .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .run(|mut c| async move { redis::cmd("GET").arg(&owned).query_async(&mut c).await })
             .await
         {
             Ok(v) => v,
@@ -335,19 +354,29 @@ impl ResponseCache {
         };
         let (at, response) = decode_entry(&raw?)?;
         self.local
-            .put(&plan.key, at, response.clone(), self.local_ttl(plan));
+            .put(key, at, response.clone(), self.local_ttl(plan));
         fresh(at).then_some(Cached { response })
     }
 
     /// Stores an answer (JSON text) under `plan.key`; the Redis write runs in the background.
     pub fn put(&self, plan: &CachePlan, response: Bytes) {
+        self.put_at(&plan.key, plan, response, false);
+    }
+
+    /// Stores `response` under `key` with `plan`'s lifetime; `object`: kept in Redis as a JSON
+    /// object rather than as JSON text (LiteLLM's form for embedding items).
+    pub fn put_at(&self, key: &str, plan: &CachePlan, response: Bytes, object: bool) {
         let at = unix_now();
         self.local
-            .put(&plan.key, at, response.clone(), self.local_ttl(plan));
+            .put(key, at, response.clone(), self.local_ttl(plan));
         if let Some(redis) = self.redis.clone() {
             let ttl = plan.ttl.unwrap_or(REDIS_DEFAULT_TTL).as_secs().max(1);
-            let key = plan.key.clone();
-            let value = encode_entry(at, &response);
+            let key = key.to_string();
+            let value = if object {
+                encode_object_entry(at, &response)
+            } else {
+                encode_entry(at, &response)
+            };
             tokio::spawn(async move {
                 let r: Result<(), _> = redis
                     .run(|mut c| async move {
@@ -538,6 +567,12 @@ fn redis_for(
 fn encode_entry(at: f64, response: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(response);
     serde_json::to_vec(&json!({"timestamp": at, "response": text})).unwrap_or_default()
+}
+
+/// LiteLLM's stored form of an embedding item: `response` is the item object itself.
+fn encode_object_entry(at: f64, item: &[u8]) -> Vec<u8> {
+    let item: Value = serde_json::from_slice(item).unwrap_or(Value::Null);
+    serde_json::to_vec(&json!({"timestamp": at, "response": item})).unwrap_or_default()
 }
 
 /// Reads an entry written by [`encode_entry`] or by LiteLLM (whose `response` may also be an

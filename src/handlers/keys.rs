@@ -209,6 +209,9 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if let Some(v) = opt_strings(body, "models")? {
         row.models = v;
     }
+    if let Some(v) = opt_strings(body, "allowed_cache_controls")? {
+        row.allowed_cache_controls = v;
+    }
     if let Some(v) = opt_obj(body, "aliases")? {
         row.aliases = v;
     }
@@ -318,6 +321,10 @@ pub(crate) fn key_json(r: &KeyRow) -> Map<String, Value> {
     m.insert("max_budget".into(), json!(r.max_budget));
     m.insert("expires".into(), ts(r.expires));
     m.insert("models".into(), json!(r.models));
+    m.insert(
+        "allowed_cache_controls".into(),
+        json!(r.allowed_cache_controls),
+    );
     m.insert("aliases".into(), r.aliases.clone());
     m.insert("config".into(), r.config.clone());
     m.insert("user_id".into(), json!(r.user_id));

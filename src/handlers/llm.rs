@@ -281,6 +281,33 @@ async fn parse_request(
     })
 }
 
+/// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
+/// the others (LiteLLM's 403, whether or not caching is on).
+fn check_cache_controls(auth: &AuthCtx, extras: &LitellmExtras) -> ApiResult<()> {
+    let Some(Value::Object(controls)) = extras.other.get("cache") else {
+        return Ok(());
+    };
+    let Some(allowed) = auth
+        .key
+        .as_ref()
+        .map(|k| &k.allowed_cache_controls)
+        .filter(|a| !a.is_empty())
+    else {
+        return Ok(());
+    };
+    match controls.keys().find(|c| !allowed.contains(c)) {
+        Some(c) => {
+            let mut e = ApiError::new(
+                ErrorClass::PermissionDenied,
+                format!("Not allowed to set {c} as a cache control. Contact admin to change permissions."),
+            );
+            e.type_override = Some("permission_error");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
 /// LiteLLM's cache-key hash for a chat call, or a plain legacy completion, when the response
 /// cache covers its call type.
 fn cache_hash(
@@ -387,6 +414,7 @@ async fn run(
     body: Body,
 ) -> ApiResult<Response> {
     let mut req = parse_request(state, headers, kind, path_model, body).await?;
+    check_cache_controls(auth, &req.extras)?;
     req.end_user_id = end_user::end_user_id(headers, &req.body);
     let own_router = match req.extras.other.get("user_config") {
         Some(cfg) => Some(user_config_router(state, auth, cfg)?),

@@ -42,6 +42,8 @@ pub struct KeyRow {
     pub soft_budget_cooldown: bool,
     /// The organization the key belongs to directly (a team key follows its team's).
     pub organization_id: Option<String>,
+    /// The request `cache` controls the key may use (empty: all).
+    pub allowed_cache_controls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -116,6 +118,7 @@ macro_rules! key_from_row {
                 .unwrap_or(0.0),
             expires: parse_ts(r.try_get("expires").ok().flatten()),
             models: strings(r.try_get("models").ok().flatten()),
+            allowed_cache_controls: strings(r.try_get("allowed_cache_controls").ok().flatten()),
             aliases: json(
                 r.try_get("aliases").ok().flatten(),
                 Value::Object(Default::default()),

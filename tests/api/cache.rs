@@ -139,6 +139,51 @@ async fn request_controls_skip_the_lookup_the_write_or_old_entries() {
 }
 
 #[tokio::test]
+async fn a_key_uses_only_the_cache_controls_it_is_allowed() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&cached_config("{type: local}"), Some(&mock)).await;
+    let limited = gw
+        .new_key(json!({"allowed_cache_controls": ["no-cache"]}))
+        .await;
+    let info: Value = gw
+        .get(&format!("/key/info?key={limited}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["info"]["allowed_cache_controls"], json!(["no-cache"]));
+    let mut body = chat("k1");
+    body["cache"] = json!({"no-store": true});
+    let r = gw
+        .post_as(&limited, "/v1/chat/completions", body.clone())
+        .await;
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        e["error"]["message"],
+        "Not allowed to set no-store as a cache control. Contact admin to change permissions."
+    );
+    assert_eq!(e["error"]["type"], "permission_error");
+    assert_eq!(mock.count(), 0);
+    body["cache"] = json!({"no-cache": true});
+    assert_eq!(
+        gw.post_as(&limited, "/v1/chat/completions", body.clone())
+            .await
+            .status(),
+        200
+    );
+    // Keys without a list (and the master key) may use any control.
+    let open = gw.new_key(json!({})).await;
+    body["cache"] = json!({"no-store": true});
+    assert_eq!(
+        gw.post_as(&open, "/v1/chat/completions", body)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn default_off_caches_only_calls_that_opt_in() {
     let mock = mock_upstream().await;
     let gw = gateway(&cached_config("{mode: default_off}"), Some(&mock)).await;
