@@ -196,6 +196,8 @@ struct LlmRequest {
     end_user: Option<Arc<EndUser>>,
     /// LiteLLM's cache-key hash of the request, when response caching covers it.
     cache_hash: Option<String>,
+    /// Embeddings: the hash of each input item (LiteLLM caches them one by one).
+    cache_items: Vec<String>,
     /// The response-cache key the call uses (namespace included), for its spend-log row.
     cache_key: Option<String>,
     /// Where a stream's usage is left for the cache's assembler, when the stream is stored.
@@ -247,6 +249,7 @@ async fn parse_request(
     }
     // The cache key reads the body in the client's order, before LiteLLM's fields come out.
     let cache_hash = cache_hash(state, kind, &model, &body);
+    let cache_items = cache_item_hashes(state, kind, &model, &body);
     let mut extras = LitellmExtras::split_from(&mut body)?;
     if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
@@ -276,9 +279,32 @@ async fn parse_request(
         end_user_id: None,
         end_user: None,
         cache_hash,
+        cache_items,
         cache_key: None,
         stream_usage: None,
     })
+}
+
+/// Embeddings: LiteLLM's cache-key hash of each input item, when the response cache covers
+/// embeddings and the input is made of items it caches.
+fn cache_item_hashes(
+    state: &AppState,
+    kind: CallKind,
+    model: &str,
+    body: &Map<String, Value>,
+) -> Vec<String> {
+    use crate::cache::key::{self, KeyShape};
+    let Some(cache) = state.cache.as_ref() else {
+        return Vec::new();
+    };
+    if kind != CallKind::Embedding || !cache.covers(kind.call_type()) {
+        return Vec::new();
+    }
+    crate::cache::embed::items(body.get("input"))
+        .unwrap_or_default()
+        .iter()
+        .map(|item| key::hash(&key::key_text(model, body, KeyShape::Embedding, Some(item))))
+        .collect()
 }
 
 /// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
@@ -374,6 +400,7 @@ fn parse_messages_request(
         end_user_id: None,
         end_user: None,
         cache_hash: None,
+        cache_items: Vec::new(),
         cache_key: None,
         stream_usage: None,
     })
@@ -525,7 +552,8 @@ async fn run_parsed(
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
-    let plan = match (&state.cache, &req.cache_hash) {
+    let hash = req.cache_hash.as_ref().or(req.cache_items.first());
+    let plan = match (&state.cache, hash) {
         (Some(c), Some(h)) => c.plan(
             h,
             &req.extras,
@@ -536,17 +564,53 @@ async fn run_parsed(
         ),
         _ => None,
     };
+    // Embeddings: the stored items, in input order (None where missing).
+    let mut found: Vec<Option<bytes::Bytes>> = Vec::new();
     if let (Some(cache), Some(p)) = (&state.cache, &plan) {
         req.cache_key = Some(p.key.clone());
-        if p.read {
-            if let Some(hit) = cache.get(p).await {
-                let capture = resolved.capture.as_deref();
+        let capture = resolved.capture.as_deref();
+        if p.read && req.cache_hash.is_some() {
+            if let Some(answer) = cache
+                .get(p)
+                .await
+                .and_then(|hit| chat_from_cache(&req, &hit))
+            {
                 let served = super::boxed(|| {
-                    serve_cached(state, ctx, auth, &req, &group, capture, &hit, p, &slot)
+                    serve_cached(
+                        state, ctx, auth, &req, &group, capture, p, &slot, answer, true,
+                    )
                 });
                 if let Some(r) = served.await? {
                     return Ok(r);
                 }
+            }
+        }
+        if p.read && !req.cache_items.is_empty() {
+            for h in &req.cache_items {
+                found.push(cache.get_at(&p.key_for(h), p).await.map(|c| c.response));
+            }
+            if found.iter().all(Option::is_some) {
+                if let Some((body, usage)) = crate::cache::embed::merge(&found, None, &req.model) {
+                    let answer = (json_bytes_response(body.to_vec()), usage);
+                    let served = super::boxed(|| {
+                        serve_cached(
+                            state, ctx, auth, &req, &group, capture, p, &slot, answer, false,
+                        )
+                    });
+                    if let Some(r) = served.await? {
+                        return Ok(r);
+                    }
+                }
+            } else if found.iter().any(Option::is_some) {
+                // Only the missing items go upstream.
+                let items = crate::cache::embed::items(req.body.get("input")).unwrap_or_default();
+                let missing: Vec<Value> = items
+                    .into_iter()
+                    .zip(&found)
+                    .filter(|(_, f)| f.is_none())
+                    .map(|(i, _)| i)
+                    .collect();
+                req.body.insert("input".into(), Value::Array(missing));
             }
         }
         if p.write && req.stream {
@@ -617,7 +681,11 @@ async fn run_parsed(
             }
         }
     };
-    if let Some(p) = plan.filter(|p| p.write) {
+    if !req.cache_items.is_empty() {
+        if let Some(p) = plan {
+            resp = embeddings_through_cache(state, p, &req, &found, resp).await;
+        }
+    } else if let Some(p) = plan.filter(|p| p.write) {
         resp = store_in_cache(state, p, &req, resp).await;
     }
     let h = resp.headers_mut();
@@ -1020,11 +1088,33 @@ fn call_facts<'a>(
     }
 }
 
-/// A call answered from the response cache: the stored answer (replayed as a stream when one
-/// was asked for) under the requested model name, with `x-litellm-cache-key`, recorded at no
-/// cost with `cache_hit` "True". Budgets are checked as for any call. `None` when the entry
-/// cannot answer this request (not a chat answer where a stream is replayed); the call then
-/// goes upstream.
+/// A stored chat answer as this request wants it: as it was (under the requested model
+/// name), or replayed as a stream; with its usage. `None` if the entry is not a chat answer.
+fn chat_from_cache(
+    req: &LlmRequest,
+    hit: &crate::cache::Cached,
+) -> Option<(Response, crate::api::Usage)> {
+    if req.stream {
+        let frames =
+            crate::cache::replay::replay_frames(&hit.response, &req.model, req.include_usage)?;
+        let usage = serde_json::from_slice::<Map<String, Value>>(&hit.response)
+            .ok()
+            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_json));
+        let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+        Some((
+            sse_response(Body::from_stream(frames)),
+            usage.unwrap_or_default(),
+        ))
+    } else {
+        let (body, usage) = crate::api::rewrite::set_model(&hit.response, &req.model)?;
+        Some((json_bytes_response(body), usage.unwrap_or_default()))
+    }
+}
+
+/// A call answered from the response cache (`answer`: the response and its usage): recorded
+/// at no cost with `cache_hit` "True", budgets checked as for any call, LiteLLM's headers
+/// added (`x-litellm-cache-key` when `show_key`; LiteLLM leaves it off embeddings). `None`
+/// when the group has no deployment to name; the call then goes upstream.
 #[expect(
     clippy::too_many_arguments,
     reason = "the call's context, as for an upstream attempt"
@@ -1036,9 +1126,10 @@ async fn serve_cached(
     req: &LlmRequest,
     group: &Arc<crate::routing::ModelGroup>,
     capture: Option<&str>,
-    hit: &crate::cache::Cached,
     plan: &crate::cache::CachePlan,
     slot: &CallSlot,
+    answer: (Response, crate::api::Usage),
+    show_key: bool,
 ) -> ApiResult<Option<Response>> {
     let hints = crate::routing::PickHints {
         stream: req.stream,
@@ -1051,24 +1142,7 @@ async fn serve_cached(
     else {
         return Ok(None);
     };
-    let (mut r, usage) = if req.stream {
-        let Some(frames) =
-            crate::cache::replay::replay_frames(&hit.response, &req.model, req.include_usage)
-        else {
-            return Ok(None);
-        };
-        let usage = serde_json::from_slice::<Map<String, Value>>(&hit.response)
-            .ok()
-            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_json));
-        let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
-        (sse_response(Body::from_stream(frames)), usage)
-    } else {
-        let Some((body, usage)) = crate::api::rewrite::set_model(&hit.response, &req.model) else {
-            return Ok(None);
-        };
-        (json_bytes_response(body), usage)
-    };
-    let usage = usage.unwrap_or_default();
+    let (mut r, usage) = answer;
     let upstream_model = d.upstream_model_for(capture);
     let mut account = CallAccount::begin(
         state,
@@ -1090,10 +1164,64 @@ async fn serve_cached(
         cost_headers(&mut r, Some(settled));
     }
     decorate(&mut r, ctx, &d, &group.name, 0.0, &HeaderMap::new());
-    if let Ok(v) = HeaderValue::from_str(&plan.key) {
+    if let Some(v) = show_key
+        .then(|| HeaderValue::from_str(&plan.key).ok())
+        .flatten()
+    {
         r.headers_mut().insert(H_CACHE_KEY.clone(), v);
     }
     Ok(Some(r))
+}
+
+/// Embeddings after the upstream call: the answer's items are stored one by one (the items
+/// that were sent, unless `no-store`), and when some items came from the cache the answer is
+/// put back together in the client's order with them.
+async fn embeddings_through_cache(
+    state: &AppState,
+    plan: crate::cache::CachePlan,
+    req: &LlmRequest,
+    found: &[Option<bytes::Bytes>],
+    resp: Response,
+) -> Response {
+    let partial = found.iter().any(Option::is_some);
+    if !resp.status().is_success() || (!plan.write && !partial) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::internal(format!("failed to read a response: {e}")).into_response()
+        }
+    };
+    let sent: Vec<&String> = req
+        .cache_items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| found.get(*i).is_none_or(Option::is_none))
+        .map(|(_, h)| h)
+        .collect();
+    if plan.write {
+        if let (Some(c), Some(items)) =
+            (&state.cache, crate::cache::embed::split(&bytes, sent.len()))
+        {
+            for (h, item) in sent.iter().zip(items) {
+                c.put_at(&plan.key_for(h), &plan, item, true);
+            }
+        }
+    }
+    let body = if partial {
+        match crate::cache::embed::merge(found, Some(&bytes), &req.model) {
+            Some((merged, _)) => merged,
+            None => {
+                return ApiError::internal("the upstream's embeddings did not match the items sent")
+                    .into_response()
+            }
+        }
+    } else {
+        bytes
+    };
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// Stores a successful answer under the call's cache key: a plain answer at once (if it says

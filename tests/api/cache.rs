@@ -347,3 +347,64 @@ async fn replicas_share_answers_through_redis() {
     );
     assert_eq!(mock.count(), upstream_calls + 1);
 }
+
+#[tokio::test]
+async fn embeddings_are_cached_item_by_item() {
+    let mock = mock_upstream().await;
+    let yaml = format!(
+        "model_list:\n  - model_name: emb\n    litellm_params:\n      model: openai/text-embedding-3-small\n      api_base: {{MOCK}}\n      api_key: sk-upstream-key\nlitellm_settings:\n  cache: true\ngeneral_settings:\n  master_key: {MASTER}\n"
+    );
+    let gw = gateway(&yaml, Some(&mock)).await;
+    let key = gw.new_key(json!({})).await;
+    let embed = |input: Value| {
+        gw.post_as(
+            &key,
+            "/v1/embeddings",
+            json!({"model": "emb", "input": input}),
+        )
+    };
+
+    let first: Value = embed(json!("alpha")).await.json().await.unwrap();
+    let r = embed(json!("alpha")).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        cache_key(&r).is_none(),
+        "LiteLLM sends no key header for embeddings"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["data"], first["data"]);
+    assert_eq!(mock.count(), 1);
+
+    // Only the items not stored go upstream; the answer keeps the client's order.
+    let r = embed(json!(["gamma", "alpha", "delta"])).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(mock.count(), 2);
+    assert_eq!(mock.last().body["input"], json!(["gamma", "delta"]));
+    let v: Value = r.json().await.unwrap();
+    let indices: Vec<&Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["index"])
+        .collect();
+    assert_eq!(indices, vec![&json!(0), &json!(1), &json!(2)]);
+    assert_eq!(v["model"], "emb");
+    assert_eq!(
+        v["usage"]["prompt_tokens"],
+        json!(4 + 4),
+        "fresh tokens plus the stored item's"
+    );
+
+    let r = embed(json!(["gamma", "alpha", "delta"])).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(mock.count(), 2, "every item stored");
+
+    let rows = gw.spend_logs(&key).await;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().filter(|r| r["cache_hit"] == "True").count(), 2);
+}
