@@ -173,6 +173,16 @@ pub fn key_text(
     s
 }
 
+/// A list of names as Python writes it (`['gpt-4o', 'gpt-4o-alias']`).
+pub fn py_list(names: &[String]) -> String {
+    let mut s = String::new();
+    py_repr(
+        &mut s,
+        &Value::Array(names.iter().cloned().map(Value::String).collect()),
+    );
+    s
+}
+
 /// SHA-256 of [`key_text`], lower-case hex.
 pub fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

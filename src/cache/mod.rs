@@ -62,6 +62,8 @@ pub struct ResponseCache {
     default_off: bool,
     max_messages: usize,
     call_types: Vec<String>,
+    /// `router_settings.caching_groups`: model groups that share entries.
+    caching_groups: Vec<Vec<String>>,
 }
 
 /// What one request does with the cache.
@@ -246,6 +248,30 @@ impl ResponseCache {
                 ))
             }
         };
+        let caching_groups = match loaded.config.router_settings.extra.get("caching_groups") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(groups)) => groups
+                .iter()
+                .map(|g| {
+                    g.as_array()
+                        .filter(|names| names.iter().all(Value::is_string))
+                        .map(|names| {
+                            names
+                                .iter()
+                                .filter_map(|n| n.as_str().map(String::from))
+                                .collect()
+                        })
+                        .ok_or_else(|| {
+                            format!("router_settings.caching_groups: expected lists of model names, got {g}")
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(format!(
+                    "router_settings.caching_groups: expected lists of model names, got {v}"
+                ))
+            }
+        };
         Ok(Some(Self {
             local: LocalTier::default(),
             redis,
@@ -254,12 +280,26 @@ impl ResponseCache {
             default_off,
             max_messages,
             call_types,
+            caching_groups,
         }))
     }
 
     /// Whether calls of this `call_type` (`acompletion`, `aembedding`, ...) are cached.
     pub fn covers(&self, call_type: &str) -> bool {
         self.call_types.iter().any(|t| t == call_type)
+    }
+
+    /// How the key names `model`: the model group, or the `caching_groups` entry holding it
+    /// (as Python writes that list), so the groups of an entry share answers.
+    pub fn model_label<'a>(&self, model: &'a str) -> std::borrow::Cow<'a, str> {
+        match self
+            .caching_groups
+            .iter()
+            .find(|g| g.iter().any(|m| m == model))
+        {
+            Some(g) => std::borrow::Cow::Owned(key::py_list(g)),
+            None => std::borrow::Cow::Borrowed(model),
+        }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -654,6 +694,14 @@ mod tests {
             .plan("h", &extras(json!({"cache": {"use-cache": true}})), Some(1))
             .expect("opted in");
         assert_eq!(p.key, "h");
+    }
+
+    #[test]
+    fn caching_groups_share_one_model_label() {
+        let c = cache("router_settings:\n  caching_groups: [[gpt-4o, gpt-4o-alias]]\nlitellm_settings:\n  cache: true\n");
+        assert_eq!(c.model_label("gpt-4o-alias"), "['gpt-4o', 'gpt-4o-alias']");
+        assert_eq!(c.model_label("gpt-4o"), c.model_label("gpt-4o-alias"));
+        assert_eq!(c.model_label("other"), "other");
     }
 
     #[test]

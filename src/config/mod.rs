@@ -257,6 +257,7 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
     (
         "router_settings",
         &[
+            "caching_groups",
             "fallbacks",
             "context_window_fallbacks",
             "content_policy_fallbacks",

@@ -303,7 +303,15 @@ fn cache_item_hashes(
     crate::cache::embed::items(body.get("input"))
         .unwrap_or_default()
         .iter()
-        .map(|item| key::hash(&key::key_text(model, body, KeyShape::Embedding, Some(item))))
+        .map(|item| {
+            let model = cache.model_label(model);
+            key::hash(&key::key_text(
+                &model,
+                body,
+                KeyShape::Embedding,
+                Some(item),
+            ))
+        })
         .collect()
 }
 
@@ -352,7 +360,7 @@ fn cache_hash(
     };
     cache
         .covers(kind.call_type())
-        .then(|| key::hash(&key::key_text(model, body, shape, None)))
+        .then(|| key::hash(&key::key_text(&cache.model_label(model), body, shape, None)))
 }
 
 /// `/v1/messages`: Anthropic's own `metadata` (`user_id`) stays in the body; LiteLLM's

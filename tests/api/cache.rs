@@ -408,3 +408,47 @@ async fn embeddings_are_cached_item_by_item() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows.iter().filter(|r| r["cache_hit"] == "True").count(), 2);
 }
+
+/// With Redis unreachable, calls are served as usual and the in-process tier still answers
+/// repeats; `/cache/ping` says the cache is unhealthy.
+#[tokio::test]
+async fn a_redis_cache_that_is_down_fails_no_call() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mock = mock_upstream().await;
+    let gw = gateway(
+        &cached_config(&format!("{{type: redis, host: 127.0.0.1, port: {closed}}}")),
+        Some(&mock),
+    )
+    .await;
+    let r = gw.post("/v1/chat/completions", chat("redis down")).await;
+    assert_eq!(r.status(), 200);
+    let r = gw.post("/v1/chat/completions", chat("redis down")).await;
+    assert_eq!(r.status(), 200);
+    assert!(cache_key(&r).is_some(), "served from the in-process tier");
+    assert_eq!(mock.count(), 1);
+    assert_eq!(gw.get("/cache/ping").await.status(), 503);
+}
+
+/// `router_settings.caching_groups`: model groups in one entry share answers.
+#[tokio::test]
+async fn caching_groups_share_answers() {
+    let mock = mock_upstream().await;
+    let yaml = cached_config("{type: local}").replace(
+        "litellm_settings:",
+        "  - model_name: m1-alias\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: {MOCK}\n      api_key: sk-upstream-key\nrouter_settings:\n  caching_groups: [[m1, m1-alias]]\nlitellm_settings:",
+    );
+    let gw = gateway(&yaml, Some(&mock)).await;
+    gw.post("/v1/chat/completions", chat("grouped")).await;
+    let mut other = chat("grouped");
+    other["model"] = json!("m1-alias");
+    let r = gw.post("/v1/chat/completions", other).await;
+    let want = key::hash(
+        "model: ['m1', 'm1-alias']messages: [{'role': 'user', 'content': 'grouped'}]stream: False",
+    );
+    assert_eq!(cache_key(&r), Some(want));
+    assert_eq!(mock.count(), 1);
+    assert_eq!(r.json::<Value>().await.unwrap()["model"], "m1-alias");
+}
