@@ -248,8 +248,7 @@ async fn parse_request(
         }
     }
     // The cache key reads the body in the client's order, before LiteLLM's fields come out.
-    let cache_hash = cache_hash(state, kind, &model, &body);
-    let cache_items = cache_item_hashes(state, kind, &model, &body);
+    let (cache_hash, cache_items) = cache_hashes(state, kind, &model, &body);
     let mut extras = LitellmExtras::split_from(&mut body)?;
     if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
@@ -285,36 +284,6 @@ async fn parse_request(
     })
 }
 
-/// Embeddings: LiteLLM's cache-key hash of each input item, when the response cache covers
-/// embeddings and the input is made of items it caches.
-fn cache_item_hashes(
-    state: &AppState,
-    kind: CallKind,
-    model: &str,
-    body: &Map<String, Value>,
-) -> Vec<String> {
-    use crate::cache::key::{self, KeyShape};
-    let Some(cache) = state.cache.as_ref() else {
-        return Vec::new();
-    };
-    if kind != CallKind::Embedding || !cache.covers(kind.call_type()) {
-        return Vec::new();
-    }
-    crate::cache::embed::items(body.get("input"))
-        .unwrap_or_default()
-        .iter()
-        .map(|item| {
-            let model = cache.model_label(model);
-            key::hash(&key::key_text(
-                &model,
-                body,
-                KeyShape::Embedding,
-                Some(item),
-            ))
-        })
-        .collect()
-}
-
 /// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
 /// the others (LiteLLM's 403, whether or not caching is on).
 fn check_cache_controls(auth: &AuthCtx, extras: &LitellmExtras) -> ApiResult<()> {
@@ -342,25 +311,35 @@ fn check_cache_controls(auth: &AuthCtx, extras: &LitellmExtras) -> ApiResult<()>
     }
 }
 
-/// LiteLLM's cache-key hash for a chat call, or a plain legacy completion, when the response
-/// cache covers its call type.
-fn cache_hash(
+/// LiteLLM's cache-key hashes of a request, when the response cache covers its call type: one
+/// for a chat call or a plain legacy completion; one per input item for embeddings (LiteLLM
+/// caches them one by one).
+fn cache_hashes(
     state: &AppState,
     kind: CallKind,
     model: &str,
     body: &Map<String, Value>,
-) -> Option<String> {
+) -> (Option<String>, Vec<String>) {
     use crate::cache::key::{self, KeyShape};
-    let cache = state.cache.as_ref()?;
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let shape = match kind {
-        CallKind::Chat => KeyShape::Chat { stream },
-        CallKind::Completion if !stream => KeyShape::Text,
-        _ => return None,
+    let Some(cache) = state.cache.as_ref().filter(|c| c.covers(kind.call_type())) else {
+        return (None, Vec::new());
     };
-    cache
-        .covers(kind.call_type())
-        .then(|| key::hash(&key::key_text(&cache.model_label(model), body, shape, None)))
+    let label = cache.model_label(model);
+    let hash = |shape, item| key::hash(&key::key_text(&label, body, shape, item));
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    match kind {
+        CallKind::Chat => (Some(hash(KeyShape::Chat { stream }, None)), Vec::new()),
+        CallKind::Completion if !stream => (Some(hash(KeyShape::Text, None)), Vec::new()),
+        CallKind::Embedding => (
+            None,
+            crate::cache::embed::items(body.get("input"))
+                .unwrap_or_default()
+                .iter()
+                .map(|item| hash(KeyShape::Embedding, Some(item)))
+                .collect(),
+        ),
+        _ => (None, Vec::new()),
+    }
 }
 
 /// `/v1/messages`: Anthropic's own `metadata` (`user_id`) stays in the body; LiteLLM's
@@ -589,7 +568,7 @@ async fn run_parsed(
                     )
                 });
                 if let Some(r) = served.await? {
-                    return Ok(r);
+                    return Ok(with_headers(r, limit_headers));
                 }
             }
         }
@@ -606,7 +585,7 @@ async fn run_parsed(
                         )
                     });
                     if let Some(r) = served.await? {
-                        return Ok(r);
+                        return Ok(with_headers(r, limit_headers));
                     }
                 }
             } else if found.iter().any(Option::is_some) {
@@ -696,10 +675,8 @@ async fn run_parsed(
     } else if let Some(p) = plan.filter(|p| p.write) {
         resp = store_in_cache(state, p, &req, resp).await;
     }
+    let mut resp = with_headers(resp, limit_headers);
     let h = resp.headers_mut();
-    for (k, v) in limit_headers {
-        h.insert(k, v);
-    }
     h.insert(H_RETRIES.clone(), HeaderValue::from(retried));
     if fallbacks_used > 0 {
         h.insert(
@@ -1067,6 +1044,15 @@ async fn try_group(
             }
         }
     }
+}
+
+/// The response with the rate-limit headers of its call.
+fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    let h = r.headers_mut();
+    for (k, v) in headers {
+        h.insert(k, v);
+    }
+    r
 }
 
 /// What accounting needs to know of a call to `group` sent as `upstream_model`.

@@ -25,7 +25,7 @@ fn cache_key(r: &reqwest::Response) -> Option<String> {
 async fn identical_calls_are_answered_from_the_cache_at_no_cost() {
     let mock = mock_upstream().await;
     let gw = gateway(&cached_config("{type: local}"), Some(&mock)).await;
-    let key = gw.new_key(json!({})).await;
+    let key = gw.new_key(json!({"rpm_limit": 100})).await;
 
     let first = gw
         .post_as(&key, "/v1/chat/completions", chat("hello one"))
@@ -45,6 +45,11 @@ async fn identical_calls_are_answered_from_the_cache_at_no_cost() {
     assert_eq!(cache_key(&second).as_deref(), Some(want.as_str()));
     assert_eq!(header_f64(&second, "x-litellm-response-cost"), 0.0);
     assert!(second.headers().contains_key("x-litellm-model-id"));
+    // A hit counts against the key's limits, as in LiteLLM.
+    assert_eq!(
+        second.headers()["x-ratelimit-api_key-remaining-requests"],
+        "98"
+    );
     let second: Value = second.json().await.unwrap();
     assert_eq!(first, second, "the stored answer, as it was");
     assert_eq!(mock.count(), 1, "one upstream call for two requests");
