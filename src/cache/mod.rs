@@ -33,6 +33,9 @@ const LOCAL_MAX_ITEMS: usize = 200;
 const LOCAL_DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// Lifetime of a Redis entry when neither the request nor the config sets one.
 const REDIS_DEFAULT_TTL: Duration = Duration::from_secs(60);
+/// The longest entry lifetime taken from a config or a request (ten years); longer ones are
+/// refused in the config and ignored in a request.
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Requests with more messages than this are neither looked up nor stored.
 const DEFAULT_MAX_MESSAGES: usize = 4;
 /// Call types cached when `supported_call_types` is not set.
@@ -160,6 +163,11 @@ impl LocalTier {
     }
 }
 
+/// A lifetime in seconds as a `Duration`: positive, at most [`MAX_TTL`].
+fn ttl_secs(s: f64) -> Option<Duration> {
+    (s > 0.0 && s <= MAX_TTL.as_secs_f64()).then(|| Duration::from_secs_f64(s))
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -198,8 +206,8 @@ impl ResponseCache {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_f64()
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(|s| Some(Duration::from_secs_f64(s)))
+                    .and_then(ttl_secs)
+                    .map(Some)
                     .ok_or_else(|| {
                         format!("litellm_settings.cache_params.{name}: expected a positive number of seconds, got {v}")
                     }),
@@ -358,10 +366,7 @@ impl ResponseCache {
             namespace: namespace.map(String::from),
             read: !flag("no-cache") && !caching_off,
             write: !flag("no-store"),
-            ttl: number("ttl")
-                .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .or(self.ttl),
+            ttl: number("ttl").and_then(ttl_secs).or(self.ttl),
             max_age: number("s-maxage").or_else(|| number("s-max-age")),
         })
     }
@@ -665,6 +670,11 @@ mod tests {
         assert!(!p.read && p.write);
         assert_eq!(p.ttl, Some(Duration::from_secs(60)));
         assert_eq!(p.max_age, Some(1.0));
+        // A lifetime too long for a Duration is ignored, not a panic.
+        let p = c
+            .plan("abc", &extras(json!({"cache": {"ttl": 1e300}})), Some(1))
+            .expect("plan");
+        assert_eq!(p.ttl, Some(Duration::from_secs(5)));
         let p = c
             .plan(
                 "abc",
@@ -748,6 +758,7 @@ mod tests {
         for (yaml, field) in [
             ("{type: s3}", "type"),
             ("{ttl: soon}", "ttl"),
+            ("{ttl: 1e300}", "ttl"),
             ("{mode: sometimes}", "mode"),
             (
                 "{supported_call_types: acompletion}",

@@ -134,6 +134,8 @@ fn words(text: &str) -> Vec<&str> {
 #[derive(Default)]
 pub struct Assembler {
     pending: Vec<u8>,
+    /// How far `pending` is known to hold no event end (a long event arrives in many parts).
+    scanned: usize,
     id: Option<Value>,
     created: Option<Value>,
     model: Option<Value>,
@@ -156,7 +158,14 @@ impl Assembler {
             return;
         }
         self.pending.extend_from_slice(bytes);
-        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+        loop {
+            let from = self.scanned.saturating_sub(1);
+            let Some(at) = self.pending[from..].windows(2).position(|w| w == b"\n\n") else {
+                self.scanned = self.pending.len();
+                return;
+            };
+            let end = from + at;
+            self.scanned = 0;
             let event: Vec<u8> = self.pending.drain(..end + 2).collect();
             for line in event.split(|b| *b == b'\n') {
                 if let Some(data) = line.strip_prefix(b"data: ") {
