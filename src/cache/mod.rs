@@ -423,18 +423,7 @@ impl ResponseCache {
                 encode_entry(at, &response)
             };
             tokio::spawn(async move {
-                let r: Result<(), _> = redis
-                    .run(|mut c| async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(value)
-                            .arg("EX")
-                            .arg(ttl)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await;
-                if let Err(e) = r {
+                if let Err(e) = set_ex(&redis, key, value, ttl).await {
                     tracing::debug!("response cache: redis write failed: {e}");
                 }
             });
@@ -467,18 +456,7 @@ impl ResponseCache {
                 "model: test-modelmessages: {}",
                 "[{'role': 'user', 'content': 'test from litellm'}]"
             ));
-            let set: Result<(), _> = redis
-                .run(|mut c| async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(value)
-                        .arg("EX")
-                        .arg(60)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await;
-            if let Err(e) = set {
+            if let Err(e) = set_ex(redis, key, value, 60).await {
                 return Err(cache_unhealthy(format!("Service Unhealthy ({e})")));
             }
             out["ping_response"] = Value::Bool(true);
@@ -558,6 +536,26 @@ pub fn has_output(answer: &[u8]) -> bool {
             || m.and_then(|m| m.get("function_call"))
                 .is_some_and(|f| !f.is_null())
     })
+}
+
+/// `SET key value EX ttl` within the shared response timeout.
+async fn set_ex(
+    redis: &RedisHandle,
+    key: String,
+    value: Vec<u8>,
+    ttl: u64,
+) -> Result<(), crate::redis::RedisUnavailable> {
+    redis
+        .run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut c)
+                .await
+        })
+        .await
 }
 
 /// A 503 from a cache management route.
@@ -690,7 +688,7 @@ mod tests {
                 None,
             )
             .expect("plan");
-        assert_eq!(p.key, "ns1:abc".replace("ns1", "rn"));
+        assert_eq!(p.key, "rn:abc");
         assert!(
             c.plan("abc", &extras(json!({})), Some(5)).is_none(),
             "more than 4 messages"
