@@ -6,6 +6,7 @@
 //! Pure translation, no I/O.
 
 use super::Usage;
+use crate::api::Field;
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::providers::stream::StreamItem;
 use bytes::{Bytes, BytesMut};
@@ -14,20 +15,20 @@ use std::sync::Arc;
 
 /// Checks the fields the gateway itself relies on; the rest is the upstream's business.
 pub fn validate(body: &Map<String, Value>) -> ApiResult<()> {
-    match body.get("messages") {
+    match body.field("messages") {
         Some(Value::Array(_)) => {}
         Some(v) => return Err(super::type_error("messages", "an array", v)),
         None => {
             return Err(ApiError::bad_request("messages: Field required").with_param("messages"))
         }
     }
-    if let Some(v) = body.get("max_tokens").filter(|v| !v.is_null()) {
+    if let Some(v) = body.field("max_tokens").filter(|v| !v.is_null()) {
         if !v.is_u64() {
             return Err(super::type_error("max_tokens", "an integer", v));
         }
     }
     if let Some(v) = body
-        .get("system")
+        .field("system")
         .filter(|v| !(v.is_string() || v.is_array() || v.is_null()))
     {
         return Err(super::type_error(
@@ -42,7 +43,7 @@ pub fn validate(body: &Map<String, Value>) -> ApiResult<()> {
 /// An Anthropic Messages request as an OpenAI chat body.
 pub fn to_openai(body: &Map<String, Value>) -> Map<String, Value> {
     let mut messages = Vec::new();
-    match body.get("system") {
+    match body.field("system") {
         Some(Value::String(s)) if !s.is_empty() => {
             messages.push(json!({"role": "system", "content": s}))
         }
@@ -55,13 +56,13 @@ pub fn to_openai(body: &Map<String, Value>) -> Map<String, Value> {
         _ => {}
     }
     for m in body
-        .get("messages")
+        .field("messages")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        match m.get("content") {
+        let role = m.field("role").and_then(Value::as_str).unwrap_or("user");
+        match m.field("content") {
             Some(Value::Array(blocks)) if role == "assistant" => {
                 messages.push(assistant_message(blocks))
             }
@@ -71,41 +72,44 @@ pub fn to_openai(body: &Map<String, Value>) -> Map<String, Value> {
         }
     }
     let mut out = Map::new();
-    if let Some(m) = body.get("model") {
+    if let Some(m) = body.field("model") {
         out.insert("model".into(), m.clone());
     }
     out.insert("messages".into(), Value::Array(messages));
     for k in ["max_tokens", "temperature", "top_p", "top_k", "stream"] {
-        if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
+        if let Some(v) = body.field(k).filter(|v| !v.is_null()) {
             out.insert(k.into(), v.clone());
         }
     }
-    if let Some(s) = body.get("stop_sequences").filter(|v| v.is_array()) {
+    if let Some(s) = body.field("stop_sequences").filter(|v| v.is_array()) {
         out.insert("stop".into(), s.clone());
     }
     if let Some(u) = body
-        .get("metadata")
-        .and_then(|m| m.get("user_id"))
+        .field("metadata")
+        .and_then(|m| m.field("user_id"))
         .filter(|v| v.is_string())
     {
         out.insert("user".into(), u.clone());
     }
     let tools: Vec<Value> = body
-        .get("tools")
+        .field("tools")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         // Anthropic's server tools (web search, ...) have no OpenAI equivalent.
-        .filter(|t| t.get("input_schema").is_some())
+        .filter(|t| t.field("input_schema").is_some())
         .map(|t| {
             let mut f = Map::new();
-            f.insert("name".into(), t.get("name").cloned().unwrap_or(Value::Null));
-            if let Some(d) = t.get("description") {
+            f.insert(
+                "name".into(),
+                t.field("name").cloned().unwrap_or(Value::Null),
+            );
+            if let Some(d) = t.field("description") {
                 f.insert("description".into(), d.clone());
             }
             f.insert(
                 "parameters".into(),
-                t.get("input_schema").cloned().unwrap_or(Value::Null),
+                t.field("input_schema").cloned().unwrap_or(Value::Null),
             );
             json!({"type": "function", "function": f})
         })
@@ -113,25 +117,27 @@ pub fn to_openai(body: &Map<String, Value>) -> Map<String, Value> {
     if !tools.is_empty() {
         out.insert("tools".into(), Value::Array(tools));
     }
-    if let Some(tc) = body.get("tool_choice") {
-        let choice = match tc.get("type").and_then(Value::as_str) {
+    if let Some(tc) = body.field("tool_choice") {
+        let choice = match tc.field("type").and_then(Value::as_str) {
             Some("any") => Some(json!("required")),
             Some("none") => Some(json!("none")),
-            Some("tool") => Some(json!({"type": "function", "function": {"name": tc.get("name")}})),
+            Some("tool") => {
+                Some(json!({"type": "function", "function": {"name": tc.field("name")}}))
+            }
             Some("auto") => Some(json!("auto")),
             _ => None,
         };
         if let Some(c) = choice {
             out.insert("tool_choice".into(), c);
         }
-        if tc.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+        if tc.field("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
             out.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
     }
     if let Some(budget) = body
-        .get("thinking")
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
-        .and_then(|t| t.get("budget_tokens"))
+        .field("thinking")
+        .filter(|t| t.field("type").and_then(Value::as_str) == Some("enabled"))
+        .and_then(|t| t.field("budget_tokens"))
         .and_then(Value::as_u64)
     {
         let effort = match budget {
@@ -147,7 +153,7 @@ pub fn to_openai(body: &Map<String, Value>) -> Map<String, Value> {
 fn join_text(blocks: &[Value]) -> String {
     let mut s = String::new();
     for b in blocks {
-        if let Some(t) = b.get("text").and_then(Value::as_str) {
+        if let Some(t) = b.field("text").and_then(Value::as_str) {
             if !s.is_empty() {
                 s.push('\n');
             }
@@ -158,16 +164,19 @@ fn join_text(blocks: &[Value]) -> String {
 }
 
 fn data_url(source: &Value) -> Option<String> {
-    match source.get("type").and_then(Value::as_str)? {
+    match source.field("type").and_then(Value::as_str)? {
         "base64" => Some(format!(
             "data:{};base64,{}",
             source
-                .get("media_type")
+                .field("media_type")
                 .and_then(Value::as_str)
                 .unwrap_or("application/octet-stream"),
-            source.get("data").and_then(Value::as_str).unwrap_or("")
+            source.field("data").and_then(Value::as_str).unwrap_or("")
         )),
-        "url" => source.get("url").and_then(Value::as_str).map(String::from),
+        "url" => source
+            .field("url")
+            .and_then(Value::as_str)
+            .map(String::from),
         _ => None,
     }
 }
@@ -177,27 +186,27 @@ fn data_url(source: &Value) -> Option<String> {
 fn user_messages(blocks: &[Value], out: &mut Vec<Value>) {
     let mut parts = Vec::new();
     for b in blocks {
-        match b.get("type").and_then(Value::as_str) {
+        match b.field("type").and_then(Value::as_str) {
             Some("tool_result") => {
-                let content = match b.get("content") {
+                let content = match b.field("content") {
                     Some(Value::Array(inner)) => Value::String(join_text(inner)),
                     Some(Value::String(s)) => Value::String(s.clone()),
                     _ => Value::String(String::new()),
                 };
                 out.push(json!({
                     "role": "tool",
-                    "tool_call_id": b.get("tool_use_id").cloned().unwrap_or(Value::Null),
+                    "tool_call_id": b.field("tool_use_id").cloned().unwrap_or(Value::Null),
                     "content": content,
                 }));
             }
-            Some("text") => parts.push(json!({"type": "text", "text": b.get("text")})),
+            Some("text") => parts.push(json!({"type": "text", "text": b.field("text")})),
             Some("image") => {
-                if let Some(url) = b.get("source").and_then(data_url) {
+                if let Some(url) = b.field("source").and_then(data_url) {
                     parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
                 }
             }
             Some("document") => {
-                if let Some(url) = b.get("source").and_then(data_url) {
+                if let Some(url) = b.field("source").and_then(data_url) {
                     parts.push(json!({"type": "file", "file": {"file_data": url}}));
                 }
             }
@@ -219,14 +228,14 @@ fn assistant_message(blocks: &[Value]) -> Value {
     let mut text = String::new();
     let mut calls = Vec::new();
     for b in blocks {
-        match b.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+        match b.field("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(b.field("text").and_then(Value::as_str).unwrap_or("")),
             Some("tool_use") => calls.push(json!({
-                "id": b.get("id"),
+                "id": b.field("id"),
                 "type": "function",
                 "function": {
-                    "name": b.get("name"),
-                    "arguments": b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+                    "name": b.field("name"),
+                    "arguments": b.field("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
                 },
             })),
             _ => {}
@@ -272,27 +281,27 @@ fn new_message_id() -> String {
 /// An OpenAI chat completion as an Anthropic message, reporting `model`.
 pub fn from_openai(resp: &Map<String, Value>, model: &str) -> Map<String, Value> {
     let choice = resp
-        .get("choices")
+        .field("choices")
         .and_then(|c| c.get(0))
         .unwrap_or(&Value::Null);
-    let msg = choice.get("message").unwrap_or(&Value::Null);
+    let msg = choice.field("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
     if let Some(r) = msg
-        .get("reasoning_content")
+        .field("reasoning_content")
         .and_then(Value::as_str)
         .filter(|r| !r.is_empty())
     {
         content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
     }
     if let Some(t) = msg
-        .get("content")
+        .field("content")
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
     {
         content.push(json!({"type": "text", "text": t}));
     }
     for c in msg
-        .get("tool_calls")
+        .field("tool_calls")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -303,17 +312,17 @@ pub fn from_openai(resp: &Map<String, Value>, model: &str) -> Map<String, Value>
             .unwrap_or("{}");
         content.push(json!({
             "type": "tool_use",
-            "id": c.get("id"),
+            "id": c.field("id"),
             "name": c.pointer("/function/name"),
             "input": serde_json::from_str::<Value>(args).unwrap_or_else(|_| json!({})),
         }));
     }
     let usage = resp
-        .get("usage")
+        .field("usage")
         .and_then(Usage::from_json)
         .unwrap_or_default();
     let finish = choice
-        .get("finish_reason")
+        .field("finish_reason")
         .and_then(Value::as_str)
         .unwrap_or("stop");
     let mut out = Map::new();
@@ -463,15 +472,15 @@ impl EventEncoder {
 
     fn chunk(&mut self, c: &Map<String, Value>, out: &mut BytesMut) {
         self.start(out);
-        if let Some(u) = c.get("usage").and_then(Usage::from_json) {
+        if let Some(u) = c.field("usage").and_then(Usage::from_json) {
             self.usage = Some(u);
         }
-        let Some(choice) = c.get("choices").and_then(|ch| ch.get(0)) else {
+        let Some(choice) = c.field("choices").and_then(|ch| ch.get(0)) else {
             return;
         };
-        let delta = choice.get("delta").unwrap_or(&Value::Null);
+        let delta = choice.field("delta").unwrap_or(&Value::Null);
         if let Some(r) = delta
-            .get("reasoning_content")
+            .field("reasoning_content")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
@@ -483,7 +492,7 @@ impl EventEncoder {
             Self::delta(out, i, json!({"type": "thinking_delta", "thinking": r}));
         }
         if let Some(t) = delta
-            .get("content")
+            .field("content")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
@@ -491,13 +500,13 @@ impl EventEncoder {
             Self::delta(out, i, json!({"type": "text_delta", "text": t}));
         }
         for tc in delta
-            .get("tool_calls")
+            .field("tool_calls")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
-            if tc.get("id").is_some_and(|id| !id.is_null())
+            let k = tc.field("index").and_then(Value::as_u64).unwrap_or(0);
+            if tc.field("id").is_some_and(|id| !id.is_null())
                 && self.open != Some((self.next_index.saturating_sub(1), Block::Tool(k)))
             {
                 // A new call: close whatever is open so the call gets its own block.
@@ -506,7 +515,7 @@ impl EventEncoder {
             let i = self.ensure(
                 out,
                 Block::Tool(k),
-                json!({"type": "tool_use", "id": tc.get("id"), "name": tc.pointer("/function/name"), "input": {}}),
+                json!({"type": "tool_use", "id": tc.field("id"), "name": tc.pointer("/function/name"), "input": {}}),
             );
             if let Some(a) = tc
                 .pointer("/function/arguments")
@@ -520,7 +529,7 @@ impl EventEncoder {
                 );
             }
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = choice.field("finish_reason").and_then(Value::as_str) {
             self.finish = Some(f.to_string());
         }
     }
@@ -543,7 +552,7 @@ pub fn estimate_input_tokens(body: &Map<String, Value>) -> u64 {
     }
     let total: usize = ["system", "messages", "tools"]
         .iter()
-        .filter_map(|k| body.get(*k))
+        .filter_map(|k| body.field(k))
         .map(chars)
         .sum();
     (total as u64).div_ceil(4).max(1)

@@ -6,6 +6,7 @@
 //! spliced over the old value's bytes, and only `usage` is parsed (for accounting).
 
 use super::Usage;
+use crate::api::Field;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -166,7 +167,7 @@ pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
         let mut v: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(body).ok()?;
         v.insert("model".into(), serde_json::Value::String(model.into()));
-        let usage = v.get("usage").and_then(Usage::from_json);
+        let usage = v.field("usage").and_then(Usage::from_json);
         return Some((serde_json::to_vec(&v).ok()?, usage));
     }
     // Splice the new model over the old one's bytes and copy the rest as it is.
@@ -407,7 +408,7 @@ mod tests {
         assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
         let v: Value = serde_json::from_str(&text[6..]).unwrap();
         assert_eq!(v["model"], "grp");
-        assert!(v.get("usage").is_none());
+        assert!(v.field("usage").is_none());
         assert_eq!(v["choices"][0]["delta"]["content"], "H\u{e9}");
         assert_eq!(r.output_chars, 3 + 2);
         // A usage-only chunk: dropped unless asked for, usage reported either way.

@@ -1,5 +1,6 @@
 //! Token usage as reported by upstreams (OpenAI's `usage` object), normalised.
 
+use crate::api::Field;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Value};
 use std::fmt;
@@ -58,13 +59,13 @@ impl Usage {
         let prompt = n("prompt_tokens");
         let completion = n("completion_tokens");
         let total = o
-            .get("total_tokens")
+            .field("total_tokens")
             .and_then(Value::as_u64)
             .unwrap_or(prompt.saturating_add(completion));
         let cached = v
             .pointer("/prompt_tokens_details/cached_tokens")
             .and_then(Value::as_u64)
-            .or_else(|| o.get("cache_read_input_tokens").and_then(Value::as_u64))
+            .or_else(|| o.field("cache_read_input_tokens").and_then(Value::as_u64))
             .unwrap_or(0);
         Some(Self {
             prompt_tokens: prompt,
@@ -89,7 +90,7 @@ impl Usage {
             prompt_tokens: input,
             completion_tokens: output,
             total_tokens: o
-                .get("total_tokens")
+                .field("total_tokens")
                 .and_then(Value::as_u64)
                 .unwrap_or(input.saturating_add(output)),
             cached_tokens: detail("/input_tokens_details/cached_tokens"),

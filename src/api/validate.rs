@@ -4,6 +4,7 @@
 //! API answers, so a client sees which field to fix.
 
 use super::type_error;
+use crate::api::Field;
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value};
 
@@ -98,7 +99,7 @@ const CHAT_FIELDS: &[(&str, Kind)] = &[
 
 /// The model name from the body, or the 400 LiteLLM gives for a missing one.
 pub fn model_field(body: &Map<String, Value>, route: &str) -> ApiResult<String> {
-    match body.get("model") {
+    match body.field("model") {
         Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => Err(ApiError::bad_request(format!(
             "{route}: Invalid model name passed in model=None. Call `/v1/models` to view available models for your key."
@@ -126,7 +127,7 @@ pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
             }
         }
     }
-    if let Some(Value::Array(stops)) = body.get("stop") {
+    if let Some(Value::Array(stops)) = body.field("stop") {
         if !stops.iter().all(Value::is_string) {
             return Err(type_error(
                 "stop",
@@ -135,7 +136,7 @@ pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
             ));
         }
     }
-    let messages = match body.get("messages") {
+    let messages = match body.field("messages") {
         None | Some(Value::Null) => {
             return Err(
                 ApiError::bad_request("Missing required parameter: 'messages'.")
@@ -155,7 +156,7 @@ pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
         let Value::Object(obj) = m else {
             return Err(type_error(&format!("messages[{i}]"), "an object", m));
         };
-        match obj.get("role") {
+        match obj.field("role") {
             Some(Value::String(r))
                 if matches!(
                     r.as_str(),
@@ -175,7 +176,7 @@ pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
                 .with_param(format!("messages[{i}].role")))
             }
         }
-        if let Some(c) = obj.get("content") {
+        if let Some(c) = obj.field("content") {
             if !(c.is_null() || c.is_string() || c.is_array()) {
                 return Err(type_error(
                     &format!("messages[{i}].content"),
@@ -190,7 +191,7 @@ pub fn chat(body: &Map<String, Value>) -> ApiResult<()> {
 
 /// Validates an embeddings body.
 pub fn embeddings(body: &Map<String, Value>) -> ApiResult<()> {
-    match body.get("input") {
+    match body.field("input") {
         None | Some(Value::Null) => {
             return Err(
                 ApiError::bad_request("Missing required parameter: 'input'.").with_param("input"),
@@ -224,7 +225,7 @@ pub fn embeddings(body: &Map<String, Value>) -> ApiResult<()> {
         ("dimensions", Kind::Integer),
         ("user", Kind::Str),
     ] {
-        if let Some(v) = body.get(field) {
+        if let Some(v) = body.field(field) {
             check(field, v, kind)?;
         }
     }

@@ -7,6 +7,7 @@
 
 use super::{parse_object, read_body};
 use crate::api::messages::{self, EventEncoder};
+use crate::api::Field;
 use crate::api::{validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::{self, AuthCtx};
@@ -223,13 +224,13 @@ async fn parse_request(
     match kind {
         CallKind::Messages | CallKind::Responses => {}
         CallKind::Rerank => {
-            if !body.get("query").is_some_and(Value::is_string) {
+            if !body.field("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
                     "Missing required parameter: 'query' (a string).",
                 )
                 .with_param("query"));
             }
-            if !body.get("documents").is_some_and(Value::is_array) {
+            if !body.field("documents").is_some_and(Value::is_array) {
                 return Err(ApiError::bad_request(
                     "Missing required parameter: 'documents' (a list).",
                 )
@@ -259,10 +260,13 @@ async fn parse_request(
     let stream = matches!(
         kind,
         CallKind::Chat | CallKind::Completion | CallKind::Responses
-    ) && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    ) && body
+        .field("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let include_usage = body
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
+        .field("stream_options")
+        .and_then(|o| o.field("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok(LlmRequest {
@@ -287,7 +291,7 @@ async fn parse_request(
 /// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
 /// the others (LiteLLM's 403, whether or not caching is on).
 fn check_cache_controls(auth: &AuthCtx, extras: &LitellmExtras) -> ApiResult<()> {
-    let Some(Value::Object(controls)) = extras.other.get("cache") else {
+    let Some(Value::Object(controls)) = extras.other.field("cache") else {
         return Ok(());
     };
     let Some(allowed) = auth
@@ -326,13 +330,16 @@ fn cache_hashes(
     };
     let label = cache.model_label(model);
     let hash = |shape, item| key::hash(&key::key_text(&label, body, shape, item));
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = body
+        .field("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     match kind {
         CallKind::Chat => (Some(hash(KeyShape::Chat { stream }, None)), Vec::new()),
         CallKind::Completion if !stream => (Some(hash(KeyShape::Text, None)), Vec::new()),
         CallKind::Embedding => (
             None,
-            crate::cache::embed::items(body.get("input"))
+            crate::cache::embed::items(body.field("input"))
                 .unwrap_or_default()
                 .iter()
                 .map(|item| hash(KeyShape::Embedding, Some(item)))
@@ -354,7 +361,7 @@ fn parse_messages_request(
     let metadata = native.remove("metadata");
     let mut extras = LitellmExtras::split_from(&mut native)?;
     if let Some(m) = metadata {
-        if let Some(tags) = m.get("tags").and_then(Value::as_array) {
+        if let Some(tags) = m.field("tags").and_then(Value::as_array) {
             extras
                 .tags
                 .extend(tags.iter().filter_map(|t| t.as_str().map(String::from)));
@@ -365,7 +372,7 @@ fn parse_messages_request(
         extras.timeout.get_or_insert(t);
     }
     let stream = native
-        .get("stream")
+        .field("stream")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let forward_headers = headers
@@ -430,7 +437,7 @@ async fn run(
     let mut req = parse_request(state, headers, kind, path_model, body).await?;
     check_cache_controls(auth, &req.extras)?;
     req.end_user_id = end_user::end_user_id(headers, &req.body);
-    let own_router = match req.extras.other.get("user_config") {
+    let own_router = match req.extras.other.field("user_config") {
         Some(cfg) => Some(user_config_router(state, auth, cfg)?),
         None => None,
     };
@@ -493,7 +500,7 @@ fn user_config_router(state: &AppState, auth: &AuthCtx, cfg: &Value) -> ApiResul
             .config
             .general_settings
             .extra
-            .get("allow_client_side_credentials")
+            .field("allow_client_side_credentials")
             .and_then(Value::as_bool)
             .unwrap_or(false);
     if !allowed {
@@ -545,7 +552,7 @@ async fn run_parsed(
             h,
             &req.extras,
             req.body
-                .get("messages")
+                .field("messages")
                 .and_then(Value::as_array)
                 .map(Vec::len),
         ),
@@ -590,7 +597,7 @@ async fn run_parsed(
                 }
             } else if found.iter().any(Option::is_some) {
                 // Only the missing items go upstream.
-                let items = crate::cache::embed::items(req.body.get("input")).unwrap_or_default();
+                let items = crate::cache::embed::items(req.body.field("input")).unwrap_or_default();
                 let missing: Vec<Value> = items
                     .into_iter()
                     .zip(&found)
@@ -836,7 +843,7 @@ fn fallback_groups(
                     a.iter()
                         .filter_map(|x| {
                             x.as_str().map(String::from).or_else(|| {
-                                x.get("model").and_then(Value::as_str).map(String::from)
+                                x.field("model").and_then(Value::as_str).map(String::from)
                             })
                         })
                         .collect::<Vec<_>>()
@@ -880,7 +887,7 @@ fn fallback_groups(
                 .filter_map(|x| {
                     x.as_str()
                         .map(String::from)
-                        .or_else(|| x.get("model").and_then(Value::as_str).map(String::from))
+                        .or_else(|| x.field("model").and_then(Value::as_str).map(String::from))
                 })
                 .collect();
         }
@@ -1074,7 +1081,7 @@ fn call_facts<'a>(
             &["max_tokens", "max_completion_tokens"]
         }
         .iter()
-        .find_map(|k| req.body.get(*k).and_then(Value::as_u64)),
+        .find_map(|k| req.body.field(k).and_then(Value::as_u64)),
         end_user: req.end_user_id.as_deref(),
         end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
         metadata: req.extras.metadata.as_ref(),
@@ -1093,7 +1100,7 @@ fn chat_from_cache(
             crate::cache::replay::replay_frames(&hit.response, &req.model, req.include_usage)?;
         let usage = serde_json::from_slice::<Map<String, Value>>(&hit.response)
             .ok()
-            .and_then(|v| v.get("usage").and_then(crate::api::Usage::from_json));
+            .and_then(|v| v.field("usage").and_then(crate::api::Usage::from_json));
         let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
         Some((
             sse_response(Body::from_stream(frames)),
@@ -1275,10 +1282,10 @@ fn retry_policy(state: &AppState, group: &str, class: ErrorClass) -> Option<u64>
         _ => return None,
     };
     let rs = &state.loaded.config.router_settings.extra;
-    rs.get("model_group_retry_policy")
+    rs.field("model_group_retry_policy")
         .and_then(|p| p.get(group))
         .and_then(|p| p.get(key))
-        .or_else(|| rs.get("retry_policy").and_then(|p| p.get(key)))
+        .or_else(|| rs.field("retry_policy").and_then(|p| p.get(key)))
         .and_then(Value::as_u64)
 }
 
@@ -1290,7 +1297,7 @@ fn backoff(state: &AppState, try_no: u64, last: Option<&ApiError>) -> Duration {
         .config
         .router_settings
         .extra
-        .get("retry_after")
+        .field("retry_after")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
     retry_delay(
@@ -1364,7 +1371,7 @@ async fn check_rate_limits(
     }
     let max_tokens = ["max_tokens", "max_completion_tokens"]
         .iter()
-        .find_map(|k| req.body.get(*k).and_then(Value::as_u64))
+        .find_map(|k| req.body.field(k).and_then(Value::as_u64))
         .unwrap_or(0);
     // About four bytes of JSON per prompt token: a cheap upper-side estimate.
     let reserve = ((req.prompt_bytes / 4) as u64).saturating_add(max_tokens);
@@ -1585,7 +1592,7 @@ async fn attempt(
             ApiError::internal("litellm.APIError: APIError: AnthropicException - upstream returned a body that is not a JSON object")
         })?;
         let usage = out
-            .get("usage")
+            .field("usage")
             .and_then(crate::providers::anthropic::native_usage);
         out.insert("model".into(), Value::String(served.to_string()));
         let mut r = json_response(&out);
@@ -1607,7 +1614,7 @@ async fn attempt(
         r
     } else if req.kind == CallKind::Messages {
         let out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
-        let usage = out.get("usage").and_then(crate::api::Usage::from_json);
+        let usage = out.field("usage").and_then(crate::api::Usage::from_json);
         let mut r = json_response(&messages::from_openai(&out, served));
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
@@ -1624,10 +1631,10 @@ async fn attempt(
         r
     } else {
         let mut out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
-        let usage = out.get("usage").and_then(crate::api::Usage::from_json);
+        let usage = out.field("usage").and_then(crate::api::Usage::from_json);
         if req.kind == CallKind::Rerank {
-            if req.body.get("return_documents") == Some(&Value::Bool(true)) {
-                if let Some(Value::Array(docs)) = req.body.get("documents") {
+            if req.body.field("return_documents") == Some(&Value::Bool(true)) {
+                if let Some(Value::Array(docs)) = req.body.field("documents") {
                     crate::providers::cohere::attach_documents(&mut out, docs);
                 }
             }
@@ -1660,7 +1667,12 @@ fn upstream_retry_after(v: Option<&HeaderValue>) -> Option<u64> {
 /// `additional_drop_params` from the deployment and the request.
 fn additional_drop_params(d: &Deployment, ex: &LitellmExtras) -> Vec<String> {
     let mut v = ex.additional_drop_params.clone();
-    if let Some(Value::Array(a)) = d.config.litellm_params.extra.get("additional_drop_params") {
+    if let Some(Value::Array(a)) = d
+        .config
+        .litellm_params
+        .extra
+        .field("additional_drop_params")
+    {
         v.extend(a.iter().filter_map(|x| x.as_str().map(String::from)));
     }
     v
@@ -1668,7 +1680,7 @@ fn additional_drop_params(d: &Deployment, ex: &LitellmExtras) -> Vec<String> {
 
 /// `allowed_openai_params` from the request.
 fn allowed_openai_params(ex: &LitellmExtras) -> Vec<String> {
-    match ex.other.get("allowed_openai_params") {
+    match ex.other.field("allowed_openai_params") {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(|x| x.as_str().map(String::from))
@@ -1688,14 +1700,14 @@ fn check_clientside_params(state: &AppState, d: &Deployment, ex: &LitellmExtras)
         .config
         .general_settings
         .extra
-        .get("allow_client_side_credentials")
+        .field("allow_client_side_credentials")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let per_model = d
         .config
         .litellm_params
         .extra
-        .get("configurable_clientside_auth_params")
+        .field("configurable_clientside_auth_params")
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|p| p.as_str() == Some("api_base")));
     if global || per_model {
@@ -1972,7 +1984,7 @@ fn mock_answer(
             let mut frames: Vec<Result<bytes::Bytes, std::io::Error>> = Vec::with_capacity(4);
             for mut c in mock::chat_chunks(mock_value, served) {
                 let usage_only = c
-                    .get("choices")
+                    .field("choices")
                     .and_then(Value::as_array)
                     .is_some_and(Vec::is_empty);
                 if usage_only && !req.include_usage {
@@ -2012,12 +2024,12 @@ fn mock_answer(
         CallKind::Rerank => {
             let n = req
                 .body
-                .get("documents")
+                .field("documents")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let top = req
                 .body
-                .get("top_n")
+                .field("top_n")
                 .and_then(Value::as_u64)
                 .map_or(n, |t| (t as usize).min(n));
             let results: Vec<Value> = (0..top)
@@ -2031,7 +2043,7 @@ fn mock_answer(
         }
         CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
         CallKind::Embedding => {
-            let n = match req.body.get("input") {
+            let n = match req.body.field("input") {
                 Some(Value::Array(a)) if !a.iter().all(|x| x.is_number()) => a.len(),
                 _ => 1,
             };

@@ -6,6 +6,7 @@
 //! Google-style routes. No master key configured means auth is off and every caller is the proxy
 //! admin, as in LiteLLM. Virtual keys resolve through [`KeyResolver`] once a store exists.
 
+use crate::api::Field;
 use crate::error::{ApiError, ErrorClass};
 use crate::ratelimit::Descriptor;
 use crate::spend::model_budget::OwnerModelBudgets;
@@ -384,7 +385,7 @@ fn metadata_tags(owners: [Option<&Value>; 2]) -> Option<Arc<[String]>> {
     let listed = owners
         .into_iter()
         .flatten()
-        .filter_map(|m| m.get("tags").and_then(Value::as_array))
+        .filter_map(|m| m.field("tags").and_then(Value::as_array))
         .flatten()
         .filter_map(Value::as_str);
     crate::spend::call::append_new_tags(&mut tags, listed);

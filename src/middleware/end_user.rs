@@ -13,6 +13,7 @@
 //! end user costs no database round trip; the `/customer/*` and `/budget/*` handlers drop the
 //! entries they change. Requests without an end user never reach this module.
 
+use crate::api::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::Descriptor;
 use crate::routing::ModelGroup;
@@ -98,7 +99,7 @@ pub fn end_user_id(headers: &HeaderMap, body: &Map<String, Value>) -> Option<Str
     END_USER_HEADERS
         .iter()
         .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
-        .or_else(|| body.get("user").and_then(Value::as_str))
+        .or_else(|| body.field("user").and_then(Value::as_str))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(String::from)

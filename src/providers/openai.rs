@@ -9,6 +9,7 @@ use super::client::Http1Pool;
 use super::compat::{KeyHeader, Quirk};
 use super::Provider;
 use crate::api::json_out;
+use crate::api::Field;
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::routing::Deployment;
 use bytes::Bytes;
@@ -372,7 +373,7 @@ fn is_openai_reasoning_model(model: &str) -> bool {
 
 /// Whether [`apply_quirks`] would change `body` with the deployment's defaults under it.
 fn needs_quirk(d: &Deployment, upstream_model: &str, body: &Map<String, Value>) -> bool {
-    let get = |k: &str| body.get(k).or_else(|| d.defaults.get(k));
+    let get = |k: &str| body.field(k).or_else(|| d.defaults.get(k));
     match d.provider {
         Provider::OpenAi | Provider::Azure => {
             is_openai_reasoning_model(upstream_model) && get("max_tokens").is_some()
@@ -394,7 +395,7 @@ fn apply_quirks(provider: Provider, upstream_model: &str, body: &mut Map<String,
         }
         Provider::Compat(c)
             if c.quirk == Quirk::Mistral
-                && body.get("tool_choice").and_then(Value::as_str) == Some("required") =>
+                && body.field("tool_choice").and_then(Value::as_str) == Some("required") =>
         {
             body.insert("tool_choice".into(), Value::String("any".into()));
         }
@@ -406,20 +407,20 @@ fn apply_quirks(provider: Provider, upstream_model: &str, body: &mut Map<String,
 /// prefix `litellm.<Class>: <Class>: <Provider>Exception - <upstream message>`.
 pub fn map_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let err = parsed.as_ref().and_then(|v| v.get("error"));
+    let err = parsed.as_ref().and_then(|v| v.field("error"));
     let upstream_msg = err
-        .and_then(|e| e.get("message").and_then(Value::as_str).map(String::from))
+        .and_then(|e| e.field("message").and_then(Value::as_str).map(String::from))
         .or_else(|| err.and_then(Value::as_str).map(String::from))
         .or_else(|| {
             parsed
                 .as_ref()
-                .and_then(|v| v.get("message").or_else(|| v.get("detail")))
+                .and_then(|v| v.field("message").or_else(|| v.field("detail")))
                 .and_then(Value::as_str)
                 .map(String::from)
         })
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(2000).collect());
     let code = err
-        .and_then(|e| e.get("code"))
+        .and_then(|e| e.field("code"))
         .and_then(|c| c.as_str().map(String::from).or_else(|| Some(c.to_string())))
         .unwrap_or_default();
     let mut class = ErrorClass::from_upstream_status(status);
@@ -447,7 +448,7 @@ pub fn map_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
             provider.exception_label()
         ),
     );
-    if let Some(p) = err.and_then(|e| e.get("param")).and_then(Value::as_str) {
+    if let Some(p) = err.and_then(|e| e.field("param")).and_then(Value::as_str) {
         e = e.with_param(p);
     }
     if matches!(class, ErrorClass::UnprocessableEntity) {
@@ -537,7 +538,7 @@ mod tests {
             &Overrides::default(),
         );
         let b: Value = serde_json::from_slice(&r.body).unwrap();
-        assert!(b.get("max_tokens").is_none());
+        assert!(b.field("max_tokens").is_none());
         assert_eq!(b["max_completion_tokens"], 5);
     }
 
