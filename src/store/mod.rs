@@ -970,10 +970,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 2);
+        let (n,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "LiteLLM_SpendLogKeys""#)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
     }
 
     #[tokio::test]
-    async fn lean_spend_log_migration_keeps_every_value() {
+    async fn lean_spend_log_migrations_keep_every_value() {
         use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
@@ -1019,7 +1024,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 2);
-        // Filters on the view's time and key columns use the row table's indexes.
+        // Keys as ids: the view reads the same.
+        sqlx::raw_sql(include_str!(
+            "../../migrations/sqlite/20261202000001_spend_log_key_ids.sql"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(spend_log_snapshot(&mut c).await, after);
+        let (n,): (i64,) = sqlx::query_as(r#"SELECT COUNT(*) FROM "LiteLLM_SpendLogKeys""#)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        // Filters on the view's time and key columns use the row table's indexes (the key's
+        // through its id).
         for (filter, index) in [
             (
                 r#""startTime" >= '2026-11-29'"#,
@@ -1027,7 +1046,11 @@ mod tests {
             ),
             (
                 r#""api_key" = 'hash'"#,
-                "LiteLLM_SpendLogRows_api_key_startTime_idx",
+                "LiteLLM_SpendLogRows_key_startTime_idx",
+            ),
+            (
+                r#""api_key" = 'hash' AND "startTime" >= '2026-11-29'"#,
+                "LiteLLM_SpendLogRows_key_startTime_idx",
             ),
         ] {
             let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(

@@ -49,9 +49,29 @@ pub struct SqliteSink {
     last_used: Instant,
     /// Spend-log rows committed since the last checkpoint.
     since_checkpoint: usize,
-    /// Deployment ids already looked up on this connection (see [`deployment_id`]).
-    deployments: Vec<([String; 6], i64)>,
+    /// Deployment and key ids already looked up on this connection.
+    ids: KnownIds,
     pace: Pace,
+}
+
+/// The `LiteLLM_SpendLogDeployments` and `LiteLLM_SpendLogKeys` ids a connection has looked
+/// up, so each table is read once per deployment or key, not per row. Emptied whenever a
+/// rollback may have removed ids they hold.
+#[derive(Default)]
+struct KnownIds {
+    /// A gateway names a handful of deployments: a list is searched faster than a map.
+    deployments: Vec<([String; 6], i64)>,
+    /// Keys can be many; past [`KnownIds::MAX_KEYS`] the map starts over.
+    keys: std::collections::HashMap<String, i64>,
+}
+
+impl KnownIds {
+    const MAX_KEYS: usize = 10_000;
+
+    fn clear(&mut self) {
+        self.deployments.clear();
+        self.keys.clear();
+    }
 }
 
 /// How many rows the writer handles before its next yield: [`ROWS_PER_SLICE`] while yields
@@ -91,7 +111,7 @@ impl SpendSink {
             conn: None,
             last_used: Instant::now(),
             since_checkpoint: 0,
-            deployments: Vec::new(),
+            ids: KnownIds::default(),
             pace: Pace {
                 rows: ROWS_PER_SLICE,
             },
@@ -117,7 +137,7 @@ impl SpendSink {
             if s.last_used.elapsed() >= SQLITE_IDLE_CLOSE {
                 if let Some(conn) = s.conn.take() {
                     s.since_checkpoint = 0;
-                    s.deployments.clear();
+                    s.ids.clear();
                     // Closing the last connection to a WAL database checkpoints it.
                     let _ = tokio::task::spawn_blocking(move || drop(conn)).await;
                 }
@@ -152,8 +172,8 @@ impl SqliteSink {
             .and_then(|()| conn.execute_batch("COMMIT"));
         if let Err(e) = result {
             let _ = conn.execute_batch("ROLLBACK");
-            // A failed insert may have added deployment ids that the rollback removed.
-            self.deployments.clear();
+            // A failed insert may have added deployment or key ids that the rollback removed.
+            self.ids.clear();
             return Err(e.into());
         }
         self.since_checkpoint += b.logs.len();
@@ -193,7 +213,7 @@ impl SqliteSink {
             }
             let begun = conn.execute_batch("BEGIN IMMEDIATE");
             if interrupted {
-                self.deployments.clear();
+                self.ids.clear();
             }
             match begun {
                 Ok(()) => return Ok(()),
@@ -215,8 +235,9 @@ impl SqliteSink {
         };
         let mut insert = conn.prepare_cached(log_insert_sql(false, logs.len()))?;
         for (i, l) in logs.iter().enumerate() {
-            let deployment = deployment_id(conn, &mut self.deployments, l)?;
-            bind_sqlite_log(&mut insert, i * SQLITE_LOG_PARAMS, l, deployment)?;
+            let deployment = deployment_id(conn, &mut self.ids.deployments, l)?;
+            let key = key_id(conn, &mut self.ids, &l.api_key)?;
+            bind_sqlite_log(&mut insert, i * SQLITE_LOG_PARAMS, l, deployment, key)?;
         }
         insert.raw_execute()?;
         Ok(())
@@ -253,9 +274,9 @@ fn open(file: &std::path::Path, flags: OpenFlags) -> StoreResult<rusqlite::Conne
     Ok(conn)
 }
 
-/// The embedded store's lean spend-log table (see its migration): the deployment's columns are
-/// one id into `LiteLLM_SpendLogDeployments`, and NULL stands for the usual `user`, `metadata`,
-/// `cache_hit`, `request_tags` and `status`.
+/// The embedded store's lean spend-log table (see its migrations): the deployment's columns are
+/// one id into `LiteLLM_SpendLogDeployments`, the key one id into `LiteLLM_SpendLogKeys`, and
+/// NULL stands for the usual `user`, `metadata`, `cache_hit`, `request_tags` and `status`.
 ///
 /// `OR IGNORE` (a row whose `request_id` is already there is skipped) rather than
 /// `ON CONFLICT ... DO NOTHING`: with only the unique key able to fail, it is the same rule,
@@ -263,7 +284,7 @@ fn open(file: &std::path::Path, flags: OpenFlags) -> StoreResult<rusqlite::Conne
 /// touched page into one cost SQLite about a fifth of a row's insert. A batch is one
 /// transaction rolled back whole on any error, so a statement-level undo buys nothing. Every
 /// NOT NULL column is bound from a value that cannot be NULL, so IGNORE skips nothing else.
-const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogRows" ("request_id","deployment","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
+const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogRows" ("request_id","deployment","key_id","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row (the columns above).
 const SQLITE_LOG_PARAMS: usize = 20;
 
@@ -347,13 +368,14 @@ fn write_increments(conn: &rusqlite::Connection, b: &SpendBatch) -> rusqlite::Re
 }
 
 /// Binds one spend-log row's values after the first `at` parameters of a spend-log INSERT, in
-/// [`SQLITE_LOG_INSERT_COLUMNS`] order; `deployment` is the row's id in
-/// `LiteLLM_SpendLogDeployments`.
+/// [`SQLITE_LOG_INSERT_COLUMNS`] order; `deployment` and `key` are the row's ids in
+/// `LiteLLM_SpendLogDeployments` and `LiteLLM_SpendLogKeys`.
 fn bind_sqlite_log(
     st: &mut rusqlite::CachedStatement<'_>,
     at: usize,
     l: &SpendLogRow,
     deployment: i64,
+    key: i64,
 ) -> rusqlite::Result<()> {
     /// NULL for the value the view shows when the column is NULL.
     fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
@@ -362,7 +384,7 @@ fn bind_sqlite_log(
     let values: [&dyn rusqlite::ToSql; SQLITE_LOG_PARAMS] = [
         &l.request_id,
         &deployment,
-        &l.api_key,
+        &key,
         &l.spend,
         &l.total_tokens,
         &l.prompt_tokens,
@@ -433,6 +455,28 @@ fn deployment_id(
 const PG_LOG_INSERT_COLUMNS: &str = r#"INSERT INTO "LiteLLM_SpendLogs" ("request_id","call_type","api_key","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","model","model_id","model_group","custom_llm_provider","api_base","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row in PostgreSQL (the columns above).
 const PG_LOG_INSERT_PARAMS: usize = 25;
+
+/// The `LiteLLM_SpendLogKeys` id of a row's `api_key` ('' for a call without a virtual key),
+/// adding it when it is not there yet.
+fn key_id(
+    conn: &rusqlite::Connection,
+    known: &mut KnownIds,
+    api_key: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = known.keys.get(api_key) {
+        return Ok(*id);
+    }
+    conn.prepare_cached(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogKeys" ("api_key") VALUES (?1)"#)?
+        .execute([api_key])?;
+    let id = conn
+        .prepare_cached(r#"SELECT "id" FROM "LiteLLM_SpendLogKeys" WHERE "api_key" = ?1"#)?
+        .query_row([api_key], |r| r.get(0))?;
+    if known.keys.len() >= KnownIds::MAX_KEYS {
+        known.keys.clear();
+    }
+    known.keys.insert(api_key.to_owned(), id);
+    Ok(id)
+}
 
 /// The spend-log INSERT for `rows` rows (a power of two up to [`MAX_ROWS_PER_SLICE`]), built
 /// once per size and backend. On SQLite a slice is one statement (SQLite's cost per statement
