@@ -38,7 +38,7 @@ const CHECKPOINT_ROWS: usize = 4_000;
 /// Where spend batches are written.
 pub enum SpendSink {
     Postgres(PgPool),
-    Sqlite(SqliteSink),
+    Sqlite(Box<SqliteSink>),
 }
 
 /// The embedded store's spend writer: its connection, opened on the first batch.
@@ -105,7 +105,7 @@ impl SpendSink {
             // The pool's in-memory database is a named, shared-cache one: this opens the same.
             flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
         }
-        Self::Sqlite(SqliteSink {
+        Self::Sqlite(Box::new(SqliteSink {
             file,
             flags,
             conn: None,
@@ -115,7 +115,7 @@ impl SpendSink {
             pace: Pace {
                 rows: ROWS_PER_SLICE,
             },
-        })
+        }))
     }
 
     /// Writes `b` in one transaction. On success `b` is left empty; on failure it is left as
