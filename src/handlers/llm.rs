@@ -788,7 +788,10 @@ async fn count_tokens(
     }
     body.insert(
         "model".into(),
-        Value::String(d.upstream_model_for(resolved.capture.as_deref())),
+        Value::String(
+            d.upstream_model_for(resolved.capture.as_deref())
+                .into_owned(),
+        ),
     );
     let mut up = providers::anthropic_request(&d, &Overrides::default(), &body)?;
     up.url = providers::openai::upstream_uri(&format!("{}/count_tokens", up.url))?;

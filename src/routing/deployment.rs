@@ -350,10 +350,13 @@ impl Deployment {
 
     /// The upstream model id for a request that matched this deployment, substituting the
     /// wildcard capture (`openai/*` + `gpt-4o` -> `gpt-4o`).
-    pub fn upstream_model_for(&self, capture: Option<&str>) -> String {
+    /// Borrowed unless there is a capture to substitute.
+    pub fn upstream_model_for(&self, capture: Option<&str>) -> std::borrow::Cow<'_, str> {
         match capture {
-            Some(c) if self.upstream_model.contains('*') => self.upstream_model.replacen('*', c, 1),
-            _ => self.upstream_model.clone(),
+            Some(c) if self.upstream_model.contains('*') => {
+                self.upstream_model.replacen('*', c, 1).into()
+            }
+            _ => self.upstream_model.as_str().into(),
         }
     }
 

@@ -2,13 +2,14 @@
 //! counters and spend-log row recorded when it ends (or is dropped unfinished).
 
 use super::model_budget::{self, OwnerModelBudgets};
+use super::now;
 use super::prices::{PriceMap, Rates};
-use super::{log_row, now};
 use crate::api::Usage;
 use crate::error::{ApiError, ErrorClass};
 use crate::middleware::auth::{abbreviate_key, AuthCtx};
 use crate::routing::Deployment;
 use crate::state::AppState;
+use crate::store::SpendLogRow;
 use chrono::NaiveDateTime;
 use serde_json::Value;
 
@@ -241,34 +242,44 @@ impl CallAccount {
                 }
             }
         }
-        let mut log = log_row(
-            &self.call_id,
-            self.call_type,
-            self.key_hash.as_deref(),
-            cost,
-            usage,
-            self.start,
-            &self.model,
-            &self.model_id,
-            &self.group,
-            self.provider,
-            &self.api_base,
-            self.user_id.as_deref(),
-            self.end_user.as_deref(),
-            self.team_id.as_deref(),
-            std::mem::take(&mut self.metadata),
-            &self.tags,
-            status,
-        );
-        log.organization_id = self.organization_id.clone();
-        log.cache_key = self.cache_key.take();
-        if self.cache_hit {
-            log.cache_hit = "True".into();
-        }
-        self.state.spend.record(super::SpendEvent {
-            log,
-            user_id: self.user_id.clone(),
-        });
+        // The account is finished: its strings move into the row instead of being copied.
+        let end = now();
+        let user_id = self.user_id.take();
+        let log = SpendLogRow {
+            request_id: std::mem::take(&mut self.call_id),
+            call_type: self.call_type.to_string(),
+            api_key: self.key_hash.clone().unwrap_or_default(),
+            spend: cost,
+            total_tokens: usage.total_tokens as i64,
+            prompt_tokens: usage.prompt_tokens as i64,
+            completion_tokens: usage.completion_tokens as i64,
+            start_time: self.start,
+            end_time: end,
+            request_duration_ms: Some((end - self.start).num_milliseconds()),
+            completion_start_time: None,
+            model: std::mem::take(&mut self.model),
+            model_id: std::mem::take(&mut self.model_id),
+            model_group: std::mem::take(&mut self.group),
+            custom_llm_provider: self.provider.to_string(),
+            api_base: std::mem::take(&mut self.api_base),
+            // LiteLLM's columns: `user` is the key owner, `end_user` the request's `user` (""
+            // when none), which `/global/spend/report?group_by=customer` groups by.
+            user: user_id.clone().unwrap_or_default(),
+            metadata: std::mem::take(&mut self.metadata),
+            cache_hit: if self.cache_hit { "True" } else { "False" }.into(),
+            cache_key: self.cache_key.take(),
+            request_tags: Value::Array(
+                std::mem::take(&mut self.tags)
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            ),
+            team_id: self.team_id.take(),
+            organization_id: self.organization_id.take(),
+            end_user: Some(self.end_user.take().unwrap_or_default()),
+            status: status.to_string(),
+        };
+        self.state.spend.record(super::SpendEvent { log, user_id });
         cost
     }
 }

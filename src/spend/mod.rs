@@ -16,11 +16,9 @@ pub mod call;
 pub mod model_budget;
 pub mod prices;
 
-use crate::api::Usage;
 use crate::store::{BudgetReset, KeyRow, SpendBatch, SpendLogRow, SpendSink, Store};
 use chrono::NaiveDateTime;
 use dashmap::DashMap;
-use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -506,62 +504,6 @@ pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
 
 pub fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
-}
-
-/// A spend-log row for a finished call.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one argument per spend-log column"
-)]
-pub fn log_row(
-    request_id: &str,
-    call_type: &str,
-    key_hash: Option<&str>,
-    cost: f64,
-    usage: Usage,
-    start: NaiveDateTime,
-    model: &str,
-    model_id: &str,
-    model_group: &str,
-    provider: &str,
-    api_base: &str,
-    user_id: Option<&str>,
-    end_user: Option<&str>,
-    team_id: Option<&str>,
-    metadata: Value,
-    tags: &[String],
-    status: &str,
-) -> SpendLogRow {
-    let end = now();
-    SpendLogRow {
-        request_id: request_id.to_string(),
-        call_type: call_type.to_string(),
-        api_key: key_hash.unwrap_or_default().to_string(),
-        spend: cost,
-        total_tokens: usage.total_tokens as i64,
-        prompt_tokens: usage.prompt_tokens as i64,
-        completion_tokens: usage.completion_tokens as i64,
-        start_time: start,
-        end_time: end,
-        request_duration_ms: Some((end - start).num_milliseconds()),
-        completion_start_time: None,
-        model: model.to_string(),
-        model_id: model_id.to_string(),
-        model_group: model_group.to_string(),
-        custom_llm_provider: provider.to_string(),
-        api_base: api_base.to_string(),
-        // LiteLLM's columns: `user` is the key owner, `end_user` the request's `user` ("" when
-        // none), which `/global/spend/report?group_by=customer` groups by.
-        user: user_id.unwrap_or_default().to_string(),
-        metadata,
-        cache_hit: "False".into(),
-        cache_key: None,
-        request_tags: Value::Array(tags.iter().cloned().map(Value::String).collect()),
-        team_id: team_id.map(String::from),
-        organization_id: None,
-        end_user: Some(end_user.unwrap_or_default().to_string()),
-        status: status.to_string(),
-    }
 }
 
 /// Keeps a value in a mutex-guarded slot until taken once.
