@@ -274,9 +274,10 @@ impl Store {
                     // WAL + NORMAL: a commit survives a crash of the process, without an fsync
                     // per spend batch.
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                    // A multi-row spend-log INSERT inside a transaction keeps a statement
-                    // journal (the pages it changes, to undo it alone); past 64 kB SQLite
-                    // spilled it to a temporary file, about one 4 kB write per 30 rows.
+                    // Statement journals and temporary tables in memory: a multi-row write
+                    // that may abort keeps the pages it changes to undo itself, and past 64 kB
+                    // SQLite spilled them to a temporary file (the spend log's INSERTs, written
+                    // `OR IGNORE`, no longer need one).
                     .pragma("temp_store", "memory")
                     .busy_timeout(Duration::from_secs(5));
                 // Idle connections close after a while: each holds a page cache and prepared
