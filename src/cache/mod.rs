@@ -451,7 +451,7 @@ impl ResponseCache {
             if let Err(e) = pong {
                 return Err(cache_unhealthy(format!("Service Unhealthy ({e})")));
             }
-            let value = encode_entry(unix_now(), b"\"test_key\"");
+            let value = encode_entry(unix_now(), b"test_key");
             let key = key::hash(&format!(
                 "model: test-modelmessages: {}",
                 "[{'role': 'user', 'content': 'test from litellm'}]"
@@ -471,7 +471,12 @@ impl ResponseCache {
             "supported_call_types": self.call_types,
             "type": self.kind(),
             "namespace": self.namespace.clone().unwrap_or_else(|| "None".into()),
-            "ttl": self.ttl.map(|t| json!(t.as_secs_f64())).unwrap_or(json!("None")),
+            // As the config wrote it: `5`, or `2.5` for a fraction of a second.
+            "ttl": self.ttl.map_or(json!("None"), |t| if t.subsec_nanos() == 0 {
+                json!(t.as_secs())
+            } else {
+                json!(t.as_secs_f64())
+            }),
             "mode": if self.default_off { "default_off" } else { "default_on" },
             "max_messages": self.max_messages,
         })

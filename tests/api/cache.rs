@@ -277,7 +277,7 @@ async fn cache_routes_report_the_cache_or_that_there_is_none() {
     let params: Value = serde_json::from_str(v["litellm_cache_params"].as_str().unwrap()).unwrap();
     assert_eq!(
         (&params["namespace"], &params["ttl"]),
-        (&json!("ns1"), &json!(5.0))
+        (&json!("ns1"), &json!(5))
     );
     let r = gw.post("/cache/delete", json!({"keys": ["x"]})).await;
     assert_eq!(
@@ -329,6 +329,16 @@ async fn replicas_share_answers_through_redis() {
         (&v["cache_type"], &v["ping_response"]),
         (&json!("redis"), &json!(true))
     );
+    // The ping's test entry, stored as LiteLLM stores it.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg("86d4ac816220d30f86882fe349625d1b1a9a2b7b4821e2ae1c9e5ee050c5896a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let entry: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(entry["response"], json!("test_key"));
 
     a.post("/v1/chat/completions", chat("shared")).await;
     // The Redis write runs behind the answer.
