@@ -236,7 +236,7 @@ impl SqliteSink {
         let mut insert = conn.prepare_cached(log_insert_sql(false, logs.len()))?;
         for (i, l) in logs.iter().enumerate() {
             let deployment = deployment_id(conn, &mut self.ids.deployments, l)?;
-            let key = key_id(conn, &mut self.ids, &l.api_key)?;
+            let key = key_id(conn, &mut self.ids.keys, &l.api_key)?;
             bind_sqlite_log(&mut insert, i * SQLITE_LOG_PARAMS, l, deployment, key)?;
         }
         insert.raw_execute()?;
@@ -460,10 +460,10 @@ const PG_LOG_INSERT_PARAMS: usize = 25;
 /// adding it when it is not there yet.
 fn key_id(
     conn: &rusqlite::Connection,
-    known: &mut KnownIds,
+    known: &mut std::collections::HashMap<String, i64>,
     api_key: &str,
 ) -> rusqlite::Result<i64> {
-    if let Some(id) = known.keys.get(api_key) {
+    if let Some(id) = known.get(api_key) {
         return Ok(*id);
     }
     conn.prepare_cached(r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogKeys" ("api_key") VALUES (?1)"#)?
@@ -471,10 +471,10 @@ fn key_id(
     let id = conn
         .prepare_cached(r#"SELECT "id" FROM "LiteLLM_SpendLogKeys" WHERE "api_key" = ?1"#)?
         .query_row([api_key], |r| r.get(0))?;
-    if known.keys.len() >= KnownIds::MAX_KEYS {
-        known.keys.clear();
+    if known.len() >= KnownIds::MAX_KEYS {
+        known.clear();
     }
-    known.keys.insert(api_key.to_owned(), id);
+    known.insert(api_key.to_owned(), id);
     Ok(id)
 }
 
