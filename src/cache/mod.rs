@@ -15,6 +15,7 @@
 
 pub mod embed;
 pub mod key;
+pub mod redis_info;
 pub mod replay;
 
 use crate::api::LitellmExtras;
@@ -507,6 +508,44 @@ impl ResponseCache {
 
     /// `/cache/flushall`: empties the Redis database (as LiteLLM does, everything in it) and
     /// this replica's in-process tier.
+    /// `/cache/redis/info`: the server's `INFO` and the clients `CLIENT LIST` names (a managed
+    /// Redis that refuses `CLIENT LIST` gives LiteLLM's placeholder and `num_clients` -1).
+    pub async fn redis_info(&self) -> Result<Value, ApiError> {
+        let Some(redis) = &self.redis else {
+            return Err(cache_unhealthy(
+                "Service Unhealthy (500: Cache type local does not support redis info)".into(),
+            ));
+        };
+        let clients: Result<String, _> = redis
+            .run(|mut c| async move { redis::cmd("CLIENT").arg("LIST").query_async(&mut c).await })
+            .await;
+        let (clients, num_clients) = match clients {
+            Ok(text) => {
+                let list = redis_info::parse_client_list(&text);
+                let n = list.len() as i64;
+                (list, n)
+            }
+            Err(e) => {
+                tracing::warn!("CLIENT LIST failed (restricted on some managed Redis): {e}");
+                (
+                    vec![json!(
+                        "CLIENT LIST command not available on this Redis instance"
+                    )],
+                    -1,
+                )
+            }
+        };
+        let info: Result<String, _> = redis
+            .run(|mut c| async move { redis::cmd("INFO").query_async(&mut c).await })
+            .await;
+        let info = info.map_err(|e| cache_unhealthy(format!("Service Unhealthy ({e})")))?;
+        Ok(json!({
+            "num_clients": num_clients,
+            "clients": clients,
+            "info": redis_info::parse_info(&info),
+        }))
+    }
+
     pub async fn flush_all(&self) -> Result<(), ApiError> {
         let Some(redis) = &self.redis else {
             return Err(cache_unhealthy(

@@ -1,5 +1,6 @@
-//! `/cache/ping`, `/cache/delete` and `/cache/flushall`: the response cache's health and
-//! upkeep, for proxy admins. With caching off each answers 503, as LiteLLM does.
+//! `/cache/ping`, `/cache/redis/info`, `/cache/delete` and `/cache/flushall`: the response
+//! cache's health and upkeep, for proxy admins. With caching off each answers 503, as LiteLLM
+//! does.
 
 use super::keys::{require_admin, require_admin_view};
 use super::parse_object;
@@ -36,6 +37,20 @@ pub async fn ping_handler(
         async {
             require_admin_view(&auth, "/cache/ping")?;
             configured(&state)?.ping().await
+        }
+        .await,
+    )
+}
+
+/// `GET /cache/redis/info`.
+pub async fn redis_info_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+) -> Response {
+    answer(
+        async {
+            require_admin_view(&auth, "/cache/redis/info")?;
+            configured(&state)?.redis_info().await
         }
         .await,
     )

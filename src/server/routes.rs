@@ -212,6 +212,7 @@ pub(crate) fn front(state: AppState) -> Front {
         )
         .route("/model/delete", post(model_admin::delete_model_handler))
         .route("/cache/ping", get(cache_admin::ping_handler))
+        .route("/cache/redis/info", get(cache_admin::redis_info_handler))
         .route("/cache/delete", post(cache_admin::delete_handler))
         .route("/cache/flushall", post(cache_admin::flushall_handler))
         .route("/spend/logs", get(spend::spend_logs_handler))

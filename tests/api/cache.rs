@@ -279,6 +279,13 @@ async fn cache_routes_report_the_cache_or_that_there_is_none() {
         (&params["namespace"], &params["ttl"]),
         (&json!("ns1"), &json!(5))
     );
+    let r = gw.get("/cache/redis/info").await;
+    assert_eq!(r.status(), 503, "a local cache has no Redis to describe");
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not support redis info"));
     let r = gw.post("/cache/delete", json!({"keys": ["x"]})).await;
     assert_eq!(
         r.status(),
@@ -289,6 +296,10 @@ async fn cache_routes_report_the_cache_or_that_there_is_none() {
     assert_eq!(r.status(), 503);
     let user_key = gw.new_key(json!({})).await;
     assert_eq!(gw.get_as(&user_key, "/cache/ping").await.status(), 401);
+    assert_eq!(
+        gw.get_as(&user_key, "/cache/redis/info").await.status(),
+        401
+    );
 
     let off = gateway(&config_for(&["m1"], ""), Some(&mock)).await;
     let r = off.get("/cache/ping").await;
@@ -298,6 +309,7 @@ async fn cache_routes_report_the_cache_or_that_there_is_none() {
         .as_str()
         .unwrap()
         .contains("Cache not initialized"));
+    assert_eq!(off.get("/cache/redis/info").await.status(), 503);
 }
 
 /// Two gateways on one Redis: an answer one stored is a hit on the other; `/cache/delete`
@@ -339,6 +351,13 @@ async fn replicas_share_answers_through_redis() {
         .unwrap();
     let entry: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(entry["response"], json!("test_key"));
+    let r = a.get("/cache/redis/info").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let clients = v["clients"].as_array().unwrap();
+    assert!(!clients.is_empty() && v["num_clients"] == json!(clients.len()));
+    assert!(clients.iter().all(|c| c["id"].is_string()), "{clients:?}");
+    assert!(v["info"]["redis_version"].is_string() && v["info"]["tcp_port"].is_u64());
 
     a.post("/v1/chat/completions", chat("shared")).await;
     // The Redis write runs behind the answer.
