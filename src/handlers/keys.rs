@@ -12,6 +12,7 @@ use super::{parse_object, read_body};
 use crate::api::validate::describe;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::auth::{abbreviate_key, hash_key, AuthCtx};
+use crate::middleware::key_routes;
 use crate::spend::{now, parse_duration};
 use crate::state::AppState;
 use crate::store::{AliasFilter, KeyFilter, KeyRow, StoreError, TeamRow};
@@ -212,6 +213,9 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
     if let Some(v) = opt_strings(body, "allowed_cache_controls")? {
         row.allowed_cache_controls = v;
     }
+    if let Some(v) = opt_strings(body, "allowed_routes")? {
+        row.allowed_routes = v;
+    }
     if let Some(v) = opt_obj(body, "aliases")? {
         row.aliases = v;
     }
@@ -281,7 +285,53 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
                 ApiError::bad_request(format!("Invalid key_type '{t}'.")).with_param("key_type")
             );
         }
+        if let Some(preset) = key_routes::key_type_routes(&t) {
+            row.allowed_routes = vec![preset.to_string()];
+        }
         row.key_type = Some(t);
+    }
+    Ok(())
+}
+
+/// Who may restrict a key's routes (LiteLLM's rule): proxy admins set any `allowed_routes`;
+/// anyone else only picks a `key_type` preset for LLM calls or read-only views, and on an
+/// update may move between those presets but not widen a read-only key or replace a list an
+/// admin set. `stored` is the key's current list on an update.
+fn check_route_rights(
+    auth: &AuthCtx,
+    body: &Map<String, Value>,
+    stored: Option<&[String]>,
+) -> ApiResult<()> {
+    if auth.is_admin {
+        return Ok(());
+    }
+    let safe = |routes: &[String]| {
+        routes
+            .iter()
+            .all(|r| key_routes::NON_ADMIN_PRESETS.contains(&r.as_str()))
+    };
+    let may_set = |asked: &[String], explicit: bool| match stored {
+        None => !explicit && safe(asked),
+        Some(stored) => {
+            safe(asked) && safe(stored) && (stored != ["info_routes"] || asked == stored)
+        }
+    };
+    let explicit = match body.contains_key("allowed_routes") {
+        true => Some(opt_strings(body, "allowed_routes")?.unwrap_or_default()),
+        false => None,
+    };
+    let preset = opt_str(body, "key_type")?
+        .as_deref()
+        .and_then(key_routes::key_type_routes)
+        .map(|group| vec![group.to_string()]);
+    let asks = [(explicit, true), (preset, false)];
+    if asks
+        .iter()
+        .any(|(asked, is_list)| asked.as_ref().is_some_and(|a| !may_set(a, *is_list)))
+    {
+        return Err(access::forbidden(
+            "Only proxy admins can set `allowed_routes` on a key. Use `key_type` to pick a preset route bucket instead.",
+        ));
     }
     Ok(())
 }
@@ -325,6 +375,7 @@ pub(crate) fn key_json(r: &KeyRow) -> Map<String, Value> {
         "allowed_cache_controls".into(),
         json!(r.allowed_cache_controls),
     );
+    m.insert("allowed_routes".into(), json!(r.allowed_routes));
     m.insert("aliases".into(), r.aliases.clone());
     m.insert("config".into(), r.config.clone());
     m.insert("user_id".into(), json!(r.user_id));
@@ -413,6 +464,7 @@ async fn generate(
     access::gate(auth, "/key/generate", RouteClass::KeyManagement, false)?;
     let mut body = body_of(state, headers, body).await?;
     if !auth.is_admin {
+        check_route_rights(auth, &body, None)?;
         check_generate_rights(state, auth, &mut body).await?;
     }
     let (row, raw) = mint_key(state, auth, &body).await?;
@@ -665,6 +717,7 @@ async fn update_one(
     let mut row = existing(state, &key).await?;
     if !auth.is_admin {
         check_update_rights(state, auth, &row, body).await?;
+        check_route_rights(auth, body, Some(&row.allowed_routes))?;
     }
     apply_fields(&mut row, body, true)?;
     if body.contains_key("team_id") || body.contains_key("models") {

@@ -41,7 +41,7 @@ const USER_ROLES: [&str; 7] = [
 pub(crate) const MAX_LISTED_KEYS: i64 = 1000;
 
 /// Fields of `/user/new` that go to the auto-created key rather than the user row.
-const KEY_FIELDS: [&str; 8] = [
+const KEY_FIELDS: [&str; 9] = [
     "key_alias",
     "duration",
     "models",
@@ -50,6 +50,7 @@ const KEY_FIELDS: [&str; 8] = [
     "permissions",
     "key_type",
     "allowed_cache_controls",
+    "allowed_routes",
 ];
 
 /// The user row as LiteLLM returns it.

@@ -8,6 +8,7 @@
 
 use crate::api::Field;
 use crate::error::{ApiError, ErrorClass};
+use crate::middleware::key_routes;
 use crate::ratelimit::Descriptor;
 use crate::spend::model_budget::OwnerModelBudgets;
 use crate::spend::CachedKey;
@@ -364,6 +365,9 @@ async fn authenticate(
             e.type_override = Some("expired_key");
             return Err(e);
         }
+    }
+    if !key_routes::may_call(&row.allowed_routes, uri.path()) {
+        return Err(key_routes::refused(&row.allowed_routes, uri.path()));
     }
     let mut ctx = AuthCtx::for_key(
         hash,

@@ -13,4 +13,5 @@
 
 pub mod auth;
 pub mod end_user;
+pub mod key_routes;
 pub mod request_ctx;

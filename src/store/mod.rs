@@ -95,6 +95,7 @@ const PG_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend",
     to_char("updated_at", 'YYYY-MM-DD HH24:MI:SS.MS') AS "updated_at", "updated_by", "budget_id",
     "soft_budget_cooldown", "organization_id",
     COALESCE(array_to_json("allowed_cache_controls")::text, '[]') AS "allowed_cache_controls",
+    COALESCE(array_to_json("allowed_routes")::text, '[]') AS "allowed_routes",
     (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
 const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "expires", "models",
@@ -102,6 +103,7 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
     "blocked", "tpm_limit", "rpm_limit", "max_budget", "budget_duration", "budget_reset_at",
     "key_type", "model_spend", "model_max_budget", "created_at", "created_by", "updated_at",
     "updated_by", "budget_id", "soft_budget_cooldown", "organization_id", "allowed_cache_controls",
+    "allowed_routes",
     (SELECT b."soft_budget" FROM "LiteLLM_BudgetTable" b WHERE b."budget_id" = "LiteLLM_VerificationToken"."budget_id") AS "soft_budget""#;
 
 /// `YYYY-MM-DD HH:MM:SS.mmm`, the text form timestamps have in SQLite.
@@ -421,9 +423,9 @@ impl Store {
                         .await?;
                 }
                 let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown","organization_id","allowed_cache_controls") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)"#
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown","organization_id","allowed_cache_controls","allowed_routes") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31)"#
                 } else {
-                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=?2,"key_alias"=?3,"spend"=?4,"expires"=?5,"models"=?6,"aliases"=?7,"config"=?8,"user_id"=?9,"team_id"=?10,"permissions"=?11,"max_parallel_requests"=?12,"metadata"=?13,"blocked"=?14,"tpm_limit"=?15,"rpm_limit"=?16,"max_budget"=?17,"budget_duration"=?18,"budget_reset_at"=?19,"key_type"=?20,"model_spend"=?21,"model_max_budget"=?22,"created_at"=?23,"created_by"=?24,"updated_at"=?25,"updated_by"=?26,"budget_id"=?27,"soft_budget_cooldown"=?28,"organization_id"=?29,"allowed_cache_controls"=?30 WHERE "token"=?1"#
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=?2,"key_alias"=?3,"spend"=?4,"expires"=?5,"models"=?6,"aliases"=?7,"config"=?8,"user_id"=?9,"team_id"=?10,"permissions"=?11,"max_parallel_requests"=?12,"metadata"=?13,"blocked"=?14,"tpm_limit"=?15,"rpm_limit"=?16,"max_budget"=?17,"budget_duration"=?18,"budget_reset_at"=?19,"key_type"=?20,"model_spend"=?21,"model_max_budget"=?22,"created_at"=?23,"created_by"=?24,"updated_at"=?25,"updated_by"=?26,"budget_id"=?27,"soft_budget_cooldown"=?28,"organization_id"=?29,"allowed_cache_controls"=?30,"allowed_routes"=?31 WHERE "token"=?1"#
                 };
                 let r = sqlx::query(sql)
                     .bind(&k.token)
@@ -459,6 +461,7 @@ impl Store {
                         serde_json::to_string(&k.allowed_cache_controls)
                             .unwrap_or_else(|_| "[]".into()),
                     )
+                    .bind(serde_json::to_string(&k.allowed_routes).unwrap_or_else(|_| "[]".into()))
                     .execute(&mut *tx)
                     .await;
                 map_write(r)?;
@@ -496,9 +499,9 @@ impl Store {
                         .await?;
                 }
                 let sql = if insert {
-                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown","organization_id","allowed_cache_controls") VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11::jsonb,$12,$13::jsonb,$14,$15,$16,$17,$18,$19,$20,$21::jsonb,$22::jsonb,$23,$24,$25,$26,$27,$28,$29,$30)"#
+                    r#"INSERT INTO "LiteLLM_VerificationToken" ("token","key_name","key_alias","spend","expires","models","aliases","config","user_id","team_id","permissions","max_parallel_requests","metadata","blocked","tpm_limit","rpm_limit","max_budget","budget_duration","budget_reset_at","key_type","model_spend","model_max_budget","created_at","created_by","updated_at","updated_by","budget_id","soft_budget_cooldown","organization_id","allowed_cache_controls","allowed_routes") VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11::jsonb,$12,$13::jsonb,$14,$15,$16,$17,$18,$19,$20,$21::jsonb,$22::jsonb,$23,$24,$25,$26,$27,$28,$29,$30,$31)"#
                 } else {
-                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=$2,"key_alias"=$3,"spend"=$4,"expires"=$5,"models"=$6,"aliases"=$7::jsonb,"config"=$8::jsonb,"user_id"=$9,"team_id"=$10,"permissions"=$11::jsonb,"max_parallel_requests"=$12,"metadata"=$13::jsonb,"blocked"=$14,"tpm_limit"=$15,"rpm_limit"=$16,"max_budget"=$17,"budget_duration"=$18,"budget_reset_at"=$19,"key_type"=$20,"model_spend"=$21::jsonb,"model_max_budget"=$22::jsonb,"created_at"=$23,"created_by"=$24,"updated_at"=$25,"updated_by"=$26,"budget_id"=$27,"soft_budget_cooldown"=$28,"organization_id"=$29,"allowed_cache_controls"=$30 WHERE "token"=$1"#
+                    r#"UPDATE "LiteLLM_VerificationToken" SET "key_name"=$2,"key_alias"=$3,"spend"=$4,"expires"=$5,"models"=$6,"aliases"=$7::jsonb,"config"=$8::jsonb,"user_id"=$9,"team_id"=$10,"permissions"=$11::jsonb,"max_parallel_requests"=$12,"metadata"=$13::jsonb,"blocked"=$14,"tpm_limit"=$15,"rpm_limit"=$16,"max_budget"=$17,"budget_duration"=$18,"budget_reset_at"=$19,"key_type"=$20,"model_spend"=$21::jsonb,"model_max_budget"=$22::jsonb,"created_at"=$23,"created_by"=$24,"updated_at"=$25,"updated_by"=$26,"budget_id"=$27,"soft_budget_cooldown"=$28,"organization_id"=$29,"allowed_cache_controls"=$30,"allowed_routes"=$31 WHERE "token"=$1"#
                 };
                 let r = sqlx::query(sql)
                     .bind(&k.token)
@@ -531,6 +534,7 @@ impl Store {
                     .bind(k.soft_budget_cooldown)
                     .bind(&k.organization_id)
                     .bind(&k.allowed_cache_controls)
+                    .bind(&k.allowed_routes)
                     .execute(&mut *tx)
                     .await;
                 map_write(r)?;

@@ -44,6 +44,9 @@ pub struct KeyRow {
     pub organization_id: Option<String>,
     /// The request `cache` controls the key may use (empty: all).
     pub allowed_cache_controls: Vec<String>,
+    /// The routes the key may call, as paths, `*` prefixes or LiteLLM's route-group names
+    /// (empty: no restriction beyond the caller's role).
+    pub allowed_routes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,6 +122,7 @@ macro_rules! key_from_row {
             expires: parse_ts(r.try_get("expires").ok().flatten()),
             models: strings(r.try_get("models").ok().flatten()),
             allowed_cache_controls: strings(r.try_get("allowed_cache_controls").ok().flatten()),
+            allowed_routes: strings(r.try_get("allowed_routes").ok().flatten()),
             aliases: json(
                 r.try_get("aliases").ok().flatten(),
                 Value::Object(Default::default()),

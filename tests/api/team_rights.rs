@@ -8,7 +8,7 @@ use crate::helpers::*;
 use crate::keys::{backends, chat_with, keys_config};
 use serde_json::{json, Value};
 
-async fn ok(r: reqwest::Response) -> Value {
+pub async fn ok(r: reqwest::Response) -> Value {
     let status = r.status();
     let v: Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{v}");
@@ -16,7 +16,7 @@ async fn ok(r: reqwest::Response) -> Value {
 }
 
 /// Asserts the status and that the OpenAI-shaped error's message contains `needle`.
-async fn refused(r: reqwest::Response, status: u16, needle: &str) -> Value {
+pub async fn refused(r: reqwest::Response, status: u16, needle: &str) -> Value {
     let got = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
     assert_eq!(got, status, "{v}");
@@ -48,7 +48,7 @@ async fn join(gw: &Gateway, team: &str, user: &str) {
 }
 
 /// Creates a user (with `role`) and returns the key minted for them.
-async fn user_key(gw: &Gateway, user_id: &str, role: &str) -> String {
+pub async fn user_key(gw: &Gateway, user_id: &str, role: &str) -> String {
     let u = ok(gw
         .post("/user/new", json!({"user_id": user_id, "user_role": role}))
         .await)
