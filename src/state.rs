@@ -72,6 +72,8 @@ pub struct Inner {
     pub key_cache_ttl: Duration,
     /// End users (the `user` of LLM requests) by id, cached like keys.
     pub end_users: crate::middleware::end_user::EndUserCache,
+    /// Prometheus metrics, when the `prometheus` callback is on.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 #[derive(Clone)]
@@ -252,7 +254,13 @@ impl AppState {
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(Duration::from_secs_f64)
             .unwrap_or(DEFAULT_BUDGET_RESET_CHECK);
+        let metrics = crate::metrics::enabled(&cfg.litellm_settings).then(|| {
+            crate::metrics::Metrics::new(
+                cfg.litellm_settings.require_auth_for_metrics_endpoint != Some(false),
+            )
+        });
         let state = Self(Arc::new(Inner {
+            metrics,
             background_health,
             health: DashMap::new(),
             store,

@@ -54,6 +54,28 @@ pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
     }
 }
 
+/// A list of names, also accepted as a single name (`callbacks: prometheus`).
+pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                other => Err(D::Error::custom(format!(
+                    "expected a list of names, got an item that is {}",
+                    kind(&other)
+                ))),
+            })
+            .collect(),
+        other => Err(D::Error::custom(format!(
+            "expected a list of names, got {}",
+            kind(&other)
+        ))),
+    }
+}
+
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     let v = Value::deserialize(d)?;
     match &v {

@@ -379,6 +379,18 @@ fn split_path(path: &str) -> Vec<Seg<'_>> {
 }
 
 fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
+    let s = &config.litellm_settings;
+    for (field, list) in [
+        ("callbacks", &s.callbacks),
+        ("success_callback", &s.success_callback),
+        ("failure_callback", &s.failure_callback),
+    ] {
+        for name in list.iter().filter(|n| *n != "prometheus") {
+            warnings.push(format!(
+                "callback `{name}` in `litellm_settings.{field}` is not built into this gateway; it is ignored (only `prometheus` is)"
+            ));
+        }
+    }
     let sections: [(&str, &serde_json::Map<String, Value>); 4] = [
         ("litellm_settings", &config.litellm_settings.extra),
         ("router_settings", &config.router_settings.extra),
@@ -410,6 +422,31 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callbacks_are_names_and_only_prometheus_is_built() {
+        let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\"]\n  failure_callback: datadog\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let s = &cfg.config.litellm_settings;
+        assert_eq!(s.callbacks, ["prometheus", "langfuse"]);
+        assert_eq!(s.failure_callback, ["datadog"]);
+        assert!(crate::metrics::enabled(s));
+        let about: Vec<&String> = cfg
+            .warnings
+            .iter()
+            .filter(|w| w.contains("callback"))
+            .collect();
+        assert_eq!(about.len(), 2, "{about:?}");
+        assert!(about[0].contains("`langfuse` in `litellm_settings.callbacks`"));
+        let err = load_str("litellm_settings:\n  callbacks: 5\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("callbacks"), "{err}");
+        assert!(!crate::metrics::enabled(
+            &load_str("model_list: []\n", "t.yaml")
+                .unwrap()
+                .config
+                .litellm_settings
+        ));
+    }
 
     #[test]
     fn env_refs_resolve_and_missing_ones_warn() {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use lenient::{opt_bool, opt_f64, opt_u64};
+use lenient::{names, opt_bool, opt_f64, opt_u64};
 
 /// A credential from the config. `Debug` never prints it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -182,6 +182,17 @@ pub struct LitellmSettings {
     #[serde(deserialize_with = "opt_bool")]
     pub cache: Option<bool>,
     pub cache_params: Option<Map<String, Value>>,
+    /// Logging integrations by name. `prometheus` (in any of the three lists) serves
+    /// `/metrics`; other names are warned about at start-up and ignored.
+    #[serde(default, deserialize_with = "names")]
+    pub callbacks: Vec<String>,
+    #[serde(default, deserialize_with = "names")]
+    pub success_callback: Vec<String>,
+    #[serde(default, deserialize_with = "names")]
+    pub failure_callback: Vec<String>,
+    /// `/metrics` needs a key unless this is false (LiteLLM's default: it does).
+    #[serde(deserialize_with = "opt_bool")]
+    pub require_auth_for_metrics_endpoint: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -81,6 +81,24 @@ async fn store_status(state: &AppState) -> (axum::http::StatusCode, &'static str
     }
 }
 
+/// `GET /metrics`: every Prometheus series as text (mounted only when the `prometheus`
+/// callback is on, as in LiteLLM).
+pub async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(crate::metrics::Metrics::render)
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 pub async fn test_handler() -> Response {
     Json(json!({"route": "/test"})).into_response()
 }

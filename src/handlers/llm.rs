@@ -163,7 +163,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
     let call = super::boxed(|| run(state, ctx, auth, headers, kind, path_model, body));
-    match call.await {
+    let r = match call.await {
         Ok(r) => r,
         Err(e) => {
             let mut r = e.into_response();
@@ -171,7 +171,11 @@ async fn handle(
                 .insert(H_RESPONSE_COST.clone(), HeaderValue::from_static("0"));
             r
         }
+    };
+    if let Some(m) = &state.metrics {
+        m.proxy_request(auth, parts.uri.path(), headers, ctx.seen.get(), &r);
     }
+    r
 }
 
 /// A parsed, validated LLM request.
@@ -437,6 +441,12 @@ async fn run(
     let mut req = parse_request(state, headers, kind, path_model, body).await?;
     check_cache_controls(auth, &req.extras)?;
     req.end_user_id = end_user::end_user_id(headers, &req.body);
+    if state.metrics.is_some() {
+        let _ = ctx.seen.set(crate::metrics::Seen {
+            requested_model: req.model.clone(),
+            end_user: req.end_user_id.clone(),
+        });
+    }
     let own_router = match req.extras.other.field("user_config") {
         Some(cfg) => Some(user_config_router(state, auth, cfg)?),
         None => None,
@@ -1032,13 +1042,20 @@ async fn try_group(
                 // and a failure row is logged.
                 if let Ok(mut g) = slot.lock() {
                     if let Some((_, acct)) = g.as_mut() {
-                        acct.take();
+                        if let Some(mut a) = acct.take() {
+                            a.failed(&e);
+                        }
                     }
                 }
                 state
                     .cooldowns
                     .record_failure(&deployment.id, group.deployments.len(), &e)
                     .await;
+                if let Some(m) = &state.metrics {
+                    if state.cooldowns.remaining(&deployment.id).is_some() {
+                        m.deployment_cooled_down(&deployment);
+                    }
+                }
                 let allowed = match retry_policy(state, &group.name, e.class) {
                     Some(n) => n,
                     None if e.class.is_retryable() => retries,
@@ -1075,6 +1092,8 @@ fn call_facts<'a>(
     CallFacts {
         call_id: &ctx.call_id,
         call_type: req.kind.call_type(),
+        requested_model: &req.model,
+        request_start: ctx.start,
         group,
         upstream_model,
         prompt_bytes: req.prompt_bytes,

@@ -49,6 +49,9 @@ pub struct AuthCtx {
     pub organization: Option<Arc<OrgGate>>,
     /// The `tags` of the key's and its team's metadata, added to each call's own tags.
     pub tags: Option<Arc<[String]>>,
+    /// The key's team's alias and its user's email (labels of the Prometheus metrics).
+    pub team_alias: Option<Arc<str>>,
+    pub user_email: Option<Arc<str>>,
 }
 
 /// What a call needs of the caller's organization: its id (spend attribution) and its model
@@ -91,6 +94,8 @@ impl AuthCtx {
             user_role: Some("proxy_admin"),
             organization: None,
             tags: None,
+            team_alias: None,
+            user_email: None,
         }
     }
 
@@ -146,6 +151,8 @@ impl AuthCtx {
             user_role,
             organization: None,
             tags: None,
+            team_alias: None,
+            user_email: None,
         }
     }
 
@@ -153,6 +160,11 @@ impl AuthCtx {
     pub fn user_id(&self) -> Option<&str> {
         self.key.as_ref().and_then(|k| k.user_id.as_deref())
     }
+}
+
+/// `/metrics` (Prometheus), public only when the config says so.
+fn is_metrics_route(path: &str) -> bool {
+    matches!(path, "/metrics" | "/metrics/")
 }
 
 /// Routes anyone may call (LiteLLM's public routes).
@@ -271,6 +283,23 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     if is_public_route(path) || req.method() == axum::http::Method::OPTIONS {
         return next.run(req).await;
     }
+    if let Some(m) = state.metrics.as_ref().filter(|_| is_metrics_route(path)) {
+        if !m.require_auth {
+            return next.run(req).await;
+        }
+        return match authenticate(&state, req.headers(), req.uri()).await {
+            Ok(ctx) => {
+                let mut req = req;
+                req.extensions_mut().insert(ctx);
+                next.run(req).await
+            }
+            Err(e) => ApiError::proxy_auth(format!(
+                "Unauthorized access to metrics endpoint: {} To allow unauthenticated access, set `litellm_settings.require_auth_for_metrics_endpoint: false` in your proxy_config.yaml.",
+                e.message
+            ))
+            .into_response(),
+        };
+    }
     authenticated(&state, req, |mut req, ctx| {
         req.extensions_mut().insert(ctx);
         next.run(req)
@@ -334,6 +363,8 @@ async fn authenticate(
     let CachedKey {
         row,
         tags,
+        team_alias,
+        user_email,
         shared_limits,
         shared_budgets,
         model_budgets,
@@ -379,6 +410,8 @@ async fn authenticate(
     );
     ctx.organization = organization;
     ctx.tags = tags;
+    ctx.team_alias = team_alias;
+    ctx.user_email = user_email;
     Ok(ctx)
 }
 
@@ -572,6 +605,14 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
     });
     shared_limits.extend(member_limits);
     let tags = metadata_tags([Some(&r.metadata), team.as_ref().map(|t| &t.metadata)]);
+    let team_alias = team
+        .as_ref()
+        .and_then(|t| t.team_alias.as_deref())
+        .map(Arc::from);
+    let user_email = user
+        .as_ref()
+        .and_then(|u| u.user_email.as_deref())
+        .map(Arc::from);
     if let Some(t) = team {
         shared_limits.extend(limits_of(
             "team",
@@ -604,6 +645,8 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
         .observe_db_spend(hash, r.spend, r.budget_reset_at);
     let cached = CachedKey {
         tags,
+        team_alias,
+        user_email,
         row: Arc::new(r),
         team_blocked,
         shared_limits,

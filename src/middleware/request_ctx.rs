@@ -19,6 +19,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct RequestCtx {
     pub call_id: String,
     pub start: Instant,
+    /// The requested model and end user, once the LLM handler has parsed them (kept only when
+    /// the Prometheus metrics are on).
+    pub seen: std::sync::OnceLock<crate::metrics::Seen>,
 }
 
 impl RequestCtx {
@@ -86,6 +89,7 @@ where
     let ctx = RequestCtx {
         call_id: call_id.clone(),
         start,
+        seen: std::sync::OnceLock::new(),
     };
     let mut resp = inner(req, ctx).await;
     let h = resp.headers_mut();

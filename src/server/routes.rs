@@ -261,7 +261,13 @@ pub(crate) fn front(state: AppState) -> Front {
             "/team/spend/report",
             get(spend_reports::team_spend_report_handler),
         )
-        .route("/", get(health::root_handler))
+        .route("/", get(health::root_handler));
+    if state.metrics.is_some() {
+        r = r
+            .route("/metrics", get(health::metrics_handler))
+            .route("/metrics/", get(health::metrics_handler));
+    }
+    let r = r
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

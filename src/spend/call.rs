@@ -46,12 +46,20 @@ pub struct CallAccount {
     /// Served from the response cache: costs nothing.
     cache_hit: bool,
     done: bool,
+    /// Labels and budgets for the Prometheus metrics, when they are on.
+    metrics: Option<Box<crate::metrics::CallMetrics>>,
+    /// The status and class of the error that ended the call, when one did.
+    failure: Option<(u16, &'static str)>,
 }
 
 /// Request facts accounting needs.
 pub struct CallFacts<'a> {
     pub call_id: &'a str,
     pub call_type: &'static str,
+    /// The model the client named (the group may differ: aliases, wildcards).
+    pub requested_model: &'a str,
+    /// When the request reached the proxy.
+    pub request_start: std::time::Instant,
     pub group: &'a str,
     pub upstream_model: &'a str,
     pub prompt_bytes: usize,
@@ -191,7 +199,24 @@ impl CallAccount {
             cache_key: None,
             cache_hit: false,
             done: false,
+            metrics: state.metrics.as_ref().map(|_| {
+                Box::new(crate::metrics::CallMetrics::new(
+                    auth,
+                    d,
+                    f.requested_model,
+                    f.request_start,
+                    f.group,
+                    f.upstream_model,
+                    f.end_user,
+                ))
+            }),
+            failure: None,
         })
+    }
+
+    /// Notes the error that ended the call (its failure metrics name it).
+    pub fn failed(&mut self, e: &ApiError) {
+        self.failure = Some((e.status().as_u16(), e.class.litellm_name()));
     }
 
     /// Records the call's response-cache key in its spend-log row.
@@ -244,6 +269,16 @@ impl CallAccount {
         }
         // The account is finished: its strings move into the row instead of being copied.
         let end = now();
+        if let (Some(m), Some(c)) = (&self.state.metrics, self.metrics.as_deref()) {
+            let secs = (end - self.start)
+                .num_microseconds()
+                .map_or(0.0, |us| us as f64 / 1e6);
+            let failure = match status {
+                "success" => None,
+                _ => Some(self.failure.unwrap_or((500, "InternalServerError"))),
+            };
+            m.llm_call(c, &usage, cost, secs, failure, &self.state.budgets);
+        }
         let user_id = self.user_id.take();
         let log = SpendLogRow {
             request_id: std::mem::take(&mut self.call_id),

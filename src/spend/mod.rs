@@ -456,6 +456,9 @@ pub struct CachedKey {
     pub row: Arc<KeyRow>,
     /// The `tags` of the key's and its team's metadata (see `AuthCtx::tags`).
     pub tags: Option<Arc<[String]>>,
+    /// The alias of the key's team and the email of its user (see `AuthCtx::team_alias`).
+    pub team_alias: Option<Arc<str>>,
+    pub user_email: Option<Arc<str>>,
     /// The key's team was blocked when the key was loaded.
     pub team_blocked: bool,
     /// The limits of the key's team and user (`rpm_limit`, `tpm_limit`,

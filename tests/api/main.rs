@@ -15,6 +15,7 @@ mod helpers;
 mod key_routes;
 mod keys;
 mod limits;
+mod metrics;
 mod model_budgets;
 mod native;
 mod organizations;
