@@ -89,34 +89,49 @@ impl Label {
     }
 }
 
-/// The label values of one call; unset ones are written `None`.
+/// The label values of one call, borrowed; unset ones are written `None`.
 #[derive(Debug, Clone, Default)]
-pub struct Labels {
-    values: [Option<String>; LABEL_COUNT],
+pub struct Labels<'a> {
+    values: [Option<&'a str>; LABEL_COUNT],
 }
 
-impl Labels {
+impl<'a> Labels<'a> {
     /// Sets a label; an empty value counts as unset (LiteLLM writes `None` for both).
-    pub fn set(&mut self, label: Label, value: Option<&str>) -> &mut Self {
-        self.values[label as usize] = value.filter(|v| !v.is_empty()).map(|v| v.replace(SEP, " "));
+    pub fn set(&mut self, label: Label, value: Option<&'a str>) -> &mut Self {
+        self.values[label as usize] = value.filter(|v| !v.is_empty());
         self
-    }
-
-    fn get(&self, label: Label) -> &str {
-        self.values[label as usize].as_deref().unwrap_or("None")
     }
 
     /// The series key of a metric: its label values in its label order.
     fn key(&self, labels: &[Label]) -> String {
-        let mut key = String::with_capacity(labels.len() * 16);
+        let mut key = String::with_capacity(labels.len() * 24);
         for (i, l) in labels.iter().enumerate() {
             if i > 0 {
                 key.push(SEP);
             }
-            key.push_str(self.get(*l));
+            let value = self.values[*l as usize].unwrap_or("None");
+            if value.contains(SEP) {
+                key.push_str(&value.replace(SEP, " "));
+            } else {
+                key.push_str(value);
+            }
         }
         key
     }
+}
+
+/// A key written in [`CALL_LABELS`] order, cut down to `labels` (each of which it holds).
+fn project(call_key: &str, labels: &[Label]) -> String {
+    let values: Vec<&str> = call_key.split(SEP).collect();
+    let mut key = String::with_capacity(call_key.len());
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        let at = CALL_LABELS.iter().position(|c| c == l);
+        key.push_str(at.and_then(|a| values.get(a)).copied().unwrap_or("None"));
+    }
+    key
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +168,52 @@ struct Def {
     help: &'static str,
     kind: Kind,
     labels: &'static [Label],
+    /// Where the values live: the metric's own series, or a field of the per-call series
+    /// ([`CallCell`]), summed over the call labels the metric does not have.
+    source: Source,
 }
+
+#[derive(Clone, Copy)]
+enum Source {
+    Own,
+    /// An index into [`CallCell::counters`].
+    CallCounter(usize),
+    /// An index into [`CallCell::latency`].
+    CallLatency(usize),
+}
+
+/// The labels of the per-call series: every label of the metrics kept there.
+const CALL_LABELS: &[Label] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Model,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::UserEmail,
+    L::ClientIp,
+    L::UserAgent,
+    L::RequestedModel,
+    L::ModelId,
+    L::ApiProvider,
+    L::ServiceTier,
+    L::ModelGroup,
+    L::LitellmModelName,
+    L::ApiBase,
+];
+
+/// [`CallCell::counters`] slots.
+const C_REQUESTS: usize = 0;
+const C_SPEND: usize = 1;
+const C_TOTAL_TOKENS: usize = 2;
+const C_INPUT_TOKENS: usize = 3;
+const C_OUTPUT_TOKENS: usize = 4;
+const C_DEPLOYMENT_SUCCESS: usize = 5;
+const C_DEPLOYMENT_TOTAL: usize = 6;
+/// [`CallCell::latency`] slots.
+const H_REQUEST_TOTAL: usize = 0;
+const H_LLM_API: usize = 1;
 
 use Label as L;
 
@@ -205,7 +265,7 @@ const LLM_LATENCY_LABELS: &[Label] = &[
 ];
 
 /// Every metric, in [`Metric`] order.
-const DEFS: [Def; 17] = [
+static DEFS: [Def; 17] = [
     Def {
         name: "litellm_proxy_total_requests_metric",
         help: "Total number of requests made to the proxy server - track number of client side requests",
@@ -226,6 +286,7 @@ const DEFS: [Def; 17] = [
             L::ModelId,
             L::ApiProvider,
         ],
+        source: Source::Own,
     },
     Def {
         name: "litellm_proxy_failed_requests_metric",
@@ -248,6 +309,7 @@ const DEFS: [Def; 17] = [
             L::ModelId,
             L::ApiProvider,
         ],
+        source: Source::Own,
     },
     Def {
         name: "litellm_requests_metric",
@@ -268,6 +330,7 @@ const DEFS: [Def; 17] = [
             L::ModelId,
             L::ApiProvider,
         ],
+        source: Source::CallCounter(C_REQUESTS),
     },
     Def {
         name: "litellm_spend_metric",
@@ -289,24 +352,28 @@ const DEFS: [Def; 17] = [
             L::ApiProvider,
             L::ServiceTier,
         ],
+        source: Source::CallCounter(C_SPEND),
     },
     Def {
         name: "litellm_total_tokens_metric",
         help: "Total number of input + output tokens from LLM requests",
         kind: Kind::Counter,
         labels: TOKEN_LABELS,
+        source: Source::CallCounter(C_TOTAL_TOKENS),
     },
     Def {
         name: "litellm_input_tokens_metric",
         help: "Total number of input tokens from LLM requests",
         kind: Kind::Counter,
         labels: TOKEN_LABELS,
+        source: Source::CallCounter(C_INPUT_TOKENS),
     },
     Def {
         name: "litellm_output_tokens_metric",
         help: "Total number of output tokens from LLM requests",
         kind: Kind::Counter,
         labels: TOKEN_LABELS,
+        source: Source::CallCounter(C_OUTPUT_TOKENS),
     },
     Def {
         name: "litellm_request_total_latency_metric",
@@ -326,24 +393,28 @@ const DEFS: [Def; 17] = [
             L::ApiProvider,
             L::ServiceTier,
         ],
+        source: Source::CallLatency(H_REQUEST_TOTAL),
     },
     Def {
         name: "litellm_llm_api_latency_metric",
         help: "Total latency (seconds) for a models LLM API call",
         kind: Kind::Histogram,
         labels: LLM_LATENCY_LABELS,
+        source: Source::CallLatency(H_LLM_API),
     },
     Def {
         name: "litellm_deployment_state",
         help: "LLM Deployment Analytics - The state of the deployment: 0 = healthy, 1 = partial outage, 2 = complete outage",
         kind: Kind::Gauge,
         labels: &[L::LitellmModelName, L::ModelId, L::ApiBase, L::ApiProvider],
+        source: Source::Own,
     },
     Def {
         name: "litellm_deployment_success_responses",
         help: "LLM Deployment Analytics - Total number of successful LLM API calls via litellm",
         kind: Kind::Counter,
         labels: DEPLOYMENT_LABELS,
+        source: Source::CallCounter(C_DEPLOYMENT_SUCCESS),
     },
     Def {
         name: "litellm_deployment_failure_responses",
@@ -365,53 +436,91 @@ const DEFS: [Def; 17] = [
             L::ClientIp,
             L::UserAgent,
         ],
+        source: Source::Own,
     },
     Def {
         name: "litellm_deployment_total_requests",
         help: "LLM Deployment Analytics - Total number of LLM API calls via litellm - success + failure",
         kind: Kind::Counter,
         labels: DEPLOYMENT_LABELS,
+        source: Source::CallCounter(C_DEPLOYMENT_TOTAL),
     },
     Def {
         name: "litellm_remaining_api_key_budget_metric",
         help: "Remaining budget for api key",
         kind: Kind::Gauge,
         labels: &[L::HashedApiKey, L::ApiKeyAlias],
+        source: Source::Own,
     },
     Def {
         name: "litellm_api_key_max_budget_metric",
         help: "Maximum budget set for api key",
         kind: Kind::Gauge,
         labels: &[L::HashedApiKey, L::ApiKeyAlias],
+        source: Source::Own,
     },
     Def {
         name: "litellm_remaining_team_budget_metric",
         help: "Remaining budget for team",
         kind: Kind::Gauge,
         labels: &[L::Team, L::TeamAlias],
+        source: Source::Own,
     },
     Def {
         name: "litellm_team_max_budget_metric",
         help: "Maximum budget set for team",
         kind: Kind::Gauge,
         labels: &[L::Team, L::TeamAlias],
+        source: Source::Own,
     },
 ];
 
-/// One series' value.
+/// A latency histogram: observations per bucket (not cumulative; summed on render).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hist {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Hist {
+    fn observe(&mut self, secs: f64) {
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn add(&mut self, other: &Hist) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+}
+
+/// One series of a metric kept on its own.
 enum Cell {
     Value(f64),
-    Histogram {
-        /// Observations at or under each bucket bound (not cumulative; summed on render).
-        buckets: [u64; LATENCY_BUCKETS.len()],
-        count: u64,
-        sum: f64,
-    },
+    Histogram(Hist),
+}
+
+/// Everything recorded for one combination of [`CALL_LABELS`]: one map update per call covers
+/// the call, spend, token, latency and per-deployment counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct CallCell {
+    counters: [f64; 7],
+    latency: [Hist; 2],
 }
 
 /// The recorded series of every metric.
 pub struct Metrics {
+    /// Series of the metrics kept on their own ([`Source::Own`]), by metric.
     series: Vec<Mutex<HashMap<String, Cell>>>,
+    /// The per-call series, keyed in [`CALL_LABELS`] order.
+    calls: Mutex<HashMap<String, CallCell>>,
     /// Whether `/metrics` needs a key (`litellm_settings.require_auth_for_metrics_endpoint`,
     /// on unless set to false, as in LiteLLM).
     pub require_auth: bool,
@@ -428,30 +537,27 @@ impl Metrics {
     pub fn new(require_auth: bool) -> Self {
         Self {
             series: DEFS.iter().map(|_| Mutex::new(HashMap::new())).collect(),
+            calls: Mutex::new(HashMap::new()),
             require_auth,
         }
     }
 
-    fn update(&self, metric: Metric, labels: &Labels, f: impl FnOnce(&mut Cell)) {
+    /// Updates a metric kept on its own, under a key already in its label order.
+    fn update(&self, metric: Metric, key: String, f: impl FnOnce(&mut Cell)) {
         let def = &DEFS[metric as usize];
-        let key = labels.key(def.labels);
         let Ok(mut map) = self.series[metric as usize].lock() else {
             return;
         };
         let cell = map.entry(key).or_insert_with(|| match def.kind {
-            Kind::Histogram => Cell::Histogram {
-                buckets: [0; LATENCY_BUCKETS.len()],
-                count: 0,
-                sum: 0.0,
-            },
+            Kind::Histogram => Cell::Histogram(Hist::default()),
             Kind::Counter | Kind::Gauge => Cell::Value(0.0),
         });
         f(cell);
     }
 
     /// Adds `by` to a counter.
-    pub fn inc(&self, metric: Metric, labels: &Labels, by: f64) {
-        self.update(metric, labels, |c| {
+    fn inc(&self, metric: Metric, key: String, by: f64) {
+        self.update(metric, key, |c| {
             if let Cell::Value(v) = c {
                 *v += by;
             }
@@ -459,38 +565,68 @@ impl Metrics {
     }
 
     /// Sets a gauge.
-    pub fn set(&self, metric: Metric, labels: &Labels, value: f64) {
-        self.update(metric, labels, |c| {
+    fn set(&self, metric: Metric, key: String, value: f64) {
+        self.update(metric, key, |c| {
             if let Cell::Value(v) = c {
                 *v = value;
             }
         });
     }
 
-    /// Records one observation (seconds) in a histogram.
-    pub fn observe(&self, metric: Metric, labels: &Labels, secs: f64) {
-        self.update(metric, labels, |c| {
-            if let Cell::Histogram {
-                buckets,
-                count,
-                sum,
-            } = c
-            {
-                if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-                    buckets[i] += 1;
-                }
-                *count += 1;
-                *sum += secs;
+    /// The series of one metric as (label key, value), in label order: its own, or the
+    /// per-call series summed over the labels it does not have.
+    fn collect(&self, index: usize) -> Vec<(String, Sample)> {
+        let def = &DEFS[index];
+        let mut out: Vec<(String, Sample)> = match def.source {
+            Source::Own => {
+                let Ok(map) = self.series[index].lock() else {
+                    return Vec::new();
+                };
+                map.iter()
+                    .map(|(k, c)| {
+                        let v = match c {
+                            Cell::Value(v) => Sample::Value(*v),
+                            Cell::Histogram(h) => Sample::Histogram(*h),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
             }
-        });
+            Source::CallCounter(_) | Source::CallLatency(_) => {
+                let Ok(calls) = self.calls.lock() else {
+                    return Vec::new();
+                };
+                let mut merged: HashMap<String, Sample> = HashMap::new();
+                for (key, cell) in calls.iter() {
+                    let entry = merged.entry(project(key, def.labels));
+                    match def.source {
+                        Source::CallCounter(i) => {
+                            if let Sample::Value(v) = entry.or_insert(Sample::Value(0.0)) {
+                                *v += cell.counters[i];
+                            }
+                        }
+                        Source::CallLatency(i) => {
+                            if let Sample::Histogram(h) =
+                                entry.or_insert(Sample::Histogram(Hist::default()))
+                            {
+                                h.add(&cell.latency[i]);
+                            }
+                        }
+                        Source::Own => {}
+                    }
+                }
+                merged.into_iter().collect()
+            }
+        };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Every series as Prometheus text (exposition format 0.0.4), metrics in a fixed order.
     /// Counters are written `<name>_total`, as Prometheus' Python client writes them.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        for (def, series) in DEFS.iter().zip(&self.series) {
-            let Ok(map) = series.lock() else { continue };
+        for (index, def) in DEFS.iter().enumerate() {
             let kind = match def.kind {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",
@@ -498,56 +634,45 @@ impl Metrics {
             };
             let _ = writeln!(out, "# HELP {} {}", def.name, def.help);
             let _ = writeln!(out, "# TYPE {} {kind}", def.name);
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for key in keys {
-                let labels = label_text(def.labels, key);
-                match &map[key] {
-                    Cell::Value(v) => {
+            for (key, sample) in self.collect(index) {
+                let labels = label_text(def.labels, &key);
+                let name = def.name;
+                match sample {
+                    Sample::Value(v) => {
                         let suffix = if def.kind == Kind::Counter {
                             "_total"
                         } else {
                             ""
                         };
-                        let _ =
-                            writeln!(out, "{}{suffix}{{{labels}}} {}", def.name, python_float(*v));
+                        let _ = writeln!(out, "{name}{suffix}{{{labels}}} {}", python_float(v));
                     }
-                    Cell::Histogram {
-                        buckets,
-                        count,
-                        sum,
-                    } => {
+                    Sample::Histogram(h) => {
                         let mut seen = 0;
-                        for (bound, n) in LATENCY_BUCKETS.iter().zip(buckets) {
+                        for (bound, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
                             seen += n;
                             let _ = writeln!(
                                 out,
-                                "{}_bucket{{{labels},le=\"{}\"}} {}",
-                                def.name,
+                                "{name}_bucket{{{labels},le=\"{}\"}} {}",
                                 python_float(*bound),
                                 python_float(seen as f64)
                             );
                         }
-                        let _ = writeln!(
-                            out,
-                            "{}_bucket{{{labels},le=\"+Inf\"}} {}",
-                            def.name,
-                            python_float(*count as f64)
-                        );
-                        let _ = writeln!(
-                            out,
-                            "{}_count{{{labels}}} {}",
-                            def.name,
-                            python_float(*count as f64)
-                        );
-                        let _ =
-                            writeln!(out, "{}_sum{{{labels}}} {}", def.name, python_float(*sum));
+                        let count = python_float(h.count as f64);
+                        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+                        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+                        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", python_float(h.sum));
                     }
                 }
             }
         }
         out
     }
+}
+
+/// A series' value as rendered.
+enum Sample {
+    Value(f64),
+    Histogram(Hist),
 }
 
 /// What the proxy learnt of a call before routing it: the proxy-level metrics' labels.
@@ -558,7 +683,7 @@ pub struct Seen {
 }
 
 /// The caller's labels: key hash and alias, team and alias, user and email.
-fn caller_labels(auth: &AuthCtx) -> Labels {
+fn caller_labels(auth: &AuthCtx) -> Labels<'_> {
     let mut l = Labels::default();
     let key = auth.key.as_deref();
     l.set(L::HashedApiKey, auth.key_hash.as_deref())
@@ -573,7 +698,8 @@ fn caller_labels(auth: &AuthCtx) -> Labels {
 /// What one LLM call's metrics need, taken when the call starts.
 #[derive(Debug)]
 pub struct CallMetrics {
-    labels: Labels,
+    /// The call's labels, as a key in [`CALL_LABELS`] order.
+    key: String,
     /// When the request reached the proxy (its total latency runs from here).
     request_start: std::time::Instant,
     /// The key's hash and `max_budget`, when it has one.
@@ -618,7 +744,7 @@ impl CallMetrics {
                 Some((scope, b.max_budget))
             });
         Self {
-            labels,
+            key: labels.key(CALL_LABELS),
             request_start,
             key_budget,
             team_budget,
@@ -647,7 +773,12 @@ impl Metrics {
                 header_text(resp.headers(), "x-litellm-model-id"),
             )
             .set(L::StatusCode, Some(status.as_str()));
-        self.inc(Metric::ProxyTotalRequests, &l, 1.0);
+        let def = |m: Metric| DEFS[m as usize].labels;
+        self.inc(
+            Metric::ProxyTotalRequests,
+            l.key(def(Metric::ProxyTotalRequests)),
+            1.0,
+        );
         if status.is_client_error() || status.is_server_error() {
             let class = resp
                 .extensions()
@@ -655,7 +786,8 @@ impl Metrics {
                 .map(|m| m.0.litellm_name());
             l.set(L::ExceptionStatus, Some(status.as_str()))
                 .set(L::ExceptionClass, class);
-            self.inc(Metric::ProxyFailedRequests, &l, 1.0);
+            let key = l.key(def(Metric::ProxyFailedRequests));
+            self.inc(Metric::ProxyFailedRequests, key, 1.0);
         }
     }
 
@@ -671,39 +803,57 @@ impl Metrics {
         failure: Option<(u16, &'static str)>,
         budgets: &Budgets,
     ) {
-        let l = &call.labels;
-        self.inc(Metric::Requests, l, 1.0);
-        self.inc(Metric::DeploymentTotalRequests, l, 1.0);
-        match failure {
-            None => {
-                self.inc(Metric::Spend, l, cost);
-                self.inc(Metric::TotalTokens, l, usage.total_tokens as f64);
-                self.inc(Metric::InputTokens, l, usage.prompt_tokens as f64);
-                self.inc(Metric::OutputTokens, l, usage.completion_tokens as f64);
-                self.inc(Metric::DeploymentSuccessResponses, l, 1.0);
-                let total = call.request_start.elapsed().as_secs_f64();
-                self.observe(Metric::RequestTotalLatency, l, total);
-                self.observe(Metric::LlmApiLatency, l, secs);
-                self.set(Metric::DeploymentState, l, 0.0);
+        if let Ok(mut calls) = self.calls.lock() {
+            let cell = match calls.get_mut(&call.key) {
+                Some(c) => c,
+                None => calls.entry(call.key.clone()).or_default(),
+            };
+            cell.counters[C_REQUESTS] += 1.0;
+            cell.counters[C_DEPLOYMENT_TOTAL] += 1.0;
+            if failure.is_none() {
+                cell.counters[C_SPEND] += cost;
+                cell.counters[C_TOTAL_TOKENS] += usage.total_tokens as f64;
+                cell.counters[C_INPUT_TOKENS] += usage.prompt_tokens as f64;
+                cell.counters[C_OUTPUT_TOKENS] += usage.completion_tokens as f64;
+                cell.counters[C_DEPLOYMENT_SUCCESS] += 1.0;
+                cell.latency[H_REQUEST_TOTAL].observe(call.request_start.elapsed().as_secs_f64());
+                cell.latency[H_LLM_API].observe(secs);
             }
+        }
+        let own = |m: Metric| project(&call.key, DEFS[m as usize].labels);
+        match failure {
+            None => self.set(Metric::DeploymentState, own(Metric::DeploymentState), 0.0),
             Some((status, class)) => {
-                let mut l = l.clone();
                 let status = status.to_string();
+                let values: Vec<&str> = call.key.split(SEP).collect();
+                let mut l = Labels::default();
+                for (label, value) in CALL_LABELS.iter().zip(values) {
+                    l.set(*label, Some(value).filter(|v| *v != "None"));
+                }
                 l.set(L::ExceptionStatus, Some(&status))
                     .set(L::ExceptionClass, Some(class));
-                self.inc(Metric::DeploymentFailureResponses, &l, 1.0);
-                self.set(Metric::DeploymentState, &l, 1.0);
+                let key = l.key(DEFS[Metric::DeploymentFailureResponses as usize].labels);
+                self.inc(Metric::DeploymentFailureResponses, key, 1.0);
+                self.set(Metric::DeploymentState, own(Metric::DeploymentState), 1.0);
             }
         }
         if let Some((hash, max)) = &call.key_budget {
             let spent = budgets.spend(hash).unwrap_or(0.0);
-            self.set(Metric::RemainingApiKeyBudget, l, max - spent);
-            self.set(Metric::ApiKeyMaxBudget, l, *max);
+            self.set(
+                Metric::RemainingApiKeyBudget,
+                own(Metric::RemainingApiKeyBudget),
+                max - spent,
+            );
+            self.set(Metric::ApiKeyMaxBudget, own(Metric::ApiKeyMaxBudget), *max);
         }
         if let Some((scope, max)) = &call.team_budget {
             let spent = budgets.spend(scope).unwrap_or(0.0);
-            self.set(Metric::RemainingTeamBudget, l, max - spent);
-            self.set(Metric::TeamMaxBudget, l, *max);
+            self.set(
+                Metric::RemainingTeamBudget,
+                own(Metric::RemainingTeamBudget),
+                max - spent,
+            );
+            self.set(Metric::TeamMaxBudget, own(Metric::TeamMaxBudget), *max);
         }
     }
 
@@ -714,7 +864,8 @@ impl Metrics {
             .set(L::ModelId, Some(&d.id))
             .set(L::ApiBase, d.api_base.as_deref())
             .set(L::ApiProvider, Some(d.provider.name()));
-        self.set(Metric::DeploymentState, &l, 2.0);
+        let key = l.key(DEFS[Metric::DeploymentState as usize].labels);
+        self.set(Metric::DeploymentState, key, 2.0);
     }
 }
 
@@ -748,7 +899,7 @@ fn label_text(labels: &[Label], key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn labels() -> Labels {
+    fn labels() -> Labels<'static> {
         let mut l = Labels::default();
         l.set(L::HashedApiKey, Some("abc"))
             .set(L::ApiKeyAlias, Some("team \"a\""))
@@ -756,22 +907,39 @@ mod tests {
         l
     }
 
+    fn own(m: Metric, l: &Labels) -> String {
+        l.key(DEFS[m as usize].labels)
+    }
+
     #[test]
     fn counters_render_with_total_and_none_for_unset_labels() {
         let m = Metrics::new(true);
-        m.inc(Metric::RemainingApiKeyBudget, &labels(), 1.0);
-        m.inc(Metric::Spend, &labels(), 0.25);
-        m.inc(Metric::Spend, &labels(), 0.5);
+        let l = labels();
+        m.set(
+            Metric::RemainingApiKeyBudget,
+            own(Metric::RemainingApiKeyBudget, &l),
+            1.0,
+        );
+        m.inc(
+            Metric::ProxyTotalRequests,
+            own(Metric::ProxyTotalRequests, &l),
+            1.0,
+        );
+        m.inc(
+            Metric::ProxyTotalRequests,
+            own(Metric::ProxyTotalRequests, &l),
+            2.0,
+        );
         let text = m.render();
         assert!(
-            text.contains("# TYPE litellm_spend_metric counter\n"),
+            text.contains("# TYPE litellm_proxy_total_requests_metric counter\n"),
             "{text}"
         );
         assert!(
-            text.contains("litellm_spend_metric_total{end_user=\"None\",hashed_api_key=\"abc\",api_key_alias=\"team \\\"a\\\"\",model=\"None\",team=\"None\","),
+            text.contains("litellm_proxy_total_requests_metric_total{end_user=\"None\",hashed_api_key=\"abc\",api_key_alias=\"team \\\"a\\\"\",requested_model=\"None\",team=\"None\","),
             "{text}"
         );
-        assert!(text.contains("service_tier=\"None\"} 0.75\n"), "{text}");
+        assert!(text.contains("api_provider=\"None\"} 3.0\n"), "{text}");
         // A gauge has no suffix.
         assert!(
             text.contains("litellm_remaining_api_key_budget_metric{hashed_api_key=\"abc\",api_key_alias=\"team \\\"a\\\"\"} 1.0\n"),
@@ -779,17 +947,90 @@ mod tests {
         );
     }
 
+    /// A call's series as [`CallMetrics::new`] keys it, from explicit label values.
+    fn call(values: &[(Label, &str)]) -> CallMetrics {
+        let mut l = Labels::default();
+        for (label, v) in values {
+            l.set(*label, Some(v));
+        }
+        CallMetrics {
+            key: l.key(CALL_LABELS),
+            request_start: std::time::Instant::now(),
+            key_budget: None,
+            team_budget: None,
+        }
+    }
+
+    #[test]
+    fn per_call_series_are_summed_into_each_metric() {
+        let m = Metrics::new(true);
+        let budgets = Budgets::default();
+        let usage = Usage::new(7, 3);
+        // Two user agents: separate call series, one `litellm_total_tokens_metric` series
+        // (it has no user_agent label), two `litellm_requests_metric` series (it has).
+        let a = call(&[
+            (L::HashedApiKey, "k"),
+            (L::Model, "gpt"),
+            (L::UserAgent, "a"),
+        ]);
+        let b = call(&[
+            (L::HashedApiKey, "k"),
+            (L::Model, "gpt"),
+            (L::UserAgent, "b"),
+        ]);
+        m.llm_call(&a, &usage, 0.5, 0.02, None, &budgets);
+        m.llm_call(&b, &usage, 0.25, 0.02, None, &budgets);
+        m.llm_call(
+            &b,
+            &Usage::default(),
+            0.0,
+            0.02,
+            Some((503, "ServiceUnavailableError")),
+            &budgets,
+        );
+        let text = m.render();
+        let lines = |name: &str| -> Vec<&str> {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+                .collect()
+        };
+        let tokens = lines("litellm_total_tokens_metric_total");
+        assert_eq!(tokens.len(), 1, "{text}");
+        assert!(tokens[0].ends_with("} 20.0"), "{text}");
+        let spend = lines("litellm_spend_metric_total");
+        assert_eq!(spend.len(), 2, "{text}");
+        let requests = lines("litellm_requests_metric_total");
+        assert!(
+            requests
+                .iter()
+                .any(|l| l.contains("user_agent=\"b\"") && l.ends_with("} 2.0")),
+            "{text}"
+        );
+        let failures = lines("litellm_deployment_failure_responses_total");
+        assert_eq!(failures.len(), 1, "{text}");
+        assert!(
+            failures[0]
+                .contains("exception_status=\"503\",exception_class=\"ServiceUnavailableError\""),
+            "{text}"
+        );
+        assert!(failures[0].contains("user_agent=\"b\""), "{text}");
+        let state = lines("litellm_deployment_state");
+        assert_eq!(state.len(), 1, "{text}");
+        assert!(state[0].ends_with("} 1.0"), "the last call failed: {text}");
+    }
+
     #[test]
     fn histograms_are_cumulative() {
         let m = Metrics::new(true);
+        let c = call(&[(L::ModelGroup, "g")]);
         for secs in [0.00390625, 0.015625, 0.015625, 700.0] {
-            m.observe(Metric::RequestTotalLatency, &labels(), secs);
+            m.llm_call(&c, &Usage::default(), 0.0, secs, None, &Budgets::default());
         }
         let text = m.render();
         let line = |le: &str| {
             text.lines()
                 .find(|l| {
-                    l.starts_with("litellm_request_total_latency_metric_bucket")
+                    l.starts_with("litellm_llm_api_latency_metric_bucket")
                         && l.contains(&format!("le=\"{le}\""))
                 })
                 .unwrap_or_else(|| panic!("no bucket {le}: {text}"))
@@ -803,7 +1044,10 @@ mod tests {
         assert_eq!(line("0.025"), "3.0");
         assert_eq!(line("600.0"), "3.0");
         assert_eq!(line("+Inf"), "4.0");
-        assert!(text.contains("_count{"), "{text}");
+        assert!(
+            text.contains("litellm_llm_api_latency_metric_count{"),
+            "{text}"
+        );
         assert!(text.contains("} 700.03515625\n"), "{text}");
     }
 
@@ -822,5 +1066,13 @@ mod tests {
             DEFS[Metric::DeploymentState as usize].name,
             "litellm_deployment_state"
         );
+        // Every label of a metric kept per call is a call label (projection needs it).
+        for def in &DEFS {
+            if !matches!(def.source, Source::Own) {
+                for l in def.labels {
+                    assert!(CALL_LABELS.contains(l), "{} {l:?}", def.name);
+                }
+            }
+        }
     }
 }
