@@ -543,20 +543,24 @@ impl Metrics {
     }
 
     /// Updates a metric kept on its own, under a key already in its label order.
-    fn update(&self, metric: Metric, key: String, f: impl FnOnce(&mut Cell)) {
+    fn update(&self, metric: Metric, key: &str, f: impl FnOnce(&mut Cell)) {
         let def = &DEFS[metric as usize];
         let Ok(mut map) = self.series[metric as usize].lock() else {
             return;
         };
-        let cell = map.entry(key).or_insert_with(|| match def.kind {
+        if let Some(cell) = map.get_mut(key) {
+            return f(cell);
+        }
+        let mut cell = match def.kind {
             Kind::Histogram => Cell::Histogram(Hist::default()),
             Kind::Counter | Kind::Gauge => Cell::Value(0.0),
-        });
-        f(cell);
+        };
+        f(&mut cell);
+        map.insert(key.to_string(), cell);
     }
 
     /// Adds `by` to a counter.
-    fn inc(&self, metric: Metric, key: String, by: f64) {
+    fn inc(&self, metric: Metric, key: &str, by: f64) {
         self.update(metric, key, |c| {
             if let Cell::Value(v) = c {
                 *v += by;
@@ -565,7 +569,7 @@ impl Metrics {
     }
 
     /// Sets a gauge.
-    fn set(&self, metric: Metric, key: String, value: f64) {
+    fn set(&self, metric: Metric, key: &str, value: f64) {
         self.update(metric, key, |c| {
             if let Cell::Value(v) = c {
                 *v = value;
@@ -700,12 +704,24 @@ fn caller_labels(auth: &AuthCtx) -> Labels<'_> {
 pub struct CallMetrics {
     /// The call's labels, as a key in [`CALL_LABELS`] order.
     key: String,
+    /// Its `litellm_deployment_state` series.
+    state_key: String,
     /// When the request reached the proxy (its total latency runs from here).
     request_start: std::time::Instant,
-    /// The key's hash and `max_budget`, when it has one.
-    key_budget: Option<(String, f64)>,
-    /// The key's team's budget entry and `max_budget`, when it has one.
-    team_budget: Option<(String, f64)>,
+    /// The key's hash, `max_budget` and budget series, when it has a budget.
+    key_budget: Option<Budget>,
+    /// The key's team's budget entry, `max_budget` and budget series, when it has a budget.
+    team_budget: Option<Budget>,
+}
+
+/// A budget whose remainder is reported after each call.
+#[derive(Debug)]
+struct Budget {
+    /// The [`Budgets`] entry.
+    scope: String,
+    max: f64,
+    /// The series of its two gauges (they share their labels).
+    series: String,
 }
 
 impl CallMetrics {
@@ -729,11 +745,18 @@ impl CallMetrics {
             .set(L::ModelId, Some(&d.id))
             .set(L::ApiBase, d.api_base.as_deref())
             .set(L::ApiProvider, Some(d.provider.name()));
+        let own = |m: Metric| labels.key(DEFS[m as usize].labels);
         let key_budget = auth
             .key
             .as_ref()
             .zip(auth.key_hash.as_ref())
-            .and_then(|(k, h)| Some((h.clone(), k.max_budget?)));
+            .and_then(|(k, h)| {
+                Some(Budget {
+                    scope: h.clone(),
+                    max: k.max_budget?,
+                    series: own(Metric::ApiKeyMaxBudget),
+                })
+            });
         let team_budget = auth
             .key
             .as_ref()
@@ -741,10 +764,15 @@ impl CallMetrics {
             .and_then(|t| {
                 let scope = format!("team:{t}");
                 let b = auth.shared_budgets.iter().find(|b| b.scope == scope)?;
-                Some((scope, b.max_budget))
+                Some(Budget {
+                    scope,
+                    max: b.max_budget,
+                    series: own(Metric::TeamMaxBudget),
+                })
             });
         Self {
             key: labels.key(CALL_LABELS),
+            state_key: own(Metric::DeploymentState),
             request_start,
             key_budget,
             team_budget,
@@ -776,7 +804,7 @@ impl Metrics {
         let def = |m: Metric| DEFS[m as usize].labels;
         self.inc(
             Metric::ProxyTotalRequests,
-            l.key(def(Metric::ProxyTotalRequests)),
+            &l.key(def(Metric::ProxyTotalRequests)),
             1.0,
         );
         if status.is_client_error() || status.is_server_error() {
@@ -787,7 +815,7 @@ impl Metrics {
             l.set(L::ExceptionStatus, Some(status.as_str()))
                 .set(L::ExceptionClass, class);
             let key = l.key(def(Metric::ProxyFailedRequests));
-            self.inc(Metric::ProxyFailedRequests, key, 1.0);
+            self.inc(Metric::ProxyFailedRequests, &key, 1.0);
         }
     }
 
@@ -820,9 +848,8 @@ impl Metrics {
                 cell.latency[H_LLM_API].observe(secs);
             }
         }
-        let own = |m: Metric| project(&call.key, DEFS[m as usize].labels);
-        match failure {
-            None => self.set(Metric::DeploymentState, own(Metric::DeploymentState), 0.0),
+        let state = match failure {
+            None => 0.0,
             Some((status, class)) => {
                 let status = status.to_string();
                 let values: Vec<&str> = call.key.split(SEP).collect();
@@ -833,27 +860,28 @@ impl Metrics {
                 l.set(L::ExceptionStatus, Some(&status))
                     .set(L::ExceptionClass, Some(class));
                 let key = l.key(DEFS[Metric::DeploymentFailureResponses as usize].labels);
-                self.inc(Metric::DeploymentFailureResponses, key, 1.0);
-                self.set(Metric::DeploymentState, own(Metric::DeploymentState), 1.0);
+                self.inc(Metric::DeploymentFailureResponses, &key, 1.0);
+                1.0
             }
-        }
-        if let Some((hash, max)) = &call.key_budget {
-            let spent = budgets.spend(hash).unwrap_or(0.0);
-            self.set(
+        };
+        self.set(Metric::DeploymentState, &call.state_key, state);
+        for (b, remaining, max) in [
+            (
+                &call.key_budget,
                 Metric::RemainingApiKeyBudget,
-                own(Metric::RemainingApiKeyBudget),
-                max - spent,
-            );
-            self.set(Metric::ApiKeyMaxBudget, own(Metric::ApiKeyMaxBudget), *max);
-        }
-        if let Some((scope, max)) = &call.team_budget {
-            let spent = budgets.spend(scope).unwrap_or(0.0);
-            self.set(
+                Metric::ApiKeyMaxBudget,
+            ),
+            (
+                &call.team_budget,
                 Metric::RemainingTeamBudget,
-                own(Metric::RemainingTeamBudget),
-                max - spent,
-            );
-            self.set(Metric::TeamMaxBudget, own(Metric::TeamMaxBudget), *max);
+                Metric::TeamMaxBudget,
+            ),
+        ] {
+            if let Some(b) = b {
+                let spent = budgets.spend(&b.scope).unwrap_or(0.0);
+                self.set(remaining, &b.series, b.max - spent);
+                self.set(max, &b.series, b.max);
+            }
         }
     }
 
@@ -865,7 +893,7 @@ impl Metrics {
             .set(L::ApiBase, d.api_base.as_deref())
             .set(L::ApiProvider, Some(d.provider.name()));
         let key = l.key(DEFS[Metric::DeploymentState as usize].labels);
-        self.set(Metric::DeploymentState, key, 2.0);
+        self.set(Metric::DeploymentState, &key, 2.0);
     }
 }
 
@@ -917,17 +945,17 @@ mod tests {
         let l = labels();
         m.set(
             Metric::RemainingApiKeyBudget,
-            own(Metric::RemainingApiKeyBudget, &l),
+            &own(Metric::RemainingApiKeyBudget, &l),
             1.0,
         );
         m.inc(
             Metric::ProxyTotalRequests,
-            own(Metric::ProxyTotalRequests, &l),
+            &own(Metric::ProxyTotalRequests, &l),
             1.0,
         );
         m.inc(
             Metric::ProxyTotalRequests,
-            own(Metric::ProxyTotalRequests, &l),
+            &own(Metric::ProxyTotalRequests, &l),
             2.0,
         );
         let text = m.render();
@@ -955,6 +983,7 @@ mod tests {
         }
         CallMetrics {
             key: l.key(CALL_LABELS),
+            state_key: l.key(DEFS[Metric::DeploymentState as usize].labels),
             request_start: std::time::Instant::now(),
             key_budget: None,
             team_budget: None,
