@@ -379,8 +379,22 @@ fn split_path(path: &str) -> Vec<Seg<'_>> {
 }
 
 fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
-    let sections: [(&str, &serde_json::Map<String, Value>); 4] = [
-        ("litellm_settings", &config.litellm_settings.extra),
+    let ls = &config.litellm_settings;
+    let empty = serde_json::Map::new();
+    let sections: [(&str, &serde_json::Map<String, Value>); 6] = [
+        ("litellm_settings", &ls.extra),
+        (
+            "litellm_settings.default_key_generate_params",
+            ls.default_key_generate_params
+                .as_ref()
+                .map_or(&empty, |d| &d.extra),
+        ),
+        (
+            "litellm_settings.upperbound_key_generate_params",
+            ls.upperbound_key_generate_params
+                .as_ref()
+                .map_or(&empty, |c| &c.extra),
+        ),
         ("router_settings", &config.router_settings.extra),
         ("general_settings", &config.general_settings.extra),
         ("", &config.extra),
@@ -493,6 +507,54 @@ mod tests {
             err.contains("litellm_settings.default_internal_user_params"),
             "{err}"
         );
+    }
+
+    /// The key defaults and caps are read by `/key/generate` and friends: no warning for them,
+    /// one for a key inside them that LiteLLM ignores too, and an error naming the path for a
+    /// wrong type or an unreadable duration.
+    #[test]
+    fn key_generate_defaults_and_caps_are_typed() {
+        let text = "litellm_settings:\n  default_key_generate_params:\n    max_budget: \"2.5\"\n    models: [gpt-4o]\n    duration: 30d\n    colour: blue\n  upperbound_key_generate_params:\n    max_budget: 100\n    tpm_limit: 1000\n    budget_duration: 1mo\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let w = not_implemented(&cfg);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("litellm_settings.default_key_generate_params.colour"),
+            "{w:?}"
+        );
+        let s = &cfg.config.litellm_settings;
+        let d = s.default_key_generate_params.as_ref().unwrap();
+        assert_eq!(d.max_budget, Some(2.5));
+        assert_eq!(d.models.as_deref(), Some(&["gpt-4o".to_string()][..]));
+        assert_eq!(d.duration.as_deref(), Some("30d"));
+        let c = s.upperbound_key_generate_params.as_ref().unwrap();
+        assert_eq!(c.max_budget, Some(100.0));
+        assert_eq!(c.tpm_limit, Some(1000));
+        assert_eq!(c.budget_duration.as_deref(), Some("1mo"));
+
+        for (bad, path) in [
+            (
+                "  upperbound_key_generate_params:\n    tpm_limit: lots\n",
+                "litellm_settings.upperbound_key_generate_params.tpm_limit",
+            ),
+            (
+                "  upperbound_key_generate_params:\n    duration: forever\n",
+                "litellm_settings.upperbound_key_generate_params.duration",
+            ),
+            (
+                "  default_key_generate_params:\n    models: gpt-4o\n",
+                "litellm_settings.default_key_generate_params.models",
+            ),
+            (
+                "  default_key_generate_params: [1]\n",
+                "litellm_settings.default_key_generate_params",
+            ),
+        ] {
+            let err = load_str(&format!("litellm_settings:\n{bad}"), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{err}");
+        }
     }
 
     #[test]

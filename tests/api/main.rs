@@ -12,6 +12,7 @@ mod db_models;
 mod deploy_files;
 mod errors;
 mod helpers;
+mod key_extras;
 mod key_routes;
 mod keys;
 mod limits;
