@@ -558,6 +558,25 @@ mod tests {
     }
 
     #[test]
+    fn public_model_groups_is_a_typed_list() {
+        let cfg = load_str(
+            "litellm_settings:\n  public_model_groups: [a, b]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(not_implemented(&cfg).is_empty(), "{:?}", cfg.warnings);
+        let groups = cfg.config.litellm_settings.public_model_groups;
+        assert_eq!(groups, Some(vec!["a".to_string(), "b".to_string()]));
+        let err = load_str("litellm_settings:\n  public_model_groups: a\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("litellm_settings.public_model_groups"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn end_user_budget_settings_are_typed() {
         let text = "litellm_settings:\n  max_end_user_budget: \"0.5\"\n  max_end_user_budget_id: free-tier\n";
         let cfg = load_str(text, "t.yaml").unwrap();

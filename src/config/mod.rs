@@ -186,6 +186,9 @@ pub struct LitellmSettings {
     pub default_key_generate_params: Option<KeyGenerateDefaults>,
     /// Caps on what a key may be given (`/key/generate`, `/key/update`, `/key/regenerate`).
     pub upperbound_key_generate_params: Option<KeyGenerateCaps>,
+    /// Model groups `/model_group/info` marks `is_public_model_group` (LiteLLM's model hub
+    /// list).
+    pub public_model_groups: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

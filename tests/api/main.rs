@@ -17,6 +17,7 @@ mod key_routes;
 mod keys;
 mod limits;
 mod model_budgets;
+mod model_groups;
 mod native;
 mod organizations;
 mod responses;
