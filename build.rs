@@ -16,11 +16,14 @@ const NUMBER_FIELDS: [&str; 8] = [
     "output_cost_per_reasoning_token",
 ];
 
+include!("src/spend/capability_flags.in");
+
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
     let src = "data/model_prices_and_context_window.json";
     println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=src/spend/capability_flags.in");
     let text = std::fs::read_to_string(src).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
     let map: HashMap<String, serde_json::Value> =
         serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
@@ -61,6 +64,20 @@ fn compact(entry: &serde_json::Value) -> Option<serde_json::Value> {
         if let Some(n) = n.filter(|n| n.is_finite()) {
             out.insert(f.into(), n.into());
         }
+    }
+    // Capability flags as two bit masks (a few bytes instead of the flags' names).
+    let (mut set, mut known) = (0u32, 0u32);
+    for (bit, f) in CAPABILITY_FLAGS.iter().enumerate() {
+        if let Some(serde_json::Value::Bool(b)) = obj.get(*f) {
+            known |= 1 << bit;
+            if *b {
+                set |= 1 << bit;
+            }
+        }
+    }
+    if known != 0 {
+        out.insert(CAPS_TRUE.into(), set.into());
+        out.insert(CAPS_KNOWN.into(), known.into());
     }
     Some(out.into())
 }

@@ -95,3 +95,21 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         ))),
     }
 }
+
+/// A LiteLLM duration (`30s`, `30m`, `30h`, `30d`, `2w`, `1mo`, `hourly`, `daily`, `weekly`,
+/// `monthly`), checked when the config loads rather than on the first request that needs it.
+pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match &v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) if crate::spend::parse_duration(s).is_some() => Ok(Some(s.trim().into())),
+        Value::String(s) => Err(D::Error::custom(format!(
+            "expected a duration such as 30s, 30m, 30h, 30d, 2w or 1mo, got {s:?}"
+        ))),
+        other => Err(D::Error::custom(format!(
+            "expected a duration string, got {}",
+            kind(other)
+        ))),
+    }
+}

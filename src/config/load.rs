@@ -379,11 +379,11 @@ fn split_path(path: &str) -> Vec<Seg<'_>> {
 }
 
 fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
-    let s = &config.litellm_settings;
+    let ls = &config.litellm_settings;
     for (field, list) in [
-        ("callbacks", &s.callbacks),
-        ("success_callback", &s.success_callback),
-        ("failure_callback", &s.failure_callback),
+        ("callbacks", &ls.callbacks),
+        ("success_callback", &ls.success_callback),
+        ("failure_callback", &ls.failure_callback),
     ] {
         for name in list.iter().filter(|n| *n != "prometheus") {
             warnings.push(format!(
@@ -391,8 +391,21 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
             ));
         }
     }
-    let sections: [(&str, &serde_json::Map<String, Value>); 4] = [
-        ("litellm_settings", &config.litellm_settings.extra),
+    let empty = serde_json::Map::new();
+    let sections: [(&str, &serde_json::Map<String, Value>); 6] = [
+        ("litellm_settings", &ls.extra),
+        (
+            "litellm_settings.default_key_generate_params",
+            ls.default_key_generate_params
+                .as_ref()
+                .map_or(&empty, |d| &d.extra),
+        ),
+        (
+            "litellm_settings.upperbound_key_generate_params",
+            ls.upperbound_key_generate_params
+                .as_ref()
+                .map_or(&empty, |c| &c.extra),
+        ),
         ("router_settings", &config.router_settings.extra),
         ("general_settings", &config.general_settings.extra),
         ("", &config.extra),
@@ -502,8 +515,16 @@ mod tests {
     #[test]
     fn unknown_keys_warn_once_each() {
         let text = "litellm_settings:\n  success_callback: [langfuse]\n  turbo_mode: true\ngeneral_settings:\n  alerting: [slack]\n";
-        let w = not_implemented(&load_str(text, "t.yaml").unwrap());
-        assert_eq!(w.len(), 3, "{w:?}");
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let w = not_implemented(&cfg);
+        assert_eq!(w.len(), 2, "{w:?}");
+        // A callback name gets its own warning (only `prometheus` is built).
+        let callbacks: Vec<&String> = cfg
+            .warnings
+            .iter()
+            .filter(|w| w.contains("callback `langfuse`"))
+            .collect();
+        assert_eq!(callbacks.len(), 1, "{:?}", cfg.warnings);
     }
 
     /// The new-user defaults are read (`/user/new`, `/team/available`): no warning; a value of
@@ -528,6 +549,73 @@ mod tests {
         .to_string();
         assert!(
             err.contains("litellm_settings.default_internal_user_params"),
+            "{err}"
+        );
+    }
+
+    /// The key defaults and caps are read by `/key/generate` and friends: no warning for them,
+    /// one for a key inside them that LiteLLM ignores too, and an error naming the path for a
+    /// wrong type or an unreadable duration.
+    #[test]
+    fn key_generate_defaults_and_caps_are_typed() {
+        let text = "litellm_settings:\n  default_key_generate_params:\n    max_budget: \"2.5\"\n    models: [gpt-4o]\n    duration: 30d\n    colour: blue\n  upperbound_key_generate_params:\n    max_budget: 100\n    tpm_limit: 1000\n    budget_duration: 1mo\n";
+        let cfg = load_str(text, "t.yaml").unwrap();
+        let w = not_implemented(&cfg);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("litellm_settings.default_key_generate_params.colour"),
+            "{w:?}"
+        );
+        let s = &cfg.config.litellm_settings;
+        let d = s.default_key_generate_params.as_ref().unwrap();
+        assert_eq!(d.max_budget, Some(2.5));
+        assert_eq!(d.models.as_deref(), Some(&["gpt-4o".to_string()][..]));
+        assert_eq!(d.duration.as_deref(), Some("30d"));
+        let c = s.upperbound_key_generate_params.as_ref().unwrap();
+        assert_eq!(c.max_budget, Some(100.0));
+        assert_eq!(c.tpm_limit, Some(1000));
+        assert_eq!(c.budget_duration.as_deref(), Some("1mo"));
+
+        for (bad, path) in [
+            (
+                "  upperbound_key_generate_params:\n    tpm_limit: lots\n",
+                "litellm_settings.upperbound_key_generate_params.tpm_limit",
+            ),
+            (
+                "  upperbound_key_generate_params:\n    duration: forever\n",
+                "litellm_settings.upperbound_key_generate_params.duration",
+            ),
+            (
+                "  default_key_generate_params:\n    models: gpt-4o\n",
+                "litellm_settings.default_key_generate_params.models",
+            ),
+            (
+                "  default_key_generate_params: [1]\n",
+                "litellm_settings.default_key_generate_params",
+            ),
+        ] {
+            let err = load_str(&format!("litellm_settings:\n{bad}"), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{err}");
+        }
+    }
+
+    #[test]
+    fn public_model_groups_is_a_typed_list() {
+        let cfg = load_str(
+            "litellm_settings:\n  public_model_groups: [a, b]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(not_implemented(&cfg).is_empty(), "{:?}", cfg.warnings);
+        let groups = cfg.config.litellm_settings.public_model_groups;
+        assert_eq!(groups, Some(vec!["a".to_string(), "b".to_string()]));
+        let err = load_str("litellm_settings:\n  public_model_groups: a\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("litellm_settings.public_model_groups"),
             "{err}"
         );
     }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use lenient::{names, opt_bool, opt_f64, opt_u64};
+use lenient::{names, opt_bool, opt_duration, opt_f64, opt_u64};
 
 /// A credential from the config. `Debug` never prints it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -193,6 +193,60 @@ pub struct LitellmSettings {
     /// `/metrics` needs a key unless this is false (LiteLLM's default: it does).
     #[serde(deserialize_with = "opt_bool")]
     pub require_auth_for_metrics_endpoint: Option<bool>,
+    /// What `/key/generate` gives a new key for the fields the request leaves unset.
+    pub default_key_generate_params: Option<KeyGenerateDefaults>,
+    /// Caps on what a key may be given (`/key/generate`, `/key/update`, `/key/regenerate`).
+    pub upperbound_key_generate_params: Option<KeyGenerateCaps>,
+    /// Model groups `/model_group/info` marks `is_public_model_group` (LiteLLM's model hub
+    /// list).
+    pub public_model_groups: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `litellm_settings.default_key_generate_params`: LiteLLM fills these into a `/key/generate`
+/// request that leaves them unset (null or absent; `models` also when `[]`, `metadata` also
+/// when `{}`). Other keys have no effect in LiteLLM either and are reported as unimplemented.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KeyGenerateDefaults {
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_budget: Option<f64>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub max_parallel_requests: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub tpm_limit: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub rpm_limit: Option<u64>,
+    #[serde(deserialize_with = "opt_duration")]
+    pub budget_duration: Option<String>,
+    #[serde(deserialize_with = "opt_duration")]
+    pub duration: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `litellm_settings.upperbound_key_generate_params`: the most a key may be given. A request
+/// over a cap is refused; `/key/generate` gives a key that omits a capped field the cap itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KeyGenerateCaps {
+    #[serde(deserialize_with = "opt_f64")]
+    pub max_budget: Option<f64>,
+    #[serde(deserialize_with = "opt_duration")]
+    pub budget_duration: Option<String>,
+    #[serde(deserialize_with = "opt_duration")]
+    pub duration: Option<String>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub max_parallel_requests: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub tpm_limit: Option<u64>,
+    #[serde(deserialize_with = "opt_u64")]
+    pub rpm_limit: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -1,6 +1,8 @@
-//! Virtual-key management: `/key/generate`, `/key/info`, `/key/update`, `/key/delete`,
-//! `/key/list`, `/key/block`, `/key/unblock`, `/key/regenerate`, with LiteLLM's fields,
-//! defaults and response shapes.
+//! Virtual-key management: `/key/generate`, `/key/service-account/generate`, `/key/info`
+//! (`GET` for one key, `POST` for several), `/key/update`, `/key/delete`, `/key/list`,
+//! `/key/block`, `/key/unblock`, `/key/regenerate` (key in the body or the path), with
+//! LiteLLM's fields, defaults and response shapes. The config's key defaults and caps are
+//! applied through `handlers::key_limits`.
 //!
 //! Keys are `sk-` + 22 URL-safe characters; only their SHA-256 is stored (LiteLLM's
 //! `LiteLLM_VerificationToken.token`), so keys minted by LiteLLM verify here and vice versa.
@@ -8,6 +10,7 @@
 //! key cache of this replica; other replicas converge within `user_api_key_cache_ttl`.
 
 use super::access::{self, RouteClass};
+use super::key_limits;
 use super::{parse_object, read_body};
 use crate::api::validate::describe;
 use crate::error::{ApiError, ApiResult};
@@ -17,7 +20,7 @@ use crate::spend::{now, parse_duration};
 use crate::state::AppState;
 use crate::store::{AliasFilter, KeyFilter, KeyRow, StoreError, TeamRow};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -467,6 +470,98 @@ async fn generate(
         check_route_rights(auth, &body, None)?;
         check_generate_rights(state, auth, &mut body).await?;
     }
+    apply_key_settings(state, &mut body)?;
+    let (row, raw) = mint_key(state, auth, &body).await?;
+    Ok(created(&row, &raw))
+}
+
+/// The config's `default_key_generate_params`, then its `upperbound_key_generate_params`, on a
+/// body that creates a key (LiteLLM's order: defaults first, then caps, filling what is unset).
+fn apply_key_settings(state: &AppState, body: &mut Map<String, Value>) -> ApiResult<()> {
+    let settings = &state.loaded.config.litellm_settings;
+    if let Some(defaults) = &settings.default_key_generate_params {
+        key_limits::apply_defaults(defaults, body);
+    }
+    if let Some(caps) = &settings.upperbound_key_generate_params {
+        key_limits::check_caps(caps, body)?;
+        key_limits::fill_caps(caps, body);
+    }
+    Ok(())
+}
+
+/// `upperbound_key_generate_params`, when set: refuses values over a cap (updates).
+fn check_caps(state: &AppState, body: &Map<String, Value>) -> ApiResult<()> {
+    match &state
+        .loaded
+        .config
+        .litellm_settings
+        .upperbound_key_generate_params
+    {
+        Some(caps) => key_limits::check_caps(caps, body),
+        None => Ok(()),
+    }
+}
+
+/// `POST /key/service-account/generate`: a key owned by a team and no user, so it outlives
+/// any member (LiteLLM's service account). `team_id` is required and must exist; a `user_id`
+/// in the body is ignored; `metadata.service_account_id` is set to the `key_alias` (else a
+/// new uuid) unless the body sets it. Non-admins need the team-key right on the team.
+pub async fn generate_service_account_key_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    generate_service_account(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn generate_service_account(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    const ROUTE: &str = "/key/service-account/generate";
+    access::gate(auth, ROUTE, RouteClass::KeyManagement, false)?;
+    let mut body = body_of(state, headers, body).await?;
+    if !auth.is_admin {
+        check_route_rights(auth, &body, None)?;
+    }
+    let team_id = opt_str(&body, "team_id")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "team_id is required for service account keys. Please specify `team_id` in the request body.",
+        )
+        .with_param("team_id")
+    })?;
+    let team = state
+        .store
+        .get_team(&team_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "team_id does not exist in the database. Please specify a valid `team_id` in the request body.",
+            )
+            .with_param("team_id")
+        })?;
+    access::require_team_key_right(auth, &team, ROUTE)?;
+    let mut metadata = match opt_obj(&body, "metadata")? {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if metadata
+        .get("service_account_id")
+        .is_none_or(Value::is_null)
+    {
+        let id = opt_str(&body, "key_alias")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        metadata.insert("service_account_id".into(), json!(id));
+    }
+    body.insert("metadata".into(), Value::Object(metadata));
+    apply_key_settings(state, &mut body)?;
+    // Set after the defaults: a default `user_id` must not make this a user's key.
+    body.insert("user_id".into(), Value::Null);
     let (row, raw) = mint_key(state, auth, &body).await?;
     Ok(created(&row, &raw))
 }
@@ -664,23 +759,91 @@ async fn key_info(state: &AppState, auth: &AuthCtx, q: KeyInfoQuery) -> ApiResul
         }
     };
     let mut row = existing(state, &token).await?;
-    if !access::can_view_all(auth) && auth.key_hash.as_deref() != Some(token.as_str()) {
-        let owner = row.user_id.is_some() && row.user_id.as_deref() == auth.user_id();
-        let teammate = match key_team(state, &row).await? {
-            Some(t) => access::team_role(&t, auth.user_id()).is_some(),
-            None => false,
-        };
-        if !owner && !teammate {
-            return Err(access::forbidden(format!(
-                "You are not allowed to access this key's info. Your role={}",
-                auth.user_role.unwrap_or("None")
-            )));
-        }
+    if !may_view(state, auth, &row).await? {
+        return Err(access::forbidden(format!(
+            "You are not allowed to access this key's info. Your role={}",
+            auth.user_role.unwrap_or("None")
+        )));
     }
     if let Some(mem) = state.budgets.spend(&row.token) {
         row.spend = row.spend.max(mem);
     }
     Ok(Json(json!({"key": param, "info": key_json(&row)})).into_response())
+}
+
+/// `POST /key/info` (and LiteLLM's path for it, `POST /v2/key/info`): several keys at once,
+/// `{"keys": [...], "key_aliases": [...]}` -> `{"key": <keys as passed>, "info": [...]}`.
+/// Keys the caller may not see (not an admin or viewer, not the calling key, not their own,
+/// not of a team they are in) and unknown keys are left out, as LiteLLM leaves them out;
+/// each entry is the key object without its hash.
+pub async fn key_info_many_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    key_info_many(&state, &auth, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn key_info_many(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    access::gate(auth, "/key/info", RouteClass::Info, true)?;
+    let body = body_of(state, headers, body).await?;
+    let keys = opt_strings(&body, "keys")?;
+    let aliases = opt_strings(&body, "key_aliases")?.unwrap_or_default();
+    if keys.as_ref().is_none_or(Vec::is_empty) && aliases.is_empty() {
+        return Err(ApiError::new(
+            crate::error::ErrorClass::UnprocessableEntity,
+            "At least one of 'keys' or 'key_aliases' must be provided.",
+        )
+        .with_param("keys"));
+    }
+    let mut rows: Vec<KeyRow> = Vec::new();
+    for k in keys.iter().flatten() {
+        if let Some(row) = state.store.get_key(&token_of(k)).await.map_err(store_err)? {
+            rows.push(row);
+        }
+    }
+    for a in &aliases {
+        if let Some(row) = state.store.get_key_by_alias(a).await.map_err(store_err)? {
+            rows.push(row);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut info = Vec::new();
+    for mut row in rows {
+        if !seen.insert(row.token.clone()) || !may_view(state, auth, &row).await? {
+            continue;
+        }
+        if let Some(mem) = state.budgets.spend(&row.token) {
+            row.spend = row.spend.max(mem);
+        }
+        let mut m = key_json(&row);
+        m.remove("token");
+        info.push(Value::Object(m));
+    }
+    Ok(Json(json!({"key": keys, "info": info})).into_response())
+}
+
+/// LiteLLM's rule for reading a key's info: admins and admin viewers, the key itself, its
+/// owner, and members of its team.
+async fn may_view(state: &AppState, auth: &AuthCtx, row: &KeyRow) -> ApiResult<bool> {
+    if access::can_view_all(auth) || auth.key_hash.as_deref() == Some(row.token.as_str()) {
+        return Ok(true);
+    }
+    if row.user_id.is_some() && row.user_id.as_deref() == auth.user_id() {
+        return Ok(true);
+    }
+    Ok(match key_team(state, row).await? {
+        Some(t) => access::team_role(&t, auth.user_id()).is_some(),
+        None => false,
+    })
 }
 
 pub async fn update_key_handler(
@@ -719,6 +882,7 @@ async fn update_one(
         check_update_rights(state, auth, &row, body).await?;
         check_route_rights(auth, body, Some(&row.allowed_routes))?;
     }
+    check_caps(state, body)?;
     apply_fields(&mut row, body, true)?;
     if body.contains_key("team_id") || body.contains_key("models") {
         check_team(state, &row).await?;
@@ -1011,7 +1175,21 @@ pub async fn regenerate_key_handler(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    regenerate(&state, &auth, &headers, body)
+    regenerate(&state, &auth, &headers, body, None)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /key/{key}/regenerate`: `/key/regenerate` with the key taken from the path (a `key`
+/// in the body wins, as in LiteLLM).
+pub async fn regenerate_key_by_path_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    regenerate(&state, &auth, &headers, body, Some(key))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -1021,9 +1199,15 @@ async fn regenerate(
     auth: &AuthCtx,
     headers: &HeaderMap,
     body: Body,
+    path_key: Option<String>,
 ) -> ApiResult<Response> {
     access::gate(auth, "/key/regenerate", RouteClass::KeyManagement, false)?;
-    let body = body_of(state, headers, body).await?;
+    let mut body = body_of(state, headers, body).await?;
+    if let Some(k) = path_key {
+        if body.get("key").is_none_or(Value::is_null) {
+            body.insert("key".into(), Value::String(k));
+        }
+    }
     let key = required_key(&body)?;
     let old = existing(state, &key).await?;
     if !auth.is_admin {
@@ -1052,6 +1236,7 @@ async fn regenerate(
         }
         None => new_key(),
     };
+    check_caps(state, &body)?;
     let mut row = old.clone();
     row.token = hash_key(&raw);
     row.key_name = Some(key_name(&raw)).filter(|s| !s.is_empty());

@@ -9,6 +9,7 @@ pub mod budgets;
 pub mod cache_admin;
 pub mod customers;
 pub mod health;
+pub mod key_limits;
 pub mod keys;
 pub mod llm;
 pub mod model_admin;

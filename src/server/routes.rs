@@ -114,6 +114,8 @@ pub(crate) fn front(state: AppState) -> Front {
             );
     }
     r = r
+        .route("/v2/model/info", get(models::model_info_v2_handler))
+        .route("/model_group/info", get(models::model_group_info_handler))
         .route("/v1/messages", post(llm::messages_handler))
         .route("/responses", post(llm::responses_handler))
         .route("/v1/responses", post(llm::responses_handler))
@@ -132,7 +134,15 @@ pub(crate) fn front(state: AppState) -> Front {
         )
         .route("/test", get(health::test_handler))
         .route("/key/generate", post(keys::generate_key_handler))
-        .route("/key/info", get(keys::key_info_handler))
+        .route(
+            "/key/info",
+            get(keys::key_info_handler).post(keys::key_info_many_handler),
+        )
+        .route("/v2/key/info", post(keys::key_info_many_handler))
+        .route(
+            "/key/service-account/generate",
+            post(keys::generate_service_account_key_handler),
+        )
         .route("/key/update", post(keys::update_key_handler))
         .route("/key/bulk_update", post(keys::bulk_update_keys_handler))
         .route("/key/delete", post(keys::delete_key_handler))
@@ -142,6 +152,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/key/block", post(keys::block_key_handler))
         .route("/key/unblock", post(keys::unblock_key_handler))
         .route("/key/regenerate", post(keys::regenerate_key_handler))
+        .route(
+            "/key/{key}/regenerate",
+            post(keys::regenerate_key_by_path_handler),
+        )
         .route("/user/new", post(users::new_user_handler))
         .route("/user/info", get(users::user_info_handler))
         .route("/user/update", post(users::update_user_handler))

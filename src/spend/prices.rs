@@ -31,6 +31,49 @@ pub struct ModelPrice {
     pub cache_creation_input_token_cost: Option<f64>,
     #[serde(default, deserialize_with = "num")]
     pub output_cost_per_reasoning_token: Option<f64>,
+    /// Capability flags the map records (see `capability_flags.in`), for `/model/info` and
+    /// `/model_group/info`.
+    #[serde(flatten, deserialize_with = "capabilities")]
+    pub capabilities: Capabilities,
+}
+
+include!("capability_flags.in");
+
+/// Which of [`CAPABILITY_FLAGS`] an entry sets, and to what (bit i is flag i).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    known: u32,
+    set: u32,
+}
+
+/// Reads the flags from a full map entry (`"supports_vision": true`) or from the embedded
+/// map's masks; anything else in the entry is ignored.
+fn capabilities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Capabilities, D::Error> {
+    let m = HashMap::<String, serde_json::Value>::deserialize(d)?;
+    let mut caps = Capabilities::default();
+    for (bit, flag) in CAPABILITY_FLAGS.iter().enumerate() {
+        if let Some(b) = m.get(*flag).and_then(serde_json::Value::as_bool) {
+            caps.known |= 1 << bit;
+            if b {
+                caps.set |= 1 << bit;
+            }
+        }
+    }
+    let mask = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    caps.known |= mask(CAPS_KNOWN);
+    caps.set |= mask(CAPS_TRUE) & caps.known;
+    Ok(caps)
+}
+
+impl ModelPrice {
+    /// The capability flags the entry sets, by name (`("supports_vision", true)`).
+    pub fn capabilities(&self) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+        CAPABILITY_FLAGS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| self.capabilities.known & (1 << bit) != 0)
+            .map(|(bit, flag)| (*flag, self.capabilities.set & (1 << bit) != 0))
+    }
 }
 
 /// Some entries carry numbers as strings (or other junk); treat anything non-numeric as absent.
