@@ -48,6 +48,10 @@ pub struct Inner {
     /// Retries when neither the request nor the config sets them: `DEFAULT_MAX_RETRIES` from
     /// the environment, else LiteLLM's default of 2 (read once, not per call).
     pub default_retries: u64,
+    /// Most fallback groups a failed call tries: `router_settings.max_fallbacks` >
+    /// `litellm_settings.max_fallbacks` > `ROUTER_MAX_FALLBACKS` from the environment > 5
+    /// (LiteLLM's order and default).
+    pub max_fallbacks: usize,
     pub json_logs: bool,
     pub started_at: Instant,
     /// Shared Redis, when configured (rate limits; cooldowns and caches can share it).
@@ -101,6 +105,8 @@ const DEFAULT_BUDGET_RESET_CHECK: Duration = Duration::from_secs(597);
 /// LiteLLM's default `health_check_interval` (seconds).
 const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// Default embedded store file, relative to the working directory.
+/// LiteLLM's `ROUTER_MAX_FALLBACKS`: fallback groups tried after the requested one fails.
+const DEFAULT_MAX_FALLBACKS: usize = 5;
 const DEFAULT_SQLITE_PATH: &str = "litellm.db";
 /// LiteLLM's default for `user_api_key_cache_ttl` (seconds).
 const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -217,7 +223,8 @@ impl AppState {
             .clone()
             .or_else(|| loaded.env("LITELLM_SQLITE_PATH"))
             .unwrap_or_else(|| DEFAULT_SQLITE_PATH.to_string());
-        let store = Store::open(database_url.as_deref(), &sqlite_path)
+        let pool = crate::store::PoolSettings::from_config(&cfg.general_settings)?;
+        let store = Store::open_with(database_url.as_deref(), &sqlite_path, pool)
             .await
             .map_err(|e| format!("cannot prepare the database: {e}"))?;
         let batch_every = cfg
@@ -284,6 +291,18 @@ impl AppState {
                 .env("DEFAULT_MAX_RETRIES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2),
+            max_fallbacks: cfg
+                .router_settings
+                .max_fallbacks
+                .or(cfg.litellm_settings.max_fallbacks)
+                .or_else(|| {
+                    loaded
+                        .env("ROUTER_MAX_FALLBACKS")
+                        .and_then(|v| v.parse().ok())
+                })
+                .map_or(DEFAULT_MAX_FALLBACKS, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
             json_logs: cfg.litellm_settings.json_logs.unwrap_or(false)
                 || loaded
                     .env("JSON_LOGS")

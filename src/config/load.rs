@@ -437,6 +437,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn routing_and_database_pool_settings_are_typed() {
+        let loaded = load_str(
+            "router_settings:\n  enable_tag_filtering: true\n  tag_filtering_match_any: false\n  max_fallbacks: 3\nlitellm_settings:\n  max_fallbacks: 4\ngeneral_settings:\n  database_connection_pool_limit: 20\n  database_connection_timeout: 30\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        assert_eq!(c.router_settings.enable_tag_filtering, Some(true));
+        assert_eq!(c.router_settings.tag_filtering_match_any, Some(false));
+        assert_eq!(c.router_settings.max_fallbacks, Some(3));
+        assert_eq!(c.litellm_settings.max_fallbacks, Some(4));
+        assert_eq!(c.general_settings.database_connection_pool_limit, Some(20));
+        assert_eq!(c.general_settings.database_connection_timeout, Some(30.0));
+    }
+
+    #[test]
     fn callbacks_are_names_and_only_prometheus_is_built() {
         let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\"]\n  failure_callback: datadog\n";
         let cfg = load_str(text, "t.yaml").unwrap();

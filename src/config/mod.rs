@@ -170,6 +170,9 @@ pub struct LitellmSettings {
     pub context_window_fallbacks: Option<Value>,
     pub content_policy_fallbacks: Option<Value>,
     pub default_fallbacks: Option<Value>,
+    /// `litellm.max_fallbacks`: used when `router_settings.max_fallbacks` is unset.
+    #[serde(deserialize_with = "opt_u64")]
+    pub max_fallbacks: Option<u64>,
     /// What `/user/new` gives a new user the request leaves unset (`max_budget`, `user_role`,
     /// `models`, `teams`, ...), and `available_teams`: teams users may join on their own.
     pub default_internal_user_params: Option<Map<String, Value>>,
@@ -267,6 +270,16 @@ pub struct RouterSettings {
     pub redis_port: Option<Value>,
     pub redis_password: Option<Secret>,
     pub redis_url: Option<Secret>,
+    /// LiteLLM's tag-based routing: a request's tags choose among a group's deployments.
+    #[serde(deserialize_with = "opt_bool")]
+    pub enable_tag_filtering: Option<bool>,
+    /// With tag filtering: a deployment qualifies when it has any of the request's tags
+    /// (`true`, LiteLLM's default) or only when it has all of them (`false`).
+    #[serde(deserialize_with = "opt_bool")]
+    pub tag_filtering_match_any: Option<bool>,
+    /// How many fallback groups a failed call may try (LiteLLM's default: 5).
+    #[serde(deserialize_with = "opt_u64")]
+    pub max_fallbacks: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -298,6 +311,14 @@ pub struct GeneralSettings {
     pub global_max_parallel_requests: Option<u64>,
     /// `open` (default) or `closed`: what the rate limiter does while Redis is unreachable.
     pub rate_limit_fail_mode: Option<String>,
+    /// Size of the PostgreSQL connection pool (LiteLLM's default: 10). Not used by the
+    /// embedded SQLite store.
+    #[serde(deserialize_with = "opt_u64")]
+    pub database_connection_pool_limit: Option<u64>,
+    /// Seconds a database call waits for a free pool connection (LiteLLM's Prisma
+    /// `pool_timeout`; default 60). Not used by the embedded SQLite store.
+    #[serde(deserialize_with = "opt_f64")]
+    pub database_connection_timeout: Option<f64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -317,6 +338,7 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "proxy_config_reload_interval_seconds",
             "encryption_algorithm",
             "allow_public_health_readiness_details",
+            "database_connection_pool_timeout",
         ],
     ),
     (

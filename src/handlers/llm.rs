@@ -255,6 +255,7 @@ async fn parse_request(
     // The cache key reads the body in the client's order, before LiteLLM's fields come out.
     let (cache_hash, cache_items) = cache_hashes(state, kind, &model, &body);
     let mut extras = LitellmExtras::split_from(&mut body)?;
+    add_header_tags(headers, &mut extras.tags);
     if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
     }
@@ -372,6 +373,7 @@ fn parse_messages_request(
         }
         native.insert("metadata".into(), m);
     }
+    add_header_tags(headers, &mut extras.tags);
     if let Some(t) = header_f64(headers, &TIMEOUT_H) {
         extras.timeout.get_or_insert(t);
     }
@@ -407,6 +409,19 @@ fn parse_messages_request(
 static TIMEOUT_H: HeaderName = HeaderName::from_static("x-litellm-timeout");
 static STREAM_TIMEOUT_H: HeaderName = HeaderName::from_static("x-litellm-stream-timeout");
 static NUM_RETRIES_H: HeaderName = HeaderName::from_static("x-litellm-num-retries");
+static TAGS_H: HeaderName = HeaderName::from_static("x-litellm-tags");
+
+/// `x-litellm-tags: a, b`: more request tags (for spend logs and tag routing), as LiteLLM
+/// reads them (comma-separated, trimmed, empty ones skipped, no repeats).
+fn add_header_tags(headers: &HeaderMap, tags: &mut Vec<String>) {
+    let Some(v) = headers.get(&TAGS_H).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    crate::spend::call::append_new_tags(
+        tags,
+        v.split(',').map(str::trim).filter(|t| !t.is_empty()),
+    );
+}
 
 /// A numeric request header (named by a static: a `&str` name is parsed on every lookup).
 fn header_f64(headers: &HeaderMap, name: &HeaderName) -> Option<f64> {
@@ -837,14 +852,13 @@ fn num_retries(state: &AppState, headers: &HeaderMap, req: &LlmRequest) -> u64 {
 /// Fallback model groups for a failed group, by error class: `context_window_fallbacks` and
 /// `content_policy_fallbacks` for their errors, else the request's `fallbacks`, then the
 /// configured `fallbacks` (an entry for the group, or `"*"`), then `default_fallbacks`. At most
-/// `max_fallbacks` (5).
+/// `max_fallbacks` (see [`AppState::max_fallbacks`]).
 fn fallback_groups(
     state: &AppState,
     req: &LlmRequest,
     group: &str,
     class: ErrorClass,
 ) -> Vec<String> {
-    const MAX_FALLBACKS: usize = 5;
     let cfg = &state.loaded.config;
     let rs = &cfg.router_settings.extra;
     let ls = &cfg.litellm_settings;
@@ -917,7 +931,7 @@ fn fallback_groups(
         }
     }
     out.retain(|g| g != group);
-    out.truncate(MAX_FALLBACKS);
+    out.truncate(state.max_fallbacks);
     out
 }
 
@@ -941,6 +955,18 @@ async fn try_group(
     retried: &mut u64,
     slot: &CallSlot,
 ) -> ApiResult<Response> {
+    // Tag filtering first: retries, cooldowns and the strategy only see what it allows.
+    let tag_mask = if group.tag_filtering {
+        let tags = routing_tags(req, auth);
+        let model = if group.name.contains('*') {
+            served
+        } else {
+            group.name.as_str()
+        };
+        group.tag_mask(&tags, model)?
+    } else {
+        None
+    };
     let hints = crate::routing::PickHints {
         stream: req.stream,
         prompt_tokens: if group.pre_call_checks {
@@ -948,6 +974,7 @@ async fn try_group(
         } else {
             0
         },
+        allowed: tag_mask.as_deref(),
     };
     if group.exceeds_every_context_window(hints.prompt_tokens) {
         return Err(ApiError::new(
@@ -962,9 +989,18 @@ async fn try_group(
     let mut try_no = 0u64;
     let mut last_error: Option<ApiError> = None;
     loop {
-        let cooling = state
-            .cooldowns
-            .cooling(group.deployments.iter().map(|d| d.id.as_str()));
+        let cooling = state.cooldowns.cooling(
+            group
+                .deployments
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    tag_mask
+                        .as_ref()
+                        .is_none_or(|m| m.get(*i).copied().unwrap_or(false))
+                })
+                .map(|(_, d)| d.id.as_str()),
+        );
         let mut skip: Vec<&str> = failed.iter().map(String::as_str).collect();
         skip.extend(cooling.iter().copied());
         // Deployments the background health checks found down are avoided while others
@@ -1073,6 +1109,17 @@ async fn try_group(
     }
 }
 
+/// The tags tag-based routing sees: the request's own (`tags`, `metadata.tags`,
+/// `x-litellm-tags`), then its key's and team's metadata tags, without repeats.
+fn routing_tags(req: &LlmRequest, auth: &AuthCtx) -> Vec<String> {
+    let mut tags = req.extras.tags.clone();
+    crate::spend::call::append_new_tags(
+        &mut tags,
+        auth.tags.iter().flat_map(|t| t.iter()).map(String::as_str),
+    );
+    tags
+}
+
 /// The response with the rate-limit headers of its call.
 fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
     let h = r.headers_mut();
@@ -1156,7 +1203,7 @@ async fn serve_cached(
 ) -> ApiResult<Option<Response>> {
     let hints = crate::routing::PickHints {
         stream: req.stream,
-        prompt_tokens: 0,
+        ..Default::default()
     };
     let Some(d) = group
         .pick_with(&[], hints)

@@ -2,7 +2,8 @@
 //!
 //! A request's `model` is resolved as LiteLLM does: `router_settings.model_group_alias`, then an
 //! exact `model_name`, then the most specific wildcard pattern (`openai/*`, `*`). The group's
-//! deployments are then filtered by `order` and one is picked by the routing strategy.
+//! deployments are then filtered by the request's tags (when tag filtering is on, see
+//! [`tags`]), by `order`, and one is picked by the routing strategy.
 //!
 //! What must not go in here: provider wire formats, auth decisions.
 
@@ -10,6 +11,7 @@ pub mod cooldown;
 pub mod db_models;
 pub mod deployment;
 pub mod strategy;
+pub mod tags;
 
 pub use deployment::{Deployment, Mode};
 
@@ -29,14 +31,21 @@ pub struct ModelGroup {
     pub strategy: Strategy,
     /// `enable_pre_call_checks`: skip deployments whose context window the prompt exceeds.
     pub pre_call_checks: bool,
+    /// Tag-based routing applies to this group: `model_info.enable_tag_filtering` of its
+    /// deployments (the first one that sets it) or else `router_settings.enable_tag_filtering`.
+    pub tag_filtering: bool,
+    /// `router_settings.tag_filtering_match_any` (default true).
+    pub tag_match_any: bool,
 }
 
 /// What a pick may consider about the request.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PickHints {
+pub struct PickHints<'a> {
     pub stream: bool,
     /// Estimated prompt tokens (for pre-call context-window checks); 0 = unknown.
     pub prompt_tokens: u64,
+    /// Which deployments (by position in the group) the request's tags allow; `None`: all.
+    pub allowed: Option<&'a [bool]>,
 }
 
 /// A request's model, resolved to a group.
@@ -117,6 +126,8 @@ impl ModelRouter {
             .get("enable_pre_call_checks")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let tag_filtering = rs.enable_tag_filtering.unwrap_or(false);
+        let tag_match_any = rs.tag_filtering_match_any.unwrap_or(true);
         let mut router = Self::default();
         // LiteLLM starts with a deployment it cannot call and fails its requests; so do we,
         // with the reason logged once here and returned to each caller of that model.
@@ -133,10 +144,21 @@ impl ModelRouter {
             access_groups.dedup();
             let group = Arc::new(ModelGroup {
                 name: name.clone(),
-                deployments,
+                tag_filtering: deployments
+                    .iter()
+                    .find_map(|d| {
+                        d.config
+                            .model_info
+                            .extra
+                            .get("enable_tag_filtering")
+                            .and_then(Value::as_bool)
+                    })
+                    .unwrap_or(tag_filtering),
                 access_groups,
+                deployments,
                 strategy,
                 pre_call_checks,
+                tag_match_any,
             });
             if let Some(star) = name.find('*') {
                 router.wildcards.push((
@@ -255,29 +277,49 @@ impl ModelGroup {
         self.pick_with(exclude, PickHints::default())
     }
 
-    /// Picks a deployment: deployments in `exclude` (already tried, cooling down) and, with
-    /// pre-call checks, those whose context window is too small are left out; only the lowest
-    /// `order` tier is eligible; the routing strategy chooses within it.
+    /// Picks a deployment: deployments the request's tags rule out, those in `exclude`
+    /// (already tried, cooling down) and, with pre-call checks, those whose context window is
+    /// too small are left out; only the lowest `order` tier is eligible; the routing strategy
+    /// chooses within it.
     pub fn pick_with(&self, exclude: &[&str], hints: PickHints) -> Option<&Arc<Deployment>> {
         let minute = strategy::unix_minute();
-        let eligible = |d: &&Arc<Deployment>| {
-            !exclude.contains(&d.id.as_str())
+        let eligible = |(i, d): &(usize, &Arc<Deployment>)| {
+            hints
+                .allowed
+                .is_none_or(|a| a.get(*i).copied().unwrap_or(false))
+                && !exclude.contains(&d.id.as_str())
                 && (!self.pre_call_checks
                     || (fits(d, hints.prompt_tokens) && d.stats.under_limits(d, minute)))
         };
         let min_order = self
             .deployments
             .iter()
+            .enumerate()
             .filter(eligible)
-            .map(|d| d.order.unwrap_or(u64::MAX))
+            .map(|(_, d)| d.order.unwrap_or(u64::MAX))
             .min()?;
         let tier: Vec<&Arc<Deployment>> = self
             .deployments
             .iter()
+            .enumerate()
             .filter(eligible)
+            .map(|(_, d)| d)
             .filter(|d| d.order.unwrap_or(u64::MAX) == min_order)
             .collect();
         strategy::choose(self.strategy, &tier, hints.stream)
+    }
+
+    /// With tag filtering on for this group, which deployments a request carrying `tags` may
+    /// use (see [`tags::allowed`]); `None` (and no work) when it is off.
+    pub fn tag_mask(
+        &self,
+        tags: &[String],
+        model: &str,
+    ) -> Result<Option<Vec<bool>>, crate::error::ApiError> {
+        if !self.tag_filtering {
+            return Ok(None);
+        }
+        tags::allowed(&self.deployments, tags, self.tag_match_any, model).map(Some)
     }
 
     /// With pre-call checks on, whether the prompt is too long for every deployment.
@@ -435,7 +477,7 @@ mod tests {
                 &[],
                 PickHints {
                     stream: true,
-                    prompt_tokens: 0,
+                    ..PickHints::default()
                 },
             )
             .unwrap();
@@ -460,8 +502,8 @@ mod tests {
                 .pick_with(
                     &[],
                     PickHints {
-                        stream: false,
                         prompt_tokens: 5000,
+                        ..PickHints::default()
                     },
                 )
                 .unwrap();

@@ -43,13 +43,73 @@ use std::time::Duration;
 
 /// Pool size per replica (LiteLLM's `database_connection_pool_limit` default).
 const DEFAULT_POOL: u32 = 10;
+/// How long a query waits for a free pooled connection (LiteLLM's
+/// `database_connection_timeout` default, which it passes to Prisma as `pool_timeout`).
+const DEFAULT_POOL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an unused embedded-database connection stays open.
 const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The file name sqlx gives the database of a `sqlite::memory:` URL (a named in-memory
 /// database shared by the pool's connections).
 const SQLX_IN_MEMORY: &str = "file:sqlx-in-memory-";
-/// How long start-up waits for the database before giving up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The PostgreSQL pool's size and wait, from `general_settings.database_connection_pool_limit`
+/// and `database_connection_timeout`. The embedded SQLite store ignores both: it keeps its own
+/// small pool (one file, one writer at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a query (and start-up) waits for a connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_POOL,
+            acquire_timeout: DEFAULT_POOL_TIMEOUT,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The settings from `general_settings` (LiteLLM also reads the timeout as
+    /// `database_connection_pool_timeout`); a pool of 0 connections or a timeout that is not a
+    /// positive number of seconds is refused, naming the key.
+    pub fn from_config(gs: &crate::config::GeneralSettings) -> Result<Self, String> {
+        let mut out = Self::default();
+        if let Some(n) = gs.database_connection_pool_limit {
+            out.max_connections = u32::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    format!("general_settings.database_connection_pool_limit must be between 1 and {}, got {n}", u32::MAX)
+                })?;
+        }
+        let timeout = gs
+            .database_connection_timeout
+            .map(|t| ("database_connection_timeout", Some(t)))
+            .or_else(|| {
+                gs.extra
+                    .get("database_connection_pool_timeout")
+                    .map(|v| ("database_connection_pool_timeout", v.as_f64()))
+            });
+        if let Some((key, secs)) = timeout {
+            out.acquire_timeout = secs
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| {
+                    format!("general_settings.{key} must be a positive number of seconds")
+                })?;
+        }
+        Ok(out)
+    }
+
+    fn pg_options(self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -248,11 +308,19 @@ impl Store {
     /// Opens the database named by `database_url`, or the embedded SQLite file at `sqlite_path`,
     /// and applies the migrations.
     pub async fn open(database_url: Option<&str>, sqlite_path: &str) -> StoreResult<Self> {
+        Self::open_with(database_url, sqlite_path, PoolSettings::default()).await
+    }
+
+    /// [`Store::open`] with the PostgreSQL pool sized and timed by `pool`.
+    pub async fn open_with(
+        database_url: Option<&str>,
+        sqlite_path: &str,
+        pool: PoolSettings,
+    ) -> StoreResult<Self> {
         match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(DEFAULT_POOL)
-                    .acquire_timeout(CONNECT_TIMEOUT)
+                let pool = pool
+                    .pg_options()
                     .connect_with(adopt::pg_options(url)?)
                     .await?;
                 adopt::migrate(&pool).await?;
@@ -795,6 +863,41 @@ fn map_write<T>(r: Result<T, sqlx::Error>) -> StoreResult<T> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pool_settings_come_from_general_settings() {
+        let gs = |yaml: &str| {
+            crate::config::load_str(&format!("general_settings:\n{yaml}"), "t.yaml")
+                .unwrap()
+                .config
+                .general_settings
+        };
+        assert_eq!(
+            PoolSettings::from_config(&gs("  {}\n")).unwrap(),
+            PoolSettings::default()
+        );
+        let p = PoolSettings::from_config(&gs(
+            "  database_connection_pool_limit: 25\n  database_connection_timeout: 2.5\n",
+        ))
+        .unwrap();
+        assert_eq!(p.max_connections, 25);
+        assert_eq!(p.acquire_timeout, Duration::from_millis(2500));
+        let opts = p.pg_options();
+        assert_eq!(opts.get_max_connections(), 25);
+        assert_eq!(opts.get_acquire_timeout(), Duration::from_millis(2500));
+        // LiteLLM's older name for the timeout.
+        let p = PoolSettings::from_config(&gs("  database_connection_pool_timeout: 7\n")).unwrap();
+        assert_eq!(p.acquire_timeout, Duration::from_secs(7));
+        for bad in [
+            "  database_connection_pool_limit: 0\n",
+            "  database_connection_timeout: 0\n",
+            "  database_connection_timeout: -1\n",
+            "  database_connection_pool_timeout: soon\n",
+        ] {
+            let e = PoolSettings::from_config(&gs(bad)).unwrap_err();
+            assert!(e.starts_with("general_settings.database_connection"), "{e}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -27,5 +27,6 @@ mod routes;
 mod shutdown;
 mod spend_reports;
 mod streaming;
+mod tag_routing;
 mod team_rights;
 mod teams;
