@@ -198,18 +198,24 @@ fn deployment_info(d: &Deployment) -> Map<String, Value> {
     info
 }
 
-/// The OpenAI parameters a deployment's calls accept: every one for OpenAI-format upstreams
-/// (the body goes through as sent), the adapter's list for native providers.
+/// The OpenAI parameters a deployment's calls accept (see [`params_for`]).
 fn supported_openai_params(d: &Deployment) -> Vec<&'static str> {
+    params_for(d.provider, &d.upstream_model)
+}
+
+/// The OpenAI parameters calls to `upstream_model` at `provider` accept: every one for
+/// OpenAI-format upstreams (the body goes through as sent), the adapter's list for native
+/// providers.
+fn params_for(provider: Provider, upstream_model: &str) -> Vec<&'static str> {
     use crate::providers::{anthropic, bedrock, cohere, gemini, ollama, params};
-    match d.provider {
+    match provider {
         Provider::OpenAi | Provider::Azure | Provider::Compat(_) => {
             params::OPENAI_CHAT_PARAMS.to_vec()
         }
         Provider::Anthropic => anthropic::SUPPORTED.to_vec(),
         Provider::Gemini | Provider::VertexAi => gemini::SUPPORTED.to_vec(),
         Provider::Bedrock => {
-            let reasoning = bedrock::is_anthropic(&d.upstream_model);
+            let reasoning = bedrock::is_anthropic(upstream_model);
             bedrock::SUPPORTED
                 .iter()
                 .copied()
@@ -220,6 +226,53 @@ fn supported_openai_params(d: &Deployment) -> Vec<&'static str> {
         Provider::Ollama => ollama::GENERATE_SUPPORTED.to_vec(),
         Provider::OllamaChat => ollama::SUPPORTED.to_vec(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SupportedParamsQuery {
+    model: Option<String>,
+}
+
+/// `GET /utils/supported_openai_params?model=`: `{"supported_openai_params": [...]}` for a
+/// model, as LiteLLM answers it. A model group (or alias, or a name a wildcard group serves)
+/// is answered for its first deployment; any other name for the provider its
+/// `provider/model` prefix (or its well-known shape, `gpt-*`, `claude-*`...) names. A name
+/// that maps to no provider is LiteLLM's 400 "Could not map model=...". Any valid key may ask.
+pub async fn supported_openai_params_handler(
+    State(state): State<AppState>,
+    super::JsonQuery(q): super::JsonQuery<SupportedParamsQuery>,
+) -> Response {
+    match supported_params_answer(&state.router.load(), q.model.as_deref()) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn supported_params_answer(router: &ModelRouter, model: Option<&str>) -> ApiResult<Value> {
+    // FastAPI's answer to a missing required query parameter is a 422.
+    let Some(model) = model else {
+        return Err(ApiError::new(
+            crate::error::ErrorClass::UnprocessableEntity,
+            "Missing required query parameter: 'model'.",
+        )
+        .with_param("model"));
+    };
+    let params = match router
+        .resolve(model)
+        .and_then(|r| r.group.deployments.first().map(|d| (r, d)))
+    {
+        Some((r, d)) => params_for(d.provider, &d.upstream_model_for(r.capture.as_deref())),
+        None => match crate::providers::parse_model(model, None) {
+            Some((provider, upstream)) => params_for(provider, &upstream),
+            None => {
+                return Err(
+                    ApiError::bad_request(format!("Could not map model={model}"))
+                        .with_param("model"),
+                )
+            }
+        },
+    };
+    Ok(json!({ "supported_openai_params": params }))
 }
 
 /// Capabilities `/model_group/info` reports: true when any deployment of the group has them.

@@ -116,6 +116,10 @@ pub(crate) fn front(state: AppState) -> Front {
     r = r
         .route("/v2/model/info", get(models::model_info_v2_handler))
         .route("/model_group/info", get(models::model_group_info_handler))
+        .route(
+            "/utils/supported_openai_params",
+            get(models::supported_openai_params_handler),
+        )
         .route("/v1/messages", post(llm::messages_handler))
         .route("/responses", post(llm::responses_handler))
         .route("/v1/responses", post(llm::responses_handler))

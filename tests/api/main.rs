@@ -27,6 +27,7 @@ mod routes;
 mod shutdown;
 mod spend_reports;
 mod streaming;
+mod supported_params;
 mod tag_routing;
 mod team_rights;
 mod teams;
