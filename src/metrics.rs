@@ -762,7 +762,7 @@ impl CallMetrics {
             .as_ref()
             .and_then(|k| k.team_id.as_deref())
             .and_then(|t| {
-                let scope = format!("team:{t}");
+                let scope = crate::spend::team_scope(t);
                 let b = auth.shared_budgets.iter().find(|b| b.scope == scope)?;
                 Some(Budget {
                     scope,

@@ -415,7 +415,7 @@ async fn delete(
         state.keys.remove(h);
     }
     for t in &gone.team_ids {
-        state.budgets.reset(&format!("team:{t}"), 0.0);
+        state.budgets.reset(&crate::spend::team_scope(t), 0.0);
     }
     for id in &ids {
         forget_org_keys(state, id);

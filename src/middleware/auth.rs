@@ -559,7 +559,7 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
     };
     if let Some(t) = &team {
         budget(
-            format!("team:{}", t.team_id),
+            crate::spend::team_scope(&t.team_id),
             format!("Team={}", t.team_id),
             t.max_budget,
             t.spend,

@@ -205,7 +205,7 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                     tracing::info!(reset = ?r, "budget reset");
                     match r {
                         BudgetReset::Team(id) => {
-                            state.budgets.reset(&format!("team:{id}"), 0.0);
+                            state.budgets.reset(&team_scope(&id), 0.0);
                             state
                                 .keys
                                 .retain(|_, c| c.row.team_id.as_deref() != Some(&id));
@@ -248,6 +248,11 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
             Err(e) => tracing::warn!("budget reset check failed, will retry: {e}"),
         }
     }
+}
+
+/// The [`Budgets`] entry of a team's budget (`max_budget`), shared by all its keys.
+pub fn team_scope(team_id: &str) -> String {
+    format!("team:{team_id}")
 }
 
 /// The [`Budgets`] entry of a user's budget inside a team (`max_budget_in_team`).
