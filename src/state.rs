@@ -78,6 +78,11 @@ pub struct Inner {
     pub end_users: crate::middleware::end_user::EndUserCache,
     /// Prometheus metrics, when the `prometheus` callback is on.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// `general_settings.allowed_ips`, when set.
+    pub ip_gate: Option<crate::middleware::client_ip::IpGate>,
+    /// Headers that name the end user ahead of the body (`user_header_mappings` entries for
+    /// the `customer` role, else `user_header_name`).
+    pub end_user_headers: Vec<axum::http::HeaderName>,
 }
 
 #[derive(Clone)]
@@ -268,6 +273,10 @@ impl AppState {
         });
         let state = Self(Arc::new(Inner {
             metrics,
+            ip_gate: crate::middleware::client_ip::IpGate::from_settings(&cfg.general_settings),
+            end_user_headers: crate::middleware::end_user::configured_headers(
+                &cfg.general_settings,
+            ),
             background_health,
             health: DashMap::new(),
             store,

@@ -76,6 +76,16 @@ pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     }
 }
 
+/// Like [`names`], but an absent or `null` list stays `None`: for settings where an empty
+/// list means something (`allowed_ips: []` lets nobody in).
+pub fn opt_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    names(v).map(Some).map_err(D::Error::custom)
+}
+
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     let v = Value::deserialize(d)?;
     match &v {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use lenient::{names, opt_bool, opt_duration, opt_f64, opt_u64};
+use lenient::{names, opt_bool, opt_duration, opt_f64, opt_names, opt_u64};
 
 /// A credential from the config. `Debug` never prints it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -319,8 +319,43 @@ pub struct GeneralSettings {
     /// `pool_timeout`; default 60). Not used by the embedded SQLite store.
     #[serde(deserialize_with = "opt_f64")]
     pub database_connection_timeout: Option<f64>,
+    /// Client addresses allowed to call any authenticated route (LiteLLM compares the peer's
+    /// address, or with `use_x_forwarded_for` the `X-Forwarded-For` header, with each entry;
+    /// an entry may also be a CIDR block here). Unset: every address.
+    #[serde(deserialize_with = "opt_names")]
+    pub allowed_ips: Option<Vec<String>>,
+    #[serde(deserialize_with = "opt_bool")]
+    pub use_x_forwarded_for: Option<bool>,
+    /// Request fields every LLM call must carry (`user`, `metadata.generation_name`, ...).
+    #[serde(deserialize_with = "opt_names")]
+    pub enforced_params: Option<Vec<String>>,
+    /// Settings for service-account keys (`/key/service-account/generate`); only its
+    /// `enforced_params` is read.
+    pub service_account_settings: Option<ServiceAccountSettings>,
+    /// A request header that names the end user (LiteLLM's older setting).
+    pub user_header_name: Option<String>,
+    /// Headers mapped to roles; those mapped to `customer` name the end user.
+    pub user_header_mappings: Option<Vec<HeaderMapping>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `general_settings.service_account_settings`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ServiceAccountSettings {
+    #[serde(deserialize_with = "opt_names")]
+    pub enforced_params: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `general_settings.user_header_mappings`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct HeaderMapping {
+    pub header_name: String,
+    pub litellm_user_role: String,
 }
 
 /// Keys of each section that the gateway understands even though they are not typed above

@@ -239,6 +239,15 @@ fn apply_fields(row: &mut KeyRow, body: &Map<String, Value>, is_update: bool) ->
             }
         }
     }
+    // Kept in the key's metadata, where LiteLLM keeps it and the LLM routes read it.
+    if let Some(v) = opt_strings(body, "enforced_params")? {
+        if !row.metadata.is_object() {
+            row.metadata = json!({});
+        }
+        if let Value::Object(m) = &mut row.metadata {
+            m.insert("enforced_params".into(), json!(v));
+        }
+    }
     if let Some(v) = opt_model_max_budget(body)? {
         row.model_max_budget = v;
     }

@@ -211,6 +211,7 @@ struct LlmRequest {
 
 async fn parse_request(
     state: &AppState,
+    auth: &AuthCtx,
     headers: &HeaderMap,
     kind: CallKind,
     path_model: Option<String>,
@@ -221,6 +222,11 @@ async fn parse_request(
     if let Some(m) = path_model {
         body.insert("model".into(), Value::String(m));
     }
+    crate::middleware::enforced_params::check(
+        &state.loaded.config.general_settings,
+        auth.key.as_deref(),
+        &body,
+    )?;
     let model = validate::model_field(&body, kind.route())?;
     if kind == CallKind::Messages {
         return parse_messages_request(headers, model, body, bytes.len());
@@ -453,9 +459,14 @@ async fn run(
     path_model: Option<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let mut req = parse_request(state, headers, kind, path_model, body).await?;
+    let mut req = parse_request(state, auth, headers, kind, path_model, body).await?;
     check_cache_controls(auth, &req.extras)?;
-    req.end_user_id = end_user::end_user_id(headers, &req.body);
+    req.end_user_id = end_user::end_user_id(
+        headers,
+        &state.end_user_headers,
+        &req.body,
+        req.extras.metadata.as_ref(),
+    );
     if state.metrics.is_some() {
         let _ = ctx.seen.set(crate::metrics::Seen {
             requested_model: req.model.clone(),

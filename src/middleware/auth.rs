@@ -283,6 +283,9 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     if is_public_route(path) || req.method() == axum::http::Method::OPTIONS {
         return next.run(req).await;
     }
+    if let Err(e) = check_client_ip(&state, &req) {
+        return e.into_response();
+    }
     if let Some(m) = state.metrics.as_ref().filter(|_| is_metrics_route(path)) {
         if !m.require_auth {
             return next.run(req).await;
@@ -315,10 +318,25 @@ where
     F: FnOnce(Request, AuthCtx) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
+    if let Err(e) = check_client_ip(state, &req) {
+        return e.into_response();
+    }
     match authenticate(state, req.headers(), req.uri()).await {
         Ok(ctx) => inner(req, ctx).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// `general_settings.allowed_ips`, checked before the key (as LiteLLM does).
+fn check_client_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    let Some(gate) = state.ip_gate.as_ref() else {
+        return Ok(());
+    };
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    gate.check(req.headers(), peer)
 }
 
 async fn authenticate(

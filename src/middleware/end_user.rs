@@ -93,16 +93,74 @@ impl EndUser {
     }
 }
 
-/// The end user a request names: the standard customer-id headers first, then the body's
-/// `user` (on `/v1/messages`, Anthropic's `metadata.user_id` has become `user` by then).
-pub fn end_user_id(headers: &HeaderMap, body: &Map<String, Value>) -> Option<String> {
-    END_USER_HEADERS
+/// Where a request names its end user, in LiteLLM's order: the standard customer-id headers;
+/// the configured headers (`state.end_user_headers`); the body's `user` (on `/v1/messages`,
+/// Anthropic's `metadata.user_id` has become `user` by then); the request metadata's `user`
+/// (`litellm_metadata.user`) and `user_id` (`metadata.user_id`); the Responses API's
+/// `safety_identifier`. A string is trimmed and a number taken as its text; anything else,
+/// or an empty string, is passed over.
+pub fn end_user_id(
+    headers: &HeaderMap,
+    configured: &[http::HeaderName],
+    body: &Map<String, Value>,
+    metadata: Option<&Value>,
+) -> Option<String> {
+    let from_headers = END_USER_HEADERS
         .iter()
-        .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
-        .or_else(|| body.field("user").and_then(Value::as_str))
+        .chain(configured)
+        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+        .find(|s| !s.is_empty());
+    if let Some(id) = from_headers {
+        return Some(id.to_string());
+    }
+    let metadata = metadata.filter(|m| m.is_object());
+    [
+        body.field("user"),
+        metadata.and_then(|m| m.field("user")),
+        metadata.and_then(|m| m.field("user_id")),
+        body.field("safety_identifier"),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|v| match v {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(String::from),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The headers `general_settings` adds ahead of the body: those `user_header_mappings` maps to
+/// the `customer` role, else `user_header_name`. A name that is not a valid header name is
+/// warned about and skipped.
+pub fn configured_headers(g: &crate::config::GeneralSettings) -> Vec<http::HeaderName> {
+    let mapped: Vec<&str> = g
+        .user_header_mappings
+        .iter()
+        .flatten()
+        .filter(|m| m.litellm_user_role.eq_ignore_ascii_case("customer"))
+        .map(|m| m.header_name.as_str())
+        .filter(|n| !n.trim().is_empty())
+        .collect();
+    let names = if mapped.is_empty() {
+        g.user_header_name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .into_iter()
+            .collect()
+    } else {
+        mapped
+    };
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let parsed = http::HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes());
+            if parsed.is_err() {
+                tracing::warn!("general_settings: {n:?} is not a valid header name; ignored");
+            }
+            parsed.ok()
+        })
+        .collect()
 }
 
 struct Cached {
@@ -280,16 +338,73 @@ mod tests {
 
     #[test]
     fn end_user_comes_from_headers_then_user() {
+        let id = |h: &HeaderMap, b: &Map<String, Value>| end_user_id(h, &[], b, None);
         let b = body(serde_json::json!({"user": " cust-1 "}));
-        assert_eq!(
-            end_user_id(&HeaderMap::new(), &b).as_deref(),
-            Some("cust-1")
-        );
+        assert_eq!(id(&HeaderMap::new(), &b).as_deref(), Some("cust-1"));
         let h = headers(&[("x-litellm-end-user-id", "from-header")]);
-        assert_eq!(end_user_id(&h, &b).as_deref(), Some("from-header"));
+        assert_eq!(id(&h, &b).as_deref(), Some("from-header"));
         let empty = body(serde_json::json!({"user": "  "}));
-        assert_eq!(end_user_id(&HeaderMap::new(), &empty), None);
-        assert_eq!(end_user_id(&HeaderMap::new(), &Map::new()), None);
+        assert_eq!(id(&HeaderMap::new(), &empty), None);
+        assert_eq!(id(&HeaderMap::new(), &Map::new()), None);
+        assert_eq!(
+            id(&HeaderMap::new(), &body(serde_json::json!({"user": 42}))).as_deref(),
+            Some("42")
+        );
+    }
+
+    #[test]
+    fn configured_headers_metadata_and_safety_identifier_follow_litellm_order() {
+        use crate::config::{GeneralSettings, HeaderMapping};
+        let old = GeneralSettings {
+            user_header_name: Some("X-OpenWebUI-User-Id".into()),
+            ..Default::default()
+        };
+        let custom = configured_headers(&old);
+        assert_eq!(custom, ["x-openwebui-user-id"]);
+        let mapped = GeneralSettings {
+            user_header_name: Some("x-ignored".into()),
+            user_header_mappings: Some(vec![
+                HeaderMapping {
+                    header_name: "X-Internal-User".into(),
+                    litellm_user_role: "internal_user".into(),
+                },
+                HeaderMapping {
+                    header_name: "X-Customer".into(),
+                    litellm_user_role: "CUSTOMER".into(),
+                },
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(configured_headers(&mapped), ["x-customer"]);
+
+        let b = body(serde_json::json!({"user": "body-user", "safety_identifier": "safe"}));
+        let h = headers(&[("x-openwebui-user-id", "webui-7")]);
+        assert_eq!(
+            end_user_id(&h, &custom, &b, None).as_deref(),
+            Some("webui-7")
+        );
+        let both = headers(&[
+            ("x-openwebui-user-id", "webui-7"),
+            ("x-litellm-customer-id", "std"),
+        ]);
+        assert_eq!(
+            end_user_id(&both, &custom, &b, None).as_deref(),
+            Some("std")
+        );
+        assert_eq!(
+            end_user_id(&HeaderMap::new(), &custom, &b, None).as_deref(),
+            Some("body-user")
+        );
+        let meta = serde_json::json!({"user_id": "meta-user"});
+        let no_user = body(serde_json::json!({"safety_identifier": "safe"}));
+        assert_eq!(
+            end_user_id(&HeaderMap::new(), &custom, &no_user, Some(&meta)).as_deref(),
+            Some("meta-user")
+        );
+        assert_eq!(
+            end_user_id(&HeaderMap::new(), &custom, &no_user, None).as_deref(),
+            Some("safe")
+        );
     }
 
     fn user(id: &str) -> Arc<EndUser> {

@@ -7,6 +7,7 @@ pub mod routes;
 
 use crate::state::AppState;
 use axum::serve::ListenerExt;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -40,19 +41,36 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(routes::front(state));
+    // The peer's address is recorded on each request only when `allowed_ips` needs it.
+    let peer_addresses = state.ip_gate.is_some();
+    let front = routes::front(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     // TCP_NODELAY on accepted sockets: small SSE frames must not wait for Nagle.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopping = async move {
         shutdown.await;
         tracing::info!(
             "shutdown requested: not accepting new connections, draining in-flight requests"
         );
         let _ = tx.send(true);
-    });
+    };
+    let server = async move {
+        use axum::ServiceExt;
+        type Req = axum::extract::Request;
+        if peer_addresses {
+            let app = ServiceExt::<Req>::into_make_service_with_connect_info::<SocketAddr>(front);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopping)
+                .await
+        } else {
+            let app = ServiceExt::<Req>::into_make_service(front);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopping)
+                .await
+        }
+    };
     let deadline = async move {
         if rx.wait_for(|stopping| *stopping).await.is_err() {
             std::future::pending::<()>().await;
@@ -60,7 +78,7 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = async { server.await } => r,
+        r = server => r,
         _ = deadline => {
             tracing::warn!(grace_secs = grace.as_secs_f64(), "drain deadline reached; closing remaining connections");
             Ok(())

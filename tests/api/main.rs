@@ -6,6 +6,7 @@ mod anthropic;
 mod auth;
 mod cache;
 mod chat;
+mod client_rules;
 mod config_files;
 mod customers;
 mod db_models;
