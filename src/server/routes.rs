@@ -289,8 +289,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 
+    // Auth wraps the matched routes only: a path that is not served answers 404 to anyone,
+    // as LiteLLM's does, rather than asking for a key first.
     let app = r
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,
         ))

@@ -194,3 +194,23 @@ async fn llm_calls_answer_alike_ahead_of_and_through_the_router() {
         assert_eq!(r.status(), 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn unknown_routes_answer_404_before_any_key_is_asked_for() {
+    let gw = gateway(&config_for(&[], ""), None).await;
+    for path in ["/no/such/route", "/metrics", "/v1/nothing"] {
+        let r = gw.client.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            body["error"]["message"],
+            format!("Route not found: {path}"),
+            "{path}"
+        );
+    }
+    // A served route still wants a key, whatever the method.
+    let r = gw.client.get(gw.url("/key/list")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = gw.client.delete(gw.url("/key/list")).send().await.unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 405), "{}", r.status());
+}
