@@ -117,6 +117,21 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
 /// The members of the JSON object `b` (whitespace allowed around it), without building
 /// values or validating what is inside them beyond their extent. `None` if `b` is not one
 /// object.
+/// Where the value of the top-level member `name` sits in `b`, a JSON object the parser has
+/// accepted: the last such member, as a parsed map keeps the last of repeated keys. `None`
+/// when a key is written with escapes (its text could be `name` too) or `name` is absent.
+pub fn member_value(b: &[u8], name: &str) -> Option<Range<usize>> {
+    let members = members(b)?;
+    if members.iter().any(|m| m.escaped) {
+        return None;
+    }
+    members
+        .iter()
+        .rev()
+        .find(|m| m.is(b, name))
+        .map(|m| m.value.clone())
+}
+
 fn members(b: &[u8]) -> Option<Vec<Member>> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
@@ -306,6 +321,23 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn member_values_are_found_as_a_parsed_map_would_keep_them() {
+        let b = br#" {"model":"m","messages":[{"c":"a\"}"}],"n":1} "#;
+        let at = member_value(b, "messages").unwrap();
+        assert_eq!(&b[at], br#"[{"c":"a\"}"}]"#);
+        assert_eq!(member_value(b, "missing"), None);
+        // The last of repeated keys, as in a parsed map.
+        let b = br#"{"messages":[1],"messages":[2]}"#;
+        assert_eq!(&b[member_value(b, "messages").unwrap()], b"[2]");
+        // A key written with escapes could be the name: not decided here.
+        assert_eq!(
+            member_value(br#"{"messages":[1],"m\u0065ssages":[2]}"#, "messages"),
+            None
+        );
+        assert_eq!(member_value(b"[1]", "messages"), None);
+    }
+
     use super::*;
     use serde_json::{json, Value};
 

@@ -207,7 +207,16 @@ struct LlmRequest {
     cache_key: Option<String>,
     /// Where a stream's usage is left for the cache's assembler, when the stream is stored.
     stream_usage: Option<crate::cache::replay::UsageSlot>,
+    /// A long chat request's body as received, and where its `messages` value sits in it:
+    /// OpenAI-format upstreams get those bytes as they came instead of the parsed messages
+    /// written out again (the bulk of a long conversation). `messages` is never changed
+    /// after parsing, and this is only set for [`CallKind::Chat`].
+    raw_messages: Option<(bytes::Bytes, std::ops::Range<usize>)>,
 }
+
+/// Bodies from this size on keep their `messages` bytes for the upstream (see
+/// `LlmRequest::raw_messages`); below it, finding them costs about what writing them does.
+const RAW_MESSAGES_FROM: usize = 1024;
 
 async fn parse_request(
     state: &AppState,
@@ -280,6 +289,10 @@ async fn parse_request(
         .and_then(|o| o.field("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let raw_messages = (kind == CallKind::Chat && bytes.len() >= RAW_MESSAGES_FROM)
+        .then(|| crate::api::rewrite::member_value(&bytes, "messages"))
+        .flatten()
+        .map(|at| (bytes.clone(), at));
     Ok(LlmRequest {
         kind,
         model,
@@ -296,6 +309,7 @@ async fn parse_request(
         cache_items,
         cache_key: None,
         stream_usage: None,
+        raw_messages,
     })
 }
 
@@ -409,6 +423,7 @@ fn parse_messages_request(
         cache_items: Vec::new(),
         cache_key: None,
         stream_usage: None,
+        raw_messages: None,
     })
 }
 
@@ -1526,6 +1541,7 @@ async fn attempt(
             allowed: &allowed,
         },
         size_hint: req.prompt_bytes,
+        raw_messages: req.raw_messages.as_ref().map(|(b, at)| &b[at.clone()]),
     };
     // `/v1/messages` to an Anthropic deployment goes out as it came.
     let native = match (&req.native, deployment.provider) {

@@ -79,6 +79,9 @@ pub struct Overrides<'a> {
     /// Size of the client's body: the upstream body is written into a buffer this large, so a
     /// long conversation is not copied again each time the buffer grows.
     pub size_hint: usize,
+    /// The client's `messages` value as it came, when the request kept it (long chat
+    /// requests): written to the upstream body in place of the parsed messages.
+    pub raw_messages: Option<&'a [u8]>,
 }
 
 impl Overrides<'_> {
@@ -183,7 +186,12 @@ pub fn build_request(
             }
         }
         apply_quirks(d.provider, upstream_model, &mut body);
-        forwarded_body(&body, &Map::new(), upstream_model, ov, stream_options)
+        // The quirks may rewrite messages: they are written from the copy.
+        let ov = Overrides {
+            raw_messages: None,
+            ..*ov
+        };
+        forwarded_body(&body, &Map::new(), upstream_model, &ov, stream_options)
     } else {
         forwarded_body(body, &d.defaults, upstream_model, ov, stream_options)
     };
@@ -249,6 +257,13 @@ fn forwarded_body(
         }
         if k == "stream_options" {
             options = Some(v);
+            continue;
+        }
+        if let Some(raw) = ov.raw_messages.filter(|_| k == "messages") {
+            out.push(b',');
+            json_out::write_str(&mut out, k);
+            out.push(b':');
+            out.extend_from_slice(raw);
             continue;
         }
         member(&mut out, k, v);
@@ -615,6 +630,47 @@ mod tests {
             }
         }
         assert_eq!(checked, 7 * 3 * 2 * 2);
+    }
+
+    #[test]
+    fn kept_messages_bytes_go_out_as_the_client_wrote_them() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: k, api_base: 'http://127.0.0.1:9/v1'}\n");
+        let text = r#"{"model":"g", "messages" : [ {"role":"user","content":"caf\u00e9"} ],"temperature":0.5}"#;
+        let body: Map<String, Value> = serde_json::from_str(text).unwrap();
+        let at = crate::api::rewrite::member_value(text.as_bytes(), "messages").unwrap();
+        let raw = &text.as_bytes()[at];
+        assert_eq!(raw, br#"[ {"role":"user","content":"caf\u00e9"} ]"#);
+        let ov = Overrides {
+            raw_messages: Some(raw),
+            ..Default::default()
+        };
+        let r = build_request(&d, Endpoint::ChatCompletions, "m", &body, false, &ov).unwrap();
+        let sent = std::str::from_utf8(&r.body).unwrap();
+        assert!(
+            sent.contains(r#""messages":[ {"role":"user","content":"caf\u00e9"} ]"#),
+            "{sent}"
+        );
+        let plain = build_request(
+            &d,
+            Endpoint::ChatCompletions,
+            "m",
+            &body,
+            false,
+            &Overrides::default(),
+        )
+        .unwrap();
+        let parsed = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+        assert_eq!(parsed(&r.body), parsed(&plain.body));
+
+        // A rewrite of the body (a reasoning model's `max_tokens`) writes from the parsed copy.
+        let body: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"g","messages":[{"role":"user","content":"caf\u00e9"}],"max_tokens":5}"#,
+        )
+        .unwrap();
+        let r = build_request(&d, Endpoint::ChatCompletions, "o3-mini", &body, false, &ov).unwrap();
+        let sent = std::str::from_utf8(&r.body).unwrap();
+        assert!(sent.contains(r#""content":"café""#), "{sent}");
+        assert!(sent.contains(r#""max_completion_tokens":5"#), "{sent}");
     }
 
     #[test]

@@ -228,3 +228,47 @@ async fn comma_separated_models_answer_with_a_list_and_user_config_routes_one_re
     let r = gw.post("/v1/chat/completions", body).await;
     assert_eq!(r.status(), 400);
 }
+
+/// A long conversation's `messages` reach an OpenAI-format upstream byte for byte as the client
+/// wrote them (escapes and spacing included); the rest of the body is written by the gateway
+/// (upstream model name, LiteLLM's fields removed, usage asked for on streams).
+#[tokio::test]
+async fn long_conversations_forward_their_messages_as_written() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["gpt-4o-mini"], ""), Some(&mock)).await;
+    let mut messages = String::from("[\n  {\"role\": \"system\", \"content\": \"Be brief.\"}");
+    for i in 0..40 {
+        messages.push_str(&format!(
+            ",\n  {{\"role\": \"user\", \"content\": \"caf\\u00e9 \\\"{i}\\\" line\\nnext\"}}"
+        ));
+    }
+    messages.push_str("\n]");
+    for stream in [false, true] {
+        let text = format!(
+            "{{\"model\": \"gpt-4o-mini\", \"messages\": {messages}, \"metadata\": {{\"a\": 1}}, \"stream\": {stream}}}"
+        );
+        assert!(text.len() > 2048);
+        let r = gw
+            .client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(MASTER)
+            .header("content-type", "application/json")
+            .body(text.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await.unwrap();
+        let got = mock.last();
+        let sent = std::str::from_utf8(&got.raw).unwrap();
+        assert!(sent.contains(&format!("\"messages\":{messages}")), "{sent}");
+        let want: Value = serde_json::from_str(&messages).unwrap();
+        assert_eq!(got.body["messages"], want);
+        assert_eq!(got.body["model"], "gpt-4o-mini");
+        assert!(got.body.get("metadata").is_none(), "{sent}");
+        assert_eq!(got.body["stream"], stream);
+        if stream {
+            assert_eq!(got.body["stream_options"], json!({"include_usage": true}));
+        }
+    }
+}

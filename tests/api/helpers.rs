@@ -23,6 +23,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body's bytes as received.
+    pub raw: Bytes,
 }
 
 #[derive(Default)]
@@ -111,6 +113,7 @@ pub fn record(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &Bytes) -
         query: uri.query().map(String::from),
         headers: headers.clone(),
         body: v.clone(),
+        raw: body.clone(),
     });
     v
 }
