@@ -17,6 +17,7 @@ const NUMBER_FIELDS: [&str; 8] = [
 ];
 
 include!("src/spend/capability_flags.in");
+include!("src/spend/media_fields.in");
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
@@ -24,6 +25,7 @@ fn main() {
     let src = "data/model_prices_and_context_window.json";
     println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-changed=src/spend/capability_flags.in");
+    println!("cargo:rerun-if-changed=src/spend/media_fields.in");
     let text = std::fs::read_to_string(src).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
     let map: HashMap<String, serde_json::Value> =
         serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
@@ -55,14 +57,19 @@ fn compact(entry: &serde_json::Value) -> Option<serde_json::Value> {
             Some(_) => return None,
         }
     }
+    let number = |f: &str| match obj.get(f) {
+        Some(serde_json::Value::Number(n)) => n.as_f64().filter(|n| n.is_finite()),
+        Some(serde_json::Value::String(s)) => s.parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    };
     for f in NUMBER_FIELDS {
-        let n = match obj.get(f) {
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.parse::<f64>().ok(),
-            _ => None,
-        };
-        if let Some(n) = n.filter(|n| n.is_finite()) {
+        if let Some(n) = number(f) {
             out.insert(f.into(), n.into());
+        }
+    }
+    for (f, short) in MEDIA_FIELDS {
+        if let Some(n) = number(f) {
+            out.insert(short.into(), n.into());
         }
     }
     // Capability flags as two bit masks (a few bytes instead of the flags' names).

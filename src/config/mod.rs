@@ -374,6 +374,8 @@ pub(crate) const KNOWN_UNTYPED: &[(&str, &[&str])] = &[
             "encryption_algorithm",
             "allow_public_health_readiness_details",
             "database_connection_pool_timeout",
+            "image_generation_model",
+            "moderation_model",
         ],
     ),
     (

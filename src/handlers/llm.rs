@@ -1,4 +1,6 @@
-//! The pipeline shared by `/chat/completions`, `/completions` and `/embeddings`.
+//! The pipeline shared by `/chat/completions`, `/completions`, `/embeddings` and the other
+//! OpenAI-style LLM routes (`/rerank`, `/responses`, `/v1/messages`, and the image, moderation
+//! and speech routes, whose own parts are in [`super::media`]).
 //!
 //! read body -> validate -> split LiteLLM fields -> resolve model group -> check access (the
 //! key's, then the end user's allow-list and block) -> rate limits -> pick deployment ->
@@ -41,10 +43,17 @@ pub enum CallKind {
     Rerank,
     /// OpenAI's Responses API (`/responses`), to OpenAI-format deployments.
     Responses,
+    /// `/images/generations`.
+    ImageGeneration,
+    /// `/moderations` (`model` optional).
+    Moderation,
+    /// `/audio/speech`: JSON in, audio out.
+    Speech,
 }
 
 impl CallKind {
-    fn route(self) -> &'static str {
+    /// The route as LiteLLM's error messages name it (`/image/generations` is its spelling).
+    pub(super) fn route(self) -> &'static str {
         match self {
             Self::Chat => "/chat/completions",
             Self::Completion => "/completions",
@@ -52,6 +61,9 @@ impl CallKind {
             Self::Messages => "/v1/messages",
             Self::Rerank => "/rerank",
             Self::Responses => "/responses",
+            Self::ImageGeneration => "/image/generations",
+            Self::Moderation => "/moderations",
+            Self::Speech => "/audio/speech",
         }
     }
     /// LiteLLM's `call_type` in spend logs.
@@ -63,6 +75,9 @@ impl CallKind {
             Self::Messages => "anthropic_messages",
             Self::Rerank => "arerank",
             Self::Responses => "aresponses",
+            Self::ImageGeneration => "aimage_generation",
+            Self::Moderation => "amoderation",
+            Self::Speech => "aspeech",
         }
     }
     fn endpoint(self) -> Endpoint {
@@ -72,7 +87,17 @@ impl CallKind {
             Self::Embedding => Endpoint::Embeddings,
             Self::Rerank => Endpoint::Rerank,
             Self::Responses => Endpoint::Responses,
+            Self::ImageGeneration => Endpoint::ImageGenerations,
+            Self::Moderation => Endpoint::Moderations,
+            Self::Speech => Endpoint::AudioSpeech,
         }
+    }
+    /// The calls whose own parts are in [`super::media`].
+    fn is_media(self) -> bool {
+        matches!(
+            self,
+            Self::ImageGeneration | Self::Moderation | Self::Speech
+        )
     }
 }
 
@@ -122,6 +147,26 @@ pub async fn embeddings_for_model_handler(
     req: Request,
 ) -> Response {
     routed(&state, req, CallKind::Embedding, Some(model)).await
+}
+
+pub async fn image_generations_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::ImageGeneration, None).await
+}
+
+pub async fn image_generations_for_model_handler(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Response {
+    routed(&state, req, CallKind::ImageGeneration, Some(model)).await
+}
+
+pub async fn moderations_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Moderation, None).await
+}
+
+pub async fn speech_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Speech, None).await
 }
 
 /// A call that came through the router, where `track_request` and `require_auth` left its
@@ -228,6 +273,7 @@ async fn parse_request(
 ) -> ApiResult<LlmRequest> {
     let bytes = read_body(headers, body, state.max_request_bytes).await?;
     let mut body = parse_object(&bytes)?;
+    let from_path = path_model.is_some();
     if let Some(m) = path_model {
         body.insert("model".into(), Value::String(m));
     }
@@ -236,12 +282,20 @@ async fn parse_request(
         auth.key.as_deref(),
         &body,
     )?;
-    let model = validate::model_field(&body, kind.route())?;
+    let model = if kind.is_media() {
+        super::media::model_and_checks(state, kind, &mut body, from_path)?
+    } else {
+        validate::model_field(&body, kind.route())?
+    };
     if kind == CallKind::Messages {
         return parse_messages_request(headers, model, body, bytes.len());
     }
     match kind {
-        CallKind::Messages | CallKind::Responses => {}
+        CallKind::Messages
+        | CallKind::Responses
+        | CallKind::ImageGeneration
+        | CallKind::Moderation
+        | CallKind::Speech => {}
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
@@ -494,6 +548,16 @@ async fn run(
     };
     let shared = state.router.load_full();
     let router = own_router.as_ref().unwrap_or(&*shared);
+    // A moderation whose model names no group goes to OpenAI itself, as in LiteLLM.
+    let direct;
+    let router = if kind == CallKind::Moderation
+        && super::media::needs_default_moderation(router, auth, &req.model)
+    {
+        direct = super::media::default_moderation_router(state, &req.model)?;
+        &direct
+    } else {
+        router
+    };
     if kind == CallKind::Chat
         && !req.stream
         && req.model.contains(',')
@@ -763,6 +827,10 @@ fn resolve_for<'s>(
         .resolve(target)
         .ok_or_else(|| invalid_model(router, auth, route, model))?;
     let group = resolved.group;
+    // A moderation naming no model is not subject to model access (LiteLLM checks none).
+    if model.is_empty() {
+        return Ok(resolved);
+    }
     // `all-proxy-models` never reaches `allowed_models` (it empties the list).
     if !auth.allowed_models.is_empty() && !group.allowed_by(&auth.allowed_models, model) {
         let mut e = ApiError::proxy_auth(format!(
@@ -1070,12 +1138,12 @@ async fn try_group(
             tokio::time::sleep(backoff(state, try_no, last_error.as_ref())).await;
         }
         let upstream_model = deployment.upstream_model_for(capture);
-        let account = CallAccount::begin(
-            state,
-            auth,
-            &deployment,
-            call_facts(ctx, req, &group.name, &upstream_model),
-        )?;
+        let mut facts = call_facts(ctx, req, &group.name, &upstream_model);
+        if req.kind.is_media() {
+            facts.expected_cost =
+                super::media::expected_cost(req.kind, &req.body, &deployment, &upstream_model);
+        }
+        let account = CallAccount::begin(state, auth, &deployment, facts)?;
         let mut account = account;
         if let Some(k) = &req.cache_key {
             account.set_cache_key(k);
@@ -1181,6 +1249,7 @@ fn call_facts<'a>(
         end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
         metadata: req.extras.metadata.as_ref(),
         tags: &req.extras.tags,
+        expected_cost: None,
     }
 }
 
@@ -1438,6 +1507,19 @@ fn settle(slot: &CallSlot, usage: crate::api::Usage) -> Option<(f64, Option<f64>
     Some(account?.finish_ref(usage))
 }
 
+/// [`settle`] for a call priced otherwise than by its tokens (images, speech).
+fn settle_priced(
+    slot: &CallSlot,
+    usage: crate::api::Usage,
+    cost: f64,
+) -> Option<(f64, Option<f64>)> {
+    let (permit, account) = slot.lock().ok().and_then(|mut g| g.take())?;
+    if let Some(p) = permit {
+        p.settle(usage.total_tokens);
+    }
+    Some(account?.finish_priced(usage, cost))
+}
+
 /// Takes the caller's rate-limit counters (key, user, team, end user, model-per-key,
 /// proxy-wide), or refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens`
 /// against TPM.
@@ -1505,15 +1587,19 @@ async fn attempt(
         .or(req.extras.mock_response.as_ref())
     {
         let mut r = mock_answer(served, ctx, deployment, req, mock)?;
-        let usage = if req.kind == CallKind::Responses {
-            mock::MOCK_RESPONSES_USAGE
-        } else {
-            mock::MOCK_USAGE
+        let settled = match req.kind {
+            CallKind::Responses => settle(permit, mock::MOCK_RESPONSES_USAGE),
+            CallKind::ImageGeneration | CallKind::Speech => {
+                let upstream_model = deployment.upstream_model_for(capture);
+                let cost =
+                    super::media::mock_cost(req.kind, &req.body, mock, deployment, &upstream_model);
+                settle_priced(permit, crate::api::Usage::default(), cost)
+            }
+            CallKind::Moderation => settle(permit, crate::api::Usage::default()),
+            _ => settle(permit, mock::MOCK_USAGE),
         };
         if !req.stream {
-            cost_headers(&mut r, settle(permit, usage));
-        } else {
-            settle(permit, usage);
+            cost_headers(&mut r, settled);
         }
         return Ok(r);
     }
@@ -1589,6 +1675,42 @@ async fn attempt(
         return Err(e);
     }
     let upstream_headers = head.headers;
+    if req.kind == CallKind::Speech {
+        // Audio goes back as it arrives, with the upstream's content type; its price is the
+        // request's, so the call is settled now.
+        let idle = req
+            .extras
+            .stream_timeout
+            .and_then(|s| crate::routing::deployment::secs(Some(s)))
+            .or(deployment.stream_timeout)
+            .or(state.default_stream_timeout)
+            .or(Some(timeout));
+        let cost = super::media::speech_cost(&req.body, deployment, &upstream_model);
+        let body =
+            super::media::audio_body(client::body_stream(resp), idle, flight, deployment.provider);
+        deployment.stats.record_latency(sent_at.elapsed(), true);
+        let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+        let mut r = response_with_room(body);
+        let content_type = super::media::speech_content_type(
+            upstream_headers.get(axum::http::header::CONTENT_TYPE),
+            &req.body,
+        );
+        r.headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, content_type);
+        cost_headers(
+            &mut r,
+            settle_priced(permit, crate::api::Usage::default(), cost),
+        );
+        decorate(
+            &mut r,
+            ctx,
+            deployment,
+            group,
+            upstream_ms,
+            &upstream_headers,
+        );
+        return Ok(r);
+    }
     if req.stream {
         let idle = req
             .extras
@@ -1713,6 +1835,17 @@ async fn attempt(
         let usage = out.field("usage").and_then(crate::api::Usage::from_json);
         let mut r = json_response(&messages::from_openai(&out, served));
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
+        r
+    } else if matches!(req.kind, CallKind::ImageGeneration | CallKind::Moderation) {
+        // Images and moderations go back as they came (LiteLLM does not rename their model).
+        let (cost, usage) = if req.kind == CallKind::ImageGeneration {
+            super::media::image_answer_cost(&req.body, &bytes, deployment, &upstream_model)
+        } else {
+            (0.0, crate::api::Usage::default())
+        };
+        deployment.stats.add_tokens(usage.total_tokens);
+        let mut r = json_body_response(bytes);
+        cost_headers(&mut r, settle_priced(permit, usage, cost));
         r
     } else if deployment.provider.speaks_openai() {
         // OpenAI-format body: forwarded verbatim but for `model`, without building a tree.
@@ -1967,6 +2100,16 @@ fn json_bytes_response(body: Vec<u8>) -> Response {
     r
 }
 
+/// A JSON answer from bytes as they are (an upstream's, not copied).
+fn json_body_response(body: bytes::Bytes) -> Response {
+    let mut r = response_with_room(Body::from(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn json_response(v: &Map<String, Value>) -> Response {
     json_bytes_response(crate::api::json_out::map_to_vec(v, 512))
 }
@@ -2138,6 +2281,26 @@ fn mock_answer(
             })))
         }
         CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
+        CallKind::ImageGeneration => json_response(&mock::image_response(mock_value)),
+        CallKind::Moderation => {
+            let model = if d.upstream_model.contains('*') {
+                served
+            } else {
+                d.upstream_model.as_str()
+            };
+            json_response(&mock::moderation_response(
+                model,
+                super::media::moderation_inputs(&req.body),
+            ))
+        }
+        CallKind::Speech => {
+            let mut r = response_with_room(Body::from(mock::speech_audio()));
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("audio/mpeg"),
+            );
+            r
+        }
         CallKind::Embedding => {
             let n = match req.body.field("input") {
                 Some(Value::Array(a)) if !a.iter().all(|x| x.is_number()) => a.len(),

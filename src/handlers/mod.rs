@@ -12,6 +12,7 @@ pub mod health;
 pub mod key_limits;
 pub mod keys;
 pub mod llm;
+mod media;
 pub mod model_admin;
 pub mod models;
 pub mod organizations;

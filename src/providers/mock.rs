@@ -3,6 +3,8 @@
 //! A string becomes the assistant's content with usage 10/20/30 (LiteLLM's observed values);
 //! the special strings `litellm.<ErrorClass>` raise that error instead, which is how LiteLLM
 //! users test retries and fallbacks. Streams yield one content chunk and a finish chunk.
+//! Image generation, moderation and speech mocks answer in their own shapes (an image URL, an
+//! unflagged moderation, a short silent MP3).
 
 use crate::api::Usage;
 use crate::error::{ApiError, ErrorClass};
@@ -240,9 +242,119 @@ pub fn responses_events(v: &Value, model: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A mocked image generation: LiteLLM answers one image whose `url` is the mock value (a
+/// value that already has `data` is returned as it is), with zero usage.
+pub fn image_response(v: &Value) -> Map<String, Value> {
+    if let Some(obj) = v.as_object().filter(|o| o.contains_key("data")) {
+        return obj.clone();
+    }
+    let r = json!({
+        "created": now(),
+        "data": [{"url": content_of(v)}],
+        "usage": {
+            "input_tokens": 0,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+            "output_tokens": 0,
+            "total_tokens": 0,
+        },
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// OpenAI's moderation categories (omni-moderation), each reported for a mocked input.
+const MODERATION_CATEGORIES: [&str; 13] = [
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+];
+
+/// A mocked moderation (LiteLLM has none: its moderations always go upstream): OpenAI's
+/// shape, one unflagged result per input item, every category false and scored 0.
+pub fn moderation_response(model: &str, inputs: usize) -> Map<String, Value> {
+    let categories: Map<String, Value> = MODERATION_CATEGORIES
+        .iter()
+        .map(|c| (c.to_string(), Value::Bool(false)))
+        .collect();
+    let scores: Map<String, Value> = MODERATION_CATEGORIES
+        .iter()
+        .map(|c| (c.to_string(), json!(0.0)))
+        .collect();
+    let applied: Map<String, Value> = MODERATION_CATEGORIES
+        .iter()
+        .map(|c| (c.to_string(), json!(["text"])))
+        .collect();
+    let result = json!({
+        "flagged": false,
+        "categories": categories,
+        "category_scores": scores,
+        "category_applied_input_types": applied,
+    });
+    let model = if model.is_empty() {
+        "omni-moderation-latest"
+    } else {
+        model
+    };
+    let r = json!({
+        "id": format!("modr-{}", uuid::Uuid::new_v4().simple()),
+        "model": model,
+        "results": vec![result; inputs.max(1)],
+    });
+    match r {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Size of one MPEG-1 Layer III frame at 128 kbit/s and 44.1 kHz, without padding:
+/// 144 * 128000 / 44100 bytes.
+const MP3_FRAME_BYTES: usize = 417;
+/// Frames in a mocked speech answer: about a fifth of a second (26 ms each).
+const MOCK_SPEECH_FRAMES: usize = 8;
+
+/// A mocked speech answer (LiteLLM has none: its speech calls always go upstream): a short
+/// silent MP3, served as `audio/mpeg`. Each frame is a header and zeroed side information,
+/// which decoders play as silence.
+pub fn speech_audio() -> bytes::Bytes {
+    let mut frame = vec![0u8; MP3_FRAME_BYTES];
+    // Sync word, MPEG-1 Layer III without CRC, 128 kbit/s, 44.1 kHz, mono.
+    frame[..4].copy_from_slice(&[0xFF, 0xFB, 0x90, 0xC4]);
+    bytes::Bytes::from(frame.repeat(MOCK_SPEECH_FRAMES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_mock_shapes() {
+        let r = image_response(&json!("https://example.com/cat.png"));
+        assert_eq!(r["data"][0]["url"], "https://example.com/cat.png");
+        assert!(r["created"].as_i64().unwrap() > 0);
+        assert_eq!(r["usage"]["total_tokens"], 0);
+        let own = image_response(&json!({"created": 1, "data": [{"b64_json": "AA=="}]}));
+        assert_eq!(own["data"][0]["b64_json"], "AA==");
+        let m = moderation_response("", 2);
+        assert_eq!(m["model"], "omni-moderation-latest");
+        assert_eq!(m["results"].as_array().unwrap().len(), 2);
+        assert_eq!(m["results"][0]["flagged"], false);
+        assert_eq!(m["results"][1]["categories"]["violence"], false);
+        let audio = speech_audio();
+        assert_eq!(audio.len(), MP3_FRAME_BYTES * MOCK_SPEECH_FRAMES);
+        assert_eq!(&audio[..2], &[0xFF, 0xFB]);
+    }
 
     #[test]
     fn mock_shapes() {

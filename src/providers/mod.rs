@@ -15,6 +15,7 @@ pub mod cohere;
 pub mod compat;
 pub mod credentials;
 pub mod gemini;
+pub mod media;
 pub mod mock;
 pub mod ollama;
 pub mod openai;
@@ -142,6 +143,9 @@ pub async fn build_request(
     // The non-OpenAI adapters rewrite their own copy.
     let owned = || body.clone();
     match (d.provider, endpoint) {
+        (_, Endpoint::ImageGenerations | Endpoint::Moderations | Endpoint::AudioSpeech) => {
+            media::request(d, endpoint, upstream_model, body, ov)
+        }
         (p, _) if p.speaks_openai() => {
             openai::build_request(d, endpoint, upstream_model, body, stream, ov)
         }
@@ -395,7 +399,7 @@ fn encode(body: &Map<String, Value>, size_hint: usize) -> bytes::Bytes {
     crate::api::json_out::map_to_vec(body, size_hint).into()
 }
 
-fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
+pub(crate) fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
     ApiError::bad_request(format!(
         "litellm.BadRequestError: {} does not support {} (model group `{}`)",
         d.provider.name(),
@@ -405,6 +409,9 @@ fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiError {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Rerank => "rerank",
             Endpoint::Responses => "the Responses API",
+            Endpoint::ImageGenerations => "image generation (/images/generations)",
+            Endpoint::Moderations => "moderations (/moderations)",
+            Endpoint::AudioSpeech => "text to speech (/audio/speech)",
         },
         d.model_name
     ))

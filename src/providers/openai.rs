@@ -30,17 +30,25 @@ pub enum Endpoint {
     Rerank,
     /// OpenAI's Responses API (`/responses`).
     Responses,
+    /// `/images/generations`.
+    ImageGenerations,
+    /// `/moderations`.
+    Moderations,
+    /// `/audio/speech` (text to speech; binary audio back).
+    AudioSpeech,
 }
 
 impl Endpoint {
-    /// Position in per-endpoint tables.
-    fn index(self) -> usize {
+    /// Position in [`Prebuilt`]'s table; the image, moderation and speech endpoints have none
+    /// (their URLs are built when called, so deployments that never serve them carry none).
+    fn prebuilt_slot(self) -> Option<usize> {
         match self {
-            Self::ChatCompletions => 0,
-            Self::Completions => 1,
-            Self::Embeddings => 2,
-            Self::Rerank => 3,
-            Self::Responses => 4,
+            Self::ChatCompletions => Some(0),
+            Self::Completions => Some(1),
+            Self::Embeddings => Some(2),
+            Self::Rerank => Some(3),
+            Self::Responses => Some(4),
+            Self::ImageGenerations | Self::Moderations | Self::AudioSpeech => None,
         }
     }
 
@@ -51,7 +59,18 @@ impl Endpoint {
             Self::Embeddings => "embeddings",
             Self::Rerank => "rerank",
             Self::Responses => "responses",
+            Self::ImageGenerations => "images/generations",
+            Self::Moderations => "moderations",
+            Self::AudioSpeech => "audio/speech",
         }
+    }
+
+    /// The endpoints of [`crate::providers::media`]: images, moderations and speech.
+    pub fn is_media(self) -> bool {
+        matches!(
+            self,
+            Self::ImageGenerations | Self::Moderations | Self::AudioSpeech
+        )
     }
 }
 
@@ -131,7 +150,7 @@ pub fn typed_headers(h: &[(String, String)]) -> ApiResult<Headers> {
 /// for calls that do not override its base, key or version: most calls then build neither.
 #[derive(Debug, Clone)]
 pub struct Prebuilt {
-    /// Indexed by [`Endpoint::index`].
+    /// Indexed by [`Endpoint::prebuilt_slot`].
     urls: [Uri; 5],
     headers: Headers,
     pool: Option<Arc<Http1Pool>>,
@@ -199,12 +218,8 @@ pub fn build_request(
     let prebuilt = d.openai.as_ref().filter(|_| {
         !ov.redirects() && (d.provider != Provider::Azure || upstream_model == d.upstream_model)
     });
-    let (url, headers, pool) = match prebuilt {
-        Some(p) => (
-            p.urls[endpoint.index()].clone(),
-            p.headers.clone(),
-            p.pool.clone(),
-        ),
+    let (url, headers, pool) = match prebuilt.zip(endpoint.prebuilt_slot()) {
+        Some((p, slot)) => (p.urls[slot].clone(), p.headers.clone(), p.pool.clone()),
         None => {
             let (url, headers) = target(d, endpoint, upstream_model, ov)?;
             (url, headers, None)

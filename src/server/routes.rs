@@ -54,6 +54,15 @@ pub(crate) fn front(state: AppState) -> Front {
                 post(llm::embeddings_handler),
             )
             .route(
+                &format!("{prefix}/images/generations"),
+                post(llm::image_generations_handler),
+            )
+            .route(
+                &format!("{prefix}/moderations"),
+                post(llm::moderations_handler),
+            )
+            .route(&format!("{prefix}/audio/speech"), post(llm::speech_handler))
+            .route(
                 &format!("{prefix}/models"),
                 get(models::list_models_handler),
             )
@@ -119,6 +128,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .route(
             "/utils/supported_openai_params",
             get(models::supported_openai_params_handler),
+        )
+        .route(
+            "/openai/deployments/{model}/images/generations",
+            post(llm::image_generations_for_model_handler),
         )
         .route("/v1/messages", post(llm::messages_handler))
         .route("/responses", post(llm::responses_handler))

@@ -69,6 +69,9 @@ pub struct CallFacts<'a> {
     pub end_user_max_budget: Option<f64>,
     pub metadata: Option<&'a Value>,
     pub tags: &'a [String],
+    /// A price known before the call (image generation, speech: see `spend::media`),
+    /// reserved against budgets in place of the token estimate.
+    pub expected_cost: Option<f64>,
 }
 
 /// The per-token prices of a deployment: its own overrides, else the price map.
@@ -107,7 +110,9 @@ impl CallAccount {
             .max_tokens
             .or(max_out)
             .unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
-        let worst = rates.cost(&Usage::new((f.prompt_bytes / 4) as u64, out_tokens));
+        let worst = f
+            .expected_cost
+            .unwrap_or_else(|| rates.cost(&Usage::new((f.prompt_bytes / 4) as u64, out_tokens)));
         let mut reserved = Vec::new();
         let release = |reserved: &Vec<(String, f64)>| {
             for (k, amt) in reserved {
@@ -232,7 +237,14 @@ impl CallAccount {
 
     /// Records a successful call; returns its cost and the key's spend after it.
     pub fn finish_ref(mut self, usage: Usage) -> (f64, Option<f64>) {
-        let cost = self.record(usage, "success");
+        let cost = self.record(usage, "success", None);
+        (cost, self.key_spend())
+    }
+
+    /// Records a successful call whose cost is not a matter of token rates (images, speech:
+    /// `spend::media`); returns it and the key's spend after it.
+    pub fn finish_priced(mut self, usage: Usage, cost: f64) -> (f64, Option<f64>) {
+        let cost = self.record(usage, "success", Some(cost));
         (cost, self.key_spend())
     }
 
@@ -243,7 +255,7 @@ impl CallAccount {
             .and_then(|h| self.state.budgets.spend(h))
     }
 
-    fn record(&mut self, usage: Usage, status: &str) -> f64 {
+    fn record(&mut self, usage: Usage, status: &str, priced: Option<f64>) -> f64 {
         if self.done {
             return 0.0;
         }
@@ -251,7 +263,7 @@ impl CallAccount {
         let cost = if self.cache_hit {
             0.0
         } else {
-            self.rates.cost(&usage)
+            priced.unwrap_or_else(|| self.rates.cost(&usage))
         };
         let reserved = std::mem::take(&mut self.reserved);
         for (k, amt) in &reserved {
@@ -324,7 +336,7 @@ impl Drop for CallAccount {
     /// its reservation and is logged as a failure with no cost.
     fn drop(&mut self) {
         if !self.done {
-            self.record(Usage::default(), "failure");
+            self.record(Usage::default(), "failure", None);
         }
     }
 }

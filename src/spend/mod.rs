@@ -13,6 +13,7 @@
 //! by the real cost when the call ends.
 
 pub mod call;
+pub mod media;
 pub mod model_budget;
 pub mod prices;
 

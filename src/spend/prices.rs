@@ -31,13 +31,66 @@ pub struct ModelPrice {
     pub cache_creation_input_token_cost: Option<f64>,
     #[serde(default, deserialize_with = "num")]
     pub output_cost_per_reasoning_token: Option<f64>,
-    /// Capability flags the map records (see `capability_flags.in`), for `/model/info` and
-    /// `/model_group/info`.
-    #[serde(flatten, deserialize_with = "capabilities")]
-    pub capabilities: Capabilities,
+    /// The rest of the entry: capability flags the map records (see `capability_flags.in`),
+    /// for `/model/info` and `/model_group/info`, and image and speech prices.
+    #[serde(flatten, deserialize_with = "rest")]
+    rest: Rest,
 }
 
 include!("capability_flags.in");
+include!("media_fields.in");
+
+/// What [`ModelPrice`] reads from the fields it does not name.
+#[derive(Debug, Clone, Default)]
+struct Rest {
+    capabilities: Capabilities,
+    /// Boxed: only image and speech entries (about one in six) have any.
+    media: Option<Box<MediaPrices>>,
+}
+
+/// Prices of calls not billed by chat tokens (`spend::media`), when the entry sets any.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaPrices {
+    pub input_cost_per_image: Option<f64>,
+    pub output_cost_per_image: Option<f64>,
+    pub input_cost_per_pixel: Option<f64>,
+    pub input_cost_per_character: Option<f64>,
+    pub input_cost_per_image_token: Option<f64>,
+    pub output_cost_per_image_token: Option<f64>,
+}
+
+impl MediaPrices {
+    /// Reads the fields from a map entry under their names, or the embedded map's short ones.
+    fn read(m: &HashMap<String, serde_json::Value>) -> Self {
+        let get = |name: &str| {
+            let short = MEDIA_FIELDS
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, s)| *s);
+            m.get(name)
+                .or_else(|| short.and_then(|s| m.get(s)))
+                .and_then(finite)
+        };
+        Self {
+            input_cost_per_image: get("input_cost_per_image"),
+            output_cost_per_image: get("output_cost_per_image"),
+            input_cost_per_pixel: get("input_cost_per_pixel"),
+            input_cost_per_character: get("input_cost_per_character"),
+            input_cost_per_image_token: get("input_cost_per_image_token"),
+            output_cost_per_image_token: get("output_cost_per_image_token"),
+        }
+    }
+}
+
+/// A price as the map writes it (a number, sometimes a numeric string); nothing else.
+fn finite(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|x: &f64| x.is_finite())
+}
 
 /// Which of [`CAPABILITY_FLAGS`] an entry sets, and to what (bit i is flag i).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,9 +100,17 @@ pub struct Capabilities {
 }
 
 /// Reads the flags from a full map entry (`"supports_vision": true`) or from the embedded
-/// map's masks; anything else in the entry is ignored.
-fn capabilities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Capabilities, D::Error> {
+/// map's masks, and the media prices; anything else in the entry is ignored.
+fn rest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Rest, D::Error> {
     let m = HashMap::<String, serde_json::Value>::deserialize(d)?;
+    let media = MediaPrices::read(&m);
+    Ok(Rest {
+        capabilities: capabilities(&m),
+        media: (media != MediaPrices::default()).then(|| Box::new(media)),
+    })
+}
+
+fn capabilities(m: &HashMap<String, serde_json::Value>) -> Capabilities {
     let mut caps = Capabilities::default();
     for (bit, flag) in CAPABILITY_FLAGS.iter().enumerate() {
         if let Some(b) = m.get(*flag).and_then(serde_json::Value::as_bool) {
@@ -62,7 +123,7 @@ fn capabilities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Capabilities, 
     let mask = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
     caps.known |= mask(CAPS_KNOWN);
     caps.set |= mask(CAPS_TRUE) & caps.known;
-    Ok(caps)
+    caps
 }
 
 impl ModelPrice {
@@ -71,8 +132,13 @@ impl ModelPrice {
         CAPABILITY_FLAGS
             .iter()
             .enumerate()
-            .filter(|(bit, _)| self.capabilities.known & (1 << bit) != 0)
-            .map(|(bit, flag)| (*flag, self.capabilities.set & (1 << bit) != 0))
+            .filter(|(bit, _)| self.rest.capabilities.known & (1 << bit) != 0)
+            .map(|(bit, flag)| (*flag, self.rest.capabilities.set & (1 << bit) != 0))
+    }
+
+    /// Image and speech prices, when the entry has any.
+    pub fn media(&self) -> Option<&MediaPrices> {
+        self.rest.media.as_deref()
     }
 }
 
@@ -135,6 +201,11 @@ impl PriceMap {
 
     pub fn len(&self) -> usize {
         self.models.len()
+    }
+
+    /// The entry under exactly this key.
+    pub fn get(&self, key: &str) -> Option<&ModelPrice> {
+        self.models.get(key)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -17,6 +17,7 @@ mod key_extras;
 mod key_routes;
 mod keys;
 mod limits;
+mod media;
 mod metrics;
 mod model_budgets;
 mod model_groups;

@@ -282,6 +282,15 @@ def write_config(path, mock_port, extra=None):
             entry["model_info"] = {"mode": "embedding"}
         model_list.append(entry)
     model_list.append({"model_name": "offline", "litellm_params": {"model": "openai/gpt-4o", "mock_response": "canned reply"}})
+    # Image, moderation and speech models answered by mock_response (no upstream).
+    model_list += [
+        {"model_name": "offline-image",
+         "litellm_params": {"model": "azure/dall-e-3", "api_base": "http://127.0.0.1:9",
+                            "mock_response": "https://images.example/cat.png"}},
+        {"model_name": "offline-moderation",
+         "litellm_params": {"model": "openai/omni-moderation-latest", "mock_response": "ok"}},
+        {"model_name": "offline-speech", "litellm_params": {"model": "openai/tts-1", "mock_response": "ok"}},
+    ]
     # Anthropic deployments on the same mock (it answers Anthropic's API under /v1/messages).
     for name, upstream in [("claude", "claude-haiku-4-5"), ("claude-tool", "tool"), ("claude-err-429", "err-429"),
                            ("claude-err-401", "err-401"), ("claude-err-400", "err-400")]:

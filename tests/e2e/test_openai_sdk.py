@@ -1,5 +1,5 @@
-"""The official OpenAI SDK against the gateway: chat, streaming, embeddings, models, and each
-error surfacing as the SDK's matching exception class."""
+"""The official OpenAI SDK against the gateway: chat, streaming, embeddings, models, images,
+moderations and speech, and each error surfacing as the SDK's matching exception class."""
 
 import json
 
@@ -173,3 +173,37 @@ def test_response_cache(mock_upstream, tmp_path):
         assert len(mock_upstream.requests) == before + 2
     finally:
         gw.stop()
+
+
+def test_images_offline(client):
+    raw = client.images.with_raw_response.generate(model="offline-image", prompt="a cat", size="1024x1024")
+    r = raw.parse()
+    assert r.data[0].url == "https://images.example/cat.png"
+    assert r.created > 0
+    # azure/dall-e-3, standard quality, 1024x1024: the price map's per-pixel rate.
+    assert abs(float(raw.headers["x-litellm-response-cost"]) - 4.19617e-08 * 1024 * 1024) < 1e-9
+
+
+def test_moderations_offline(client):
+    r = client.moderations.create(model="offline-moderation", input=["hello", "world"])
+    assert len(r.results) == 2
+    assert r.results[0].flagged is False
+    assert r.results[0].categories.violence is False
+    assert r.id.startswith("modr-")
+
+
+def test_speech_offline(client):
+    with client.audio.speech.with_streaming_response.create(
+        model="offline-speech", input="hello world", voice="alloy"
+    ) as r:
+        assert r.headers["content-type"] == "audio/mpeg"
+        audio = r.read()
+    assert audio[:2] == b"\xff\xfb"
+    # tts-1: ten characters (spaces are not counted) at $0.000015 each.
+    assert abs(float(r.headers["x-litellm-response-cost"]) - 10 * 1.5e-05) < 1e-12
+
+
+def test_images_of_a_chat_provider_are_refused(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.generate(model="claude", prompt="a cat")
+    assert "does not support image generation" in info.value.response.json()["error"]["message"]
