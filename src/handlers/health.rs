@@ -3,7 +3,9 @@
 //! `/health` calls each deployment concurrently with a tiny request (chat: one token;
 //! embeddings: one short input), each bounded by its own timeout, and reports LiteLLM's
 //! `healthy_endpoints` / `unhealthy_endpoints` shape. Mocked deployments are healthy without a
-//! call. With `general_settings.background_health_checks: true` the probes run every
+//! call. A check of one model (`?model=` or `?model_id=`) is stored in
+//! `LiteLLM_HealthCheckTable`, as background rounds are when a status changes;
+//! `/health/latest` and `/health/history` read them back. With `general_settings.background_health_checks: true` the probes run every
 //! `health_check_interval` seconds (default 300) in the background; `/health` then answers
 //! from the last round, and the router steers away from deployments found unhealthy.
 
@@ -11,6 +13,7 @@ use crate::providers;
 use crate::providers::openai::{Endpoint, Overrides};
 use crate::routing::{Deployment, Mode};
 use crate::state::AppState;
+use crate::store::HealthCheckRow;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -131,6 +134,7 @@ pub async fn health_handler(
         .filter(|d| q.model_id.as_ref().is_none_or(|id| id == &d.id))
         .cloned()
         .collect();
+    let started = std::time::Instant::now();
     let results: Vec<Result<(), String>> = if state.background_health {
         targets
             .iter()
@@ -140,7 +144,34 @@ pub async fn health_handler(
             })
             .collect()
     } else {
-        futures::future::join_all(targets.iter().map(|d| probe(&state, d))).await
+        let results = futures::future::join_all(targets.iter().map(|d| probe(&state, d))).await;
+        // A check of one model is stored, as LiteLLM stores it (in the background: the answer
+        // does not wait for the write).
+        let one_model = match (&q.model, &q.model_id) {
+            (Some(m), _) => Some(m.as_str()),
+            (None, Some(_)) => targets.first().map(|d| d.model_name.as_str()),
+            (None, None) => None,
+        };
+        if let Some(name) = one_model {
+            let healthy = results.iter().filter(|r| r.is_ok()).count();
+            let error = results.iter().find_map(|r| r.as_ref().err());
+            let row = HealthCheckRow::new(
+                name,
+                q.model_id.as_deref(),
+                healthy,
+                results.len() - healthy,
+                error.map(String::as_str),
+                started.elapsed().as_secs_f64() * 1000.0,
+                auth.user_id(),
+            );
+            let store = state.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.save_health_checks(&[row]).await {
+                    tracing::warn!("could not store a health check: {e}");
+                }
+            });
+        }
+        results
     };
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
@@ -164,15 +195,138 @@ pub async fn health_handler(
     .into_response()
 }
 
-/// Probes every deployment once and records the results for the router and `/health`.
+/// Probes every deployment once and records the results for the router and `/health`, and
+/// in `LiteLLM_HealthCheckTable` where a deployment's status changed or its last stored check
+/// is an hour old (LiteLLM's rule, which keeps a stable fleet to one row per hour each).
 pub async fn check_all(state: &AppState) {
+    let started = std::time::Instant::now();
     let targets: Vec<Arc<Deployment>> = state.router.load().all_deployments().cloned().collect();
     let results = futures::future::join_all(targets.iter().map(|d| probe(state, d))).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let rows: Vec<HealthCheckRow> = targets
+        .iter()
+        .zip(&results)
+        .map(|(d, r)| {
+            let healthy = usize::from(r.is_ok());
+            let error = r.as_ref().err().map(String::as_str);
+            HealthCheckRow::new(
+                &d.model_name,
+                Some(&d.id),
+                healthy,
+                1 - healthy,
+                error,
+                ms,
+                None,
+            )
+        })
+        .collect();
     for (d, r) in targets.iter().zip(results) {
         if let Err(e) = &r {
             tracing::warn!(deployment = %d.id, model = %d.model_name, "health check failed: {e}");
         }
         state.health.insert(d.id.clone(), r);
+    }
+    if let Err(e) = store_changed(state, rows).await {
+        tracing::warn!("could not store health checks: {e}");
+    }
+}
+
+/// Stores the rows whose status differs from the deployment's last stored one, or whose last
+/// one is at least an hour old.
+async fn store_changed(
+    state: &AppState,
+    rows: Vec<HealthCheckRow>,
+) -> crate::store::StoreResult<()> {
+    let latest = state.store.latest_health_checks().await?;
+    let now = chrono::Utc::now().naive_utc();
+    let due: Vec<HealthCheckRow> = rows
+        .into_iter()
+        .filter(|row| {
+            let last = latest.iter().find(|l| match &row.model_id {
+                Some(id) => l.model_id.as_ref() == Some(id),
+                None => l.model_id.is_none() && l.model_name == row.model_name,
+            });
+            last.is_none_or(|l| {
+                l.status != row.status
+                    || l.checked_at
+                        .is_none_or(|at| (now - at).num_seconds() >= STORED_CHECK_REFRESH_SECS)
+            })
+        })
+        .collect();
+    state.store.save_health_checks(&due).await
+}
+
+/// How old a deployment's last stored check may get while its status holds.
+const STORED_CHECK_REFRESH_SECS: i64 = 3600;
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    model: Option<String>,
+    status_filter: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /health/history`: stored checks, newest first (`model`, `status_filter`, `limit` 1 to
+/// 1,000, default 100, `offset`).
+pub async fn history_handler(
+    State(state): State<AppState>,
+    axum::Extension(auth): axum::Extension<crate::middleware::auth::AuthCtx>,
+    super::JsonQuery(q): super::JsonQuery<HistoryQuery>,
+) -> Response {
+    if let Err(e) = super::keys::require_admin_view(&auth, "/health/history") {
+        return e.into_response();
+    }
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return crate::error::ApiError::bad_request(
+            "limit must be between 1 and 1000 and offset at least 0",
+        )
+        .with_param(if offset < 0 { "offset" } else { "limit" })
+        .into_response();
+    }
+    match state
+        .store
+        .health_check_history(
+            q.model.as_deref(),
+            q.status_filter.as_deref(),
+            limit,
+            offset,
+        )
+        .await
+    {
+        Ok(rows) => Json(json!({
+            "health_checks": rows.iter().map(HealthCheckRow::to_json).collect::<Vec<_>>(),
+            "total_records": rows.len(),
+            "limit": limit,
+            "offset": offset,
+        }))
+        .into_response(),
+        Err(e) => super::keys::store_err(e).into_response(),
+    }
+}
+
+/// `GET /health/latest`: the newest stored check of each model, keyed by deployment id (the
+/// model name for checks of a whole model).
+pub async fn latest_handler(
+    State(state): State<AppState>,
+    axum::Extension(auth): axum::Extension<crate::middleware::auth::AuthCtx>,
+) -> Response {
+    if let Err(e) = super::keys::require_admin_view(&auth, "/health/latest") {
+        return e.into_response();
+    }
+    match state.store.latest_health_checks().await {
+        Ok(rows) => {
+            let mut checks = Map::new();
+            for r in &rows {
+                let key = r.model_id.clone().unwrap_or_else(|| r.model_name.clone());
+                checks.entry(key).or_insert_with(|| r.to_json());
+            }
+            let n = checks.len();
+            Json(json!({"latest_health_checks": checks, "total_models": n})).into_response()
+        }
+        Err(e) => super::keys::store_err(e).into_response(),
     }
 }
 

@@ -145,6 +145,8 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/health/liveliness", get(health::liveliness_handler))
         .route("/health/liveness", get(health::liveliness_handler))
         .route("/health/readiness", get(health::readiness_handler))
+        .route("/health/latest", get(health::latest_handler))
+        .route("/health/history", get(health::history_handler))
         .route(
             "/health/readiness/details",
             get(health::readiness_details_handler),

@@ -13,6 +13,7 @@
 mod adopt;
 mod budgets;
 mod end_users;
+mod health_checks;
 mod membership;
 mod models;
 mod organizations;
@@ -23,6 +24,7 @@ mod teams;
 mod users;
 
 pub use end_users::BudgetWrite;
+pub use health_checks::HealthCheckRow;
 pub use membership::{budget_limits_anything, new_budget, BudgetPatch, RosterChange};
 pub use models::ProxyModelRow;
 pub use organizations::{OrgDeletion, OrgMemberRow, OrgMemberWrite, OrgRow};

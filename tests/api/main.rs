@@ -12,6 +12,7 @@ mod customers;
 mod db_models;
 mod deploy_files;
 mod errors;
+mod health_checks;
 mod helpers;
 mod key_extras;
 mod key_routes;
