@@ -782,15 +782,16 @@ impl CallMetrics {
 
 impl Metrics {
     /// One client request to an LLM route, as it was answered: LiteLLM's proxy-level counters.
+    /// `auth` is `None` for a request refused before its caller was known (bad or no key).
     pub fn proxy_request(
         &self,
-        auth: &AuthCtx,
+        auth: Option<&AuthCtx>,
         route: &str,
         headers: &HeaderMap,
         seen: Option<&Seen>,
         resp: &Response,
     ) {
-        let mut l = caller_labels(auth);
+        let mut l = auth.map(caller_labels).unwrap_or_default();
         let status = resp.status();
         l.set(L::EndUser, seen.and_then(|s| s.end_user.as_deref()))
             .set(L::RequestedModel, seen.map(|s| s.requested_model.as_str()))

@@ -218,7 +218,7 @@ async fn handle(
         }
     };
     if let Some(m) = &state.metrics {
-        m.proxy_request(auth, parts.uri.path(), headers, ctx.seen.get(), &r);
+        m.proxy_request(Some(auth), parts.uri.path(), headers, ctx.seen.get(), &r);
     }
     r
 }

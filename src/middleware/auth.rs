@@ -323,9 +323,23 @@ where
     }
     match authenticate(state, req.headers(), req.uri()).await {
         Ok(ctx) => inner(req, ctx).await,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let r = e.into_response();
+            // LiteLLM's failure hook counts refused LLM calls too (its route groups decide
+            // which are LLM calls); other routes are not counted on success either.
+            if let Some(m) = state.metrics.as_ref() {
+                let path = req.uri().path();
+                if key_routes::may_call(&[LLM_ROUTES.to_string()], path) {
+                    m.proxy_request(None, path, req.headers(), None, &r);
+                }
+            }
+            r
+        }
     }
 }
+
+/// LiteLLM's route group of the LLM calls.
+const LLM_ROUTES: &str = "llm_api_routes";
 
 /// `general_settings.allowed_ips`, checked before the key (as LiteLLM does).
 fn check_client_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {

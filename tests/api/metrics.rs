@@ -139,8 +139,23 @@ async fn metrics_count_calls_tokens_spend_and_failures() {
         Some(1.0),
         "{text}"
     );
-    // A caller with no valid key is refused before anything is counted.
+    // A caller with no valid key is counted as a failed request with no caller labels (and
+    // the key it sent appears nowhere).
     assert!(!text.contains("sk-not-a-key"), "{text}");
+    let refused = [
+        ("hashed_api_key", "None"),
+        ("route", "/v1/chat/completions"),
+        ("exception_status", "401"),
+    ];
+    assert_eq!(
+        sample(
+            &text,
+            "litellm_proxy_failed_requests_metric_total",
+            &refused
+        ),
+        Some(1.0),
+        "{text}"
+    );
 
     // Tokens: two plain calls (7 in, 3 out) and one stream (5 in).
     let tokens = [caller[0], ("model", "gpt-4o"), ("api_provider", "openai")];
