@@ -6,6 +6,7 @@
 
 pub mod json_out;
 pub mod messages;
+pub mod response_id;
 pub mod rewrite;
 pub mod usage;
 pub mod validate;

@@ -173,6 +173,26 @@ fn members(b: &[u8]) -> Option<Vec<Member>> {
     (skip_ws(b, i) == b.len()).then_some(out)
 }
 
+/// Where the top-level members `names` of the JSON object `b` hold their values, as byte
+/// ranges of `b` (`None` for a member that is absent). `None` if `b` is not one object or one
+/// of its keys is written with escapes (the caller then parses it whole).
+pub fn find_members<const N: usize>(
+    b: &[u8],
+    names: [&str; N],
+) -> Option<[Option<Range<usize>>; N]> {
+    let fields = members(b)?;
+    if fields.iter().any(|m| m.escaped) {
+        return None;
+    }
+    let mut out: [Option<Range<usize>>; N] = std::array::from_fn(|_| None);
+    for m in &fields {
+        if let Some(i) = names.iter().position(|n| m.is(b, n)) {
+            out[i] = Some(m.value.clone());
+        }
+    }
+    Some(out)
+}
+
 /// Returns the body with its top-level `model` replaced by `model`, and the parsed `usage`.
 /// `None` if the body is not a JSON object (a body with escaped keys is parsed whole, so a
 /// key spelled with escapes is still found).

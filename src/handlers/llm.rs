@@ -10,7 +10,7 @@
 use super::{parse_object, read_body};
 use crate::api::messages::{self, EventEncoder};
 use crate::api::Field;
-use crate::api::{validate, LitellmExtras};
+use crate::api::{response_id, validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::{self, AuthCtx};
 use crate::middleware::end_user::{self, EndUser};
@@ -257,6 +257,9 @@ struct LlmRequest {
     /// written out again (the bulk of a long conversation). `messages` is never changed
     /// after parsing, and this is only set for [`CallKind::Chat`].
     raw_messages: Option<(bytes::Bytes, std::ops::Range<usize>)>,
+    /// `/responses`: the deployment holding the response a managed `previous_response_id`
+    /// names, served when it is in the group and available.
+    pinned: Option<String>,
 }
 
 /// Bodies from this size on keep their `messages` bytes for the upstream (see
@@ -290,12 +293,13 @@ async fn parse_request(
     if kind == CallKind::Messages {
         return parse_messages_request(headers, model, body, bytes.len());
     }
+    let mut pinned = None;
     match kind {
         CallKind::Messages
-        | CallKind::Responses
         | CallKind::ImageGeneration
         | CallKind::Moderation
         | CallKind::Speech => {}
+        CallKind::Responses => pinned = response_id::unwrap_previous(&mut body),
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
@@ -364,6 +368,7 @@ async fn parse_request(
         cache_key: None,
         stream_usage: None,
         raw_messages,
+        pinned,
     })
 }
 
@@ -478,6 +483,7 @@ fn parse_messages_request(
         cache_key: None,
         stream_usage: None,
         raw_messages: None,
+        pinned: None,
     })
 }
 
@@ -826,11 +832,21 @@ fn resolve_for<'s>(
     let resolved = router
         .resolve(target)
         .ok_or_else(|| invalid_model(router, auth, route, model))?;
-    let group = resolved.group;
     // A moderation naming no model is not subject to model access (LiteLLM checks none).
     if model.is_empty() {
         return Ok(resolved);
     }
+    check_model_access(auth, resolved.group, model)?;
+    Ok(resolved)
+}
+
+/// Refuses a group outside the caller's key's or organization's `models` (`model`: the name it
+/// was asked for).
+pub(super) fn check_model_access(
+    auth: &AuthCtx,
+    group: &crate::routing::ModelGroup,
+    model: &str,
+) -> ApiResult<()> {
     // `all-proxy-models` never reaches `allowed_models` (it empties the list).
     if !auth.allowed_models.is_empty() && !group.allowed_by(&auth.allowed_models, model) {
         let mut e = ApiError::proxy_auth(format!(
@@ -850,7 +866,7 @@ fn resolve_for<'s>(
             return Err(e);
         }
     }
-    Ok(resolved)
+    Ok(())
 }
 
 /// `POST /v1/messages/count_tokens`: Anthropic deployments count for themselves; for other
@@ -1097,10 +1113,14 @@ async fn try_group(
         );
         let mut skip: Vec<&str> = failed.iter().map(String::as_str).collect();
         skip.extend(cooling.iter().copied());
+        // A `/responses` call continuing a stored response goes where that response is kept.
+        let mut fresh = req
+            .pinned
+            .as_deref()
+            .and_then(|id| pinned_in(group, id, &skip, tag_mask.as_deref()));
         // Deployments the background health checks found down are avoided while others
         // remain.
-        let mut fresh = None;
-        if state.background_health {
+        if fresh.is_none() && state.background_health {
             let mut avoid = skip.clone();
             avoid.extend(
                 group
@@ -1201,6 +1221,25 @@ async fn try_group(
             }
         }
     }
+}
+
+/// The deployment `id` of `group`, unless it is in `skip` (failed, cooling down) or the
+/// request's tags rule it out; otherwise the strategy chooses as usual. LiteLLM pins a
+/// `previous_response_id` this way only when `responses_api_deployment_check` is enabled; here
+/// it always does, since no other deployment holds the stored response.
+fn pinned_in(
+    group: &crate::routing::ModelGroup,
+    id: &str,
+    skip: &[&str],
+    allowed: Option<&[bool]>,
+) -> Option<Arc<Deployment>> {
+    let (i, d) = group
+        .deployments
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.id == id)?;
+    let usable = !skip.contains(&id) && allowed.is_none_or(|a| a.get(i).copied().unwrap_or(false));
+    usable.then(|| d.clone())
 }
 
 /// The tags tag-based routing sees: the request's own (`tags`, `metadata.tags`,
@@ -1740,7 +1779,13 @@ async fn attempt(
         let model: Arc<str> = Arc::from(served);
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
-            (CallKind::Responses, None) => (stream::Dialect::responses_raw(), Encoder::Passthrough),
+            (CallKind::Responses, None) => (
+                stream::Dialect::responses_raw(Some(response_id::Issuer::new(
+                    deployment.provider.name(),
+                    &deployment.id,
+                ))),
+                Encoder::Passthrough,
+            ),
             (CallKind::Messages, None) => (
                 providers::stream_dialect(deployment, req.kind.endpoint()),
                 Encoder::Anthropic(Box::new(EventEncoder::new(model))),
@@ -1817,17 +1862,12 @@ async fn attempt(
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Responses {
-        // The Responses API answer goes back as it came; only its usage is read (the rest of
-        // the body is skipped, not built into a tree).
-        #[derive(serde::Deserialize)]
-        struct UsageOnly {
-            usage: Option<Value>,
-        }
-        let usage = serde_json::from_slice::<UsageOnly>(&bytes)
-            .ok()
-            .and_then(|b| b.usage)
-            .and_then(|u| crate::api::Usage::from_responses(&u));
-        let mut r = json_bytes_response(bytes.to_vec());
+        // The Responses API answer goes back as it came but for its `id`, managed (LiteLLM's
+        // `resp_<base64>` naming this deployment); only its usage is read (the rest of the body
+        // is scanned, not built into a tree).
+        let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id);
+        let (body, usage) = ids.body(&bytes);
+        let mut r = json_bytes_response(body.unwrap_or_else(|| bytes.to_vec()));
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Messages {
@@ -1969,7 +2009,7 @@ fn effective_timeout(state: &AppState, d: &Deployment, req: &LlmRequest) -> Dura
         .unwrap_or(state.default_timeout)
 }
 
-fn timeout_error(provider: Provider, t: Duration) -> ApiError {
+pub(super) fn timeout_error(provider: Provider, t: Duration) -> ApiError {
     ApiError::new(
         ErrorClass::Timeout,
         format!(
@@ -2000,7 +2040,7 @@ async fn send(
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -2011,7 +2051,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn read_limited(
+pub(super) async fn read_limited(
     body: client::Body,
     timeout: Duration,
     provider: Provider,
@@ -2091,7 +2131,7 @@ fn response_with_room(body: Body) -> Response {
     r
 }
 
-fn json_bytes_response(body: Vec<u8>) -> Response {
+pub(super) fn json_bytes_response(body: Vec<u8>) -> Response {
     let mut r = response_with_room(Body::from(body));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -2110,11 +2150,11 @@ fn json_body_response(body: bytes::Bytes) -> Response {
     r
 }
 
-fn json_response(v: &Map<String, Value>) -> Response {
+pub(super) fn json_response(v: &Map<String, Value>) -> Response {
     json_bytes_response(crate::api::json_out::map_to_vec(v, 512))
 }
 
-fn sse_response(body: Body) -> Response {
+pub(super) fn sse_response(body: Body) -> Response {
     let mut r = response_with_room(body);
     let h = r.headers_mut();
     h.insert(
@@ -2130,7 +2170,7 @@ fn sse_response(body: Body) -> Response {
 }
 
 /// Adds LiteLLM's per-call headers.
-fn decorate(
+pub(super) fn decorate(
     r: &mut Response,
     ctx: &RequestCtx,
     d: &Deployment,
@@ -2251,15 +2291,26 @@ fn mock_answer(
             served,
         )),
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
+        // Mocked ids are managed too, so the follow-up routes can be tried offline.
         CallKind::Responses if req.stream => {
+            let ids = response_id::Issuer::new(d.provider.name(), &d.id);
             let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
                 mock::responses_events(mock_value, served)
                     .into_iter()
-                    .map(|(name, ev)| Ok(sse::named_frame(name, ev.to_string().as_bytes())))
+                    .map(|(name, mut ev)| {
+                        if let Some(r) = ev.get_mut("response").and_then(Value::as_object_mut) {
+                            ids.object(r);
+                        }
+                        Ok(sse::named_frame(name, ev.to_string().as_bytes()))
+                    })
                     .collect();
             sse_response(Body::from_stream(futures::stream::iter(frames)))
         }
-        CallKind::Responses => json_response(&mock::responses_response(mock_value, served)),
+        CallKind::Responses => {
+            let mut r = mock::responses_response(mock_value, served);
+            response_id::Issuer::new(d.provider.name(), &d.id).object(&mut r);
+            json_response(&r)
+        }
         CallKind::Rerank => {
             let n = req
                 .body

@@ -16,6 +16,7 @@ mod media;
 pub mod model_admin;
 pub mod models;
 pub mod organizations;
+pub mod responses;
 pub mod spend;
 pub mod spend_reports;
 pub mod teams;

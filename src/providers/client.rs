@@ -67,9 +67,19 @@ impl UpstreamClient {
 
     /// Sends a POST; resolves when the response head arrives.
     pub async fn post(&self, up: UpstreamRequest) -> Result<hyper::Response<Body>, BoxError> {
+        self.send(hyper::Method::POST, up).await
+    }
+
+    /// Sends a request with any method (the Responses API's `GET` and `DELETE` on a stored
+    /// response); resolves when the response head arrives.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        up: UpstreamRequest,
+    ) -> Result<hyper::Response<Body>, BoxError> {
         let pool = up.pool.clone();
         let mut req = hyper::Request::new(Full::new(up.body));
-        *req.method_mut() = hyper::Method::POST;
+        *req.method_mut() = method;
         *req.uri_mut() = up.url;
         let headers = req.headers_mut();
         // Room for what hyper adds while writing the request (`content-length`, and `host`

@@ -233,6 +233,73 @@ pub fn build_request(
     })
 }
 
+/// A call on one stored response of an OpenAI-format deployment (`GET`/`DELETE
+/// /responses/{id}`, `/responses/{id}/input_items`, `/responses/{id}/cancel`): the deployment's
+/// Responses URL with the upstream id (and `suffix`) added to its path, so Azure keeps its
+/// resource-level `/openai/responses/{id}?api-version=...` form; `query` (the client's) is
+/// appended to the URL's own.
+pub fn response_item_request(
+    d: &Deployment,
+    response_id: &str,
+    suffix: &str,
+    query: Option<&str>,
+    body: Bytes,
+) -> ApiResult<UpstreamRequest> {
+    let prebuilt = d.openai.as_ref().zip(Endpoint::Responses.prebuilt_slot());
+    let (base, headers, pool) = match prebuilt {
+        Some((p, slot)) => (p.urls[slot].clone(), p.headers.clone(), p.pool.clone()),
+        None => {
+            let (url, headers) = target(
+                d,
+                Endpoint::Responses,
+                &d.upstream_model,
+                &Overrides::default(),
+            )?;
+            (url, headers, None)
+        }
+    };
+    let mut url = String::with_capacity(160 + response_id.len());
+    if let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) {
+        url.push_str(scheme);
+        url.push_str("://");
+        url.push_str(authority.as_str());
+    }
+    url.push_str(base.path().trim_end_matches('/'));
+    url.push('/');
+    push_path_segment(&mut url, response_id);
+    url.push_str(suffix);
+    let queries: Vec<&str> = [base.query(), query]
+        .into_iter()
+        .flatten()
+        .filter(|q| !q.is_empty())
+        .collect();
+    if !queries.is_empty() {
+        url.push('?');
+        url.push_str(&queries.join("&"));
+    }
+    Ok(UpstreamRequest {
+        url: upstream_uri(&url)?,
+        headers,
+        body,
+        pool,
+    })
+}
+
+/// `segment` percent-encoded for one URL path segment (RFC 3986 unreserved characters as
+/// they are, every other byte escaped), as LiteLLM encodes a response id in a path.
+fn push_path_segment(out: &mut String, segment: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+}
+
 /// What the forwarded body carries as `stream_options`.
 #[derive(Clone, Copy)]
 enum StreamOptions {
@@ -522,6 +589,39 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    /// The stored-response URL is the Responses URL plus the escaped id, with the
+    /// deployment's own query (Azure's `api-version`) first and the client's after it.
+    #[test]
+    fn stored_response_urls_keep_the_deployment_form() {
+        let d = dep("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o, api_key: sk-x, api_base: 'https://up.example/v1/'}\n");
+        let r = response_item_request(
+            &d,
+            "resp_a b/c;d~e",
+            "/input_items",
+            Some("limit=2"),
+            Bytes::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.url.to_string(),
+            "https://up.example/v1/responses/resp_a%20b%2Fc%3Bd~e/input_items?limit=2"
+        );
+        assert!(has(&r, "authorization", "Bearer sk-x"));
+        let d = dep("model_list:\n  - model_name: az\n    litellm_params: {model: azure/dep, api_key: az, api_base: 'https://res.example/openai', api_version: 2025-03-01-preview}\n");
+        let r = response_item_request(&d, "resp_1", "/cancel", None, Bytes::from_static(b"{}"))
+            .unwrap();
+        assert_eq!(
+            r.url.to_string(),
+            "https://res.example/openai/responses/resp_1/cancel?api-version=2025-03-01-preview"
+        );
+        assert!(has(&r, "api-key", "az"));
+        let r = response_item_request(&d, "resp_1", "", Some(""), Bytes::new()).unwrap();
+        assert_eq!(
+            r.url.to_string(),
+            "https://res.example/openai/responses/resp_1?api-version=2025-03-01-preview"
+        );
     }
 
     #[test]

@@ -58,9 +58,13 @@ pub enum Dialect {
         sse: SseDecoder,
         usage: Map<String, Value>,
     },
-    /// Responses API events forwarded untouched (`/responses`); usage is read from the
-    /// closing `response.completed` (or `.incomplete` / `.failed`) event.
-    ResponsesRaw { sse: SseDecoder },
+    /// Responses API events forwarded untouched (`/responses`) but for the `id` of the
+    /// response object the lifecycle events carry, managed when `ids` is set; usage is read
+    /// from the closing `response.completed` (or `.incomplete` / `.failed`) event.
+    ResponsesRaw {
+        sse: SseDecoder,
+        ids: Option<Box<crate::api::response_id::Issuer>>,
+    },
     /// Gemini / Vertex AI `streamGenerateContent?alt=sse`.
     Gemini {
         sse: SseDecoder,
@@ -112,9 +116,11 @@ impl Dialect {
         }
     }
 
-    pub fn responses_raw() -> Self {
+    /// See [`Dialect::ResponsesRaw`].
+    pub fn responses_raw(ids: Option<crate::api::response_id::Issuer>) -> Self {
         Self::ResponsesRaw {
             sse: SseDecoder::new(),
+            ids: ids.map(Box::new),
         }
     }
 
@@ -170,7 +176,7 @@ impl Dialect {
             | Self::OpenAiRewrite { sse, .. }
             | Self::Anthropic { sse, .. }
             | Self::AnthropicRaw { sse, .. }
-            | Self::ResponsesRaw { sse }
+            | Self::ResponsesRaw { sse, .. }
             | Self::Gemini { sse, .. }
             | Self::Cohere { sse, .. } => Some(sse),
             Self::Ollama(_) | Self::Bedrock { .. } => None,
@@ -203,7 +209,7 @@ impl Dialect {
             }
             Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
             Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
-            Self::ResponsesRaw { .. } => raw_responses_item(ev, out),
+            Self::ResponsesRaw { ids, .. } => raw_responses_item(ev, ids.as_deref(), out),
             Self::Gemini { state, .. } => state.on_event(&ev.data, out),
             Self::Cohere { state, .. } => state.on_event(&ev.data, out),
             Self::Ollama(_) | Self::Bedrock { .. } => {}
@@ -263,11 +269,23 @@ fn raw_anthropic_item(
     }
 }
 
-/// Forwards one Responses API event as it came, noting the output text it carries and, on the
-/// closing event, the response's usage; the closing event (or an `error` event) ends the stream.
-fn raw_responses_item(ev: super::sse::SseEvent, out: &mut VecDeque<StreamItem>) {
+/// Forwards one Responses API event as it came (an event carrying the response object with
+/// that object's `id` managed, when `ids` is set), noting the output text it carries and, on
+/// the closing event, the response's usage; the closing event (or an `error` event) ends the
+/// stream.
+fn raw_responses_item(
+    ev: super::sse::SseEvent,
+    ids: Option<&crate::api::response_id::Issuer>,
+    out: &mut VecDeque<StreamItem>,
+) {
     let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
     let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    // Only the events whose response object has an id are touched (LiteLLM rewrites every
+    // event carrying `response`).
+    let rewritten = ids
+        .filter(|_| v.pointer("/response/id").is_some_and(Value::is_string))
+        .and_then(|ids| ids.event(ev.data.as_bytes()));
+    let data = rewritten.as_deref().unwrap_or(ev.data.as_bytes());
     let closing = matches!(
         kind,
         "response.completed" | "response.incomplete" | "response.failed"
@@ -283,9 +301,9 @@ fn raw_responses_item(ev: super::sse::SseEvent, out: &mut VecDeque<StreamItem>) 
     };
     let name = ev.event.as_deref().unwrap_or(kind);
     let frame = if name.is_empty() {
-        frame(ev.data.as_bytes())
+        frame(data)
     } else {
-        super::sse::named_frame(name, ev.data.as_bytes())
+        super::sse::named_frame(name, data)
     };
     out.push_back(StreamItem::Raw {
         frame,
@@ -697,7 +715,7 @@ mod tests {
         let text = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n\
                     event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\"}\n\n\
                     event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":5,\"total_tokens\":17}}}\n\n";
-        let mut d = Dialect::responses_raw();
+        let mut d = Dialect::responses_raw(None);
         let mut out = VecDeque::new();
         d.feed(text.as_bytes(), &mut out);
         let items: Vec<StreamItem> = out.into_iter().collect();
@@ -726,6 +744,33 @@ mod tests {
         assert_eq!(forwarded, text.as_bytes());
         assert_eq!(usages, 1, "usage comes with the closing event only");
         assert!(matches!(items[3], StreamItem::Done));
+    }
+
+    /// With an issuer, the events carrying the response object name it by its managed id, one
+    /// event at a time; every other frame is forwarded byte for byte.
+    #[test]
+    fn responses_events_carry_managed_ids() {
+        use crate::api::response_id::{encode, Issuer};
+        let text = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\"}}\n\n\
+                    event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"resp_1\",\"delta\":\"Hi\"}\n\n\
+                    event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1,\"total_tokens\":2}}}\n\n";
+        let mut d = Dialect::responses_raw(Some(Issuer::new("openai", "dep-1")));
+        let mut forwarded = Vec::new();
+        let mut out = VecDeque::new();
+        // Byte by byte: an event is rewritten once it is whole, never before.
+        for b in text.as_bytes() {
+            d.feed(std::slice::from_ref(b), &mut out);
+        }
+        for item in out {
+            if let StreamItem::Raw { frame, .. } = item {
+                forwarded.extend_from_slice(&frame);
+            }
+        }
+        let expected = text.replace(
+            "\"id\":\"resp_1\"",
+            &format!("\"id\":\"{}\"", encode("openai", "dep-1", "resp_1")),
+        );
+        assert_eq!(String::from_utf8(forwarded).unwrap(), expected);
     }
 
     fn collect_summary() -> (Arc<Mutex<Option<StreamSummary>>>, OnFinish) {

@@ -11,8 +11,8 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, cache_admin, customers, health, keys, llm, model_admin, models, organizations, spend,
-    spend_reports, teams, users,
+    budgets, cache_admin, customers, health, keys, llm, model_admin, models, organizations,
+    responses, spend, spend_reports, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
@@ -88,6 +88,22 @@ pub(crate) fn front(state: AppState) -> Front {
             .route(
                 &format!("{base}/{{model}}/embeddings"),
                 post(llm::embeddings_for_model_handler),
+            );
+    }
+    // The Responses API's routes on a stored response, under every prefix LiteLLM serves.
+    for prefix in ["", "/v1", "/openai/v1"] {
+        r = r
+            .route(
+                &format!("{prefix}/responses/{{response_id}}"),
+                get(responses::get_response_handler).delete(responses::delete_response_handler),
+            )
+            .route(
+                &format!("{prefix}/responses/{{response_id}}/input_items"),
+                get(responses::input_items_handler),
+            )
+            .route(
+                &format!("{prefix}/responses/{{response_id}}/cancel"),
+                post(responses::cancel_response_handler),
             );
     }
     // Customers answer under LiteLLM's current `/customer/*` paths and the older `/end_user/*`.

@@ -142,6 +142,13 @@ def test_responses_api_offline(client):
     assert [e.type for e in events][-1] == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "canned reply"
     assert events[-1].response.output_text == "canned reply"
+    # The id names the deployment that answered, so the routes on a stored response find it
+    # (a mock deployment answers them offline).
+    got = client.responses.retrieve(r.id)
+    assert got.id == r.id and got.output_text == "canned reply"
+    assert client.responses.retrieve(events[-1].response.id).id == events[-1].response.id
+    assert list(client.responses.input_items.list(r.id)) == []
+    client.responses.delete(r.id)
 
 
 def test_response_cache(mock_upstream, tmp_path):
