@@ -15,7 +15,7 @@ use super::{fmt_ts, SpendLogRow, StoreResult};
 use chrono::NaiveDate;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 /// The daily tables, in the order a batch writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,12 +242,9 @@ impl DailySpend {
     }
 
     fn hash(&self, k: &Key<'_>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        (
+        self.hasher.hash_one((
             k.table, k.entity, k.date, k.api_key, k.model, k.provider, k.endpoint,
-        )
-            .hash(&mut h);
-        h.finish()
+        ))
     }
 
     fn add(&mut self, k: Key<'_>, group: &str, request_id: Option<&str>, c: &DailyCounts) {
