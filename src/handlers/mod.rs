@@ -8,6 +8,7 @@ pub mod access;
 pub mod budgets;
 pub mod cache_admin;
 pub mod customers;
+pub mod daily_activity;
 pub mod health;
 pub mod key_limits;
 pub mod keys;

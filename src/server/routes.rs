@@ -11,8 +11,8 @@
 
 use crate::error::ApiError;
 use crate::handlers::{
-    budgets, cache_admin, customers, health, keys, llm, model_admin, models, organizations,
-    responses, spend, spend_reports, teams, users,
+    budgets, cache_admin, customers, daily_activity, health, keys, llm, model_admin, models,
+    organizations, responses, spend, spend_reports, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
@@ -309,6 +309,30 @@ pub(crate) fn front(state: AppState) -> Front {
         .route(
             "/team/spend/report",
             get(spend_reports::team_spend_report_handler),
+        )
+        .route(
+            "/user/daily/activity",
+            get(daily_activity::user_daily_activity_handler),
+        )
+        .route(
+            "/team/daily/activity",
+            get(daily_activity::team_daily_activity_handler),
+        )
+        .route(
+            "/organization/daily/activity",
+            get(daily_activity::organization_daily_activity_handler),
+        )
+        .route(
+            "/tag/daily/activity",
+            get(daily_activity::tag_daily_activity_handler),
+        )
+        .route(
+            "/customer/daily/activity",
+            get(daily_activity::customer_daily_activity_handler),
+        )
+        .route(
+            "/end_user/daily/activity",
+            get(daily_activity::customer_daily_activity_handler),
         )
         .route("/", get(health::root_handler));
     if state.metrics.is_some() {

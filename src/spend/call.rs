@@ -326,7 +326,12 @@ impl CallAccount {
             end_user: Some(self.end_user.take().unwrap_or_default()),
             status: status.to_string(),
         };
-        self.state.spend.record(super::SpendEvent { log, user_id });
+        self.state.spend.record(super::SpendEvent {
+            log,
+            user_id,
+            cache_read_tokens: usage.cached_tokens,
+            cache_creation_tokens: usage.cache_creation_tokens,
+        });
         cost
     }
 }

@@ -35,6 +35,10 @@ const MAX_PENDING_LOGS: usize = 200_000;
 pub struct SpendEvent {
     pub log: SpendLogRow,
     pub user_id: Option<String>,
+    /// Cache reads and writes of the call's usage, for the daily roll-ups (the spend log has
+    /// no column for them).
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -409,6 +413,9 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
             bump(&mut b.end_user_spend, u, cost.max(0.0));
         }
     }
+    // The daily roll-ups are kept whether or not spend logs are (as in LiteLLM).
+    b.daily
+        .add_call(&ev.log, ev.cache_read_tokens, ev.cache_creation_tokens);
     if !disable_logs {
         if b.logs.len() >= MAX_PENDING_LOGS {
             b.logs.remove(0);
@@ -435,6 +442,7 @@ async fn write(sink: &mut SpendSink, pending: &mut SpendBatch) {
         && pending.member_spend.is_empty()
         && pending.end_user_spend.is_empty()
         && pending.org_spend.is_empty()
+        && pending.daily.is_empty()
     {
         return;
     }

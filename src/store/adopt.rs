@@ -23,11 +23,12 @@ use std::str::FromStr;
 
 /// Our migrations that only create what LiteLLM's own schema already has (its tables, columns
 /// and indexes): recorded, not run, on a database LiteLLM migrated.
-pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 5] = [
+pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 6] = [
     20261124000001,
     20261129000001,
     20261129000002,
     20261130120000,
+    20261203000001,
     20261205000001,
 ];
 

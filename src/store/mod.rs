@@ -12,6 +12,7 @@
 
 mod adopt;
 mod budgets;
+pub mod daily_spend;
 mod end_users;
 mod health_checks;
 mod membership;
@@ -304,6 +305,8 @@ pub struct SpendBatch {
     /// Organizations (of the key, or of its team): increments of
     /// `LiteLLM_OrganizationTable.spend`.
     pub org_spend: Vec<(String, f64)>,
+    /// The daily roll-ups (`LiteLLM_Daily*Spend`): one row per distinct key in the batch.
+    pub daily: daily_spend::DailySpend,
 }
 
 impl Store {

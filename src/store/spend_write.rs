@@ -1,4 +1,5 @@
-//! Writing spend batches: the spend-log rows and spend increments of a batch in one transaction.
+//! Writing spend batches: the spend-log rows, spend increments and daily roll-ups of a batch in
+//! one transaction.
 //!
 //! On PostgreSQL a batch goes through the pool. On the embedded SQLite file it goes through a
 //! connection of its own, driven by the writer task itself, a few rows at a time with a yield
@@ -169,6 +170,7 @@ impl SqliteSink {
         let conn = self.conn()?;
         let result = result
             .and_then(|()| write_increments(conn, b))
+            .and_then(|()| super::daily_spend::write_sqlite(conn, &b.daily))
             .and_then(|()| conn.execute_batch("COMMIT"));
         if let Err(e) = result {
             let _ = conn.execute_batch("ROLLBACK");
@@ -590,6 +592,7 @@ async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
             .execute(&mut *tx)
             .await?;
     }
+    super::daily_spend::write_postgres(&mut tx, &b.daily).await?;
     tx.commit().await
 }
 

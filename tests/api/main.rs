@@ -9,6 +9,7 @@ mod chat;
 mod client_rules;
 mod config_files;
 mod customers;
+mod daily_activity;
 mod db_models;
 mod deploy_files;
 mod errors;
