@@ -32,6 +32,18 @@ pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 6] = [
     20261205000001,
 ];
 
+/// LiteLLM tables whose features can be off: a database from an older LiteLLM that lacks them
+/// (or some of their columns) is still adopted, with a warning. Their writes are skipped there
+/// (daily roll-ups, see `spend_write`) or fail alone (stored health checks).
+const OPTIONAL_TABLES: [&str; 6] = [
+    "LiteLLM_HealthCheckTable",
+    "LiteLLM_DailyUserSpend",
+    "LiteLLM_DailyTeamSpend",
+    "LiteLLM_DailyOrganizationSpend",
+    "LiteLLM_DailyEndUserSpend",
+    "LiteLLM_DailyTagSpend",
+];
+
 /// The SQL recorded in place of a LiteLLM-schema migration on an adopted database.
 const RECORDED_ONLY: &str = "SELECT 1";
 /// Appended to the description of a migration recorded that way: later start-ups know the
@@ -118,12 +130,23 @@ async fn check_litellm_schema(pool: &PgPool, migrator: &Migrator) -> StoreResult
     .fetch_all(pool)
     .await?;
     let present: HashSet<(String, String)> = present.into_iter().collect();
-    let missing: Vec<String> = wanted
+    let (optional, missing): (Vec<String>, Vec<String>) = wanted
         .iter()
         .flat_map(|(t, cols)| cols.iter().map(move |c| (t, c)))
         .filter(|(t, c)| !present.contains(&((*t).clone(), (*c).clone())))
         .map(|(t, c)| format!("\"{t}\".\"{c}\""))
-        .collect();
+        .partition(|name| {
+            OPTIONAL_TABLES
+                .iter()
+                .any(|t| name.starts_with(&format!("\"{t}\"")))
+        });
+    if !optional.is_empty() {
+        tracing::warn!(
+            "the database was migrated by an older LiteLLM (missing: {}); daily activity and \
+             stored health checks stay off until LiteLLM's own migrations add them",
+            optional.join(", ")
+        );
+    }
     if missing.is_empty() {
         return Ok(());
     }

@@ -592,8 +592,44 @@ async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
             .execute(&mut *tx)
             .await?;
     }
-    super::daily_spend::write_postgres(&mut tx, &b.daily).await?;
+    write_daily_postgres(&mut tx, b).await?;
     tx.commit().await
+}
+
+/// The batch's daily roll-ups, behind a savepoint: on a database LiteLLM migrated before it had
+/// these tables (or all their columns), they are skipped with one warning rather than failing
+/// the batch, so spend keeps being recorded (start-up warned about the missing columns).
+async fn write_daily_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    b: &SpendBatch,
+) -> Result<(), sqlx::Error> {
+    if b.daily.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SAVEPOINT daily_spend")
+        .execute(&mut **tx)
+        .await?;
+    match super::daily_spend::write_postgres(tx, &b.daily).await {
+        Ok(()) => {
+            sqlx::query("RELEASE SAVEPOINT daily_spend")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P01" | "42703")) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "daily spend tables are missing or incomplete ({e}); daily activity is not recorded until LiteLLM's migrations add them"
+                )
+            });
+            sqlx::query("ROLLBACK TO SAVEPOINT daily_spend")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -370,3 +370,36 @@ async fn run(db: Option<&str>) {
     assert_eq!(v["results"], json!([]));
     assert_eq!(v["metadata"]["total_pages"], 0);
 }
+
+/// A database without the daily tables (an older LiteLLM's): the roll-ups are skipped, and the
+/// batch's spend-log rows and spend still land.
+#[tokio::test]
+async fn spend_is_kept_where_the_daily_tables_are_missing() {
+    for (name, db) in backends().await {
+        let Some(url) = db else { continue };
+        let gw = gateway(
+            &config(Some(&url)).replace("  disable_spend_logs: true\n", ""),
+            None,
+        )
+        .await;
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(r#"DROP TABLE "LiteLLM_DailyUserSpend""#)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let key = gw.new_key(json!({})).await;
+        for _ in 0..2 {
+            let r = gw
+                .post_as(&key, "/v1/chat/completions", chat_body("gpt-4o"))
+                .await;
+            assert_eq!(r.status(), 200, "{name}");
+        }
+        let logs = gw.spend_logs(&key).await;
+        assert_eq!(logs.len(), 2, "{name}: {logs:?}");
+        let info = ok(gw.get(&format!("/key/info?key={key}")).await).await;
+        assert!(
+            info["info"]["spend"].as_f64().unwrap() > 0.0,
+            "{name}: {info}"
+        );
+    }
+}
