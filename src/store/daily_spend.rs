@@ -148,13 +148,16 @@ pub struct DailyRow {
 
 /// The daily rows of a batch, aggregated in memory: each call adds to one row per entity, and
 /// the batch writes one upsert per distinct row. A call whose rows are already there allocates
-/// nothing: rows are found by a hash of the borrowed key fields, then compared field by field.
+/// nothing: each table's last row is compared first (consecutive calls usually share their
+/// rows), then rows are found by a hash of the borrowed key fields and compared field by field.
 #[derive(Default, Clone)]
 pub struct DailySpend {
     hasher: RandomState,
     /// Key hash -> the first row with that hash (rows with the same hash are chained).
     index: HashMap<u64, usize>,
     rows: Vec<DailyRow>,
+    /// The row each table added to last.
+    last: [Option<usize>; DailyTable::ALL.len()],
 }
 
 impl std::fmt::Debug for DailySpend {
@@ -248,19 +251,29 @@ impl DailySpend {
     }
 
     fn add(&mut self, k: Key<'_>, group: &str, request_id: Option<&str>, c: &DailyCounts) {
+        let table = k.table as usize;
+        let add_to = |r: &mut DailyRow| {
+            r.counts.add(c);
+            if let (Some(slot), Some(id)) = (r.request_id.as_mut(), request_id) {
+                id.clone_into(slot);
+            }
+        };
+        if let Some(i) = self.last[table].filter(|i| k.matches(&self.rows[*i])) {
+            add_to(&mut self.rows[i]);
+            return;
+        }
         let h = self.hash(&k);
         let mut at = self.index.get(&h).copied();
         while let Some(i) = at {
             let r = &mut self.rows[i];
             if k.matches(r) {
-                r.counts.add(c);
-                if let (Some(slot), Some(id)) = (r.request_id.as_mut(), request_id) {
-                    id.clone_into(slot);
-                }
+                add_to(r);
+                self.last[table] = Some(i);
                 return;
             }
             at = r.next;
         }
+        self.last[table] = Some(self.rows.len());
         let next = self.index.insert(h, self.rows.len());
         self.rows.push(DailyRow {
             table: k.table,
@@ -670,6 +683,19 @@ mod tests {
             .map(|r| r.counts.api_requests)
             .sum();
         assert_eq!(teams, 5);
+        // Back to an earlier row (found by its hash), then the same again (the last row).
+        for n in [2, 3] {
+            d.add_call(&call("u1", "k1", "gpt", "success", &[]), 0, 0);
+            let users = d.rows().iter().filter(|r| r.table == DailyTable::User);
+            assert_eq!(users.count(), 5);
+            let first = d.rows().iter().find(|r| {
+                r.table == DailyTable::User
+                    && r.entity == "u1"
+                    && r.api_key == "k1"
+                    && r.model == "gpt"
+            });
+            assert_eq!(first.unwrap().counts.api_requests, n);
+        }
     }
 
     #[test]
