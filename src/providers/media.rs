@@ -1,17 +1,26 @@
-//! Image generation, moderations and text to speech upstream: which providers serve them on
-//! OpenAI's paths, and the requests that go there. The mock answers are in [`super::mock`],
-//! the prices in `spend::media`.
+//! Image generation, moderations, text to speech, transcriptions and image edits upstream:
+//! which providers serve them on OpenAI's paths, and the requests that go there. The mock
+//! answers are in [`super::mock`], the prices in `spend::media`.
 //!
-//! As in LiteLLM, these calls go to OpenAI, Azure OpenAI (images and speech, on the
+//! As in LiteLLM, these calls go to OpenAI, Azure OpenAI (all but moderations, on the
 //! deployment's URL) and the OpenAI-compatible providers whose upstream speaks OpenAI's paths
-//! (`{api_base}/images/generations`, `/moderations`, `/audio/speech`). Providers without such
-//! an endpoint (Anthropic, Bedrock, Gemini, Vertex AI, Cohere, Ollama, and the compatible
-//! ones LiteLLM sends elsewhere) are refused with a 400 before anything is sent.
+//! (`{api_base}/images/generations`, `/moderations`, `/audio/speech`,
+//! `/audio/transcriptions`, `/images/edits`). Providers without such an endpoint (Anthropic,
+//! Bedrock, Gemini, Vertex AI, Cohere, Ollama, and the compatible ones LiteLLM sends
+//! elsewhere) are refused with a 400 before anything is sent.
+//!
+//! Transcriptions and image edits go out as multipart forms, as LiteLLM's OpenAI client sends
+//! them: the client's text fields (LiteLLM's own removed) with `model` set to the upstream's
+//! name, then the files. A whisper model on OpenAI is asked for `verbose_json` when the
+//! client asked for no format (its `duration` prices the call). Image edits send their images
+//! as `image[]` (`image` for dall-e-2, which takes one) and the first mask as `mask`, typed by
+//! their first bytes; Azure's deployment URL names the model, so its form carries none.
 //!
 //! What must not go in here: response handling and accounting (the handler's).
 
 use super::openai::{self, Endpoint, Overrides, UpstreamRequest};
 use super::Provider;
+use crate::api::form::{FormFile, FormWriter};
 use crate::api::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::routing::Deployment;
@@ -42,16 +51,42 @@ const NO_OPENAI_SPEECH: &[&str] = &[
     "llama_api",
 ];
 
+/// OpenAI-compatible providers LiteLLM does not send to `{api_base}/audio/transcriptions`:
+/// those outside its OpenAI-compatible list, those with transcription APIs of their own (xAI,
+/// Mistral) and Azure AI Foundry (sent through Azure's client, not built here).
+const NO_OPENAI_TRANSCRIPTIONS: &[&str] = &[
+    "openai_like",
+    "custom_openai",
+    "vllm",
+    "mistral",
+    "openrouter",
+    "huggingface",
+    "voyage",
+    "jina_ai",
+    "llama_api",
+    "xai",
+    "azure_ai",
+];
+
+/// The OpenAI-compatible providers LiteLLM sends image edits to on OpenAI's path (it has an
+/// image-edit configuration for these only).
+const OPENAI_IMAGE_EDITS: &[&str] = &["hosted_vllm", "litellm_proxy"];
+
 /// Whether `provider` serves `endpoint` (one of the media endpoints) on OpenAI's path.
 /// Azure OpenAI has no moderations endpoint; every compatible provider is sent moderations,
 /// as LiteLLM sends them to any deployment's `api_base`.
 pub fn serves(provider: Provider, endpoint: Endpoint) -> bool {
     match (provider, endpoint) {
         (Provider::OpenAi, _) => true,
-        (Provider::Azure, Endpoint::ImageGenerations | Endpoint::AudioSpeech) => true,
+        (Provider::Azure, Endpoint::Moderations) => false,
+        (Provider::Azure, e) => e.is_media(),
         (Provider::Compat(c), Endpoint::ImageGenerations) => !NO_OPENAI_IMAGES.contains(&c.name),
         (Provider::Compat(c), Endpoint::AudioSpeech) => !NO_OPENAI_SPEECH.contains(&c.name),
         (Provider::Compat(_), Endpoint::Moderations) => true,
+        (Provider::Compat(c), Endpoint::AudioTranscriptions) => {
+            !NO_OPENAI_TRANSCRIPTIONS.contains(&c.name)
+        }
+        (Provider::Compat(c), Endpoint::ImageEdits) => OPENAI_IMAGE_EDITS.contains(&c.name),
         _ => false,
     }
 }
@@ -90,7 +125,138 @@ pub fn request(
             )
             .with_param("voice"))
         }
+        Endpoint::AudioTranscriptions | Endpoint::ImageEdits => Err(ApiError::internal(
+            "a multipart call was built without its files",
+        )),
         _ => openai::build_request(d, endpoint, upstream_model, body, false, ov),
+    }
+}
+
+/// The upstream request of a transcription or an image edit to `d`: a multipart form of the
+/// request's text `fields` (LiteLLM's own already removed) and its `files`, or LiteLLM's 400
+/// when the provider has no such endpoint.
+pub fn form_request(
+    d: &Deployment,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    fields: &Map<String, Value>,
+    files: &[FormFile],
+    ov: &Overrides<'_>,
+) -> ApiResult<UpstreamRequest> {
+    if !serves(d.provider, endpoint) {
+        return Err(super::unsupported_endpoint(d, endpoint));
+    }
+    let files_len: usize = files.iter().map(|f| f.data.len() + 256).sum();
+    let mut w = FormWriter::new(ov.size_hint + files_len);
+    let dropped = |k: &str| ov.params.additional_drop.iter().any(|n| n == k);
+    let text_fields = || {
+        let defaults = d.defaults.iter().filter(|(k, _)| !fields.contains_key(*k));
+        fields.iter().chain(defaults).filter(|(k, _)| !dropped(k))
+    };
+    match endpoint {
+        Endpoint::AudioTranscriptions => {
+            w.text("model", upstream_model);
+            // `user` is LiteLLM's (the caller's id), not sent with a transcription.
+            for (k, v) in text_fields().filter(|(k, _)| !matches!(k.as_str(), "model" | "user")) {
+                w.field(k, v);
+            }
+            let whisper_on_openai =
+                d.provider == Provider::OpenAi && !upstream_model.contains("gpt-4o");
+            if whisper_on_openai && !fields.contains_key("response_format") {
+                w.text("response_format", "verbose_json");
+            }
+            if let Some(f) = files.iter().rev().find(|f| f.name == "file") {
+                w.file("file", &f.filename, &audio_content_type(f), &f.data);
+            }
+        }
+        Endpoint::ImageEdits => {
+            if d.provider != Provider::Azure {
+                w.text("model", upstream_model);
+            }
+            for (k, v) in text_fields().filter(|(k, _)| !matches!(k.as_str(), "model" | "image" | "mask")) {
+                w.field(k, v);
+            }
+            let images: Vec<&FormFile> = files
+                .iter()
+                .filter(|f| matches!(f.name.as_str(), "image" | "image[]"))
+                .collect();
+            let dall_e_2 = upstream_model
+                .to_ascii_lowercase()
+                .replace(['-', '_'], "")
+                == "dalle2";
+            if dall_e_2 && images.len() > 1 {
+                return Err(ApiError::bad_request(
+                    "litellm.BadRequestError: DALL-E-2 only supports editing a single image. Please provide one image.",
+                )
+                .with_param("image"));
+            }
+            let image_field = if dall_e_2 { "image" } else { "image[]" };
+            for f in images {
+                let name = if f.filename.is_empty() { "image.png" } else { &f.filename };
+                w.file(image_field, name, image_content_type(&f.data), &f.data);
+            }
+            if let Some(f) = files.iter().find(|f| matches!(f.name.as_str(), "mask" | "mask[]")) {
+                let name = if f.filename.is_empty() { "mask.png" } else { &f.filename };
+                w.file("mask", name, image_content_type(&f.data), &f.data);
+            }
+        }
+        _ => return Err(super::unsupported_endpoint(d, endpoint)),
+    }
+    let (content_type, body) = w.finish();
+    let (url, mut headers) = openai::target_of(d, endpoint, upstream_model, ov)?;
+    let content_type = http::HeaderValue::from_str(&content_type)
+        .map_err(|_| ApiError::internal("invalid multipart content type"))?;
+    match headers.iter_mut().find(|(n, _)| n == http::header::CONTENT_TYPE) {
+        Some((_, v)) => *v = content_type,
+        None => headers.push((http::header::CONTENT_TYPE, content_type)),
+    }
+    Ok(UpstreamRequest {
+        url,
+        headers,
+        body,
+        pool: None,
+    })
+}
+
+/// An audio file's content type as LiteLLM's client sends it: guessed from the filename's
+/// extension, else the type the client gave, else `application/octet-stream`.
+fn audio_content_type(f: &FormFile) -> String {
+    let ext = f
+        .filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let guessed = match ext.as_str() {
+        "mp3" | "mpga" | "mpeg" => Some("audio/mpeg"),
+        "wav" => Some("audio/x-wav"),
+        "flac" => Some("audio/flac"),
+        "m4a" => Some("audio/mp4"),
+        "mp4" => Some("video/mp4"),
+        "ogg" | "oga" | "opus" => Some("audio/ogg"),
+        "webm" => Some("video/webm"),
+        _ => None,
+    };
+    guessed
+        .map(String::from)
+        .or_else(|| f.content_type.clone().filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// An image's content type by its first bytes, as LiteLLM types the images it sends
+/// (PNG when it cannot tell).
+fn image_content_type(data: &[u8]) -> &'static str {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if data.starts_with(b"GIF8") && data.get(5) == Some(&b'a') {
+        "image/gif"
+    } else if data.starts_with(b"\xff\xd8\xff") {
+        "image/jpeg"
+    } else if data.get(4..8) == Some(b"ftyp") {
+        "image/heic"
+    } else if data.starts_with(b"RIFF") && data.get(8..12) == Some(b"WEBP") {
+        "image/webp"
+    } else {
+        "image/png"
     }
 }
 
