@@ -398,6 +398,165 @@ mod tests {
         assert_eq!(e.status(), 400);
     }
 
+    fn file(name: &str, filename: &str, data: &'static [u8]) -> FormFile {
+        FormFile {
+            name: name.into(),
+            filename: filename.into(),
+            content_type: Some("application/octet-stream".into()),
+            data: bytes::Bytes::from_static(data),
+        }
+    }
+
+    /// The parts of a written form: (name, filename, content type, text of the data).
+    async fn parts(up: &UpstreamRequest) -> Vec<(String, Option<String>, Option<String>, String)> {
+        let ct = up
+            .headers
+            .iter()
+            .find(|(n, _)| n == http::header::CONTENT_TYPE)
+            .map(|(_, v)| v.to_str().unwrap().to_string())
+            .unwrap();
+        let boundary = crate::api::form::boundary(&ct).unwrap();
+        let input = futures::stream::once({
+            let b = up.body.clone();
+            async move { Ok::<_, std::convert::Infallible>(b) }
+        });
+        let mut m = multer::Multipart::new(input, boundary);
+        let mut out = Vec::new();
+        while let Some(f) = m.next_field().await.unwrap() {
+            let name = f.name().unwrap().to_string();
+            let filename = f.file_name().map(String::from);
+            let ct = f.content_type().map(ToString::to_string);
+            let text = String::from_utf8_lossy(&f.bytes().await.unwrap()).into_owned();
+            out.push((name, filename, ct, text));
+        }
+        out
+    }
+
+    fn names(p: &[(String, Option<String>, Option<String>, String)]) -> Vec<(&str, &str)> {
+        p.iter().map(|(n, _, _, t)| (n.as_str(), t.as_str())).collect()
+    }
+
+    #[tokio::test]
+    async fn transcriptions_go_out_as_forms() {
+        let d = dep("openai/whisper-1", "");
+        let fields = body(json!({"model": "g", "language": "en", "user": "u",
+            "timestamp_granularities": ["word", "segment"], "temperature": "0.2"}));
+        let files = [file("file", "talk.mp3", b"ID3 audio")];
+        let up = form_request(&d, Endpoint::AudioTranscriptions, "whisper-1", &fields, &files, &Overrides::default()).unwrap();
+        assert_eq!(up.url, "http://127.0.0.1:9/v1/audio/transcriptions");
+        assert!(up.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer k"));
+        let p = parts(&up).await;
+        // `user` stays behind; whisper on OpenAI is asked for `verbose_json`.
+        assert_eq!(
+            names(&p),
+            [
+                ("model", "whisper-1"),
+                ("language", "en"),
+                ("timestamp_granularities[]", "word"),
+                ("timestamp_granularities[]", "segment"),
+                ("temperature", "0.2"),
+                ("response_format", "verbose_json"),
+                ("file", "ID3 audio"),
+            ]
+        );
+        let f = p.last().unwrap();
+        assert_eq!(f.1.as_deref(), Some("talk.mp3"));
+        assert_eq!(f.2.as_deref(), Some("audio/mpeg"));
+
+        // The client's format is kept; gpt-4o models and other providers get no default.
+        let fields = body(json!({"response_format": "text"}));
+        let up = form_request(&d, Endpoint::AudioTranscriptions, "whisper-1", &fields, &files, &Overrides::default()).unwrap();
+        assert_eq!(names(&parts(&up).await)[1], ("response_format", "text"));
+        let up = form_request(&d, Endpoint::AudioTranscriptions, "gpt-4o-transcribe", &Map::new(), &files, &Overrides::default()).unwrap();
+        assert!(!names(&parts(&up).await).iter().any(|(n, _)| *n == "response_format"));
+        let groq = dep("groq/whisper-large-v3", "");
+        let up = form_request(&groq, Endpoint::AudioTranscriptions, "whisper-large-v3", &Map::new(), &files, &Overrides::default()).unwrap();
+        assert_eq!(up.url, "http://127.0.0.1:9/v1/audio/transcriptions");
+        assert_eq!(names(&parts(&up).await).len(), 2);
+
+        // Azure: the deployment URL with its api-version, `api-key`.
+        let az = dep("azure/whisper", ", api_version: '2024-06-01', api_base: 'https://r.openai.azure.com'");
+        let up = form_request(&az, Endpoint::AudioTranscriptions, "whisper", &Map::new(), &files, &Overrides::default()).unwrap();
+        assert_eq!(
+            up.url,
+            "https://r.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-06-01"
+        );
+        assert!(up.headers.iter().any(|(n, v)| n == "api-key" && v == "k"));
+        assert_eq!(names(&parts(&up).await)[0], ("model", "whisper"));
+    }
+
+    #[tokio::test]
+    async fn image_edits_go_out_as_forms() {
+        const PNG: &[u8] = b"\x89PNG\r\n\x1a\nrest";
+        const JPEG: &[u8] = b"\xff\xd8\xffrest";
+        let d = dep("openai/gpt-image-1", "");
+        let fields = body(json!({"model": "g", "prompt": "add a hat", "n": "2", "size": "1024x1024"}));
+        let files = [
+            file("image[]", "a.png", PNG),
+            file("image[]", "", JPEG),
+            file("mask", "m.png", PNG),
+        ];
+        let up = form_request(&d, Endpoint::ImageEdits, "gpt-image-1", &fields, &files, &Overrides::default()).unwrap();
+        assert_eq!(up.url, "http://127.0.0.1:9/v1/images/edits");
+        let p = parts(&up).await;
+        let got: Vec<(&str, Option<&str>, Option<&str>)> = p
+            .iter()
+            .map(|(n, f, c, _)| (n.as_str(), f.as_deref(), c.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("model", None, None),
+                ("prompt", None, None),
+                ("n", None, None),
+                ("size", None, None),
+                ("image[]", Some("a.png"), Some("image/png")),
+                ("image[]", Some("image.png"), Some("image/jpeg")),
+                ("mask", Some("m.png"), Some("image/png")),
+            ]
+        );
+        assert_eq!(p[0].3, "gpt-image-1");
+
+        // dall-e-2 takes one image, as `image`.
+        let d2 = dep("openai/dall-e-2", "");
+        let one = [file("image", "a.png", PNG)];
+        let up = form_request(&d2, Endpoint::ImageEdits, "dall-e-2", &fields, &one, &Overrides::default()).unwrap();
+        assert!(names(&parts(&up).await).iter().any(|(n, _)| *n == "image"));
+        let e = form_request(&d2, Endpoint::ImageEdits, "dall-e-2", &fields, &files, &Overrides::default()).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.message.contains("only supports editing a single image"), "{}", e.message);
+
+        // Azure: the deployment URL names the model, so the form does not.
+        let az = dep("azure/gpt-image-1", ", api_version: '2025-04-01-preview', api_base: 'https://r.openai.azure.com'");
+        let up = form_request(&az, Endpoint::ImageEdits, "gpt-image-1", &fields, &files, &Overrides::default()).unwrap();
+        assert_eq!(
+            up.url,
+            "https://r.openai.azure.com/openai/deployments/gpt-image-1/images/edits?api-version=2025-04-01-preview"
+        );
+        assert!(!names(&parts(&up).await).iter().any(|(n, _)| *n == "model"));
+    }
+
+    #[test]
+    fn providers_without_the_form_endpoints_are_refused() {
+        let files = [file("file", "a.wav", b"RIFF")];
+        for (model, endpoint) in [
+            ("anthropic/claude-3-5-haiku-latest", Endpoint::AudioTranscriptions),
+            ("gemini/gemini-2.5-flash", Endpoint::ImageEdits),
+            ("mistral/voxtral-mini", Endpoint::AudioTranscriptions),
+            ("xai/grok-stt", Endpoint::AudioTranscriptions),
+            ("groq/whisper-large-v3", Endpoint::ImageEdits),
+        ] {
+            let d = dep(model, "");
+            let e = form_request(&d, endpoint, "m", &Map::new(), &files, &Overrides::default()).unwrap_err();
+            assert_eq!(e.status(), 400, "{model}");
+            assert!(e.message.contains("does not support"), "{}", e.message);
+        }
+        assert!(serves(Provider::from_prefix("hosted_vllm").unwrap(), Endpoint::ImageEdits));
+        assert!(serves(Provider::from_prefix("deepinfra").unwrap(), Endpoint::AudioTranscriptions));
+        assert!(!serves(Provider::Azure, Endpoint::Moderations));
+        assert!(serves(Provider::Azure, Endpoint::AudioTranscriptions));
+    }
+
     #[test]
     fn providers_without_the_endpoint_are_refused() {
         for model in [

@@ -20,6 +20,7 @@ mod key_routes;
 mod keys;
 mod limits;
 mod media;
+mod multipart;
 mod metrics;
 mod model_budgets;
 mod model_groups;
