@@ -254,10 +254,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status(), 400);
-        let body: &[u8] = b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\xff\r\n--b--\r\n";
-        let e = parse(Bytes::from_static(body), "b")
-            .await
-            .unwrap_err();
+        let body: &[u8] =
+            b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\xff\r\n--b--\r\n";
+        let e = parse(Bytes::from_static(body), "b").await.unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(boundary("application/json").is_none());
         assert_eq!(

@@ -322,9 +322,12 @@ pub(super) fn transcription_answer(
                 "text".into(),
                 o.remove("text").unwrap_or(Value::String(String::new())),
             );
-            let usage = o
-                .remove("usage")
-                .filter(|u| matches!(u.field("type").and_then(Value::as_str), Some("duration" | "tokens")));
+            let usage = o.remove("usage").filter(|u| {
+                matches!(
+                    u.field("type").and_then(Value::as_str),
+                    Some("duration" | "tokens")
+                )
+            });
             let tokens = usage.as_ref().and_then(TranscriptionTokens::from_json);
             let usage_seconds = usage
                 .as_ref()
@@ -496,7 +499,12 @@ pub(super) fn mock_cost(
     match kind {
         CallKind::Transcription => {
             let seconds = files.and_then(|f| f.audio_seconds).unwrap_or(0.0);
-            media::transcription_cost(PriceMap::global(), &priced(d, upstream_model), seconds, None)
+            media::transcription_cost(
+                PriceMap::global(),
+                &priced(d, upstream_model),
+                seconds,
+                None,
+            )
         }
         CallKind::ImageGeneration | CallKind::ImageEdit => {
             let images = mock

@@ -173,17 +173,16 @@ pub fn form_request(
             if d.provider != Provider::Azure {
                 w.text("model", upstream_model);
             }
-            for (k, v) in text_fields().filter(|(k, _)| !matches!(k.as_str(), "model" | "image" | "mask")) {
+            for (k, v) in
+                text_fields().filter(|(k, _)| !matches!(k.as_str(), "model" | "image" | "mask"))
+            {
                 w.field(k, v);
             }
             let images: Vec<&FormFile> = files
                 .iter()
                 .filter(|f| matches!(f.name.as_str(), "image" | "image[]"))
                 .collect();
-            let dall_e_2 = upstream_model
-                .to_ascii_lowercase()
-                .replace(['-', '_'], "")
-                == "dalle2";
+            let dall_e_2 = upstream_model.to_ascii_lowercase().replace(['-', '_'], "") == "dalle2";
             if dall_e_2 && images.len() > 1 {
                 return Err(ApiError::bad_request(
                     "litellm.BadRequestError: DALL-E-2 only supports editing a single image. Please provide one image.",
@@ -192,11 +191,22 @@ pub fn form_request(
             }
             let image_field = if dall_e_2 { "image" } else { "image[]" };
             for f in images {
-                let name = if f.filename.is_empty() { "image.png" } else { &f.filename };
+                let name = if f.filename.is_empty() {
+                    "image.png"
+                } else {
+                    &f.filename
+                };
                 w.file(image_field, name, image_content_type(&f.data), &f.data);
             }
-            if let Some(f) = files.iter().find(|f| matches!(f.name.as_str(), "mask" | "mask[]")) {
-                let name = if f.filename.is_empty() { "mask.png" } else { &f.filename };
+            if let Some(f) = files
+                .iter()
+                .find(|f| matches!(f.name.as_str(), "mask" | "mask[]"))
+            {
+                let name = if f.filename.is_empty() {
+                    "mask.png"
+                } else {
+                    &f.filename
+                };
                 w.file("mask", name, image_content_type(&f.data), &f.data);
             }
         }
@@ -206,7 +216,10 @@ pub fn form_request(
     let (url, mut headers) = openai::target_of(d, endpoint, upstream_model, ov)?;
     let content_type = http::HeaderValue::from_str(&content_type)
         .map_err(|_| ApiError::internal("invalid multipart content type"))?;
-    match headers.iter_mut().find(|(n, _)| n == http::header::CONTENT_TYPE) {
+    match headers
+        .iter_mut()
+        .find(|(n, _)| n == http::header::CONTENT_TYPE)
+    {
         Some((_, v)) => *v = content_type,
         None => headers.push((http::header::CONTENT_TYPE, content_type)),
     }
@@ -433,7 +446,9 @@ mod tests {
     }
 
     fn names(p: &[(String, Option<String>, Option<String>, String)]) -> Vec<(&str, &str)> {
-        p.iter().map(|(n, _, _, t)| (n.as_str(), t.as_str())).collect()
+        p.iter()
+            .map(|(n, _, _, t)| (n.as_str(), t.as_str()))
+            .collect()
     }
 
     #[tokio::test]
@@ -442,9 +457,20 @@ mod tests {
         let fields = body(json!({"model": "g", "language": "en", "user": "u",
             "timestamp_granularities": ["word", "segment"], "temperature": "0.2"}));
         let files = [file("file", "talk.mp3", b"ID3 audio")];
-        let up = form_request(&d, Endpoint::AudioTranscriptions, "whisper-1", &fields, &files, &Overrides::default()).unwrap();
+        let up = form_request(
+            &d,
+            Endpoint::AudioTranscriptions,
+            "whisper-1",
+            &fields,
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(up.url, "http://127.0.0.1:9/v1/audio/transcriptions");
-        assert!(up.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer k"));
+        assert!(up
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v == "Bearer k"));
         let p = parts(&up).await;
         // `user` stays behind; whisper on OpenAI is asked for `verbose_json`.
         assert_eq!(
@@ -465,18 +491,55 @@ mod tests {
 
         // The client's format is kept; gpt-4o models and other providers get no default.
         let fields = body(json!({"response_format": "text"}));
-        let up = form_request(&d, Endpoint::AudioTranscriptions, "whisper-1", &fields, &files, &Overrides::default()).unwrap();
+        let up = form_request(
+            &d,
+            Endpoint::AudioTranscriptions,
+            "whisper-1",
+            &fields,
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(names(&parts(&up).await)[1], ("response_format", "text"));
-        let up = form_request(&d, Endpoint::AudioTranscriptions, "gpt-4o-transcribe", &Map::new(), &files, &Overrides::default()).unwrap();
-        assert!(!names(&parts(&up).await).iter().any(|(n, _)| *n == "response_format"));
+        let up = form_request(
+            &d,
+            Endpoint::AudioTranscriptions,
+            "gpt-4o-transcribe",
+            &Map::new(),
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(!names(&parts(&up).await)
+            .iter()
+            .any(|(n, _)| *n == "response_format"));
         let groq = dep("groq/whisper-large-v3", "");
-        let up = form_request(&groq, Endpoint::AudioTranscriptions, "whisper-large-v3", &Map::new(), &files, &Overrides::default()).unwrap();
+        let up = form_request(
+            &groq,
+            Endpoint::AudioTranscriptions,
+            "whisper-large-v3",
+            &Map::new(),
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(up.url, "http://127.0.0.1:9/v1/audio/transcriptions");
         assert_eq!(names(&parts(&up).await).len(), 2);
 
         // Azure: the deployment URL with its api-version, `api-key`.
-        let az = dep("azure/whisper", ", api_version: '2024-06-01', api_base: 'https://r.openai.azure.com'");
-        let up = form_request(&az, Endpoint::AudioTranscriptions, "whisper", &Map::new(), &files, &Overrides::default()).unwrap();
+        let az = dep(
+            "azure/whisper",
+            ", api_version: '2024-06-01', api_base: 'https://r.openai.azure.com'",
+        );
+        let up = form_request(
+            &az,
+            Endpoint::AudioTranscriptions,
+            "whisper",
+            &Map::new(),
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(
             up.url,
             "https://r.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-06-01"
@@ -490,13 +553,22 @@ mod tests {
         const PNG: &[u8] = b"\x89PNG\r\n\x1a\nrest";
         const JPEG: &[u8] = b"\xff\xd8\xffrest";
         let d = dep("openai/gpt-image-1", "");
-        let fields = body(json!({"model": "g", "prompt": "add a hat", "n": "2", "size": "1024x1024"}));
+        let fields =
+            body(json!({"model": "g", "prompt": "add a hat", "n": "2", "size": "1024x1024"}));
         let files = [
             file("image[]", "a.png", PNG),
             file("image[]", "", JPEG),
             file("mask", "m.png", PNG),
         ];
-        let up = form_request(&d, Endpoint::ImageEdits, "gpt-image-1", &fields, &files, &Overrides::default()).unwrap();
+        let up = form_request(
+            &d,
+            Endpoint::ImageEdits,
+            "gpt-image-1",
+            &fields,
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(up.url, "http://127.0.0.1:9/v1/images/edits");
         let p = parts(&up).await;
         let got: Vec<(&str, Option<&str>, Option<&str>)> = p
@@ -520,15 +592,46 @@ mod tests {
         // dall-e-2 takes one image, as `image`.
         let d2 = dep("openai/dall-e-2", "");
         let one = [file("image", "a.png", PNG)];
-        let up = form_request(&d2, Endpoint::ImageEdits, "dall-e-2", &fields, &one, &Overrides::default()).unwrap();
+        let up = form_request(
+            &d2,
+            Endpoint::ImageEdits,
+            "dall-e-2",
+            &fields,
+            &one,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert!(names(&parts(&up).await).iter().any(|(n, _)| *n == "image"));
-        let e = form_request(&d2, Endpoint::ImageEdits, "dall-e-2", &fields, &files, &Overrides::default()).unwrap_err();
+        let e = form_request(
+            &d2,
+            Endpoint::ImageEdits,
+            "dall-e-2",
+            &fields,
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.status(), 400);
-        assert!(e.message.contains("only supports editing a single image"), "{}", e.message);
+        assert!(
+            e.message.contains("only supports editing a single image"),
+            "{}",
+            e.message
+        );
 
         // Azure: the deployment URL names the model, so the form does not.
-        let az = dep("azure/gpt-image-1", ", api_version: '2025-04-01-preview', api_base: 'https://r.openai.azure.com'");
-        let up = form_request(&az, Endpoint::ImageEdits, "gpt-image-1", &fields, &files, &Overrides::default()).unwrap();
+        let az = dep(
+            "azure/gpt-image-1",
+            ", api_version: '2025-04-01-preview', api_base: 'https://r.openai.azure.com'",
+        );
+        let up = form_request(
+            &az,
+            Endpoint::ImageEdits,
+            "gpt-image-1",
+            &fields,
+            &files,
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(
             up.url,
             "https://r.openai.azure.com/openai/deployments/gpt-image-1/images/edits?api-version=2025-04-01-preview"
@@ -540,19 +643,36 @@ mod tests {
     fn providers_without_the_form_endpoints_are_refused() {
         let files = [file("file", "a.wav", b"RIFF")];
         for (model, endpoint) in [
-            ("anthropic/claude-3-5-haiku-latest", Endpoint::AudioTranscriptions),
+            (
+                "anthropic/claude-3-5-haiku-latest",
+                Endpoint::AudioTranscriptions,
+            ),
             ("gemini/gemini-2.5-flash", Endpoint::ImageEdits),
             ("mistral/voxtral-mini", Endpoint::AudioTranscriptions),
             ("xai/grok-stt", Endpoint::AudioTranscriptions),
             ("groq/whisper-large-v3", Endpoint::ImageEdits),
         ] {
             let d = dep(model, "");
-            let e = form_request(&d, endpoint, "m", &Map::new(), &files, &Overrides::default()).unwrap_err();
+            let e = form_request(
+                &d,
+                endpoint,
+                "m",
+                &Map::new(),
+                &files,
+                &Overrides::default(),
+            )
+            .unwrap_err();
             assert_eq!(e.status(), 400, "{model}");
             assert!(e.message.contains("does not support"), "{}", e.message);
         }
-        assert!(serves(Provider::from_prefix("hosted_vllm").unwrap(), Endpoint::ImageEdits));
-        assert!(serves(Provider::from_prefix("deepinfra").unwrap(), Endpoint::AudioTranscriptions));
+        assert!(serves(
+            Provider::from_prefix("hosted_vllm").unwrap(),
+            Endpoint::ImageEdits
+        ));
+        assert!(serves(
+            Provider::from_prefix("deepinfra").unwrap(),
+            Endpoint::AudioTranscriptions
+        ));
         assert!(!serves(Provider::Azure, Endpoint::Moderations));
         assert!(serves(Provider::Azure, Endpoint::AudioTranscriptions));
     }

@@ -366,7 +366,10 @@ mod tests {
         assert_eq!(m["results"][0]["flagged"], false);
         assert_eq!(m["results"][1]["categories"]["violence"], false);
         let t = transcription_response(&json!("hello there"));
-        assert_eq!(Value::Object(t), json!({"text": "hello there", "usage": null}));
+        assert_eq!(
+            Value::Object(t),
+            json!({"text": "hello there", "usage": null})
+        );
         let own = transcription_response(&json!({"text": "x", "duration": 1.5}));
         assert_eq!(own["duration"], 1.5);
         let audio = speech_audio();

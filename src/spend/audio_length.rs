@@ -130,10 +130,18 @@ struct Frame {
 /// Bit rates in kbit/s by index 1..=14: MPEG-1 layers I, II, III; MPEG-2/2.5 layer I;
 /// MPEG-2/2.5 layers II and III.
 const BITRATES: [[u16; 14]; 5] = [
-    [32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448],
-    [32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384],
-    [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],
-    [32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256],
+    [
+        32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448,
+    ],
+    [
+        32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
+    ],
+    [
+        32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ],
+    [
+        32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256,
+    ],
     [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
 ];
 
@@ -147,8 +155,7 @@ fn frame_at(b: &[u8], at: usize) -> Option<Frame> {
     let layer = (h[1] >> 1) & 3;
     let bitrate_index = usize::from(h[2] >> 4);
     let rate_index = usize::from((h[2] >> 2) & 3);
-    if version == 1 || layer == 0 || bitrate_index == 0 || bitrate_index == 15 || rate_index == 3
-    {
+    if version == 1 || layer == 0 || bitrate_index == 0 || bitrate_index == 15 || rate_index == 3 {
         return None;
     }
     let mpeg1 = version == 3;
@@ -312,7 +319,8 @@ mod tests {
 
     #[test]
     fn subtitle_length_is_the_last_timestamp() {
-        let srt = "1\n00:00:00,000 --> 00:00:02,500\nHello\n\n2\n00:00:02,500 --> 00:01:03,250\nworld\n";
+        let srt =
+            "1\n00:00:00,000 --> 00:00:02,500\nHello\n\n2\n00:00:02,500 --> 00:01:03,250\nworld\n";
         assert_eq!(subtitle_seconds(srt), Some(63.25));
         let vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:04.120\nHi\n";
         assert_eq!(subtitle_seconds(vtt), Some(4.12));

@@ -132,7 +132,9 @@ async fn edits(
         return e;
     }
     let n: usize = field(&parts, "n").and_then(|n| n.parse().ok()).unwrap_or(1);
-    let data: Vec<Value> = (0..n).map(|_| json!({"b64_json": "iVBORw0KGgo="})).collect();
+    let data: Vec<Value> = (0..n)
+        .map(|_| json!({"b64_json": "iVBORw0KGgo="}))
+        .collect();
     axum::Json(json!({
         "created": 1, "data": data, "size": "1024x1024", "quality": "medium",
         "usage": {"input_tokens": 50, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
@@ -322,7 +324,10 @@ async fn transcriptions_are_forwarded_as_forms_priced_and_logged() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v, json!({"text": "hello world", "usage": null}));
     let (up, parts) = last_form(&mock).await;
-    assert_eq!(up.path, "/openai/deployments/whisper-1/audio/transcriptions");
+    assert_eq!(
+        up.path,
+        "/openai/deployments/whisper-1/audio/transcriptions"
+    );
     assert_eq!(up.query.as_deref(), Some("api-version=2024-06-01"));
     assert_eq!(up.headers["api-key"], "az-key");
     assert_eq!(field(&parts, "model"), Some("whisper-1"));
@@ -400,7 +405,10 @@ async fn transcriptions_are_forwarded_as_forms_priced_and_logged() {
     assert_eq!(first["model_group"], "whisper");
     assert_eq!(first["end_user"], "end-user-7");
     assert_eq!(first["request_tags"], json!(["from-form"]));
-    let tokens = logs.iter().find(|l| l["model_group"] == "transcribe").unwrap();
+    let tokens = logs
+        .iter()
+        .find(|l| l["model_group"] == "transcribe")
+        .unwrap();
     assert_eq!(tokens["prompt_tokens"], 120);
     assert_eq!(tokens["completion_tokens"], 30);
 }
@@ -433,7 +441,16 @@ async fn image_edits_are_forwarded_as_forms_and_priced() {
     assert_eq!(up.headers["authorization"], "Bearer sk-up");
     assert_eq!(
         names(&parts),
-        ["model", "prompt", "n", "size", "background", "image[]", "image[]", "mask"]
+        [
+            "model",
+            "prompt",
+            "n",
+            "size",
+            "background",
+            "image[]",
+            "image[]",
+            "mask"
+        ]
     );
     assert_eq!(field(&parts, "model"), Some("gpt-image-1"));
     assert_eq!(&parts[5].data[..], PNG);
@@ -478,7 +495,10 @@ async fn image_edits_are_forwarded_as_forms_and_priced() {
     for l in &logs {
         assert_eq!(l["call_type"], "aimage_edit", "{l}");
     }
-    let row = logs.iter().find(|l| l["model_group"] == "gpt-image").unwrap();
+    let row = logs
+        .iter()
+        .find(|l| l["model_group"] == "gpt-image")
+        .unwrap();
     close(row["spend"].as_f64().unwrap(), token_cost);
     assert_eq!(row["prompt_tokens"], 50);
     assert_eq!(row["completion_tokens"], 1056);
@@ -495,7 +515,9 @@ async fn bad_forms_models_and_sizes_are_refused() {
     // is not a form at all.
     for form in [
         Form::new().text("model", "whisper"),
-        Form::new().text("model", "whisper").text("file", "not a file"),
+        Form::new()
+            .text("model", "whisper")
+            .text("file", "not a file"),
     ] {
         let r = send(&gw, key, "/v1/audio/transcriptions", form).await;
         assert_eq!(r.status(), 422);
@@ -581,7 +603,10 @@ async fn bad_forms_models_and_sizes_are_refused() {
     .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(error_message(&v), "Cannot specify both 'image' and 'image[]'");
+    assert_eq!(
+        error_message(&v),
+        "Cannot specify both 'image' and 'image[]'"
+    );
     let r = send(
         &gw,
         key,
@@ -724,7 +749,10 @@ async fn mock_responses_answer_offline_and_limits_apply() {
     .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["data"][0]["url"], "https://mock.example/edited.png", "{v}");
+    assert_eq!(
+        v["data"][0]["url"], "https://mock.example/edited.png",
+        "{v}"
+    );
 
     // The key's RPM counts these calls like any other: the fourth is refused.
     let offline = || {
@@ -770,8 +798,14 @@ async fn mock_responses_answer_offline_and_limits_apply() {
     let logs = gw.spend_logs(key).await;
     let ok: Vec<&Value> = logs.iter().filter(|l| l["status"] == "success").collect();
     assert_eq!(ok.len(), 3, "{logs:?}");
-    let kinds: Vec<&str> = ok.iter().map(|l| l["call_type"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"atranscription") && kinds.contains(&"aimage_edit"), "{kinds:?}");
+    let kinds: Vec<&str> = ok
+        .iter()
+        .map(|l| l["call_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"atranscription") && kinds.contains(&"aimage_edit"),
+        "{kinds:?}"
+    );
 
     // Budgets: a key whose budget a transcription has used up is refused the next.
     let key = &gw.new_key(json!({"max_budget": 0.0002})).await;
