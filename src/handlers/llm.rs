@@ -1,6 +1,7 @@
 //! The pipeline shared by `/chat/completions`, `/completions`, `/embeddings` and the other
-//! OpenAI-style LLM routes (`/rerank`, `/responses`, `/v1/messages`, and the image, moderation
-//! and speech routes, whose own parts are in [`super::media`]).
+//! OpenAI-style LLM routes (`/rerank`, `/responses`, `/v1/messages`, and the image, moderation,
+//! speech, transcription and image-edit routes, whose own parts are in [`super::media`]; the
+//! last two take multipart forms, read there, and send their files on with each attempt).
 //!
 //! read body -> validate -> split LiteLLM fields -> resolve model group -> check access (the
 //! key's, then the end user's allow-list and block) -> rate limits -> pick deployment ->
