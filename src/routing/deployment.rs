@@ -70,6 +70,8 @@ const INTERNAL_PARAMS: &[&str] = &[
     "output_cost_per_image",
     "input_cost_per_pixel",
     "input_cost_per_character",
+    "input_cost_per_audio_token",
+    "max_file_size_mb",
     "tags",
     "drop_params",
     "additional_drop_params",
