@@ -360,13 +360,9 @@ fn probe_call(d: &Deployment) -> Result<(Endpoint, Map<String, Value>), String> 
         Mode::Rerank => json!({"query": PROBE_TEXT, "documents": ["my sample text"]}),
         Mode::Moderation => json!({"input": PROBE_TEXT}),
         Mode::Responses => json!({"input": PROBE_TEXT}),
-        Mode::AudioTranscription | Mode::Other => {
-            let mode = d
-                .config
-                .model_info
-                .mode
-                .as_deref()
-                .unwrap_or("audio_transcription");
+        Mode::AudioTranscription => json!({}),
+        Mode::Other => {
+            let mode = d.config.model_info.mode.as_deref().unwrap_or("unknown");
             return Err(format!(
                 "Mode {mode} not supported by this gateway's health checks"
             ));
@@ -380,6 +376,7 @@ fn probe_call(d: &Deployment) -> Result<(Endpoint, Map<String, Value>), String> 
         Mode::Rerank => Endpoint::Rerank,
         Mode::Moderation => Endpoint::Moderations,
         Mode::Responses => Endpoint::Responses,
+        Mode::AudioTranscription => Endpoint::AudioTranscriptions,
         _ => Endpoint::ChatCompletions,
     };
     match body {
@@ -388,20 +385,57 @@ fn probe_call(d: &Deployment) -> Result<(Endpoint, Map<String, Value>), String> 
     }
 }
 
+/// The transcription probe's file: a quarter second of silence, 16 kHz 16-bit mono WAV.
+fn probe_audio() -> crate::api::form::FormFile {
+    const RATE: u32 = 16_000;
+    let data_len: u32 = RATE / 4 * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.resize(44 + data_len as usize, 0);
+    crate::api::form::FormFile {
+        name: "file".into(),
+        filename: "health_check.wav".into(),
+        content_type: Some("audio/wav".into()),
+        data: wav.into(),
+    }
+}
+
 async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
     if d.mock_response.is_some() || d.upstream_model.contains('*') {
         return Ok(());
     }
     let (endpoint, body) = probe_call(d)?;
-    let up = providers::build_request(
-        d,
-        endpoint,
-        &d.upstream_model,
-        &body,
-        false,
-        &Overrides::default(),
-    )
-    .await
+    let up = if endpoint == Endpoint::AudioTranscriptions {
+        providers::media::form_request(
+            d,
+            endpoint,
+            &d.upstream_model,
+            &body,
+            &[probe_audio()],
+            &Overrides::default(),
+        )
+    } else {
+        providers::build_request(
+            d,
+            endpoint,
+            &d.upstream_model,
+            &body,
+            false,
+            &Overrides::default(),
+        )
+        .await
+    }
     .map_err(|e| e.message)?;
     let timeout = d
         .config

@@ -248,19 +248,22 @@ async fn health_probes_each_deployment_by_its_mode() {
     litellm_params: {{model: openai/whisper-1, api_base: '{m}', api_key: k}}
   - model_name: chat
     litellm_params: {{model: openai/gpt-4o-mini, api_base: '{m}', api_key: k}}
+  - model_name: rt
+    litellm_params: {{model: openai/x, api_base: '{m}', api_key: k}}
+    model_info: {{mode: realtime}}
 general_settings:
   master_key: {MASTER}
 "
     );
     let gw = gateway(&yaml, None).await;
     let v: Value = gw.get("/health").await.json().await.unwrap();
-    assert_eq!(v["healthy_count"], 6, "{v}");
+    assert_eq!(v["healthy_count"], 7, "{v}");
     assert_eq!(v["unhealthy_count"], 1, "{v}");
-    assert_eq!(v["unhealthy_endpoints"][0]["model"], "openai/whisper-1");
+    assert_eq!(v["unhealthy_endpoints"][0]["model"], "openai/x");
     assert!(v["unhealthy_endpoints"][0]["error"]
         .as_str()
         .unwrap()
-        .contains("audio_transcription"));
+        .contains("Mode realtime not supported"));
     let seen: Vec<(String, Value)> = mock
         .state
         .requests
@@ -288,5 +291,17 @@ general_settings:
     assert_eq!(b["max_tokens"], 1);
     let b = body_of("/v1/chat/completions", "gpt-4o-mini");
     assert_eq!(b["messages"][0]["content"], "test from litellm");
-    assert_eq!(seen.len(), 6, "{seen:?}");
+    // The transcription probe is a form with a short WAV file.
+    let stt = mock
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path == "/v1/audio/transcriptions")
+        .map(|r| r.raw.clone())
+        .expect("no transcription probe");
+    let text = String::from_utf8_lossy(&stt);
+    assert!(text.contains("name=\"file\"") && text.contains("RIFF") && text.contains("whisper-1"));
+    assert_eq!(seen.len(), 7, "{seen:?}");
 }
