@@ -71,6 +71,7 @@ const LITELLM_FIELDS: &[&str] = &[
     "proxy_server_request",
     "secret_fields",
     "allowed_openai_params",
+    "turn_off_message_logging",
 ];
 
 impl LitellmExtras {
