@@ -180,10 +180,11 @@ pub fn resolve_trace_id(id: Option<&str>) -> [u8; 16] {
     let s = id.unwrap_or("");
     let normalized = s.to_ascii_lowercase().replace('-', "");
     let mut out = [0u8; 16];
-    if normalized.len() == 32 && hex::decode_to_slice(&normalized, &mut out).is_ok() {
-        if out.iter().any(|b| *b != 0) {
-            return out;
-        }
+    if normalized.len() == 32
+        && hex::decode_to_slice(&normalized, &mut out).is_ok()
+        && out.iter().any(|b| *b != 0)
+    {
+        return out;
     }
     if s.is_empty() {
         return rand::random();

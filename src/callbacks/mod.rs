@@ -129,6 +129,7 @@ impl Callbacks {
                                 .unwrap_or(DEFAULT_RETRIES)
                                 .min(10),
                         ),
+                        queue_capacity: sink::QUEUE_CAPACITY,
                     };
                     sinks.push(SinkHandle::start(
                         lf,
@@ -172,6 +173,7 @@ impl Callbacks {
                         ) as usize,
                         timeout: DEFAULT_SEND_TIMEOUT,
                         retry_delays: retry_delays(DEFAULT_RETRIES),
+                        queue_capacity: sink::QUEUE_CAPACITY,
                     };
                     sinks.push(SinkHandle::start(
                         sink,
@@ -267,6 +269,15 @@ impl Callbacks {
     /// Sends everything queued so far, every sink at once.
     pub async fn flush(&self) {
         futures::future::join_all(self.sinks.iter().map(SinkHandle::flush)).await;
+    }
+
+    /// The sinks that log successful calls, by name.
+    pub fn success_names(&self) -> Vec<&'static str> {
+        self.sinks
+            .iter()
+            .filter(|s| s.success)
+            .map(|s| s.label)
+            .collect()
     }
 
     /// Events dropped so far because a sink's queue was full.

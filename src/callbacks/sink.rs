@@ -47,6 +47,8 @@ pub struct Delivery {
     pub timeout: Duration,
     /// Waits before each retry of a transient failure (transport error, 408, 429, 5xx).
     pub retry_delays: Vec<Duration>,
+    /// Events the queue holds before new ones are dropped ([`QUEUE_CAPACITY`]).
+    pub queue_capacity: usize,
 }
 
 /// What the request path and the shutdown hold of a sink.
@@ -77,7 +79,7 @@ impl SinkHandle {
         success: bool,
         failure: bool,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::channel(delivery.queue_capacity.max(1));
         let (flush_tx, flush_rx) = mpsc::channel(4);
         let shared = Arc::new(Shared {
             wake: Notify::new(),
@@ -289,5 +291,47 @@ async fn send_once(
             );
             Outcome::Retry
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callbacks::payload::tests::{chat_capture, event};
+
+    struct Counting;
+
+    impl Sink for Counting {
+        type Item = ();
+        fn label(&self) -> &'static str {
+            "counting"
+        }
+        fn item(&self, _: &CallbackEvent) -> Option<()> {
+            Some(())
+        }
+        fn request(&self, _: &[()]) -> Option<Outgoing> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_without_waiting() {
+        let delivery = Delivery {
+            flush_every: Duration::from_secs(3600),
+            batch_size: 100,
+            timeout: Duration::from_secs(1),
+            retry_delays: Vec::new(),
+            queue_capacity: 2,
+        };
+        let h = SinkHandle::start(Counting, reqwest::Client::new(), delivery, true, true);
+        let ev = Arc::new(event("success", chat_capture(), None));
+        for _ in 0..5 {
+            h.offer(&ev);
+        }
+        assert_eq!(h.dropped(), 3);
+        // A flush empties the queue; new events fit again.
+        h.flush().await;
+        h.offer(&ev);
+        assert_eq!(h.dropped(), 3);
     }
 }

@@ -365,6 +365,13 @@ async fn langfuse_logs_failures_and_assembles_streams() {
     let mock = mock_upstream().await;
     let lf = collector(0).await;
     let gw = gateway_with(&mock, "  callbacks: [langfuse]\n", &langfuse_env(&lf)).await;
+    let ready: Value = gw
+        .get("/health/readiness/details")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["success_callbacks"], json!(["langfuse"]));
     let r = gw.post("/v1/chat/completions", chat_body("failing")).await;
     assert_eq!(r.status(), 429);
     let mut b = chat_body("m");
@@ -620,4 +627,81 @@ async fn transient_delivery_failures_are_retried() {
     let reqs = requests(&sink);
     assert_eq!(reqs.len(), 2, "a 503, then the same batch again");
     assert_eq!(reqs[0].raw, reqs[1].raw);
+}
+
+// --- shutdown --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sigterm_flushes_queued_events_before_exit() {
+    use std::process::{Command, Stdio};
+    let mock = mock_upstream().await;
+    let sink = collector(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let yaml = config_for(&["m"], "")
+        .replace("{MOCK}", &mock.base())
+        .replace(
+            "litellm_settings:\n  num_retries: 0\n",
+            "litellm_settings:\n  num_retries: 0\n  callbacks: [generic_api]\n",
+        );
+    let yaml = format!(
+        "{yaml}environment_variables:\n  GENERIC_LOGGER_ENDPOINT: \"http://{}/ingest\"\n  DEFAULT_FLUSH_INTERVAL_SECONDS: \"600\"\n",
+        sink.addr
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_litellm"))
+        .args(["--config", cfg.to_str().unwrap(), "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .env("LITELLM_SQLITE_PATH", dir.path().join("l.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("{base}/health/liveliness"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&chat_body("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sink.count(), 0, "the flush interval has not passed");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let reqs = requests(&sink);
+    assert_eq!(reqs.len(), 1, "the queued event was sent at shutdown");
+    assert_eq!(reqs[0].body[0]["model_group"], "m");
 }
