@@ -1083,4 +1083,58 @@ mod tests {
         let sum = slot.lock().unwrap().clone().unwrap();
         assert!(!sum.completed && sum.error.is_some());
     }
+    #[test]
+    fn collector_assembles_chunks_tool_calls_and_forwarded_events() {
+        let mut c = OutputCollector::default();
+        let chunk = |v: Value| StreamItem::Chunk(v.as_object().unwrap().clone());
+        c.observe(&chunk(serde_json::json!({"id": "x", "model": "m", "choices": [{"delta": {"role": "assistant", "content": "He"}}]})));
+        c.observe(&chunk(serde_json::json!({"choices": [{"delta": {"content": "llo", "tool_calls": [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": "{\"a\""}}]}}]})));
+        c.observe(&chunk(serde_json::json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}, "finish_reason": "tool_calls"}]})));
+        let v = c.finish();
+        assert_eq!(v["id"], "x");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hello");
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+
+        // Anthropic events forwarded as they came.
+        let mut c = OutputCollector::default();
+        for (name, data) in [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","model":"claude","role":"assistant"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi there"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
+            ),
+        ] {
+            c.observe(&StreamItem::Raw {
+                frame: super::super::sse::named_frame(name, data.as_bytes()),
+                usage: None,
+                output_chars: 0,
+            });
+        }
+        let v = c.finish();
+        assert_eq!(v["id"], "msg_1");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hi there");
+        assert_eq!(v["choices"][0]["finish_reason"], "end_turn");
+
+        // The Responses API's closing event carries the whole response.
+        let mut c = OutputCollector::default();
+        c.observe(&StreamItem::Raw {
+            frame: frame(
+                br#"{"type":"response.completed","response":{"id":"resp_1","output":[]}}"#,
+            ),
+            usage: None,
+            output_chars: 0,
+        });
+        assert_eq!(c.finish()["id"], "resp_1");
+    }
 }
