@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -124,6 +125,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     tracing::info!(models = ?names, "loaded {} model group(s)", names.len());
     tracing::info!("listening on http://{addr}");
     let spend = state.spend.clone();
+    let callbacks = state.0.clone();
+    let grace = Duration::from_secs(cli.graceful_shutdown_timeout);
     runtime::watch_idle();
     // The server runs on a worker: this thread loaded the config and built the state, and
     // what that freed sits in its allocator cache until emptied here. Accepting on this thread
@@ -132,7 +135,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         listener,
         state,
         server::shutdown_signal(),
-        Duration::from_secs(cli.graceful_shutdown_timeout),
+        grace,
     ));
     runtime::trim_this_thread();
     let served = server
@@ -140,6 +143,14 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     // Every in-flight call has finished or been dropped (and recorded): write it all.
     spend.flush().await;
+    // Logging callbacks get what is queued out, within the same deadline the requests had.
+    if let Some(cb) = &callbacks.callbacks {
+        if tokio::time::timeout(grace, cb.flush()).await.is_err() {
+            tracing::warn!(
+                "shutdown deadline reached before every logging callback event was sent"
+            );
+        }
+    }
     served.map_err(StartupError::Serve)
 }
 

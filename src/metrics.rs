@@ -530,7 +530,7 @@ pub struct Metrics {
 pub fn enabled(s: &crate::config::LitellmSettings) -> bool {
     [&s.callbacks, &s.success_callback, &s.failure_callback]
         .iter()
-        .any(|list| list.iter().any(|n| n == "prometheus"))
+        .any(|list| list.iter().any(|n| n == crate::callbacks::PROMETHEUS))
 }
 
 impl Metrics {

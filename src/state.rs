@@ -78,6 +78,8 @@ pub struct Inner {
     pub end_users: crate::middleware::end_user::EndUserCache,
     /// Prometheus metrics, when the `prometheus` callback is on.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Logging callbacks (`langfuse`, `generic_api`), when any is configured.
+    pub callbacks: Option<crate::callbacks::Callbacks>,
     /// `general_settings.allowed_ips`, when set.
     pub ip_gate: Option<crate::middleware::client_ip::IpGate>,
     /// Headers that name the end user ahead of the body (`user_header_mappings` entries for
@@ -271,8 +273,13 @@ impl AppState {
                 cfg.litellm_settings.require_auth_for_metrics_endpoint != Some(false),
             )
         });
+        let (callbacks, callback_warnings) = crate::callbacks::Callbacks::start(&loaded, &http);
+        for w in callback_warnings {
+            tracing::warn!("{w}");
+        }
         let state = Self(Arc::new(Inner {
             metrics,
+            callbacks,
             ip_gate: crate::middleware::client_ip::IpGate::from_settings(&cfg.general_settings),
             end_user_headers: crate::middleware::end_user::configured_headers(
                 &cfg.general_settings,

@@ -72,6 +72,7 @@ pub(crate) const LITELLM_FIELDS: &[&str] = &[
     "proxy_server_request",
     "secret_fields",
     "allowed_openai_params",
+    "turn_off_message_logging",
 ];
 
 impl LitellmExtras {
@@ -79,7 +80,7 @@ impl LitellmExtras {
     pub fn split_from(body: &mut Map<String, Value>) -> ApiResult<Self> {
         let mut ex = Self::default();
         // Most bodies carry none of these fields: checking the body's few keys against the
-        // list is far cheaper than removing (hashing) all 31 names from the body.
+        // list is far cheaper than removing (hashing) every name of the list from the body.
         if !body.keys().any(|k| LITELLM_FIELDS.contains(&k.as_str())) {
             return Ok(ex);
         }

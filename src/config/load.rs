@@ -385,9 +385,10 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
         ("success_callback", &ls.success_callback),
         ("failure_callback", &ls.failure_callback),
     ] {
-        for name in list.iter().filter(|n| *n != "prometheus") {
+        for name in list.iter().filter(|n| !crate::callbacks::is_built(n)) {
             warnings.push(format!(
-                "callback `{name}` in `litellm_settings.{field}` is not built into this gateway; it is ignored (only `prometheus` is)"
+                "callback `{name}` in `litellm_settings.{field}` is not built into this gateway; it is ignored (built: {})",
+                crate::callbacks::BUILT.join(", ")
             ));
         }
     }
@@ -454,11 +455,11 @@ mod tests {
     }
 
     #[test]
-    fn callbacks_are_names_and_only_prometheus_is_built() {
-        let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\"]\n  failure_callback: datadog\n";
+    fn callbacks_are_names_and_unbuilt_ones_are_warned_about() {
+        let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\", \"lunary\"]\n  failure_callback: datadog\n  success_callback: generic_api\n";
         let cfg = load_str(text, "t.yaml").unwrap();
         let s = &cfg.config.litellm_settings;
-        assert_eq!(s.callbacks, ["prometheus", "langfuse"]);
+        assert_eq!(s.callbacks, ["prometheus", "langfuse", "lunary"]);
         assert_eq!(s.failure_callback, ["datadog"]);
         assert!(crate::metrics::enabled(s));
         let about: Vec<&String> = cfg
@@ -467,7 +468,8 @@ mod tests {
             .filter(|w| w.contains("callback"))
             .collect();
         assert_eq!(about.len(), 2, "{about:?}");
-        assert!(about[0].contains("`langfuse` in `litellm_settings.callbacks`"));
+        assert!(about[0].contains("`lunary` in `litellm_settings.callbacks`"));
+        assert!(about[1].contains("`datadog` in `litellm_settings.failure_callback`"));
         let err = load_str("litellm_settings:\n  callbacks: 5\n", "t.yaml").unwrap_err();
         assert!(err.to_string().contains("callbacks"), "{err}");
         assert!(!crate::metrics::enabled(
@@ -531,15 +533,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_once_each() {
-        let text = "litellm_settings:\n  success_callback: [langfuse]\n  turbo_mode: true\ngeneral_settings:\n  alerting: [slack]\n";
+        let text = "litellm_settings:\n  success_callback: [langsmith]\n  turbo_mode: true\ngeneral_settings:\n  alerting: [slack]\n";
         let cfg = load_str(text, "t.yaml").unwrap();
         let w = not_implemented(&cfg);
         assert_eq!(w.len(), 2, "{w:?}");
-        // A callback name gets its own warning (only `prometheus` is built).
+        // A callback name that is not built gets its own warning.
         let callbacks: Vec<&String> = cfg
             .warnings
             .iter()
-            .filter(|w| w.contains("callback `langfuse`"))
+            .filter(|w| w.contains("callback `langsmith`"))
             .collect();
         assert_eq!(callbacks.len(), 1, "{:?}", cfg.warnings);
     }

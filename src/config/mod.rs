@@ -185,14 +185,26 @@ pub struct LitellmSettings {
     #[serde(deserialize_with = "opt_bool")]
     pub cache: Option<bool>,
     pub cache_params: Option<Map<String, Value>>,
-    /// Logging integrations by name. `prometheus` (in any of the three lists) serves
-    /// `/metrics`; other names are warned about at start-up and ignored.
+    /// Logging integrations by name (`callbacks`: on success and failure; the other two: on
+    /// one of them). `prometheus` serves `/metrics`; the logging integrations this gateway
+    /// builds are listed in `crate::callbacks`; other names are warned about and ignored.
     #[serde(default, deserialize_with = "names")]
     pub callbacks: Vec<String>,
     #[serde(default, deserialize_with = "names")]
     pub success_callback: Vec<String>,
     #[serde(default, deserialize_with = "names")]
     pub failure_callback: Vec<String>,
+    /// Logging callbacks get no request messages or response content (LiteLLM's
+    /// `redacted-by-litellm` placeholders instead), unless a request opts out where allowed.
+    #[serde(deserialize_with = "opt_bool")]
+    pub turn_off_message_logging: Option<bool>,
+    /// Logging callbacks get no `user_api_key_*` metadata.
+    #[serde(deserialize_with = "opt_bool")]
+    pub redact_user_api_key_info: Option<bool>,
+    /// Metadata keys (and `cache_hit`, `cache_key`, `proxy_base_url`) the langfuse callback
+    /// turns into `key:value` trace tags.
+    #[serde(deserialize_with = "opt_names")]
+    pub langfuse_default_tags: Option<Vec<String>>,
     /// `/metrics` needs a key unless this is false (LiteLLM's default: it does).
     #[serde(deserialize_with = "opt_bool")]
     pub require_auth_for_metrics_endpoint: Option<bool>,

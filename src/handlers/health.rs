@@ -50,7 +50,8 @@ pub async fn readiness_handler(State(state): State<AppState>) -> Response {
 
 /// `GET /health/readiness/details` (any key): the readiness answer with LiteLLM's diagnostics
 /// added: log level, whether Redis is missing (limits and cooldowns are then per replica),
-/// the response cache and success callbacks (none: this gateway runs neither).
+/// the response cache (none: this gateway has no such diagnostics) and the logging callbacks
+/// that run on success.
 pub async fn readiness_details_handler(State(state): State<AppState>) -> Response {
     readiness_details(&state).await
 }
@@ -66,7 +67,7 @@ async fn readiness_details(state: &AppState) -> Response {
         "db": db,
         "cache": null,
         "litellm_version": crate::middleware::request_ctx::VERSION,
-        "success_callbacks": [],
+        "success_callbacks": state.callbacks.as_ref().map_or_else(Vec::new, |c| c.success_names()),
         "use_aiohttp_transport": false,
         "log_level": level,
         "is_detailed_debug": level == "DEBUG",

@@ -12,6 +12,7 @@ use super::{parse_object, read_body};
 use crate::api::messages::{self, EventEncoder};
 use crate::api::Field;
 use crate::api::{response_id, validate, LitellmExtras};
+use crate::callbacks::capture::{CallCapture, Output};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::{self, AuthCtx};
 use crate::middleware::end_user::{self, EndUser};
@@ -298,6 +299,8 @@ struct LlmRequest {
     /// A multipart call's files (`/audio/transcriptions`, `/images/edits`), sent again by
     /// each attempt.
     files: Option<Arc<super::media::FormFiles>>,
+    /// What the logging callbacks get of the request; `None` when none is configured.
+    capture: Option<Arc<CallCapture>>,
 }
 
 /// Bodies from this size on keep their `messages` bytes for the upstream (see
@@ -413,6 +416,7 @@ async fn parse_request(
         raw_messages,
         pinned,
         files: None,
+        capture: None,
     })
 }
 
@@ -529,6 +533,7 @@ fn parse_messages_request(
         raw_messages: None,
         pinned: None,
         files: None,
+        capture: None,
     })
 }
 
@@ -579,6 +584,7 @@ async fn parse_form_request(
         raw_messages: None,
         pinned: None,
         files: Some(Arc::new(files)),
+        capture: None,
     })
 }
 
@@ -637,6 +643,19 @@ async fn run(
         &req.body,
         req.extras.metadata.as_ref(),
     );
+    if let Some(cb) = &state.callbacks {
+        req.capture = Some(cb.capture(
+            auth,
+            headers,
+            kind.route(),
+            &req.model,
+            req.stream,
+            &req.body,
+            req.native.as_ref(),
+            req.extras.metadata.as_ref(),
+            req.extras.other.get("turn_off_message_logging"),
+        ));
+    }
     if state.metrics.is_some() {
         let _ = ctx.seen.set(crate::metrics::Seen {
             requested_model: req.model.clone(),
@@ -1389,6 +1408,7 @@ fn call_facts<'a>(
         metadata: req.extras.metadata.as_ref(),
         tags: &req.extras.tags,
         expected_cost: None,
+        capture: req.capture.as_ref(),
     }
 }
 
@@ -1659,6 +1679,30 @@ fn settle_priced(
     Some(account?.finish_priced(usage, cost))
 }
 
+/// Keeps a call's response for the logging callbacks (only called when they want it).
+fn note_output(slot: &CallSlot, output: Output) {
+    if let Ok(mut g) = slot.lock() {
+        if let Some((_, Some(account))) = g.as_mut() {
+            account.set_output(output);
+        }
+    }
+}
+
+/// A stream's answer and first-chunk time, for the logging callbacks.
+fn note_stream(slot: &CallSlot, output: Option<Value>, first_chunk_at: Option<Instant>) {
+    if let Ok(mut g) = slot.lock() {
+        if let Some((_, Some(account))) = g.as_mut() {
+            if let Some(o) = output {
+                account.set_output(Output::Assembled(o));
+            }
+            if let Some(first) = first_chunk_at {
+                let ago = chrono::Duration::from_std(first.elapsed()).unwrap_or_default();
+                account.set_completion_start(crate::spend::now() - ago);
+            }
+        }
+    }
+}
+
 /// Takes the caller's rate-limit counters (key, user, team, end user, model-per-key,
 /// proxy-wide), or refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens`
 /// against TPM.
@@ -1726,6 +1770,17 @@ async fn attempt(
         .or(req.extras.mock_response.as_ref())
     {
         let mut r = mock_answer(served, ctx, deployment, req, mock)?;
+        if req.capture.as_ref().is_some_and(|c| c.wants_output) {
+            let answer = match req.kind {
+                CallKind::Chat => Some(mock::chat_response(mock, served)),
+                CallKind::Completion => Some(mock::text_completion_response(mock, served)),
+                CallKind::Responses => Some(mock::responses_response(mock, served)),
+                _ => None,
+            };
+            if let Some(a) = answer {
+                note_output(permit, Output::Value(Value::Object(a)));
+            }
+        }
         let settled = match req.kind {
             CallKind::Responses => settle(permit, mock::MOCK_RESPONSES_USAGE),
             CallKind::ImageGeneration
@@ -1880,7 +1935,8 @@ async fn attempt(
         let stats = deployment.stats.clone();
         let prompt_estimate = (req.prompt_bytes / 4) as u64;
         let cache_usage = req.stream_usage.clone();
-        let tap = StreamTap::new(Some(Box::new(move |sum: stream::StreamSummary| {
+        let capturing = req.capture.is_some();
+        let mut tap = StreamTap::new(Some(Box::new(move |sum: stream::StreamSummary| {
             // No usage from upstream (e.g. the client left first): estimate from what was
             // streamed, so the tokens produced are still paid for.
             let usage = sum.usage.unwrap_or_else(|| {
@@ -1893,8 +1949,14 @@ async fn attempt(
                     *u = Some(usage);
                 }
             }
+            if capturing {
+                note_stream(&slot, sum.output, sum.first_chunk_at);
+            }
             settle(&slot, usage);
         })));
+        if req.capture.as_ref().is_some_and(|c| c.wants_output) {
+            tap.collect_output();
+        }
         let model: Arc<str> = Arc::from(served);
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
@@ -1968,6 +2030,7 @@ async fn attempt(
         deployment.stats.add_tokens(usage.total_tokens);
         settle(slot, usage)
     };
+    let capture_output = req.capture.as_ref().is_some_and(|c| c.wants_output);
     let mut r = if native.is_some() {
         // Anthropic's own answer, reported under the requested model name.
         let mut out = parse_object(&bytes).map_err(|_| {
@@ -1978,6 +2041,9 @@ async fn attempt(
             .and_then(crate::providers::anthropic::native_usage);
         out.insert("model".into(), Value::String(served.to_string()));
         let mut r = json_response(&out);
+        if capture_output {
+            note_output(permit, Output::Value(Value::Object(out)));
+        }
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Responses {
@@ -1986,13 +2052,21 @@ async fn attempt(
         // is scanned, not built into a tree).
         let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id);
         let (body, usage) = ids.body(&bytes);
-        let mut r = json_bytes_response(body.unwrap_or_else(|| bytes.to_vec()));
+        let body = body.unwrap_or_else(|| bytes.to_vec());
+        if capture_output {
+            note_output(permit, Output::Json(bytes::Bytes::from(body.clone())));
+        }
+        let mut r = json_bytes_response(body);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Messages {
         let out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
         let usage = out.field("usage").and_then(crate::api::Usage::from_json);
-        let mut r = json_response(&messages::from_openai(&out, served));
+        let answer = messages::from_openai(&out, served);
+        let mut r = json_response(&answer);
+        if capture_output {
+            note_output(permit, Output::Value(Value::Object(answer)));
+        }
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Transcription {
@@ -2017,6 +2091,9 @@ async fn attempt(
             (0.0, crate::api::Usage::default())
         };
         deployment.stats.add_tokens(usage.total_tokens);
+        if capture_output {
+            note_output(permit, Output::Json(bytes.clone()));
+        }
         let mut r = json_body_response(bytes);
         cost_headers(&mut r, settle_priced(permit, usage, cost));
         r
@@ -2028,6 +2105,9 @@ async fn attempt(
                 deployment.provider.exception_label()
             ))
         })?;
+        if capture_output {
+            note_output(permit, Output::Json(bytes.clone()));
+        }
         let mut r = json_bytes_response(body);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
@@ -2044,6 +2124,9 @@ async fn attempt(
             out.insert("model".into(), Value::String(served.to_string()));
         }
         let mut r = json_response(&out);
+        if capture_output {
+            note_output(permit, Output::Value(Value::Object(out)));
+        }
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     };

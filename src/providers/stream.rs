@@ -418,6 +418,8 @@ pub struct StreamSummary {
     pub error: Option<ApiError>,
     pub first_chunk_at: Option<Instant>,
     pub ended_at: Instant,
+    /// The streamed answer put back together, when [`StreamTap::collect_output`] asked for it.
+    pub output: Option<Value>,
 }
 
 pub type OnFinish = Box<dyn FnOnce(StreamSummary) + Send + 'static>;
@@ -430,6 +432,8 @@ pub struct StreamTap {
     error: Option<ApiError>,
     first_chunk_at: Option<Instant>,
     on_finish: Option<OnFinish>,
+    /// Assembles the answer for the logging callbacks; `None` (the default) costs nothing.
+    collector: Option<Box<OutputCollector>>,
 }
 
 impl StreamTap {
@@ -441,10 +445,20 @@ impl StreamTap {
             error: None,
             first_chunk_at: None,
             on_finish,
+            collector: None,
         }
     }
 
+    /// Also puts the streamed answer back together (reported in [`StreamSummary::output`]).
+    /// The client's stream is unchanged: the pieces are copied as they pass.
+    pub fn collect_output(&mut self) {
+        self.collector = Some(Box::default());
+    }
+
     fn observe(&mut self, item: &StreamItem) {
+        if let Some(c) = self.collector.as_deref_mut() {
+            c.observe(item);
+        }
         match item {
             StreamItem::Chunk(c) => {
                 self.first_chunk_at.get_or_insert_with(Instant::now);
@@ -496,6 +510,7 @@ impl StreamTap {
                 error: self.error.take(),
                 first_chunk_at: self.first_chunk_at,
                 ended_at: Instant::now(),
+                output: self.collector.take().map(|c| c.finish()),
             });
         }
     }
@@ -504,6 +519,213 @@ impl StreamTap {
 impl Drop for StreamTap {
     fn drop(&mut self) {
         self.fire();
+    }
+}
+
+/// Puts a streamed answer back together as a `chat.completion` object (or, for the Responses
+/// API, the closing event's response object), from OpenAI chunks and from frames forwarded as
+/// they came (OpenAI chunks, Anthropic Messages events, Responses API events).
+#[derive(Debug, Default)]
+pub struct OutputCollector {
+    id: Option<Value>,
+    model: Option<Value>,
+    created: Option<Value>,
+    system_fingerprint: Option<Value>,
+    role: Option<Value>,
+    content: String,
+    reasoning: String,
+    /// Tool calls by index: id, name and the arguments streamed so far.
+    tool_calls: Vec<(Option<Value>, Option<Value>, String)>,
+    finish_reason: Option<Value>,
+    usage: Option<Value>,
+    /// The Responses API's own final object (`response.completed` and friends).
+    response: Option<Value>,
+}
+
+impl OutputCollector {
+    fn observe(&mut self, item: &StreamItem) {
+        match item {
+            StreamItem::Chunk(c) => self.chunk(c),
+            StreamItem::Raw { frame, .. } => {
+                for line in frame.split(|b| *b == b'\n') {
+                    let Some(data) = line.strip_prefix(b"data:") else {
+                        continue;
+                    };
+                    if let Ok(Value::Object(ev)) = serde_json::from_slice::<Value>(data) {
+                        self.event(&ev);
+                    }
+                }
+            }
+            StreamItem::Done | StreamItem::Error(_) => {}
+        }
+    }
+
+    fn keep(slot: &mut Option<Value>, v: Option<&Value>) {
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            slot.get_or_insert_with(|| v.clone());
+        }
+    }
+
+    /// One OpenAI `chat.completion.chunk`.
+    fn chunk(&mut self, c: &Map<String, Value>) {
+        Self::keep(&mut self.id, c.get("id"));
+        Self::keep(&mut self.model, c.get("model"));
+        Self::keep(&mut self.created, c.get("created"));
+        Self::keep(&mut self.system_fingerprint, c.get("system_fingerprint"));
+        if let Some(u) = c.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(u.clone());
+        }
+        let Some(choice) = c
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        else {
+            return;
+        };
+        if let Some(f) = choice.get("finish_reason").filter(|f| !f.is_null()) {
+            self.finish_reason = Some(f.clone());
+        }
+        let Some(delta) = choice.get("delta") else {
+            return;
+        };
+        Self::keep(&mut self.role, delta.get("role"));
+        if let Some(s) = delta.get("content").and_then(Value::as_str) {
+            self.content.push_str(s);
+        }
+        if let Some(s) = delta.get("reasoning_content").and_then(Value::as_str) {
+            self.reasoning.push_str(s);
+        }
+        for tc in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let i = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if i >= self.tool_calls.len() {
+                self.tool_calls.resize(i + 1, (None, None, String::new()));
+            }
+            let slot = &mut self.tool_calls[i];
+            Self::keep(&mut slot.0, tc.get("id"));
+            Self::keep(&mut slot.1, tc.pointer("/function/name"));
+            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                slot.2.push_str(a);
+            }
+        }
+    }
+
+    /// One event forwarded as it came.
+    fn event(&mut self, ev: &Map<String, Value>) {
+        if ev.contains_key("choices") {
+            return self.chunk(ev);
+        }
+        match ev.get("type").and_then(Value::as_str).unwrap_or("") {
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                self.response = ev.get("response").cloned();
+            }
+            "message_start" => {
+                let m = ev.get("message");
+                Self::keep(&mut self.id, m.and_then(|m| m.get("id")));
+                Self::keep(&mut self.model, m.and_then(|m| m.get("model")));
+                Self::keep(&mut self.role, m.and_then(|m| m.get("role")));
+            }
+            "content_block_start" => {
+                if let Some(b) = ev
+                    .get("content_block")
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+                {
+                    self.tool_calls.push((
+                        b.get("id").cloned(),
+                        b.get("name").cloned(),
+                        String::new(),
+                    ));
+                }
+            }
+            "content_block_delta" => {
+                let d = ev.get("delta");
+                if let Some(s) = d.and_then(|d| d.get("text")).and_then(Value::as_str) {
+                    self.content.push_str(s);
+                }
+                if let Some(s) = d.and_then(|d| d.get("thinking")).and_then(Value::as_str) {
+                    self.reasoning.push_str(s);
+                }
+                if let Some(s) = d
+                    .and_then(|d| d.get("partial_json"))
+                    .and_then(Value::as_str)
+                {
+                    if let Some(last) = self.tool_calls.last_mut() {
+                        last.2.push_str(s);
+                    }
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = ev
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .filter(|r| !r.is_null())
+                {
+                    self.finish_reason = Some(r.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Value {
+        if let Some(r) = self.response {
+            return r;
+        }
+        let mut message = Map::new();
+        message.insert(
+            "content".into(),
+            if self.content.is_empty() && !self.tool_calls.is_empty() {
+                Value::Null
+            } else {
+                Value::String(self.content)
+            },
+        );
+        message.insert(
+            "role".into(),
+            self.role
+                .unwrap_or_else(|| Value::String("assistant".into())),
+        );
+        if !self.tool_calls.is_empty() {
+            let calls: Vec<Value> = self
+                .tool_calls
+                .into_iter()
+                .map(|(id, name, args)| {
+                    serde_json::json!({
+                        "id": id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": args},
+                    })
+                })
+                .collect();
+            message.insert("tool_calls".into(), Value::Array(calls));
+        }
+        if !self.reasoning.is_empty() {
+            message.insert("reasoning_content".into(), Value::String(self.reasoning));
+        }
+        let mut out = Map::new();
+        out.insert("id".into(), self.id.unwrap_or(Value::Null));
+        out.insert("object".into(), Value::String("chat.completion".into()));
+        out.insert("created".into(), self.created.unwrap_or(Value::Null));
+        out.insert("model".into(), self.model.unwrap_or(Value::Null));
+        if let Some(fp) = self.system_fingerprint {
+            out.insert("system_fingerprint".into(), fp);
+        }
+        out.insert(
+            "choices".into(),
+            serde_json::json!([{
+                "index": 0,
+                "message": Value::Object(message),
+                "finish_reason": self.finish_reason,
+            }]),
+        );
+        if let Some(u) = self.usage {
+            out.insert("usage".into(), u);
+        }
+        Value::Object(out)
     }
 }
 
@@ -860,5 +1082,59 @@ mod tests {
         assert_eq!(err.status(), 429);
         let sum = slot.lock().unwrap().clone().unwrap();
         assert!(!sum.completed && sum.error.is_some());
+    }
+    #[test]
+    fn collector_assembles_chunks_tool_calls_and_forwarded_events() {
+        let mut c = OutputCollector::default();
+        let chunk = |v: Value| StreamItem::Chunk(v.as_object().unwrap().clone());
+        c.observe(&chunk(serde_json::json!({"id": "x", "model": "m", "choices": [{"delta": {"role": "assistant", "content": "He"}}]})));
+        c.observe(&chunk(serde_json::json!({"choices": [{"delta": {"content": "llo", "tool_calls": [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": "{\"a\""}}]}}]})));
+        c.observe(&chunk(serde_json::json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}, "finish_reason": "tool_calls"}]})));
+        let v = c.finish();
+        assert_eq!(v["id"], "x");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hello");
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+
+        // Anthropic events forwarded as they came.
+        let mut c = OutputCollector::default();
+        for (name, data) in [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","model":"claude","role":"assistant"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi there"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
+            ),
+        ] {
+            c.observe(&StreamItem::Raw {
+                frame: super::super::sse::named_frame(name, data.as_bytes()),
+                usage: None,
+                output_chars: 0,
+            });
+        }
+        let v = c.finish();
+        assert_eq!(v["id"], "msg_1");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hi there");
+        assert_eq!(v["choices"][0]["finish_reason"], "end_turn");
+
+        // The Responses API's closing event carries the whole response.
+        let mut c = OutputCollector::default();
+        c.observe(&StreamItem::Raw {
+            frame: frame(
+                br#"{"type":"response.completed","response":{"id":"resp_1","output":[]}}"#,
+            ),
+            usage: None,
+            output_chars: 0,
+        });
+        assert_eq!(c.finish()["id"], "resp_1");
     }
 }

@@ -5,6 +5,7 @@ use super::model_budget::{self, OwnerModelBudgets};
 use super::now;
 use super::prices::{PriceMap, Rates};
 use crate::api::Usage;
+use crate::callbacks::capture::{CallCapture, CallError, CallbackEvent, CallbackSlot, Output};
 use crate::error::{ApiError, ErrorClass};
 use crate::middleware::auth::{abbreviate_key, AuthCtx};
 use crate::routing::Deployment;
@@ -12,6 +13,7 @@ use crate::state::AppState;
 use crate::store::SpendLogRow;
 use chrono::NaiveDateTime;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Key of the proxy-wide budget (`litellm_settings.max_budget`) in [`super::Budgets`].
 pub(crate) const GLOBAL: &str = "__litellm_proxy_global__";
@@ -50,6 +52,8 @@ pub struct CallAccount {
     metrics: Option<Box<crate::metrics::CallMetrics>>,
     /// The status and class of the error that ended the call, when one did.
     failure: Option<(u16, &'static str)>,
+    /// What the logging callbacks get of the call, when any is configured.
+    callback: Option<Box<CallbackSlot>>,
 }
 
 /// Request facts accounting needs.
@@ -72,6 +76,8 @@ pub struct CallFacts<'a> {
     /// A price known before the call (image generation, speech: see `spend::media`),
     /// reserved against budgets in place of the token estimate.
     pub expected_cost: Option<f64>,
+    /// The request's facts for the logging callbacks, when any is configured.
+    pub capture: Option<&'a Arc<CallCapture>>,
 }
 
 /// The per-token prices of a deployment: its own overrides, else the price map.
@@ -216,12 +222,43 @@ impl CallAccount {
                 ))
             }),
             failure: None,
+            callback: f.capture.map(|c| {
+                Box::new(CallbackSlot {
+                    capture: c.clone(),
+                    deployment_model: d.config.litellm_params.model.clone(),
+                    output: None,
+                    error: None,
+                    completion_start: None,
+                })
+            }),
         })
     }
 
-    /// Notes the error that ended the call (its failure metrics name it).
+    /// Notes the error that ended the call (its failure metrics and logging callbacks name it).
     pub fn failed(&mut self, e: &ApiError) {
         self.failure = Some((e.status().as_u16(), e.class.litellm_name()));
+        if let Some(cb) = self.callback.as_deref_mut() {
+            cb.error = Some(CallError {
+                status: e.status().as_u16(),
+                class: e.class.litellm_name(),
+                message: e.message.clone(),
+                provider: self.provider,
+            });
+        }
+    }
+
+    /// Keeps the call's response for the logging callbacks (no-op when none is configured).
+    pub fn set_output(&mut self, output: Output) {
+        if let Some(cb) = self.callback.as_deref_mut() {
+            cb.output = Some(output);
+        }
+    }
+
+    /// Notes when a stream's first chunk arrived (for the logging callbacks).
+    pub fn set_completion_start(&mut self, at: NaiveDateTime) {
+        if let Some(cb) = self.callback.as_deref_mut() {
+            cb.completion_start = Some(at);
+        }
     }
 
     /// Records the call's response-cache key in its spend-log row.
@@ -326,6 +363,9 @@ impl CallAccount {
             end_user: Some(self.end_user.take().unwrap_or_default()),
             status: status.to_string(),
         };
+        if let Some(cb) = self.callback.take() {
+            self.dispatch_callbacks(*cb, &log, usage, status);
+        }
         self.state.spend.record(super::SpendEvent {
             log,
             user_id,
@@ -333,6 +373,27 @@ impl CallAccount {
             cache_creation_tokens: usage.cache_creation_tokens,
         });
         cost
+    }
+}
+
+impl CallAccount {
+    /// Hands the finished call to the logging callbacks that log calls ending this way.
+    fn dispatch_callbacks(&self, cb: CallbackSlot, log: &SpendLogRow, usage: Usage, status: &str) {
+        let Some(callbacks) = &self.state.callbacks else {
+            return;
+        };
+        if !callbacks.wants(status == "success") {
+            return;
+        }
+        callbacks.dispatch(CallbackEvent {
+            log: log.clone(),
+            usage,
+            capture: cb.capture,
+            deployment_model: cb.deployment_model,
+            output: cb.output,
+            error: cb.error,
+            completion_start: cb.completion_start,
+        });
     }
 }
 

@@ -62,11 +62,16 @@ fn unknown_provider_warns_at_start_like_litellm() {
 #[test]
 fn unset_env_refs_and_unknown_keys_only_warn() {
     let (ok, err) = run_validate(
-        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: os.environ/SURELY_UNSET_VAR_12345\nlitellm_settings:\n  success_callback: [langfuse]\n",
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n      api_key: os.environ/SURELY_UNSET_VAR_12345\nlitellm_settings:\n  success_callback: [langsmith, langfuse]\n",
     );
     assert!(ok, "{err}");
     assert!(err.contains("SURELY_UNSET_VAR_12345"), "{err}");
-    assert!(err.contains("litellm_settings.success_callback"), "{err}");
+    assert!(
+        err.contains("`langsmith` in `litellm_settings.success_callback`"),
+        "{err}"
+    );
+    // A built callback without its credentials is disabled with a warning, not an error.
+    assert!(err.contains("LANGFUSE_PUBLIC_KEY"), "{err}");
 }
 
 #[test]

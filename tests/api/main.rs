@@ -5,6 +5,7 @@
 mod anthropic;
 mod auth;
 mod cache;
+mod callbacks;
 mod chat;
 mod client_rules;
 mod config_files;
