@@ -109,7 +109,10 @@ fn no_object_permission(body: &Map<String, Value>) -> ApiResult<()> {
 }
 
 /// Budget fields and `budget_id` are alternatives.
-pub(crate) fn one_budget_source(fields: &BudgetFields, budget_id: &Option<String>) -> ApiResult<()> {
+pub(crate) fn one_budget_source(
+    fields: &BudgetFields,
+    budget_id: &Option<String>,
+) -> ApiResult<()> {
     if budget_id.is_none() {
         return Ok(());
     }

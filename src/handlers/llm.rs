@@ -14,8 +14,8 @@ use crate::api::{response_id, validate, LitellmExtras};
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::{self, AuthCtx};
 use crate::middleware::end_user::{self, EndUser};
-use crate::middleware::tags::{self, TagGate};
 use crate::middleware::request_ctx::{self, RequestCtx};
+use crate::middleware::tags::{self, TagGate};
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
@@ -672,7 +672,8 @@ async fn run_parsed(
     }
     // Only a call that carries tags (its own, or its key's and team's) looks them up.
     if !req.extras.tags.is_empty() || auth.tags.is_some() {
-        let resolving = super::boxed(|| tags::resolve(state, &req.extras.tags, auth.tags.as_deref()));
+        let resolving =
+            super::boxed(|| tags::resolve(state, &req.extras.tags, auth.tags.as_deref()));
         req.tag_gates = resolving.await;
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;

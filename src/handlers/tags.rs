@@ -210,10 +210,13 @@ async fn tag_stored_models(state: &AppState, tag: &str, models: &[String]) -> Ap
     let mut ids: Vec<String> = Vec::new();
     for m in models {
         let by_id = router.all_deployments().any(|d| d.id == *m);
-        for d in router
-            .all_deployments()
-            .filter(|d| if by_id { d.id == *m } else { d.model_name == *m })
-        {
+        for d in router.all_deployments().filter(|d| {
+            if by_id {
+                d.id == *m
+            } else {
+                d.model_name == *m
+            }
+        }) {
             if d.config.db_model && !ids.contains(&d.id) {
                 ids.push(d.id.clone());
             }
@@ -435,10 +438,10 @@ fn date_window(q: &TagListQuery) -> ApiResult<Option<(&str, &str)>> {
         (None, None) => return Ok(None),
         (Some(from), Some(to)) => (from, to),
         _ => {
-            return Err(ApiError::bad_request(
-                "start_date and end_date must be provided together",
+            return Err(
+                ApiError::bad_request("start_date and end_date must be provided together")
+                    .with_param("start_date"),
             )
-            .with_param("start_date"))
         }
     };
     let parse = |s: &str, param: &str| {
@@ -529,6 +532,7 @@ async fn list(state: &AppState, auth: &AuthCtx, q: &TagListQuery) -> ApiResult<R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Timelike;
 
     #[test]
     fn timestamps_read_as_python_isoformat() {
@@ -554,10 +558,18 @@ mod tests {
             Some(("2026-01-01", "2026-01-31"))
         );
         let e = date_window(&q(Some("2026-01-01"), None)).unwrap_err();
-        assert_eq!(e.message, "start_date and end_date must be provided together");
+        assert_eq!(
+            e.message,
+            "start_date and end_date must be provided together"
+        );
         let e = date_window(&q(Some("2026-02-01"), Some("2026-01-01"))).unwrap_err();
         assert_eq!(e.message, "start_date must be on or before end_date");
         let e = date_window(&q(Some("01/02/2026"), Some("2026-01-01"))).unwrap_err();
-        assert!(e.message.starts_with("Invalid date format, expected YYYY-MM-DD"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("Invalid date format, expected YYYY-MM-DD"),
+            "{}",
+            e.message
+        );
     }
 }

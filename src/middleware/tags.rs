@@ -37,7 +37,6 @@ const MAX_CACHED: usize = 100_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagGate {
     pub name: String,
-    pub budget_id: String,
     /// What calls carrying the tag may spend in total; `None` = unlimited.
     pub max_budget: Option<f64>,
     /// `rpm_limit` / `tpm_limit` of the budget row, under scope `tag`.
@@ -190,7 +189,6 @@ fn gate_of(row: TagRow, budgets: &Budgets) -> Option<Arc<TagGate>> {
     }
     Some(Arc::new(TagGate {
         name: row.tag_name,
-        budget_id: b.budget_id,
         max_budget: b.max_budget,
         limits,
     }))
@@ -240,7 +238,9 @@ pub async fn resolve(
                 }
             }
             Err(e) => {
-                tracing::warn!("tag lookup failed; this call's tag budgets and limits are not enforced: {e}");
+                tracing::warn!(
+                    "tag lookup failed; this call's tag budgets and limits are not enforced: {e}"
+                );
             }
         }
     }
@@ -285,7 +285,10 @@ mod tests {
         assert!(gate_of(row("empty", Some(budget(None, None))), &budgets).is_none());
         let g = gate_of(row("capped", Some(budget(Some(2.0), None))), &budgets).unwrap();
         assert_eq!(g.max_budget, Some(2.0));
-        assert!(g.limits.is_none(), "max_parallel_requests is not a tag limit");
+        assert!(
+            g.limits.is_none(),
+            "max_parallel_requests is not a tag limit"
+        );
         assert_eq!(budgets.spend("tag:capped"), Some(0.25));
         let g = gate_of(row("fast", Some(budget(None, Some(5)))), &budgets).unwrap();
         let d = g.limits.as_ref().unwrap();

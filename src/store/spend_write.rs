@@ -619,7 +619,9 @@ async fn write_tag_spend_postgres(
     if b.tag_spend.is_empty() {
         return Ok(());
     }
-    sqlx::query("SAVEPOINT tag_spend").execute(&mut **tx).await?;
+    sqlx::query("SAVEPOINT tag_spend")
+        .execute(&mut **tx)
+        .await?;
     let mut result = Ok(());
     for (t, s) in &b.tag_spend {
         result = sqlx::query(PG_TAG_SPEND)

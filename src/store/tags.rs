@@ -135,7 +135,11 @@ fn not_found(name: &str) -> StoreError {
     StoreError::NotFound(format!("Tag {name} not found"))
 }
 
-async fn write_tag_sqlite(conn: &mut SqliteConnection, t: &TagRow, insert: bool) -> StoreResult<u64> {
+async fn write_tag_sqlite(
+    conn: &mut SqliteConnection,
+    t: &TagRow,
+    insert: bool,
+) -> StoreResult<u64> {
     let now = crate::spend::now();
     let models = serde_json::to_string(&t.models).unwrap_or_else(|_| "[]".into());
     let info = t.model_info.as_ref().map(Value::to_string);
@@ -198,7 +202,9 @@ pub(super) async fn pg_tag_side_statement(
     sql: &str,
     arg: &str,
 ) -> StoreResult<Vec<String>> {
-    sqlx::query("SAVEPOINT tag_table").execute(&mut *conn).await?;
+    sqlx::query("SAVEPOINT tag_table")
+        .execute(&mut *conn)
+        .await?;
     match sqlx::query_scalar::<_, String>(sql)
         .bind(arg)
         .fetch_all(&mut *conn)
@@ -244,7 +250,10 @@ impl Store {
                     .collect()
             }
             Self::Postgres(p) => {
-                let q = format!(r#"{} WHERE t."tag_name" = ANY($1) ORDER BY t."tag_name""#, pg_select());
+                let q = format!(
+                    r#"{} WHERE t."tag_name" = ANY($1) ORDER BY t."tag_name""#,
+                    pg_select()
+                );
                 sqlx::query(&q)
                     .bind(names)
                     .fetch_all(p)
@@ -465,7 +474,9 @@ impl Store {
                     r#"SELECT "tag", to_char(MIN("created_at"), 'YYYY-MM-DD HH24:MI:SS.MS') AS "first", to_char(MAX("updated_at"), 'YYYY-MM-DD HH24:MI:SS.MS') AS "last" FROM "LiteLLM_DailyTagSpend" WHERE "tag" IS NOT NULL"#,
                 );
                 if let Some(keys) = keys {
-                    qb.push(r#" AND "api_key" = ANY("#).push_bind(keys).push(")");
+                    qb.push(r#" AND "api_key" = ANY("#)
+                        .push_bind(keys)
+                        .push(")");
                 }
                 if let Some((from, to)) = dates {
                     qb.push(r#" AND "date" >= "#).push_bind(from);

@@ -123,8 +123,14 @@ async fn tag_management_on_every_backend() {
             (json!({"name": 7}), "name"),
             (json!({"name": "x", "models": "gpt-4o"}), "models"),
             (json!({"name": "x", "max_budget": -1}), "max_budget"),
-            (json!({"name": "x", "budget_duration": "soon"}), "budget_duration"),
-            (json!({"name": "x", "budget_id": "no-such-budget"}), "budget_id"),
+            (
+                json!({"name": "x", "budget_duration": "soon"}),
+                "budget_duration",
+            ),
+            (
+                json!({"name": "x", "budget_id": "no-such-budget"}),
+                "budget_id",
+            ),
             (
                 json!({"name": "x", "budget_id": bt["budget_id"], "max_budget": 1.0}),
                 "max_budget",
@@ -143,7 +149,10 @@ async fn tag_management_on_every_backend() {
 
         // A tag can link an existing budget row.
         ok(gw
-            .post("/budget/new", json!({"budget_id": "shared", "max_budget": 5.0}))
+            .post(
+                "/budget/new",
+                json!({"budget_id": "shared", "max_budget": 5.0}),
+            )
             .await)
         .await;
         ok(gw
@@ -155,7 +164,10 @@ async fn tag_management_on_every_backend() {
         assert_eq!(linked["litellm_budget_table"]["max_budget"], 5.0);
 
         // /tag/info: every name must exist.
-        let both = ok(gw.post("/tag/info", json!({"names": ["prod", "dev"]})).await).await;
+        let both = ok(gw
+            .post("/tag/info", json!({"names": ["prod", "dev"]}))
+            .await)
+        .await;
         assert_eq!(both.as_object().unwrap().len(), 2, "{name}: {both}");
         let e = err(
             gw.post("/tag/info", json!({"names": ["prod", "nope", "gone"]}))
@@ -183,7 +195,11 @@ async fn tag_management_on_every_backend() {
         assert_eq!(bt2["max_budget"], 3.0);
         assert!(bt2["rpm_limit"].is_null(), "{name}: {info}");
         assert_eq!(bt2["tpm_limit"], 1000);
-        assert_eq!(budget_count(&gw).await, budgets + 1, "{name}: only `shared` was added");
+        assert_eq!(
+            budget_count(&gw).await,
+            budgets + 1,
+            "{name}: only `shared` was added"
+        );
         ok(gw.post("/tag/update", json!({"name": "prod"})).await).await;
         assert!(tag_info(&gw, "prod").await["description"].is_null());
         // Budget fields on a tag without a row create one.
@@ -192,7 +208,10 @@ async fn tag_management_on_every_backend() {
             .await)
         .await;
         let dev = tag_info(&gw, "dev").await;
-        assert_eq!(dev["litellm_budget_table"]["max_budget"], 2.0, "{name}: {dev}");
+        assert_eq!(
+            dev["litellm_budget_table"]["max_budget"], 2.0,
+            "{name}: {dev}"
+        );
         let e = err(
             gw.post("/tag/update", json!({"name": "nope", "max_budget": 1.0}))
                 .await,
@@ -259,7 +278,11 @@ async fn only_admins_manage_tags_and_internal_users_list_their_own() {
     for (name, db) in backends().await {
         let gw = gateway(&keys_config(db.as_deref()), None).await;
         ok(gw.post("/tag/new", json!({"name": "stored"})).await).await;
-        for (user, role) in [("iu", "internal_user"), ("iu2", "internal_user"), ("viewer", "proxy_admin_viewer")] {
+        for (user, role) in [
+            ("iu", "internal_user"),
+            ("iu2", "internal_user"),
+            ("viewer", "proxy_admin_viewer"),
+        ] {
             ok(gw
                 .post("/user/new", json!({"user_id": user, "user_role": role}))
                 .await)
@@ -317,7 +340,10 @@ async fn a_tags_budget_is_enforced_and_its_spend_recorded_on_every_backend() {
     for (name, db) in backends().await {
         let gw = gateway(&keys_config(db.as_deref()), None).await;
         ok(gw
-            .post("/tag/new", json!({"name": "capped", "max_budget": TWO_CALLS}))
+            .post(
+                "/tag/new",
+                json!({"name": "capped", "max_budget": TWO_CALLS}),
+            )
             .await)
         .await;
         ok(gw.post("/tag/new", json!({"name": "counted"})).await).await;
@@ -386,7 +412,10 @@ async fn a_tags_budget_is_enforced_and_its_spend_recorded_on_every_backend() {
         assert_eq!(statuses(&gw, &["capped"], 1).await, [200], "{name}");
         // So does deleting the tag.
         ok(gw
-            .post("/tag/update", json!({"name": "capped", "max_budget": 0.0001}))
+            .post(
+                "/tag/update",
+                json!({"name": "capped", "max_budget": 0.0001}),
+            )
             .await)
         .await;
         assert_eq!(statuses(&gw, &["capped"], 1).await, [400], "{name}");
@@ -426,7 +455,11 @@ async fn a_tags_rpm_limit_gives_429_on_every_backend() {
             .post("/tag/update", json!({"name": "slow", "rpm_limit": 10}))
             .await)
         .await;
-        assert_eq!(tagged_as(&gw, MASTER, &["slow"]).await.status(), 200, "{name}");
+        assert_eq!(
+            tagged_as(&gw, MASTER, &["slow"]).await.status(),
+            200,
+            "{name}"
+        );
     }
 }
 
@@ -442,7 +475,11 @@ async fn tag_budgets_reset_after_their_budget_duration_on_every_backend() {
             )
             .await)
         .await;
-        assert_eq!(statuses(&gw, &["daily"], 3).await, [200, 200, 400], "{name}");
+        assert_eq!(
+            statuses(&gw, &["daily"], 3).await,
+            [200, 200, 400],
+            "{name}"
+        );
         gw.state.spend.flush().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while tagged_as(&gw, MASTER, &["daily"]).await.status() != 200 {
@@ -489,7 +526,11 @@ async fn tag_new_adds_the_tag_to_stored_models_on_every_backend() {
             .post("/tag/new", json!({"name": "team-b", "models": [id]}))
             .await)
         .await;
-        assert_eq!(v["tag"]["model_info"], json!({ id.clone(): "g" }), "{name}: {v}");
+        assert_eq!(
+            v["tag"]["model_info"],
+            json!({ id.clone(): "g" }),
+            "{name}: {v}"
+        );
         let row = gw.state.store.get_proxy_model(&id).await.unwrap().unwrap();
         assert_eq!(
             row.litellm_params["tags"],
@@ -502,7 +543,10 @@ async fn tag_new_adds_the_tag_to_stored_models_on_every_backend() {
             .await)
         .await;
         let row = gw.state.store.get_proxy_model(&id).await.unwrap().unwrap();
-        assert_eq!(row.litellm_params["tags"], json!(["team-a", "team-b", "team-c"]));
+        assert_eq!(
+            row.litellm_params["tags"],
+            json!(["team-a", "team-b", "team-c"])
+        );
 
         // The router was reloaded: tagged calls go to the stored deployment.
         for _ in 0..4 {
