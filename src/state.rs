@@ -76,6 +76,9 @@ pub struct Inner {
     pub key_cache_ttl: Duration,
     /// End users (the `user` of LLM requests) by id, cached like keys.
     pub end_users: crate::middleware::end_user::EndUserCache,
+    /// Tags of LLM calls (`LiteLLM_TagTable`) and the registry of stored tag names, cached
+    /// like keys.
+    pub tags: crate::middleware::tags::TagCache,
     /// Prometheus metrics, when the `prometheus` callback is on.
     pub metrics: Option<crate::metrics::Metrics>,
     /// Logging callbacks (`langfuse`, `generic_api`), when any is configured.
@@ -292,6 +295,7 @@ impl AppState {
             keys: DashMap::new(),
             key_cache_ttl,
             end_users: crate::middleware::end_user::EndUserCache::new(key_cache_ttl),
+            tags: crate::middleware::tags::TagCache::new(key_cache_ttl),
             redis,
             cache,
             limiter,

@@ -5,7 +5,8 @@
 //! A budget row holds a `max_budget` (with `budget_duration` / `budget_reset_at` for resets),
 //! a `soft_budget`, and `rpm_limit` / `tpm_limit` / `tpd_limit` / `max_parallel_requests`; end
 //! users link to one by `budget_id`. The budget fields are parsed here for `/customer/*` too.
-//! Every change drops the end-user cache, since any cached end user may ride the changed row.
+//! Every change drops the end-user and tag caches, since any cached end user or tag may ride
+//! the changed row.
 //! All routes are proxy-admin only. SQL stays in `store::budgets`.
 
 use super::keys::{
@@ -116,6 +117,19 @@ impl BudgetFields {
                     .ok_or_else(|| field_error("budget_reset_at", "an ISO-8601 date-time", v))
             })?,
         })
+    }
+
+    /// Whether any budget field was sent, `null` included.
+    pub fn any_sent(&self) -> bool {
+        self.max_budget.is_some()
+            || self.soft_budget.is_some()
+            || self.max_parallel_requests.is_some()
+            || self.tpm_limit.is_some()
+            || self.rpm_limit.is_some()
+            || self.tpd_limit.is_some()
+            || self.budget_duration.is_some()
+            || self.model_max_budget.is_some()
+            || self.budget_reset_at.is_some()
     }
 
     /// Names of the fields sent with a value (not `null`).
@@ -323,6 +337,7 @@ async fn update(
         return Err(budget_not_found(&budget_id, "budget_id"));
     }
     state.end_users.clear();
+    state.tags.clear();
     Ok(Json(Value::Object(budget_json(&row))).into_response())
 }
 
@@ -403,6 +418,7 @@ async fn delete(
         .map_err(store_err_on("id"))?
         .ok_or_else(|| budget_not_found(&id, "id"))?;
     state.end_users.clear();
+    state.tags.clear();
     Ok(Json(Value::Object(budget_json(&row))).into_response())
 }
 

@@ -109,7 +109,10 @@ fn no_object_permission(body: &Map<String, Value>) -> ApiResult<()> {
 }
 
 /// Budget fields and `budget_id` are alternatives.
-fn one_budget_source(fields: &BudgetFields, budget_id: &Option<String>) -> ApiResult<()> {
+pub(crate) fn one_budget_source(
+    fields: &BudgetFields,
+    budget_id: &Option<String>,
+) -> ApiResult<()> {
     if budget_id.is_none() {
         return Ok(());
     }
@@ -369,8 +372,9 @@ async fn update(
         .await
         .map_err(store_err_on("user_id"))?;
     if matches!(write, BudgetWrite::Update(_)) {
-        // The row may be a tier other end users share.
+        // The row may be a tier other end users (or tags) share.
         state.end_users.clear();
+        state.tags.clear();
     } else {
         invalidate(state, std::slice::from_ref(&user_id));
     }

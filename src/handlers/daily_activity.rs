@@ -142,7 +142,7 @@ fn within_own(requested: Option<Vec<String>>, own: Vec<String>) -> Vec<String> {
     }
 }
 
-async fn own_keys(state: &AppState, user_id: &str) -> ApiResult<Vec<String>> {
+pub(crate) async fn own_keys(state: &AppState, user_id: &str) -> ApiResult<Vec<String>> {
     let f = KeyFilter {
         user_id: Some(user_id.to_string()),
         ..KeyFilter::default()

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::{self, AuthCtx};
 use crate::middleware::end_user::{self, EndUser};
 use crate::middleware::request_ctx::{self, RequestCtx};
+use crate::middleware::tags::{self, TagGate};
 use crate::providers::openai::{Endpoint, Overrides, UpstreamRequest};
 use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
@@ -280,6 +281,8 @@ struct LlmRequest {
     end_user_id: Option<String>,
     /// That end user, once resolved for the call.
     end_user: Option<Arc<EndUser>>,
+    /// The call's tags that carry a budget or limits (`LiteLLM_TagTable`), once resolved.
+    tag_gates: Vec<Arc<TagGate>>,
     /// LiteLLM's cache-key hash of the request, when response caching covers it.
     cache_hash: Option<String>,
     /// Embeddings: the hash of each input item (LiteLLM caches them one by one).
@@ -409,6 +412,7 @@ async fn parse_request(
         forward_headers: Vec::new(),
         end_user_id: None,
         end_user: None,
+        tag_gates: Vec::new(),
         cache_hash,
         cache_items,
         cache_key: None,
@@ -526,6 +530,7 @@ fn parse_messages_request(
         forward_headers,
         end_user_id: None,
         end_user: None,
+        tag_gates: Vec::new(),
         cache_hash: None,
         cache_items: Vec::new(),
         cache_key: None,
@@ -583,6 +588,7 @@ async fn parse_form_request(
         stream_usage: None,
         raw_messages: None,
         pinned: None,
+        tag_gates: Vec::new(),
         files: Some(Arc::new(files)),
         capture: None,
     })
@@ -778,6 +784,12 @@ async fn run_parsed(
         eu.check_model(&req.model, &group)?;
         eu.check_blocked()?;
         req.end_user = Some(eu);
+    }
+    // Only a call that carries tags (its own, or its key's and team's) looks them up.
+    if !req.extras.tags.is_empty() || auth.tags.is_some() {
+        let resolving =
+            super::boxed(|| tags::resolve(state, &req.extras.tags, auth.tags.as_deref()));
+        req.tag_gates = resolving.await;
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
@@ -1407,6 +1419,7 @@ fn call_facts<'a>(
         end_user_max_budget: req.end_user.as_ref().and_then(|eu| eu.max_budget),
         metadata: req.extras.metadata.as_ref(),
         tags: &req.extras.tags,
+        tag_gates: &req.tag_gates,
         expected_cost: None,
         capture: req.capture.as_ref(),
     }
@@ -1703,7 +1716,7 @@ fn note_stream(slot: &CallSlot, output: Option<Value>, first_chunk_at: Option<In
     }
 }
 
-/// Takes the caller's rate-limit counters (key, user, team, end user, model-per-key,
+/// Takes the caller's rate-limit counters (key, user, team, end user, tags, model-per-key,
 /// proxy-wide), or refuses with LiteLLM's 429. Reserves the prompt estimate plus `max_tokens`
 /// against TPM.
 async fn check_rate_limits(
@@ -1717,6 +1730,7 @@ async fn check_rate_limits(
     if let Some(d) = req.end_user.as_ref().and_then(|eu| eu.limits.clone()) {
         descs.push(d);
     }
+    descs.extend(req.tag_gates.iter().filter_map(|g| g.limits.clone()));
     if let Some((_, rpm, tpm)) = auth.model_limits.iter().find(|(m, _, _)| m == group) {
         descs.push(Descriptor {
             scope: "model_per_key",

@@ -20,6 +20,7 @@ pub mod organizations;
 pub mod responses;
 pub mod spend;
 pub mod spend_reports;
+pub mod tags;
 pub mod teams;
 pub mod users;
 

@@ -480,6 +480,34 @@ mod tests {
         assert!(!may_call(&mgmt, "/chat/completions"));
     }
 
+    /// LiteLLM puts the tag routes in none of a key's route groups: the writes and `/tag/info`
+    /// are for proxy admins, `/tag/list` is in its role lists (internal users, viewers) only.
+    /// A key restricted by `allowed_routes` reaches them by path.
+    #[test]
+    fn tag_routes_are_in_no_group() {
+        for g in [
+            "llm_api_routes",
+            "info_routes",
+            "management_routes",
+            "key_management_routes",
+            "spend_tracking_routes",
+            "global_spend_tracking_routes",
+        ] {
+            for r in [
+                "/tag/new",
+                "/tag/update",
+                "/tag/info",
+                "/tag/list",
+                "/tag/delete",
+            ] {
+                assert!(!may_call(&list(&[g]), r), "{g} holds {r}");
+            }
+        }
+        assert!(may_call(&list(&["/tag"]), "/tag/list"));
+        assert!(may_call(&list(&["/tag/list"]), "/tag/list"));
+        assert!(!may_call(&list(&["/tag/list"]), "/tag/new"));
+    }
+
     #[test]
     fn unknown_group_names_are_plain_paths() {
         let a = list(&["no_such_routes"]);

@@ -8,8 +8,8 @@
 //! 3. [`auth::require_auth`]: deny by default; public routes are an explicit list. The
 //!    [`client_ip`] allow-list is checked first, when configured. Inserts [`auth::AuthCtx`].
 //!
-//! [`end_user`] and [`enforced_params`] are not layers: the LLM handlers resolve the request's
-//! end user and check its required fields once the body is parsed.
+//! [`end_user`], [`tags`] and [`enforced_params`] are not layers: the LLM handlers resolve the
+//! request's end user and tags and check its required fields once the body is parsed.
 
 pub mod auth;
 pub mod client_ip;
@@ -17,3 +17,4 @@ pub mod end_user;
 pub mod enforced_params;
 pub mod key_routes;
 pub mod request_ctx;
+pub mod tags;

@@ -1,6 +1,6 @@
 //! Request, token and concurrency limits, exact across replicas.
 //!
-//! A request is checked against a list of [`Descriptor`]s (its key, user, team, end user,
+//! A request is checked against a list of [`Descriptor`]s (its key, user, team, end user, tags,
 //! model-per-key, the proxy as a whole), all at once: either every counter is taken or none is.
 //! Semantics follow LiteLLM: RPM and TPM count in a fixed window of
 //! `LITELLM_RATE_LIMIT_WINDOW_SIZE` seconds (default 60) that starts with the first request seen
@@ -28,7 +28,8 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// What a limit applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
-    /// LiteLLM's scope name: `api_key`, `user`, `team`, `end_user`, `model_per_key`, `global`.
+    /// LiteLLM's scope name: `api_key`, `user`, `team`, `end_user`, `tag`, `model_per_key`,
+    /// `global`.
     pub scope: &'static str,
     /// The scope's identity (key hash, user id, ...).
     pub id: String,
@@ -322,6 +323,7 @@ scope_headers! {
     "user" => USER_HEADERS,
     "team" => TEAM_HEADERS,
     "end_user" => END_USER_HEADERS,
+    "tag" => TAG_HEADERS,
     "model_per_key" => MODEL_PER_KEY_HEADERS,
     "global" => GLOBAL_HEADERS,
 }
@@ -478,6 +480,7 @@ mod tests {
             "user",
             "team",
             "end_user",
+            "tag",
             "model_per_key",
             "global",
             "custom",

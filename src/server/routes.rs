@@ -12,7 +12,7 @@
 use crate::error::ApiError;
 use crate::handlers::{
     budgets, cache_admin, customers, daily_activity, health, keys, llm, model_admin, models,
-    organizations, responses, spend, spend_reports, teams, users,
+    organizations, responses, spend, spend_reports, tags, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
@@ -265,6 +265,11 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/budget/list", get(budgets::list_budgets_handler))
         .route("/budget/delete", post(budgets::delete_budget_handler))
         .route("/budget/settings", get(budgets::budget_settings_handler))
+        .route("/tag/new", post(tags::new_tag_handler))
+        .route("/tag/update", post(tags::update_tag_handler))
+        .route("/tag/info", post(tags::tag_info_handler))
+        .route("/tag/list", get(tags::list_tags_handler))
+        .route("/tag/delete", post(tags::delete_tag_handler))
         .route("/model/new", post(model_admin::new_model_handler))
         .route("/model/update", post(model_admin::update_model_handler))
         .route(

@@ -73,6 +73,8 @@ pub struct CallFacts<'a> {
     pub end_user_max_budget: Option<f64>,
     pub metadata: Option<&'a Value>,
     pub tags: &'a [String],
+    /// The call's tags whose budget row sets a `max_budget` or limits.
+    pub tag_gates: &'a [std::sync::Arc<crate::middleware::tags::TagGate>],
     /// A price known before the call (image generation, speech: see `spend::media`),
     /// reserved against budgets in place of the token estimate.
     pub expected_cost: Option<f64>,
@@ -170,6 +172,20 @@ impl CallAccount {
                 return Err(budget_error(format!(
                     "ExceededBudget: End User={id} over budget. Spend={}, Budget={}",
                     o.spend, o.max_budget
+                )));
+            }
+            reserved.push((scope, worst));
+        }
+        for g in f.tag_gates {
+            let Some(max) = g.max_budget else { continue };
+            let scope = crate::middleware::tags::budget_scope(&g.name);
+            if let Err(o) = state.budgets.reserve(&scope, max, worst) {
+                release(&reserved);
+                return Err(budget_error(format!(
+                    "Budget has been exceeded! Tag={} Current cost: {}, Max budget: {}",
+                    g.name,
+                    crate::api::python_float(o.spend),
+                    crate::api::python_float(o.max_budget)
                 )));
             }
             reserved.push((scope, worst));

@@ -155,12 +155,12 @@ impl Budgets {
         self.keys.entry(key.to_string()).or_default().spend = spend;
     }
 
-    /// `/global/spend/reset`: every key's and team's spend back to 0 (users' budgets and the
-    /// proxy-wide one are left as they are, as LiteLLM leaves them).
+    /// `/global/spend/reset`: every key's and team's spend back to 0 (users', tags' and the
+    /// proxy-wide budgets are left as they are, as LiteLLM leaves them).
     pub fn zero_keys_and_teams(&self) {
         for mut e in self.keys.iter_mut() {
             let k = e.key();
-            if !k.starts_with("user:") && k != call::GLOBAL {
+            if !k.starts_with("user:") && !k.starts_with("tag:") && k != call::GLOBAL {
                 e.spend = 0.0;
             }
         }
@@ -187,9 +187,10 @@ impl Budgets {
 }
 
 /// The budget reset job: every `every`, budgets past their `budget_reset_at` (keys, users,
-/// teams, team members, and budget rows with the end users on them) go back to 0 in the store
-/// and in this replica's memory, and the affected cached keys and end users are dropped. Other
-/// replicas see the moved `budget_reset_at` when they next load the key or end user.
+/// teams, team members, and budget rows with the end users, organizations and tags on them) go
+/// back to 0 in the store and in this replica's memory, and the affected cached keys, end users
+/// and tags are dropped. Other replicas see the moved `budget_reset_at` when they next load the
+/// key, end user or tag.
 pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -218,6 +219,12 @@ pub async fn reset_budgets_loop(state: std::sync::Weak<crate::state::Inner>, eve
                         }
                         BudgetReset::Budget(id) => {
                             state.end_users.on_budget_reset(&id, &state.budgets)
+                        }
+                        BudgetReset::Tag(name) => {
+                            state
+                                .budgets
+                                .reset(&crate::middleware::tags::budget_scope(&name), 0.0);
+                            state.tags.invalidate(std::iter::once(&name));
                         }
                         BudgetReset::User(id) => {
                             state.budgets.reset(&format!("user:{id}"), 0.0);
@@ -393,6 +400,14 @@ fn add(b: &mut SpendBatch, ev: SpendEvent, disable_logs: bool) {
         if let Some(o) = &ev.log.organization_id {
             bump(&mut b.org_spend, o, cost);
         }
+        // Each tag of the call once, even when the request named it twice.
+        if let serde_json::Value::Array(tags) = &ev.log.request_tags {
+            for (i, t) in tags.iter().enumerate() {
+                if let Some(name) = t.as_str().filter(|_| !tags[..i].contains(t)) {
+                    bump(&mut b.tag_spend, name, cost);
+                }
+            }
+        }
         if let Some(t) = &ev.log.team_id {
             bump(&mut b.team_spend, t, cost);
             if let Some(u) = &ev.user_id {
@@ -443,6 +458,7 @@ async fn write(sink: &mut SpendSink, pending: &mut SpendBatch) {
         && pending.member_spend.is_empty()
         && pending.end_user_spend.is_empty()
         && pending.org_spend.is_empty()
+        && pending.tag_spend.is_empty()
         && pending.daily.is_empty()
     {
         return;

@@ -23,25 +23,29 @@ use std::str::FromStr;
 
 /// Our migrations that only create what LiteLLM's own schema already has (its tables, columns
 /// and indexes): recorded, not run, on a database LiteLLM migrated.
-pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 6] = [
+pub const LITELLM_SCHEMA_MIGRATIONS: [i64; 7] = [
     20261124000001,
     20261129000001,
     20261129000002,
     20261130120000,
     20261203000001,
     20261205000001,
+    20261207000001,
 ];
 
 /// LiteLLM tables whose features can be off: a database from an older LiteLLM that lacks them
 /// (or some of their columns) is still adopted, with a warning. Their writes are skipped there
-/// (daily roll-ups, see `spend_write`) or fail alone (stored health checks).
-const OPTIONAL_TABLES: [&str; 6] = [
+/// (daily roll-ups and tag spend, see `spend_write`; tag resets, see `budgets`), their reads
+/// find nothing (the tags of LLM calls, see `middleware::tags`) or they fail alone (stored
+/// health checks, the `/tag/*` routes).
+const OPTIONAL_TABLES: [&str; 7] = [
     "LiteLLM_HealthCheckTable",
     "LiteLLM_DailyUserSpend",
     "LiteLLM_DailyTeamSpend",
     "LiteLLM_DailyOrganizationSpend",
     "LiteLLM_DailyEndUserSpend",
     "LiteLLM_DailyTagSpend",
+    "LiteLLM_TagTable",
 ];
 
 /// The SQL recorded in place of a LiteLLM-schema migration on an adopted database.
@@ -142,8 +146,9 @@ async fn check_litellm_schema(pool: &PgPool, migrator: &Migrator) -> StoreResult
         });
     if !optional.is_empty() {
         tracing::warn!(
-            "the database was migrated by an older LiteLLM (missing: {}); daily activity and \
-             stored health checks stay off until LiteLLM's own migrations add them",
+            "the database was migrated by an older LiteLLM (missing: {}); daily activity, \
+             stored health checks and tag management stay off until LiteLLM's own migrations \
+             add them",
             optional.join(", ")
         );
     }

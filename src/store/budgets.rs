@@ -3,10 +3,11 @@
 //!
 //! Budget columns are always selected from the alias `b` with a `b_` prefix, so the same row
 //! mapper reads a budget on its own and joined to an end user. Deleting a budget does what
-//! LiteLLM's foreign keys do: rows that link to it (end users, keys, memberships) are unlinked,
-//! and a budget an organization still uses cannot be deleted.
+//! LiteLLM's foreign keys do: rows that link to it (end users, keys, memberships, tags) are
+//! unlinked, and a budget an organization still uses cannot be deleted.
 
 use super::rows::{self, BudgetRow};
+use super::tags::pg_tag_side_statement;
 use super::{fmt_ts, Store, StoreError, StoreResult};
 use chrono::NaiveDateTime;
 use sqlx::{PgConnection, QueryBuilder, SqliteConnection};
@@ -120,12 +121,23 @@ pub(super) async fn write_budget_pg(
     Ok(r.rows_affected())
 }
 
+/// A due budget row's tags go back to 0 spend (LiteLLM's reset job does the same).
+const TAG_RESET_SQLITE: &str =
+    r#"UPDATE "LiteLLM_TagTable" SET "spend" = 0 WHERE "budget_id" = ?1 RETURNING "tag_name""#;
+const TAG_RESET_PG: &str =
+    r#"UPDATE "LiteLLM_TagTable" SET "spend" = 0 WHERE "budget_id" = $1 RETURNING "tag_name""#;
+/// A deleted budget row's tags are unlinked (LiteLLM's foreign key is `ON DELETE SET NULL`).
+const TAG_UNLINK_SQLITE: &str = r#"UPDATE "LiteLLM_TagTable" SET "budget_id" = NULL WHERE "budget_id" = ?1 RETURNING "tag_name""#;
+const TAG_UNLINK_PG: &str = r#"UPDATE "LiteLLM_TagTable" SET "budget_id" = NULL WHERE "budget_id" = $1 RETURNING "tag_name""#;
+
 /// One budget row reset by [`Store::reset_due_budget_rows`], with what was zeroed with it.
 pub(super) struct DueReset {
     pub budget_id: String,
     /// (team, user) memberships linked to the row.
     pub members: Vec<(String, String)>,
     pub organizations: Vec<String>,
+    /// Tags linked to the row, whose spend went back to 0 with it.
+    pub tags: Vec<String>,
 }
 
 impl Store {
@@ -232,8 +244,8 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Deletes a budget in one transaction, unlinking the end users, keys and memberships that
-    /// pointed at it. Returns the deleted row (`None` when it did not exist); a budget still
+    /// Deletes a budget in one transaction, unlinking the end users, keys, memberships and tags
+    /// that pointed at it. Returns the deleted row (`None` when it did not exist); a budget still
     /// used by an organization is a [`StoreError::Conflict`] and nothing changes.
     pub async fn delete_budget(&self, budget_id: &str) -> StoreResult<Option<BudgetRow>> {
         const UNLINK: [&str; 4] = [
@@ -278,6 +290,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                sqlx::query(TAG_UNLINK_SQLITE)
+                    .bind(budget_id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(r#"DELETE FROM "LiteLLM_BudgetTable" WHERE "budget_id" = ?1"#)
                     .bind(budget_id)
                     .execute(&mut *tx)
@@ -315,6 +331,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                pg_tag_side_statement(&mut tx, TAG_UNLINK_PG, budget_id).await?;
                 sqlx::query(r#"DELETE FROM "LiteLLM_BudgetTable" WHERE "budget_id" = $1"#)
                     .bind(budget_id)
                     .execute(&mut *tx)
@@ -329,9 +346,9 @@ impl Store {
     /// `default_end_user_budget`, the end users linked to no budget, which ride that tier) go
     /// back to 0 spend and the row gets its next reset one `budget_duration` later, in one
     /// transaction per row; so do the team memberships linked to it (`max_budget_in_team`).
-    /// Organizations linked to the row go back to 0 spend too, as in LiteLLM.
-    /// Returns the ids of the rows this call reset with the (team, user) memberships and the
-    /// organizations it zeroed; a row another replica reset first is skipped.
+    /// Organizations and tags linked to the row go back to 0 spend too, as in LiteLLM.
+    /// Returns the ids of the rows this call reset with the (team, user) memberships, the
+    /// organizations and the tags it zeroed; a row another replica reset first is skipped.
     pub(super) async fn reset_due_budget_rows(
         &self,
         now: NaiveDateTime,
@@ -360,6 +377,7 @@ impl Store {
             let is_default = default_end_user_budget == Some(id.as_str());
             let mut members = Vec::new();
             let mut orgs: Vec<(String,)> = Vec::new();
+            let mut tags: Vec<String> = Vec::new();
             let claimed = match self {
                 Self::Sqlite(p) => {
                     let mut tx = p.begin().await?;
@@ -381,6 +399,10 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                         orgs = sqlx::query_as(r#"UPDATE "LiteLLM_OrganizationTable" SET "spend" = 0 WHERE "budget_id" = ?1 RETURNING "organization_id""#)
+                            .bind(&id)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        tags = sqlx::query_scalar(TAG_RESET_SQLITE)
                             .bind(&id)
                             .fetch_all(&mut *tx)
                             .await?;
@@ -411,6 +433,7 @@ impl Store {
                             .bind(&id)
                             .fetch_all(&mut *tx)
                             .await?;
+                        tags = pg_tag_side_statement(&mut tx, TAG_RESET_PG, &id).await?;
                     }
                     tx.commit().await?;
                     n > 0
@@ -421,6 +444,7 @@ impl Store {
                     budget_id: id,
                     members,
                     organizations: orgs.into_iter().map(|o| o.0).collect(),
+                    tags,
                 });
             }
         }

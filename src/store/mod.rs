@@ -21,6 +21,7 @@ mod organizations;
 mod rows;
 pub mod spend_reports;
 mod spend_write;
+mod tags;
 mod teams;
 mod users;
 
@@ -34,6 +35,7 @@ pub use rows::{
     TeamRow, UserRow,
 };
 pub use spend_write::SpendSink;
+pub use tags::{TagRow, UsedTag};
 pub use teams::{TeamListFilter, TeamSort};
 pub use users::UserFilter;
 
@@ -282,6 +284,8 @@ pub enum BudgetReset {
     Budget(String),
     /// An organization (its budget row was reset).
     Organization(String),
+    /// A tag, by name (its budget row was reset).
+    Tag(String),
     /// A user's budget inside a team.
     Member {
         team: String,
@@ -305,6 +309,9 @@ pub struct SpendBatch {
     /// Organizations (of the key, or of its team): increments of
     /// `LiteLLM_OrganizationTable.spend`.
     pub org_spend: Vec<(String, f64)>,
+    /// Tags (the spend log's `request_tags`): increments of `LiteLLM_TagTable.spend`, for the
+    /// tags that have a row.
+    pub tag_spend: Vec<(String, f64)>,
     /// The daily roll-ups (`LiteLLM_Daily*Spend`): one row per distinct key in the batch.
     pub daily: daily_spend::DailySpend,
 }
@@ -850,6 +857,7 @@ impl Store {
                     .map(|(team, user)| BudgetReset::Member { team, user }),
             );
             out.extend(r.organizations.into_iter().map(BudgetReset::Organization));
+            out.extend(r.tags.into_iter().map(BudgetReset::Tag));
         }
         Ok(out)
     }

@@ -1,5 +1,5 @@
-//! Writing spend batches: the spend-log rows, spend increments and daily roll-ups of a batch in
-//! one transaction.
+//! Writing spend batches: the spend-log rows, spend increments (keys, users, teams, members, end
+//! users, organizations, tags) and daily roll-ups of a batch in one transaction.
 //!
 //! On PostgreSQL a batch goes through the pool. On the embedded SQLite file it goes through a
 //! connection of its own, driven by the writer task itself, a few rows at a time with a yield
@@ -311,6 +311,13 @@ const PG_TEAM_MEMBER_SPEND: &str = r#"INSERT INTO "LiteLLM_TeamMembership" ("use
     SET "spend" = "LiteLLM_TeamMembership"."spend" + EXCLUDED."spend",
         "total_spend" = "LiteLLM_TeamMembership"."total_spend" + EXCLUDED."total_spend""#;
 
+/// A tag's spend: added to its row; tags without a row (sent with calls but never created
+/// through `/tag/new`) change nothing, as in LiteLLM.
+const SQLITE_TAG_SPEND: &str =
+    r#"UPDATE "LiteLLM_TagTable" SET "spend" = "spend" + ?2 WHERE "tag_name" = ?1"#;
+const PG_TAG_SPEND: &str =
+    r#"UPDATE "LiteLLM_TagTable" SET "spend" = "spend" + $2 WHERE "tag_name" = $1"#;
+
 /// One table's increments: its statement in SQLite's and PostgreSQL's spelling, and the (id,
 /// amount) pairs.
 type Increment<'b> = (&'static str, &'static str, &'b [(String, f64)]);
@@ -364,6 +371,12 @@ fn write_increments(conn: &rusqlite::Connection, b: &SpendBatch) -> rusqlite::Re
         let mut st = conn.prepare_cached(SQLITE_TEAM_MEMBER_SPEND)?;
         for (t, u, s) in &b.member_spend {
             st.execute(rusqlite::params![u, t, s])?;
+        }
+    }
+    if !b.tag_spend.is_empty() {
+        let mut st = conn.prepare_cached(SQLITE_TAG_SPEND)?;
+        for (t, s) in &b.tag_spend {
+            st.execute(rusqlite::params![t, s])?;
         }
     }
     Ok(())
@@ -592,8 +605,56 @@ async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
             .execute(&mut *tx)
             .await?;
     }
+    write_tag_spend_postgres(&mut tx, b).await?;
     write_daily_postgres(&mut tx, b).await?;
     tx.commit().await
+}
+
+/// The batch's tag spend, behind a savepoint: on a database LiteLLM migrated before it had
+/// `LiteLLM_TagTable` it is skipped with one warning rather than failing the batch.
+async fn write_tag_spend_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    b: &SpendBatch,
+) -> Result<(), sqlx::Error> {
+    if b.tag_spend.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SAVEPOINT tag_spend")
+        .execute(&mut **tx)
+        .await?;
+    let mut result = Ok(());
+    for (t, s) in &b.tag_spend {
+        result = sqlx::query(PG_TAG_SPEND)
+            .bind(t)
+            .bind(s)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ());
+        if result.is_err() {
+            break;
+        }
+    }
+    match result {
+        Ok(()) => {
+            sqlx::query("RELEASE SAVEPOINT tag_spend")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "LiteLLM_TagTable is missing ({e}); tag spend is not recorded until LiteLLM's migrations add it"
+                )
+            });
+            sqlx::query("ROLLBACK TO SAVEPOINT tag_spend")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The batch's daily roll-ups, behind a savepoint: on a database LiteLLM migrated before it had

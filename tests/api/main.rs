@@ -35,5 +35,6 @@ mod spend_reports;
 mod streaming;
 mod supported_params;
 mod tag_routing;
+mod tags;
 mod team_rights;
 mod teams;

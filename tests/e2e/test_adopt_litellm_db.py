@@ -370,6 +370,27 @@ def test_gateway_adopts_a_litellm_database(litellm_db, start):
     assert conn.execute('SELECT "spend", "budget_id" FROM "LiteLLM_EndUserTable"').fetchall() == [(2.0, "budget-adopt")]
     assert conn.execute('SELECT "max_budget", "created_by" FROM "LiteLLM_BudgetTable"').fetchall() == [(40.0, "default_user_id")]
 
+    # Tags on LiteLLM's table (text[] models, jsonb model_info, its foreign key to budgets): the
+    # tag's budget row is written first, a spent tag budget refuses calls carrying the tag, and
+    # the spend lands on the tag's row.
+    tag = admin(gw, "/tag/new", {"name": "adopt-tag", "description": "via gateway", "max_budget": 1e-9})
+    assert tag["message"] == "Tag adopt-tag created successfully"
+    stored = conn.execute(
+        """SELECT t."models", t."model_info", t."spend", b."max_budget", t."created_by"
+             FROM "LiteLLM_TagTable" t JOIN "LiteLLM_BudgetTable" b ON b."budget_id" = t."budget_id"
+            WHERE t."tag_name" = %s""",
+        ("adopt-tag",),
+    ).fetchone()
+    assert stored == ([], {}, 0.0, 1e-9, "default_user_id")
+    tagged = sdk(gw, made["key"])
+    assert tagged.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_body={"tags": ["adopt-tag"]}).choices
+    with pytest.raises(openai.BadRequestError) as info:
+        tagged.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_body={"tags": ["adopt-tag"]})
+    assert info.value.response.json()["error"]["message"].startswith("Budget has been exceeded! Tag=adopt-tag")
+    row = wait_for(conn, 'SELECT "spend" FROM "LiteLLM_TagTable" WHERE "tag_name" = %s', ("adopt-tag",), lambda r: r[0] > 0)
+    assert row[0] > 0, "the tag's spend was not written"
+    assert admin(gw, "/tag/delete", {"name": "adopt-tag"})["message"] == "Tag adopt-tag deleted successfully"
+
     # A second start finds the database adopted and changes nothing either.
     gw.stop()
     gw = start(url)
