@@ -258,8 +258,12 @@ struct LlmRequest {
     /// after parsing, and this is only set for [`CallKind::Chat`].
     raw_messages: Option<(bytes::Bytes, std::ops::Range<usize>)>,
     /// `/responses`: the deployment holding the response a managed `previous_response_id`
-    /// names, served when it is in the group and available.
+    /// names, served when it is in the group and available and the group pins such calls
+    /// (`responses_api_deployment_check`).
     pinned: Option<String>,
+    /// `/responses`: the caller the answer's ids are bound to (LiteLLM's
+    /// `ResponsesIDSecurity`), when that is on.
+    id_binding: Option<Arc<crate::api::response_owner::Binding>>,
 }
 
 /// Bodies from this size on keep their `messages` bytes for the upstream (see
@@ -294,12 +298,16 @@ async fn parse_request(
         return parse_messages_request(headers, model, body, bytes.len());
     }
     let mut pinned = None;
+    let mut id_binding = None;
     match kind {
         CallKind::Messages
         | CallKind::ImageGeneration
         | CallKind::Moderation
         | CallKind::Speech => {}
-        CallKind::Responses => pinned = response_id::unwrap_previous(&mut body),
+        CallKind::Responses => {
+            id_binding = previous_response_of_caller(state, auth, &mut body)?;
+            pinned = response_id::unwrap_previous(&mut body);
+        }
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
@@ -369,7 +377,28 @@ async fn parse_request(
         stream_usage: None,
         raw_messages,
         pinned,
+        id_binding,
     })
+}
+
+/// A Responses API request's `previous_response_id`, when it is one the caller may use, as the
+/// rest of the pipeline reads it (an encrypted id opened); and how the answer's ids are bound
+/// to the caller. An empty or non-string `previous_response_id` is left to the upstream.
+fn previous_response_of_caller(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: &mut Map<String, Value>,
+) -> ApiResult<Option<Arc<crate::api::response_owner::Binding>>> {
+    let ids = &state.response_ids;
+    let caller = ids.caller(auth);
+    if let Some(Value::String(prev)) = body.get_mut("previous_response_id") {
+        if !prev.is_empty() {
+            if let std::borrow::Cow::Owned(opened) = ids.authorize(prev, &caller)? {
+                *prev = opened;
+            }
+        }
+    }
+    Ok(ids.binding(&caller))
 }
 
 /// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
@@ -484,6 +513,7 @@ fn parse_messages_request(
         stream_usage: None,
         raw_messages: None,
         pinned: None,
+        id_binding: None,
     })
 }
 
@@ -1117,6 +1147,7 @@ async fn try_group(
         let mut fresh = req
             .pinned
             .as_deref()
+            .filter(|_| group.responses_affinity)
             .and_then(|id| pinned_in(group, id, &skip, tag_mask.as_deref()));
         // Deployments the background health checks found down are avoided while others
         // remain.
@@ -1224,9 +1255,8 @@ async fn try_group(
 }
 
 /// The deployment `id` of `group`, unless it is in `skip` (failed, cooling down) or the
-/// request's tags rule it out; otherwise the strategy chooses as usual. LiteLLM pins a
-/// `previous_response_id` this way only when `responses_api_deployment_check` is enabled; here
-/// it always does, since no other deployment holds the stored response.
+/// request's tags rule it out; otherwise the strategy chooses as usual (as LiteLLM's
+/// `responses_api_deployment_check` does).
 fn pinned_in(
     group: &crate::routing::ModelGroup,
     id: &str,
@@ -1254,7 +1284,7 @@ fn routing_tags(req: &LlmRequest, auth: &AuthCtx) -> Vec<String> {
 }
 
 /// The response with the rate-limit headers of its call.
-fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+pub(super) fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
     let h = r.headers_mut();
     for (k, v) in headers {
         h.insert(k, v);
@@ -1591,6 +1621,16 @@ async fn check_rate_limits(
         .unwrap_or(0);
     // About four bytes of JSON per prompt token: a cheap upper-side estimate.
     let reserve = ((req.prompt_bytes / 4) as u64).saturating_add(max_tokens);
+    acquire_limits(state, descs, reserve).await
+}
+
+/// Takes one request (and `reserve` tokens) from each of `descs`, or refuses with LiteLLM's
+/// 429; with the rate-limit headers of the answer.
+pub(super) async fn acquire_limits(
+    state: &AppState,
+    descs: Vec<Descriptor>,
+    reserve: u64,
+) -> ApiResult<(Option<Permit>, Vec<(HeaderName, HeaderValue)>)> {
     match state.limiter.acquire(descs.clone(), reserve).await? {
         Acquired::Ok(p, usage) => Ok((Some(p), ratelimit::headers(&descs, &usage))),
         Acquired::Refused(e) => Err(e.to_error(state.limiter.window())),
@@ -1780,10 +1820,10 @@ async fn attempt(
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
             (CallKind::Responses, None) => (
-                stream::Dialect::responses_raw(Some(response_id::Issuer::new(
-                    deployment.provider.name(),
-                    &deployment.id,
-                ))),
+                stream::Dialect::responses_raw(Some(
+                    response_id::Issuer::new(deployment.provider.name(), &deployment.id)
+                        .bound(req.id_binding.clone()),
+                )),
                 Encoder::Passthrough,
             ),
             (CallKind::Messages, None) => (
@@ -1865,7 +1905,8 @@ async fn attempt(
         // The Responses API answer goes back as it came but for its `id`, managed (LiteLLM's
         // `resp_<base64>` naming this deployment); only its usage is read (the rest of the body
         // is scanned, not built into a tree).
-        let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id);
+        let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id)
+            .bound(req.id_binding.clone());
         let (body, usage) = ids.body(&bytes);
         let mut r = json_bytes_response(body.unwrap_or_else(|| bytes.to_vec()));
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
@@ -2293,7 +2334,7 @@ fn mock_answer(
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
         // Mocked ids are managed too, so the follow-up routes can be tried offline.
         CallKind::Responses if req.stream => {
-            let ids = response_id::Issuer::new(d.provider.name(), &d.id);
+            let ids = response_id::Issuer::new(d.provider.name(), &d.id).bound(req.id_binding.clone());
             let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
                 mock::responses_events(mock_value, served)
                     .into_iter()
@@ -2308,7 +2349,9 @@ fn mock_answer(
         }
         CallKind::Responses => {
             let mut r = mock::responses_response(mock_value, served);
-            response_id::Issuer::new(d.provider.name(), &d.id).object(&mut r);
+            response_id::Issuer::new(d.provider.name(), &d.id)
+                .bound(req.id_binding.clone())
+                .object(&mut r);
             json_response(&r)
         }
         CallKind::Rerank => {
