@@ -1062,7 +1062,7 @@ async fn ids_issued_by_litellm_work_here() {
         assert_eq!(status, if bound { 403 } else { 200 }, "{id}");
         tried += 1;
     }
-    assert_eq!(tried, 4, "alice's, team-1's and nobody's, in both algorithms");
+    assert_eq!(tried, 6, "alice's, team-1's and nobody's, in both algorithms");
 }
 
 /// LiteLLM pins a `previous_response_id` to its deployment only when asked
