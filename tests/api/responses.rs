@@ -807,6 +807,30 @@ async fn response_ids_are_bound_to_their_caller() {
         )
     );
     let id = id.as_str().unwrap().to_string();
+    // Streamed: the events carrying the response name it by one id, bound the same way.
+    let text = gw
+        .post_as(
+            &alice,
+            "/v1/responses",
+            json!({"model": "g", "input": "hi", "stream": true}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = event_data(&text);
+    let streamed = &events[0]["response"]["id"];
+    assert_eq!(&events[3]["response"]["id"], streamed, "{text}");
+    assert_eq!(
+        (issued(streamed).1.as_str(), issued(streamed).2.as_str()),
+        ("alice", "team-1")
+    );
+    refused(
+        gw.get_as(&bob, &format!("/v1/responses/{}", streamed.as_str().unwrap()))
+            .await,
+        "another user",
+    )
+    .await;
 
     // The owner, on another key of the same user: continued on the same deployment, with the
     // upstream's own id; the routes answer under the id asked for.
