@@ -43,6 +43,9 @@ pub enum CallKind {
     Rerank,
     /// OpenAI's Responses API (`/responses`), to OpenAI-format deployments.
     Responses,
+    /// `/responses/compact`: a compaction pass over a conversation, answered with a response
+    /// object (never streamed).
+    ResponsesCompact,
     /// `/images/generations`.
     ImageGeneration,
     /// `/moderations` (`model` optional).
@@ -61,6 +64,7 @@ impl CallKind {
             Self::Messages => "/v1/messages",
             Self::Rerank => "/rerank",
             Self::Responses => "/responses",
+            Self::ResponsesCompact => "/responses/compact",
             Self::ImageGeneration => "/image/generations",
             Self::Moderation => "/moderations",
             Self::Speech => "/audio/speech",
@@ -75,6 +79,7 @@ impl CallKind {
             Self::Messages => "anthropic_messages",
             Self::Rerank => "arerank",
             Self::Responses => "aresponses",
+            Self::ResponsesCompact => "acompact_responses",
             Self::ImageGeneration => "aimage_generation",
             Self::Moderation => "amoderation",
             Self::Speech => "aspeech",
@@ -86,11 +91,15 @@ impl CallKind {
             Self::Completion => Endpoint::Completions,
             Self::Embedding => Endpoint::Embeddings,
             Self::Rerank => Endpoint::Rerank,
-            Self::Responses => Endpoint::Responses,
+            Self::Responses | Self::ResponsesCompact => Endpoint::Responses,
             Self::ImageGeneration => Endpoint::ImageGenerations,
             Self::Moderation => Endpoint::Moderations,
             Self::Speech => Endpoint::AudioSpeech,
         }
+    }
+    /// The Responses API's calls, answered with a response object whose id is issued here.
+    fn is_responses(self) -> bool {
+        matches!(self, Self::Responses | Self::ResponsesCompact)
     }
     /// The calls whose own parts are in [`super::media`].
     fn is_media(self) -> bool {
@@ -135,6 +144,10 @@ pub async fn rerank_handler(State(state): State<AppState>, req: Request) -> Resp
 
 pub async fn responses_handler(State(state): State<AppState>, req: Request) -> Response {
     routed(&state, req, CallKind::Responses, None).await
+}
+
+pub async fn compact_responses_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::ResponsesCompact, None).await
 }
 
 pub async fn embeddings_handler(State(state): State<AppState>, req: Request) -> Response {
@@ -305,6 +318,16 @@ async fn parse_request(
         | CallKind::Moderation
         | CallKind::Speech => {}
         CallKind::Responses => {
+            id_binding = previous_response_of_caller(state, auth, &mut body)?;
+            pinned = response_id::unwrap_previous(&mut body);
+        }
+        CallKind::ResponsesCompact => {
+            if !body.contains_key("input") {
+                return Err(
+                    ApiError::bad_request("Missing required parameter: 'input'.")
+                        .with_param("input"),
+                );
+            }
             id_binding = previous_response_of_caller(state, auth, &mut body)?;
             pinned = response_id::unwrap_previous(&mut body);
         }
@@ -1307,7 +1330,7 @@ fn call_facts<'a>(
         group,
         upstream_model,
         prompt_bytes: req.prompt_bytes,
-        max_tokens: if req.kind == CallKind::Responses {
+        max_tokens: if req.kind.is_responses() {
             &["max_output_tokens"][..]
         } else {
             &["max_tokens", "max_completion_tokens"]
@@ -1667,7 +1690,9 @@ async fn attempt(
     {
         let mut r = mock_answer(served, ctx, deployment, req, mock)?;
         let settled = match req.kind {
-            CallKind::Responses => settle(permit, mock::MOCK_RESPONSES_USAGE),
+            CallKind::Responses | CallKind::ResponsesCompact => {
+                settle(permit, mock::MOCK_RESPONSES_USAGE)
+            }
             CallKind::ImageGeneration | CallKind::Speech => {
                 let upstream_model = deployment.upstream_model_for(capture);
                 let cost =
@@ -1722,7 +1747,7 @@ async fn attempt(
             &ov,
         )?,
         None => {
-            providers::build_request(
+            let mut up = providers::build_request(
                 deployment,
                 req.kind.endpoint(),
                 &upstream_model,
@@ -1730,7 +1755,12 @@ async fn attempt(
                 req.stream,
                 &ov,
             )
-            .await?
+            .await?;
+            if req.kind == CallKind::ResponsesCompact {
+                // The Responses URL with `/compact` after its path (Azure's query kept).
+                up.url = providers::openai::with_path_suffix(&up.url, "/compact")?;
+            }
+            up
         }
     };
     let timeout = effective_timeout(state, deployment, req);
@@ -1901,7 +1931,7 @@ async fn attempt(
         let mut r = json_response(&out);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
-    } else if req.kind == CallKind::Responses {
+    } else if req.kind.is_responses() {
         // The Responses API answer goes back as it came but for its `id`, managed (LiteLLM's
         // `resp_<base64>` naming this deployment); only its usage is read (the rest of the body
         // is scanned, not built into a tree).
@@ -2347,7 +2377,7 @@ fn mock_answer(
                     .collect();
             sse_response(Body::from_stream(futures::stream::iter(frames)))
         }
-        CallKind::Responses => {
+        CallKind::Responses | CallKind::ResponsesCompact => {
             let mut r = mock::responses_response(mock_value, served);
             response_id::Issuer::new(d.provider.name(), &d.id)
                 .bound(req.id_binding.clone())

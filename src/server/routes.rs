@@ -153,6 +153,12 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/responses", post(llm::responses_handler))
         .route("/v1/responses", post(llm::responses_handler))
         .route("/openai/v1/responses", post(llm::responses_handler))
+        .route("/responses/compact", post(llm::compact_responses_handler))
+        .route("/v1/responses/compact", post(llm::compact_responses_handler))
+        .route(
+            "/openai/v1/responses/compact",
+            post(llm::compact_responses_handler),
+        )
         .route("/rerank", post(llm::rerank_handler))
         .route("/v1/rerank", post(llm::rerank_handler))
         .route("/v2/rerank", post(llm::rerank_handler))

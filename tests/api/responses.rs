@@ -107,12 +107,28 @@ async fn stored(
     ([("content-type", "application/json")], answer.to_string()).into_response()
 }
 
+/// `POST /responses/compact`, as OpenAI answers it: a compaction with its usage.
+async fn compact(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, &uri, &headers, &body);
+    let answer = format!(
+        r#"{{"id":"resp_cmp1","object":"response.compaction","created_at":1700000000,"output":[{{"type":"compaction","id":"cmp_1","encrypted_content":"opaque"}}],"usage":{USAGE}}}"#
+    );
+    ([("content-type", "application/json")], answer).into_response()
+}
+
 async fn responses_mock() -> MockUpstream {
     serve_mock(|state| {
         let on_stored = || get(stored).delete(stored);
         Router::new()
             .route("/v1/responses", post(responses))
             .route("/openai/responses", post(responses))
+            .route("/v1/responses/compact", post(compact))
+            .route("/openai/responses/compact", post(compact))
             .route("/v1/responses/{id}", on_stored())
             .route("/v1/responses/{id}/input_items", get(stored))
             .route("/v1/responses/{id}/cancel", post(stored))
@@ -1184,4 +1200,86 @@ async fn stored_response_routes_count_against_limits_and_metrics() {
         "{text}"
     );
     assert!(!text.contains(&id), "ids stay out of the labels");
+}
+
+/// `POST /v1/responses/compact` goes through the pipeline like a Responses call: to the
+/// deployment's Responses URL plus `/compact` (Azure's query kept), `previous_response_id`
+/// checked against its caller and opened, the answer's id issued to the caller, paid for from
+/// its usage as `acompact_responses`.
+#[tokio::test]
+async fn compaction_is_a_responses_call() {
+    let mock = responses_mock().await;
+    let gw = gateway(&config(), Some(&mock)).await;
+    let alice = gw.new_key(json!({"user_id": "alice"})).await;
+    let bob = gw.new_key(json!({"user_id": "bob"})).await;
+    let r = gw
+        .post_as(&alice, "/v1/responses", json!({"model": "gpt-4o", "input": "hi"}))
+        .await;
+    let prev = r.json::<Value>().await.unwrap()["id"].clone();
+    for path in [
+        "/v1/responses/compact",
+        "/responses/compact",
+        "/openai/v1/responses/compact",
+    ] {
+        let r = gw
+            .post_as(
+                &alice,
+                path,
+                json!({"model": "gpt-4o", "input": [{"role": "user", "content": "hi"}], "previous_response_id": prev}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{path}");
+        let model_id = r.headers()["x-litellm-model-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(header_f64(&r, "x-litellm-response-cost") > 0.0);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "response.compaction");
+        assert_eq!(v["output"][0]["encrypted_content"], "opaque");
+        assert_eq!(
+            issued(&v["id"]),
+            (
+                ("openai".into(), model_id, "resp_cmp1".into()),
+                "alice".into(),
+                String::new()
+            )
+        );
+        let up = mock.last();
+        assert_eq!(up.path, "/v1/responses/compact");
+        assert_eq!(up.body["model"], "gpt-4o");
+        assert_eq!(up.body["previous_response_id"], "resp_up1");
+    }
+    let logs = gw.spend_logs(&alice).await;
+    let compactions: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["call_type"] == "acompact_responses")
+        .collect();
+    assert_eq!(compactions.len(), 3, "{logs:?}");
+    assert!(compactions.iter().all(|l| l["total_tokens"] == 17));
+
+    let before = mock.count();
+    let r = gw
+        .post_as(
+            &bob,
+            "/v1/responses/compact",
+            json!({"model": "gpt-4o", "input": "x", "previous_response_id": prev}),
+        )
+        .await;
+    refused(r, "another user").await;
+    let r = gw
+        .post_as(&alice, "/v1/responses/compact", json!({"model": "gpt-4o"}))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "input");
+    assert_eq!(mock.count(), before);
+
+    let r = gw
+        .post("/v1/responses/compact", json!({"model": "az", "input": "hi"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let up = mock.last();
+    assert_eq!(up.path, "/openai/responses/compact");
+    assert_eq!(up.query.as_deref(), Some("api-version=2025-03-01-preview"));
+    assert_eq!(up.body["model"], "my-dep");
 }
