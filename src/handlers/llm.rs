@@ -870,7 +870,7 @@ async fn run_parsed(
 
 /// The model group a caller may use for `model`: the key's `aliases` apply first, then the
 /// router; a group outside the key's `models` is refused.
-fn resolve_for<'s>(
+pub(super) fn resolve_for<'s>(
     router: &'s ModelRouter,
     auth: &AuthCtx,
     route: &str,

@@ -358,3 +358,149 @@ fn mock_answer(
         ),
     })
 }
+
+/// `POST /responses/input_tokens` (with and without `/v1`, and under `/openai/v1`): the input
+/// tokens of a Responses API request, without calling the model. As in LiteLLM, a deployment
+/// of OpenAI itself counts them (its own `/responses/input_tokens`); any other deployment, a
+/// `mock_response` one, or an OpenAI deployment whose count fails, gets a local estimate
+/// (about four characters a token, over `instructions`, `input` and `tools`; LiteLLM uses a
+/// tokenizer, and asks Anthropic, Gemini and Bedrock deployments to count). The answer is
+/// `{"object": "response.input_tokens", "input_tokens": n, "litellm_count_source": ...}`
+/// (`provider` or `local_estimate`). The key must be allowed the model; nothing is charged or
+/// rate limited (LiteLLM runs no pre-call hooks here).
+pub async fn input_tokens_handler(
+    State(state): State<AppState>,
+    Extension(auth): Extension<AuthCtx>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(input_tokens(&state, &auth, &headers, body).await)
+}
+
+fn respond(r: ApiResult<Response>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// LiteLLM's 400 for a missing or empty parameter of this route.
+fn missing(message: String, param: Option<&str>) -> ApiError {
+    let mut e = ApiError::bad_request(message);
+    e.param = param.map(String::from);
+    e.code_override = Some("missing_required_parameter");
+    e
+}
+
+async fn input_tokens(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    const ROUTE: &str = "/responses/input_tokens";
+    let bytes = super::read_body(headers, body, state.max_request_bytes).await?;
+    let body = super::parse_object(&bytes)?;
+    let Some(model) = body
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    else {
+        return Err(missing(
+            "Missing required parameter: 'model'.".into(),
+            Some("model"),
+        ));
+    };
+    let input = match body.get("input") {
+        None | Some(Value::Null) => {
+            return Err(missing(
+                "Missing required parameter: 'input'.".into(),
+                Some("input"),
+            ))
+        }
+        Some(v) => v,
+    };
+    let empty = match input {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Err(missing(
+            r#"One of "input" or "previous_response_id" or 'prompt' or 'conversation' must be provided."#.into(),
+            None,
+        ));
+    }
+    let router = state.router.load_full();
+    let resolved = super::llm::resolve_for(&router, auth, ROUTE, model)?;
+    let counted = match resolved.group.pick(&[]) {
+        Some(d) if d.provider == Provider::OpenAi && d.mock_response.is_none() => {
+            let upstream_model = d.upstream_model_for(resolved.capture.as_deref());
+            provider_count(state, d, &upstream_model, &body).await
+        }
+        _ => None,
+    };
+    let (n, source) = match counted {
+        Some(n) => (n, "provider"),
+        None => (estimate_input_tokens(&body), "local_estimate"),
+    };
+    Ok(json_response(&serde_json::Map::from_iter([
+        ("object".to_string(), json!("response.input_tokens")),
+        ("input_tokens".to_string(), json!(n)),
+        ("litellm_count_source".to_string(), json!(source)),
+    ])))
+}
+
+/// The count of an OpenAI deployment's own `/responses/input_tokens`, or `None` when it does
+/// not answer with one (the caller then estimates).
+async fn provider_count(
+    state: &AppState,
+    d: &Deployment,
+    upstream_model: &str,
+    body: &serde_json::Map<String, Value>,
+) -> Option<u64> {
+    let mut sent = serde_json::Map::new();
+    sent.insert("model".into(), Value::String(upstream_model.to_string()));
+    for k in ["input", "instructions", "tools"] {
+        if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
+            sent.insert(k.into(), v.clone());
+        }
+    }
+    let payload = Bytes::from(serde_json::to_vec(&sent).ok()?);
+    let up = response_item_request(d, "input_tokens", "", None, payload).ok()?;
+    let timeout = d.timeout.unwrap_or(state.default_timeout);
+    let sent_at = Instant::now();
+    let (head, resp) = tokio::time::timeout(timeout, state.upstream.send(Method::POST, up))
+        .await
+        .ok()?
+        .ok()?
+        .into_parts();
+    let left = timeout.saturating_sub(sent_at.elapsed());
+    let bytes = read_limited(resp, left, d.provider, state.max_response_bytes)
+        .await
+        .ok()?;
+    if !head.status.is_success() {
+        tracing::debug!(
+            "input token count of deployment {} failed with {}; estimating",
+            d.id,
+            head.status
+        );
+        return None;
+    }
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("input_tokens")?
+        .as_u64()
+}
+
+/// About four characters a token over what the model reads: `instructions`, `input`, `tools`.
+fn estimate_input_tokens(body: &serde_json::Map<String, Value>) -> u64 {
+    let mut counted = serde_json::Map::new();
+    for (from, to) in [
+        ("instructions", "system"),
+        ("input", "messages"),
+        ("tools", "tools"),
+    ] {
+        if let Some(v) = body.get(from) {
+            counted.insert(to.into(), v.clone());
+        }
+    }
+    crate::api::messages::estimate_input_tokens(&counted)
+}

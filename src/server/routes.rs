@@ -94,6 +94,10 @@ pub(crate) fn front(state: AppState) -> Front {
     for prefix in ["", "/v1", "/openai/v1"] {
         r = r
             .route(
+                &format!("{prefix}/responses/input_tokens"),
+                post(responses::input_tokens_handler),
+            )
+            .route(
                 &format!("{prefix}/responses/{{response_id}}"),
                 get(responses::get_response_handler).delete(responses::delete_response_handler),
             )

@@ -121,10 +121,29 @@ async fn compact(
     ([("content-type", "application/json")], answer).into_response()
 }
 
+/// `POST /responses/input_tokens`, as OpenAI answers it; an `input` of "fail" is a 500.
+async fn input_tokens(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = record(&state, &uri, &headers, &body);
+    if req["input"] == "fail" {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
+    }
+    (
+        [("content-type", "application/json")],
+        r#"{"object":"response.input_tokens","input_tokens":42}"#,
+    )
+        .into_response()
+}
+
 async fn responses_mock() -> MockUpstream {
     serve_mock(|state| {
         let on_stored = || get(stored).delete(stored);
         Router::new()
+            .route("/v1/responses/input_tokens", post(input_tokens))
             .route("/v1/responses", post(responses))
             .route("/openai/responses", post(responses))
             .route("/v1/responses/compact", post(compact))
@@ -1282,4 +1301,72 @@ async fn compaction_is_a_responses_call() {
     assert_eq!(up.path, "/openai/responses/compact");
     assert_eq!(up.query.as_deref(), Some("api-version=2025-03-01-preview"));
     assert_eq!(up.body["model"], "my-dep");
+}
+
+/// `POST /v1/responses/input_tokens`: an OpenAI deployment counts for itself; other
+/// deployments (and a failed count) are estimated; LiteLLM's 400s for a missing `model` or
+/// `input`; the key must be allowed the model.
+#[tokio::test]
+async fn input_tokens_are_counted_by_openai_or_estimated() {
+    let mock = responses_mock().await;
+    let gw = gateway(&config(), Some(&mock)).await;
+    let body = json!({"model": "gpt-4o", "input": [{"role": "user", "content": "hello there"}], "instructions": "be brief", "tools": [], "temperature": 0.2});
+    for path in [
+        "/v1/responses/input_tokens",
+        "/responses/input_tokens",
+        "/openai/v1/responses/input_tokens",
+    ] {
+        let r = gw.post(path, body.clone()).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"object": "response.input_tokens", "input_tokens": 42, "litellm_count_source": "provider"})
+        );
+    }
+    let up = mock.last();
+    assert_eq!(up.path, "/v1/responses/input_tokens");
+    assert_eq!(up.headers["authorization"], "Bearer sk-up");
+    assert_eq!(
+        up.body,
+        json!({"model": "gpt-4o", "input": [{"role": "user", "content": "hello there"}], "instructions": "be brief", "tools": []})
+    );
+    let count = mock.count();
+    // Estimated: another provider, a mock deployment, a failed count.
+    for (model, input) in [("az", "x".repeat(40)), ("demo", "x".repeat(40)), ("gpt-4o", "fail".into())] {
+        let r = gw
+            .post(
+                "/v1/responses/input_tokens",
+                json!({"model": model, "input": input}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{model}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["litellm_count_source"], "local_estimate", "{model}: {v}");
+        let n = v["input_tokens"].as_u64().unwrap();
+        assert!(n >= 1 && n <= 10, "{model}: {v}");
+    }
+    assert_eq!(mock.count(), count + 1, "only the failing OpenAI count went out");
+
+    for (body, param) in [
+        (json!({"input": "hi"}), json!("model")),
+        (json!({"model": "gpt-4o"}), json!("input")),
+        (json!({"model": "gpt-4o", "input": []}), Value::Null),
+        (json!({"model": "gpt-4o", "input": ""}), Value::Null),
+    ] {
+        let r = gw.post("/v1/responses/input_tokens", body.clone()).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "missing_required_parameter", "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    let key = gw.new_key(json!({"models": ["demo"]})).await;
+    let r = gw
+        .post_as(
+            &key,
+            "/v1/responses/input_tokens",
+            json!({"model": "gpt-4o", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
 }
