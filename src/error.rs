@@ -147,9 +147,6 @@ pub struct ApiError {
     pub headers: Vec<(&'static str, String)>,
     /// Overrides the `type` derived from the class (e.g. `expired_key`).
     pub type_override: Option<&'static str>,
-    /// Overrides the `code` (the status as text) where LiteLLM answers with OpenAI's own
-    /// codes (`missing_required_parameter`).
-    pub code_override: Option<&'static str>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -164,7 +161,6 @@ impl ApiError {
             status_override: None,
             headers: Vec::new(),
             type_override: None,
-            code_override: None,
         }
     }
 
@@ -211,10 +207,7 @@ impl ApiError {
                 "message": self.message,
                 "type": self.type_override.unwrap_or_else(|| self.class.type_str()),
                 "param": self.param,
-                "code": match self.code_override {
-                    Some(c) => c.to_string(),
-                    None => self.status().as_u16().to_string(),
-                },
+                "code": self.status().as_u16().to_string(),
             }
         })
     }

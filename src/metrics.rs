@@ -954,7 +954,10 @@ mod tests {
     fn routes_on_a_stored_response_are_labelled_by_their_template() {
         for (path, label) in [
             ("/v1/responses/resp_abc", "/v1/responses/{response_id}"),
-            ("/responses/resp_abc/cancel", "/responses/{response_id}/cancel"),
+            (
+                "/responses/resp_abc/cancel",
+                "/responses/{response_id}/cancel",
+            ),
             (
                 "/openai/v1/responses/resp_abc/input_items",
                 "/openai/v1/responses/{response_id}/input_items",

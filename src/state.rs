@@ -273,7 +273,8 @@ impl AppState {
                 cfg.litellm_settings.require_auth_for_metrics_endpoint != Some(false),
             )
         });
-        let db_models = DbModels::from_config(&loaded, master_key.as_ref(), opts.catch_all_model.clone());
+        let db_models =
+            DbModels::from_config(&loaded, master_key.as_ref(), opts.catch_all_model.clone());
         let response_ids = crate::api::response_owner::IdSecurity::new(
             &cfg.general_settings,
             db_models.salt().cloned(),

@@ -151,7 +151,8 @@ impl Issuer {
                 return (upstream != sent).then(|| sent.clone());
             }
         }
-        let managed = (!is_managed(upstream)).then(|| encode(self.provider, &self.model_id, upstream));
+        let managed =
+            (!is_managed(upstream)).then(|| encode(self.provider, &self.model_id, upstream));
         match &self.binding {
             Some(b) => Some(b.seal(managed.as_deref().unwrap_or(upstream))),
             None => managed,
@@ -418,7 +419,10 @@ mod tests {
         };
         assert_eq!(id_of(&created), id_of(&done));
         let o = open(&key, &id_of(&created)).unwrap();
-        assert_eq!((o.response_id.as_str(), o.user_id.as_str()), (LITELLM_ID, "u1"));
+        assert_eq!(
+            (o.response_id.as_str(), o.user_id.as_str()),
+            (LITELLM_ID, "u1")
+        );
         let managed = Issuer::new("openai", "other").bound(security.binding(&caller));
         let o = open(&key, &managed.id_for(LITELLM_ID).unwrap()).unwrap();
         assert_eq!(o.response_id, LITELLM_ID);
@@ -427,7 +431,10 @@ mod tests {
         let echo = Issuer::new("openai", "dep-a")
             .bound(security.binding(&caller))
             .echoing("resp_upstream123", "resp_sent");
-        assert_eq!(echo.id_for("resp_upstream123").as_deref(), Some("resp_sent"));
+        assert_eq!(
+            echo.id_for("resp_upstream123").as_deref(),
+            Some("resp_sent")
+        );
         assert!(open(&key, &echo.id_for("resp_other").unwrap()).is_some());
         let same = Issuer::new("openai", "dep-a").echoing("resp_x", "resp_x");
         assert_eq!(same.id_for("resp_x"), None);

@@ -355,10 +355,16 @@ mod tests {
         let on = IdSecurity::new(&settings(json!({})), Some(k.clone()), true);
         let id = seal(&k, "resp_m", "u1", "t1").unwrap();
         let ok = |c: &Caller| on.authorize(&id, c).map(Cow::into_owned);
-        assert_eq!(ok(&caller(Some("u1"), Some("t1"), false)).unwrap(), "resp_m");
+        assert_eq!(
+            ok(&caller(Some("u1"), Some("t1"), false)).unwrap(),
+            "resp_m"
+        );
         assert_eq!(ok(&caller(Some("u2"), Some("t9"), true)).unwrap(), "resp_m");
         let e = ok(&caller(Some("u2"), Some("t1"), false)).unwrap_err();
-        assert_eq!((e.status().as_u16(), e.type_override), (403, Some("permission_error")));
+        assert_eq!(
+            (e.status().as_u16(), e.type_override),
+            (403, Some("permission_error"))
+        );
         assert!(e.message.contains("another user"), "{}", e.message);
         let e = ok(&caller(Some("u1"), None, false)).unwrap_err();
         assert!(e.message.contains("another team"), "{}", e.message);
@@ -380,8 +386,12 @@ mod tests {
             Some(k.clone()),
             true,
         );
-        assert!(allow.authorize("resp_raw", &caller(None, None, false)).is_ok());
-        assert!(allow.authorize(&id, &caller(Some("u2"), None, false)).is_err());
+        assert!(allow
+            .authorize("resp_raw", &caller(None, None, false))
+            .is_ok());
+        assert!(allow
+            .authorize(&id, &caller(Some("u2"), None, false))
+            .is_err());
         assert!(allow.binding(&caller(None, None, false)).is_some());
 
         let off = IdSecurity::new(
@@ -391,24 +401,28 @@ mod tests {
         );
         assert!(off.binding(&caller(None, None, false)).is_none());
         assert_eq!(
-            off.authorize(&id, &caller(Some("u2"), None, false)).unwrap(),
+            off.authorize(&id, &caller(Some("u2"), None, false))
+                .unwrap(),
             "resp_m"
         );
-        assert!(off.authorize("resp_raw", &caller(None, None, false)).is_ok());
+        assert!(off
+            .authorize("resp_raw", &caller(None, None, false))
+            .is_ok());
 
         // No key: nothing is bound or opened, everything is accepted.
         let keyless = IdSecurity::new(&settings(json!({})), None, false);
         assert!(keyless.binding(&caller(None, None, false)).is_none());
-        assert_eq!(keyless.authorize(&id, &caller(None, None, false)).unwrap(), id);
+        assert_eq!(
+            keyless.authorize(&id, &caller(None, None, false)).unwrap(),
+            id
+        );
     }
 
     #[test]
     fn a_binding_seals_each_id_once() {
         let k = SaltKey::new("k", Algorithm::default());
         let sec = IdSecurity::new(&settings(json!({})), Some(k.clone()), true);
-        let b = sec
-            .binding(&caller(Some("u1"), Some("t1"), false))
-            .unwrap();
+        let b = sec.binding(&caller(Some("u1"), Some("t1"), false)).unwrap();
         let first = b.seal("resp_a");
         assert_eq!(b.seal("resp_a"), first);
         let other = b.seal("resp_b");

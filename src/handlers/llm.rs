@@ -2364,7 +2364,8 @@ fn mock_answer(
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
         // Mocked ids are managed too, so the follow-up routes can be tried offline.
         CallKind::Responses if req.stream => {
-            let ids = response_id::Issuer::new(d.provider.name(), &d.id).bound(req.id_binding.clone());
+            let ids =
+                response_id::Issuer::new(d.provider.name(), &d.id).bound(req.id_binding.clone());
             let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
                 mock::responses_events(mock_value, served)
                     .into_iter()

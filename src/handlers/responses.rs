@@ -105,8 +105,13 @@ pub async fn get_response_handler(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = Call { state: &state, ctx: &ctx, auth: &auth };
-    call.answer(Op::Get, &id, query.as_deref(), &uri, &headers).await
+    let call = Call {
+        state: &state,
+        ctx: &ctx,
+        auth: &auth,
+    };
+    call.answer(Op::Get, &id, query.as_deref(), &uri, &headers)
+        .await
 }
 
 pub async fn delete_response_handler(
@@ -118,8 +123,13 @@ pub async fn delete_response_handler(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = Call { state: &state, ctx: &ctx, auth: &auth };
-    call.answer(Op::Delete, &id, query.as_deref(), &uri, &headers).await
+    let call = Call {
+        state: &state,
+        ctx: &ctx,
+        auth: &auth,
+    };
+    call.answer(Op::Delete, &id, query.as_deref(), &uri, &headers)
+        .await
 }
 
 pub async fn input_items_handler(
@@ -131,8 +141,13 @@ pub async fn input_items_handler(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = Call { state: &state, ctx: &ctx, auth: &auth };
-    call.answer(Op::InputItems, &id, query.as_deref(), &uri, &headers).await
+    let call = Call {
+        state: &state,
+        ctx: &ctx,
+        auth: &auth,
+    };
+    call.answer(Op::InputItems, &id, query.as_deref(), &uri, &headers)
+        .await
 }
 
 pub async fn cancel_response_handler(
@@ -144,8 +159,13 @@ pub async fn cancel_response_handler(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let call = Call { state: &state, ctx: &ctx, auth: &auth };
-    call.answer(Op::Cancel, &id, query.as_deref(), &uri, &headers).await
+    let call = Call {
+        state: &state,
+        ctx: &ctx,
+        auth: &auth,
+    };
+    call.answer(Op::Cancel, &id, query.as_deref(), &uri, &headers)
+        .await
 }
 
 /// One call on a stored response: its context and caller.
@@ -381,12 +401,18 @@ fn respond(r: ApiResult<Response>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// LiteLLM's 400 for a missing or empty parameter of this route.
-fn missing(message: String, param: Option<&str>) -> ApiError {
-    let mut e = ApiError::bad_request(message);
-    e.param = param.map(String::from);
-    e.code_override = Some("missing_required_parameter");
-    e
+/// LiteLLM's 400 for a missing or empty parameter of this route: OpenAI's own error, whose
+/// `code` names the problem (not the status, as the gateway's other errors do).
+fn missing(message: &str, param: Option<&str>) -> Response {
+    let body = json!({"error": {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "missing_required_parameter",
+    }});
+    let mut r = json_bytes_response(body.to_string().into_bytes());
+    *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    r
 }
 
 async fn input_tokens(
@@ -403,15 +429,15 @@ async fn input_tokens(
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty())
     else {
-        return Err(missing(
-            "Missing required parameter: 'model'.".into(),
+        return Ok(missing(
+            "Missing required parameter: 'model'.",
             Some("model"),
         ));
     };
     let input = match body.get("input") {
         None | Some(Value::Null) => {
-            return Err(missing(
-                "Missing required parameter: 'input'.".into(),
+            return Ok(missing(
+                "Missing required parameter: 'input'.",
                 Some("input"),
             ))
         }
@@ -423,8 +449,8 @@ async fn input_tokens(
         _ => false,
     };
     if empty {
-        return Err(missing(
-            r#"One of "input" or "previous_response_id" or 'prompt' or 'conversation' must be provided."#.into(),
+        return Ok(missing(
+            r#"One of "input" or "previous_response_id" or 'prompt' or 'conversation' must be provided."#,
             None,
         ));
     }

@@ -50,9 +50,10 @@ const RESPONSES_AFFINITY_CHECK: &str = "responses_api_deployment_check";
 /// Whether a list of LiteLLM pre-call checks (`optional_pre_call_checks`, or a group's entry
 /// of `model_group_affinity_config`) holds the Responses API one.
 fn lists_responses_affinity(checks: Option<&Value>) -> bool {
-    checks
-        .and_then(Value::as_array)
-        .is_some_and(|l| l.iter().any(|c| c.as_str() == Some(RESPONSES_AFFINITY_CHECK)))
+    checks.and_then(Value::as_array).is_some_and(|l| {
+        l.iter()
+            .any(|c| c.as_str() == Some(RESPONSES_AFFINITY_CHECK))
+    })
 }
 
 /// What a pick may consider about the request.

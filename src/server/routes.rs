@@ -158,7 +158,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/v1/responses", post(llm::responses_handler))
         .route("/openai/v1/responses", post(llm::responses_handler))
         .route("/responses/compact", post(llm::compact_responses_handler))
-        .route("/v1/responses/compact", post(llm::compact_responses_handler))
+        .route(
+            "/v1/responses/compact",
+            post(llm::compact_responses_handler),
+        )
         .route(
             "/openai/v1/responses/compact",
             post(llm::compact_responses_handler),

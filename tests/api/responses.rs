@@ -185,11 +185,7 @@ fn salt() -> SaltKey {
 fn issued(id: &Value) -> ((String, String, String), String, String) {
     let o = response_owner::open(&salt(), id.as_str().unwrap())
         .unwrap_or_else(|| panic!("not issued by the gateway: {id}"));
-    (
-        decoded(&Value::String(o.response_id)),
-        o.user_id,
-        o.team_id,
-    )
+    (decoded(&Value::String(o.response_id)), o.user_id, o.team_id)
 }
 
 /// The id the gateway issues to `user` of `team` ("": none) for `upstream`, answered by `dep`.
@@ -439,7 +435,8 @@ fn two_deployments(a: &MockUpstream, b: &MockUpstream, general: &str, extra: &st
 }
 
 /// `router_settings` turning on LiteLLM's `previous_response_id` pinning for every group.
-const PIN_ALL: &str = "router_settings:\n  optional_pre_call_checks: [responses_api_deployment_check]\n";
+const PIN_ALL: &str =
+    "router_settings:\n  optional_pre_call_checks: [responses_api_deployment_check]\n";
 
 /// With `responses_api_deployment_check`, a `previous_response_id` LiteLLM issued goes back to
 /// the deployment that answered, with the upstream's own id; an id that does not decode is
@@ -825,7 +822,11 @@ async fn response_ids_are_bound_to_their_caller() {
     let boss = gw.new_key(json!({"user_id": "boss"})).await;
 
     let r = gw
-        .post_as(&alice, "/v1/responses", json!({"model": "g", "input": "hi"}))
+        .post_as(
+            &alice,
+            "/v1/responses",
+            json!({"model": "g", "input": "hi"}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let dep = r.headers()["x-litellm-model-id"]
@@ -861,8 +862,11 @@ async fn response_ids_are_bound_to_their_caller() {
         ("alice", "team-1")
     );
     refused(
-        gw.get_as(&bob, &format!("/v1/responses/{}", streamed.as_str().unwrap()))
-            .await,
+        gw.get_as(
+            &bob,
+            &format!("/v1/responses/{}", streamed.as_str().unwrap()),
+        )
+        .await,
         "another user",
     )
     .await;
@@ -914,10 +918,18 @@ async fn response_ids_are_bound_to_their_caller() {
         )
         .await;
     }
-    assert_eq!(a.count() + b.count(), before, "refused calls reach no upstream");
+    assert_eq!(
+        a.count() + b.count(),
+        before,
+        "refused calls reach no upstream"
+    );
     // An id issued to a key naming no user is held to its team only.
     let r = gw
-        .post_as(&team1, "/v1/responses", json!({"model": "g", "input": "hi"}))
+        .post_as(
+            &team1,
+            "/v1/responses",
+            json!({"model": "g", "input": "hi"}),
+        )
         .await;
     let team_id = r.json::<Value>().await.unwrap()["id"].clone();
     assert_eq!(issued(&team_id).1, "");
@@ -1053,8 +1065,16 @@ async fn response_ids_without_a_master_key() {
     let id = v["id"].as_str().unwrap();
     let o = response_owner::open(&SaltKey::new("salt-only", Algorithm::default()), id).unwrap();
     assert_eq!(
-        (o.response_id.as_str(), o.user_id.as_str(), o.team_id.as_str()),
-        (response_id::encode("openai", "dep-a", "resp_up1").as_str(), "", "")
+        (
+            o.response_id.as_str(),
+            o.user_id.as_str(),
+            o.team_id.as_str()
+        ),
+        (
+            response_id::encode("openai", "dep-a", "resp_up1").as_str(),
+            "",
+            ""
+        )
     );
     let r = gw
         .client
@@ -1096,8 +1116,12 @@ async fn ids_issued_by_litellm_work_here() {
     let mut tried = 0;
     for case in fixture["issued_by_litellm"].as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
-        let (user, team) = (case["user_id"].as_str().unwrap(), case["team_id"].as_str().unwrap());
-        let names_dep_a = case["inner"] == response_id::encode("openai", "dep-a", "resp_upstream123").as_str();
+        let (user, team) = (
+            case["user_id"].as_str().unwrap(),
+            case["team_id"].as_str().unwrap(),
+        );
+        let names_dep_a =
+            case["inner"] == response_id::encode("openai", "dep-a", "resp_upstream123").as_str();
         let alice_may = (user.is_empty() || user == "alice@example.com")
             && (team.is_empty() || team == "team-1");
         let r = gw.get_as(&alice, &format!("/v1/responses/{id}")).await;
@@ -1121,7 +1145,10 @@ async fn ids_issued_by_litellm_work_here() {
         assert_eq!(status, if bound { 403 } else { 200 }, "{id}");
         tried += 1;
     }
-    assert_eq!(tried, 6, "alice's, team-1's and nobody's, in both algorithms");
+    assert_eq!(
+        tried, 6,
+        "alice's, team-1's and nobody's, in both algorithms"
+    );
 }
 
 /// LiteLLM pins a `previous_response_id` to its deployment only when asked
@@ -1133,7 +1160,12 @@ async fn previous_response_id_pinning_is_opt_in() {
     let prev = response_id::encode("openai", "dep-a", "resp_up1");
     let by_group = "router_settings:\n  model_group_affinity_config:\n    g: [responses_api_deployment_check]\n";
     let overridden = "router_settings:\n  optional_pre_call_checks: [responses_api_deployment_check]\n  model_group_affinity_config:\n    g: [deployment_affinity]\n";
-    for (extra, pinned) in [("", false), (by_group, true), (PIN_ALL, true), (overridden, false)] {
+    for (extra, pinned) in [
+        ("", false),
+        (by_group, true),
+        (PIN_ALL, true),
+        (overridden, false),
+    ] {
         let gw = gateway(&two_deployments(&a, &b, "", extra), None).await;
         let before = (a.count(), b.count());
         for _ in 0..24 {
@@ -1178,7 +1210,8 @@ async fn stored_response_routes_count_against_limits_and_metrics() {
         assert!(
             r.headers()
                 .keys()
-                .any(|h| h.as_str().starts_with("x-ratelimit-") && h.as_str().ends_with("remaining-requests")),
+                .any(|h| h.as_str().starts_with("x-ratelimit-")
+                    && h.as_str().ends_with("remaining-requests")),
             "{:?}",
             r.headers()
         );
@@ -1232,7 +1265,11 @@ async fn compaction_is_a_responses_call() {
     let alice = gw.new_key(json!({"user_id": "alice"})).await;
     let bob = gw.new_key(json!({"user_id": "bob"})).await;
     let r = gw
-        .post_as(&alice, "/v1/responses", json!({"model": "gpt-4o", "input": "hi"}))
+        .post_as(
+            &alice,
+            "/v1/responses",
+            json!({"model": "gpt-4o", "input": "hi"}),
+        )
         .await;
     let prev = r.json::<Value>().await.unwrap()["id"].clone();
     for path in [
@@ -1294,7 +1331,10 @@ async fn compaction_is_a_responses_call() {
     assert_eq!(mock.count(), before);
 
     let r = gw
-        .post("/v1/responses/compact", json!({"model": "az", "input": "hi"}))
+        .post(
+            "/v1/responses/compact",
+            json!({"model": "az", "input": "hi"}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let up = mock.last();
@@ -1332,7 +1372,11 @@ async fn input_tokens_are_counted_by_openai_or_estimated() {
     );
     let count = mock.count();
     // Estimated: another provider, a mock deployment, a failed count.
-    for (model, input) in [("az", "x".repeat(40)), ("demo", "x".repeat(40)), ("gpt-4o", "fail".into())] {
+    for (model, input) in [
+        ("az", "x".repeat(40)),
+        ("demo", "x".repeat(40)),
+        ("gpt-4o", "fail".into()),
+    ] {
         let r = gw
             .post(
                 "/v1/responses/input_tokens",
@@ -1343,9 +1387,13 @@ async fn input_tokens_are_counted_by_openai_or_estimated() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["litellm_count_source"], "local_estimate", "{model}: {v}");
         let n = v["input_tokens"].as_u64().unwrap();
-        assert!(n >= 1 && n <= 10, "{model}: {v}");
+        assert!((1..=10).contains(&n), "{model}: {v}");
     }
-    assert_eq!(mock.count(), count + 1, "only the failing OpenAI count went out");
+    assert_eq!(
+        mock.count(),
+        count + 1,
+        "only the failing OpenAI count went out"
+    );
 
     for (body, param) in [
         (json!({"input": "hi"}), json!("model")),
