@@ -310,17 +310,14 @@ async fn parse_request(
     if kind == CallKind::Messages {
         return parse_messages_request(headers, model, body, bytes.len());
     }
-    let mut pinned = None;
-    let mut id_binding = None;
     match kind {
         CallKind::Messages
         | CallKind::ImageGeneration
         | CallKind::Moderation
         | CallKind::Speech => {}
-        CallKind::Responses => {
-            id_binding = previous_response_of_caller(state, auth, &mut body)?;
-            pinned = response_id::unwrap_previous(&mut body);
-        }
+        // Their `previous_response_id` is read once the caller's access and limits are
+        // checked (see `run_parsed`).
+        CallKind::Responses => {}
         CallKind::ResponsesCompact => {
             if !body.contains_key("input") {
                 return Err(
@@ -328,8 +325,6 @@ async fn parse_request(
                         .with_param("input"),
                 );
             }
-            id_binding = previous_response_of_caller(state, auth, &mut body)?;
-            pinned = response_id::unwrap_previous(&mut body);
         }
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
@@ -399,8 +394,8 @@ async fn parse_request(
         cache_key: None,
         stream_usage: None,
         raw_messages,
-        pinned,
-        id_binding,
+        pinned: None,
+        id_binding: None,
     })
 }
 
@@ -719,6 +714,13 @@ async fn run_parsed(
         req.end_user = Some(eu);
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
+    if kind.is_responses() {
+        // As LiteLLM's pre-call hooks do, after the caller's access and rate limits: an id the
+        // caller may not use is refused, an encrypted one opened, and a managed one names the
+        // deployment holding the response.
+        req.id_binding = previous_response_of_caller(state, auth, &mut req.body)?;
+        req.pinned = response_id::unwrap_previous(&mut req.body);
+    }
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
     let hash = req.cache_hash.as_ref().or(req.cache_items.first());
     let plan = match (&state.cache, hash) {
