@@ -780,6 +780,27 @@ impl CallMetrics {
     }
 }
 
+/// The `route` label of a request path: LiteLLM's, with the id of the Responses API's routes on
+/// a stored response written as `{response_id}` (one series per route, not per response).
+fn route_label(path: &str) -> std::borrow::Cow<'_, str> {
+    for base in ["/v1/responses/", "/openai/v1/responses/", "/responses/"] {
+        let Some(rest) = path.strip_prefix(base) else {
+            continue;
+        };
+        let (id, tail) = match rest.split_once('/') {
+            Some((id, tail)) => (id, Some(tail)),
+            None => (rest, None),
+        };
+        return match tail {
+            _ if id.is_empty() => path.into(),
+            None => format!("{base}{{response_id}}").into(),
+            Some(t @ ("input_items" | "cancel")) => format!("{base}{{response_id}}/{t}").into(),
+            Some(_) => path.into(),
+        };
+    }
+    path.into()
+}
+
 impl Metrics {
     /// One client request to an LLM route, as it was answered: LiteLLM's proxy-level counters.
     /// `auth` is `None` for a request refused before its caller was known (bad or no key).
@@ -793,9 +814,10 @@ impl Metrics {
     ) {
         let mut l = auth.map(caller_labels).unwrap_or_default();
         let status = resp.status();
+        let route = route_label(route);
         l.set(L::EndUser, seen.and_then(|s| s.end_user.as_deref()))
             .set(L::RequestedModel, seen.map(|s| s.requested_model.as_str()))
-            .set(L::Route, Some(route))
+            .set(L::Route, Some(route.as_ref()))
             .set(L::UserAgent, header_text(headers, "user-agent"))
             .set(
                 L::ModelId,
@@ -927,6 +949,27 @@ fn label_text(labels: &[Label], key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_on_a_stored_response_are_labelled_by_their_template() {
+        for (path, label) in [
+            ("/v1/responses/resp_abc", "/v1/responses/{response_id}"),
+            (
+                "/responses/resp_abc/cancel",
+                "/responses/{response_id}/cancel",
+            ),
+            (
+                "/openai/v1/responses/resp_abc/input_items",
+                "/openai/v1/responses/{response_id}/input_items",
+            ),
+            ("/v1/responses", "/v1/responses"),
+            ("/v1/responses/", "/v1/responses/"),
+            ("/v1/responses/a/b", "/v1/responses/a/b"),
+            ("/chat/completions", "/chat/completions"),
+        ] {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+    }
 
     fn labels() -> Labels<'static> {
         let mut l = Labels::default();

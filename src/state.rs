@@ -34,6 +34,8 @@ pub struct Inner {
     pub router: ArcSwap<ModelRouter>,
     /// `store_model_in_db`: salt key, poll interval, reload lock.
     pub db_models: DbModels,
+    /// Responses API ids bound to their caller (LiteLLM's `ResponsesIDSecurity`).
+    pub response_ids: crate::api::response_owner::IdSecurity,
     /// General-purpose client (health probes, token endpoints).
     pub http: reqwest::Client,
     /// The request-path client (see `providers::client`).
@@ -280,9 +282,17 @@ impl AppState {
         for w in callback_warnings {
             tracing::warn!("{w}");
         }
+        let db_models =
+            DbModels::from_config(&loaded, master_key.as_ref(), opts.catch_all_model.clone());
+        let response_ids = crate::api::response_owner::IdSecurity::new(
+            &cfg.general_settings,
+            db_models.salt().cloned(),
+            master_key.is_some(),
+        );
         let state = Self(Arc::new(Inner {
             metrics,
             callbacks,
+            response_ids,
             ip_gate: crate::middleware::client_ip::IpGate::from_settings(&cfg.general_settings),
             end_user_headers: crate::middleware::end_user::configured_headers(
                 &cfg.general_settings,
@@ -327,11 +337,7 @@ impl AppState {
                 || loaded
                     .env("JSON_LOGS")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            db_models: DbModels::from_config(
-                &loaded,
-                master_key.as_ref(),
-                opts.catch_all_model.clone(),
-            ),
+            db_models,
             master_key,
             router: ArcSwap::from_pointee(router),
             http,

@@ -8,6 +8,7 @@ pub mod form;
 pub mod json_out;
 pub mod messages;
 pub mod response_id;
+pub mod response_owner;
 pub mod rewrite;
 pub mod usage;
 pub mod validate;

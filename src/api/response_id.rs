@@ -12,9 +12,14 @@
 //! padding may be missing and the URL-safe alphabet is accepted, and a response id holding `;`
 //! is kept whole (LiteLLM splits on every `;` and keeps only the part before the next one).
 //!
+//! When LiteLLM's `ResponsesIDSecurity` is on, the managed id is not what the client sees: it is
+//! encrypted with the caller's user and team ([`super::response_owner`]), and an addressed id is
+//! opened back to its managed id before it is read here.
+//!
 //! Owns the id format and its rewriting in answers (bodies, stream events, mock objects). Which
 //! deployment serves a call, and the follow-up routes themselves, live in the handlers.
 
+use super::response_owner::Binding;
 use super::rewrite::find_members;
 use super::Usage;
 use base64::alphabet;
@@ -104,11 +109,16 @@ pub fn unwrap_previous(body: &mut Map<String, Value>) -> Option<String> {
     m.model_id
 }
 
-/// The deployment that answered a call, which names the ids of its answers.
+/// The deployment that answered a call, which names the ids of its answers; and, when
+/// `ResponsesIDSecurity` applies, the caller they are bound to (see [`super::response_owner`]).
 #[derive(Debug, Clone)]
 pub struct Issuer {
     provider: &'static str,
     model_id: Arc<str>,
+    binding: Option<Arc<Binding>>,
+    /// On the routes on a stored response: the upstream id that was asked for, and the id the
+    /// client named it by, which the answer gives back.
+    echo: Option<Arc<(String, String)>>,
 }
 
 impl Issuer {
@@ -116,15 +126,40 @@ impl Issuer {
         Self {
             provider,
             model_id: Arc::from(model_id),
+            binding: None,
+            echo: None,
         }
     }
 
-    /// The managed id for the upstream id `upstream`; `None` when it is already managed.
-    pub fn id_for(&self, upstream: &str) -> Option<String> {
-        (!is_managed(upstream)).then(|| encode(self.provider, &self.model_id, upstream))
+    /// Ids issued bound to a caller (`None`: plain managed ids).
+    pub fn bound(mut self, binding: Option<Arc<Binding>>) -> Self {
+        self.binding = binding;
+        self
     }
 
-    /// A Responses API object as the client gets it: its top-level `id` managed, every other
+    /// The upstream id `upstream` is named `sent` in the answer (the id the client used).
+    pub fn echoing(mut self, upstream: &str, sent: &str) -> Self {
+        self.echo = Some(Arc::new((upstream.to_string(), sent.to_string())));
+        self
+    }
+
+    /// The id the client gets for the upstream id `upstream`: managed (unless it already is),
+    /// then bound to the caller when a binding is set; `None` when that is `upstream` itself.
+    pub fn id_for(&self, upstream: &str) -> Option<String> {
+        if let Some((asked, sent)) = self.echo.as_deref() {
+            if upstream == asked {
+                return (upstream != sent).then(|| sent.clone());
+            }
+        }
+        let managed =
+            (!is_managed(upstream)).then(|| encode(self.provider, &self.model_id, upstream));
+        match &self.binding {
+            Some(b) => Some(b.seal(managed.as_deref().unwrap_or(upstream))),
+            None => managed,
+        }
+    }
+
+    /// A Responses API object as the client gets it: its top-level `id` issued, every other
     /// byte as the upstream wrote it; with its `usage`. A body that is not a JSON object goes
     /// back as it came, without usage.
     pub fn body(&self, body: &[u8]) -> (Option<Vec<u8>>, Option<Usage>) {
@@ -139,7 +174,7 @@ impl Issuer {
 
     /// A stream event as the client gets it: when it carries the response object (`response`:
     /// `response.created`, `.in_progress`, `.completed`, `.failed`, `.incomplete`, `.queued`),
-    /// that object's `id` managed. `None` when the event has nothing to change.
+    /// that object's `id` issued. `None` when the event has nothing to change.
     pub fn event(&self, data: &[u8]) -> Option<Vec<u8>> {
         let Some([response]) = find_members(data, ["response"]) else {
             return self.parsed(data, Some("response")).0;
@@ -153,7 +188,7 @@ impl Issuer {
         self.splice(data, response.start + id.start..response.start + id.end)
     }
 
-    /// A Responses API object built here (mock answers): its `id` managed, in place.
+    /// A Responses API object built here (mock answers): its `id` issued, in place.
     pub fn object(&self, m: &mut Map<String, Value>) {
         if let Some(Value::String(id)) = m.get_mut("id") {
             if let Some(managed) = self.id_for(id) {
@@ -162,8 +197,8 @@ impl Issuer {
         }
     }
 
-    /// `body` with the JSON string at `at` replaced by its managed form; `None` when the value
-    /// is not a string or already managed.
+    /// `body` with the JSON string at `at` replaced by the id the client gets; `None` when the
+    /// value is not a string or stays as it is.
     fn splice(&self, body: &[u8], at: Range<usize>) -> Option<Vec<u8>> {
         let old: String = serde_json::from_slice(&body[at.clone()]).ok()?;
         let new = self.id_for(&old)?;
@@ -354,5 +389,54 @@ mod tests {
             .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["response"]["id"], LITELLM_ID);
+    }
+    /// Bound to a caller, every id an answer carries is the managed id encrypted for it, the
+    /// same string in every event of one answer; an already-managed upstream id is encrypted
+    /// as it is.
+    #[test]
+    fn bound_issuers_encrypt_and_follow_ups_echo() {
+        use crate::api::response_owner::{open, Caller, IdSecurity};
+        use crate::crypto::{Algorithm, SaltKey};
+        let key = SaltKey::new("salt", Algorithm::default());
+        let security = IdSecurity::new(&Default::default(), Some(key.clone()), true);
+        let caller = Caller {
+            user_id: Some("u1".into()),
+            team_id: None,
+            admin: false,
+        };
+        let issuer = Issuer::new("openai", "dep-a").bound(security.binding(&caller));
+        let created = issuer
+            .event(br#"{"type":"response.created","response":{"id":"resp_upstream123"}}"#)
+            .unwrap();
+        let done = issuer
+            .event(br#"{"type":"response.completed","response":{"id":"resp_upstream123"}}"#)
+            .unwrap();
+        let id_of = |b: &[u8]| {
+            serde_json::from_slice::<Value>(b).unwrap()["response"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(id_of(&created), id_of(&done));
+        let o = open(&key, &id_of(&created)).unwrap();
+        assert_eq!(
+            (o.response_id.as_str(), o.user_id.as_str()),
+            (LITELLM_ID, "u1")
+        );
+        let managed = Issuer::new("openai", "other").bound(security.binding(&caller));
+        let o = open(&key, &managed.id_for(LITELLM_ID).unwrap()).unwrap();
+        assert_eq!(o.response_id, LITELLM_ID);
+
+        // A follow-up answers under the id it was asked with; other ids are issued as usual.
+        let echo = Issuer::new("openai", "dep-a")
+            .bound(security.binding(&caller))
+            .echoing("resp_upstream123", "resp_sent");
+        assert_eq!(
+            echo.id_for("resp_upstream123").as_deref(),
+            Some("resp_sent")
+        );
+        assert!(open(&key, &echo.id_for("resp_other").unwrap()).is_some());
+        let same = Issuer::new("openai", "dep-a").echoing("resp_x", "resp_x");
+        assert_eq!(same.id_for("resp_x"), None);
     }
 }

@@ -46,6 +46,9 @@ pub enum CallKind {
     Rerank,
     /// OpenAI's Responses API (`/responses`), to OpenAI-format deployments.
     Responses,
+    /// `/responses/compact`: a compaction pass over a conversation, answered with a response
+    /// object (never streamed).
+    ResponsesCompact,
     /// `/images/generations`.
     ImageGeneration,
     /// `/moderations` (`model` optional).
@@ -68,6 +71,7 @@ impl CallKind {
             Self::Messages => "/v1/messages",
             Self::Rerank => "/rerank",
             Self::Responses => "/responses",
+            Self::ResponsesCompact => "/responses/compact",
             Self::ImageGeneration => "/image/generations",
             Self::Moderation => "/moderations",
             Self::Speech => "/audio/speech",
@@ -84,6 +88,7 @@ impl CallKind {
             Self::Messages => "anthropic_messages",
             Self::Rerank => "arerank",
             Self::Responses => "aresponses",
+            Self::ResponsesCompact => "acompact_responses",
             Self::ImageGeneration => "aimage_generation",
             Self::Moderation => "amoderation",
             Self::Speech => "aspeech",
@@ -97,13 +102,17 @@ impl CallKind {
             Self::Completion => Endpoint::Completions,
             Self::Embedding => Endpoint::Embeddings,
             Self::Rerank => Endpoint::Rerank,
-            Self::Responses => Endpoint::Responses,
+            Self::Responses | Self::ResponsesCompact => Endpoint::Responses,
             Self::ImageGeneration => Endpoint::ImageGenerations,
             Self::Moderation => Endpoint::Moderations,
             Self::Speech => Endpoint::AudioSpeech,
             Self::Transcription => Endpoint::AudioTranscriptions,
             Self::ImageEdit => Endpoint::ImageEdits,
         }
+    }
+    /// The Responses API's calls, answered with a response object whose id is issued here.
+    fn is_responses(self) -> bool {
+        matches!(self, Self::Responses | Self::ResponsesCompact)
     }
     /// The calls whose own parts are in [`super::media`].
     fn is_media(self) -> bool {
@@ -156,6 +165,10 @@ pub async fn rerank_handler(State(state): State<AppState>, req: Request) -> Resp
 
 pub async fn responses_handler(State(state): State<AppState>, req: Request) -> Response {
     routed(&state, req, CallKind::Responses, None).await
+}
+
+pub async fn compact_responses_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::ResponsesCompact, None).await
 }
 
 pub async fn embeddings_handler(State(state): State<AppState>, req: Request) -> Response {
@@ -297,13 +310,17 @@ struct LlmRequest {
     /// after parsing, and this is only set for [`CallKind::Chat`].
     raw_messages: Option<(bytes::Bytes, std::ops::Range<usize>)>,
     /// `/responses`: the deployment holding the response a managed `previous_response_id`
-    /// names, served when it is in the group and available.
+    /// names, served when it is in the group and available and the group pins such calls
+    /// (`responses_api_deployment_check`).
     pinned: Option<String>,
     /// A multipart call's files (`/audio/transcriptions`, `/images/edits`), sent again by
     /// each attempt.
     files: Option<Arc<super::media::FormFiles>>,
     /// What the logging callbacks get of the request; `None` when none is configured.
     capture: Option<Arc<CallCapture>>,
+    /// `/responses`: the caller the answer's ids are bound to (LiteLLM's
+    /// `ResponsesIDSecurity`), when that is on.
+    id_binding: Option<Arc<crate::api::response_owner::Binding>>,
 }
 
 /// Bodies from this size on keep their `messages` bytes for the upstream (see
@@ -340,7 +357,6 @@ async fn parse_request(
     if kind == CallKind::Messages {
         return parse_messages_request(headers, model, body, bytes.len());
     }
-    let mut pinned = None;
     match kind {
         CallKind::Messages
         | CallKind::ImageGeneration
@@ -348,7 +364,17 @@ async fn parse_request(
         | CallKind::Speech
         | CallKind::Transcription
         | CallKind::ImageEdit => {}
-        CallKind::Responses => pinned = response_id::unwrap_previous(&mut body),
+        // Their `previous_response_id` is read once the caller's access and limits are
+        // checked (see `run_parsed`).
+        CallKind::Responses => {}
+        CallKind::ResponsesCompact => {
+            if !body.contains_key("input") {
+                return Err(
+                    ApiError::bad_request("Missing required parameter: 'input'.")
+                        .with_param("input"),
+                );
+            }
+        }
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
                 return Err(ApiError::bad_request(
@@ -418,10 +444,31 @@ async fn parse_request(
         cache_key: None,
         stream_usage: None,
         raw_messages,
-        pinned,
+        pinned: None,
         files: None,
         capture: None,
+        id_binding: None,
     })
+}
+
+/// A Responses API request's `previous_response_id`, when it is one the caller may use, as the
+/// rest of the pipeline reads it (an encrypted id opened); and how the answer's ids are bound
+/// to the caller. An empty or non-string `previous_response_id` is left to the upstream.
+fn previous_response_of_caller(
+    state: &AppState,
+    auth: &AuthCtx,
+    body: &mut Map<String, Value>,
+) -> ApiResult<Option<Arc<crate::api::response_owner::Binding>>> {
+    let ids = &state.response_ids;
+    let caller = ids.caller(auth);
+    if let Some(Value::String(prev)) = body.get_mut("previous_response_id") {
+        if !prev.is_empty() {
+            if let std::borrow::Cow::Owned(opened) = ids.authorize(prev, &caller)? {
+                *prev = opened;
+            }
+        }
+    }
+    Ok(ids.binding(&caller))
 }
 
 /// A key limited to some request `cache` controls (`allowed_cache_controls`) may not use
@@ -539,6 +586,7 @@ fn parse_messages_request(
         pinned: None,
         files: None,
         capture: None,
+        id_binding: None,
     })
 }
 
@@ -591,6 +639,7 @@ async fn parse_form_request(
         tag_gates: Vec::new(),
         files: Some(Arc::new(files)),
         capture: None,
+        id_binding: None,
     })
 }
 
@@ -792,6 +841,13 @@ async fn run_parsed(
         req.tag_gates = resolving.await;
     }
     let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
+    if kind.is_responses() {
+        // As LiteLLM's pre-call hooks do, after the caller's access and rate limits: an id the
+        // caller may not use is refused, an encrypted one opened, and a managed one names the
+        // deployment holding the response.
+        req.id_binding = previous_response_of_caller(state, auth, &mut req.body)?;
+        req.pinned = response_id::unwrap_previous(&mut req.body);
+    }
     let slot: CallSlot = Arc::new(std::sync::Mutex::new(Some((permit, None))));
     let hash = req.cache_hash.as_ref().or(req.cache_items.first());
     let plan = match (&state.cache, hash) {
@@ -943,7 +999,7 @@ async fn run_parsed(
 
 /// The model group a caller may use for `model`: the key's `aliases` apply first, then the
 /// router; a group outside the key's `models` is refused.
-fn resolve_for<'s>(
+pub(super) fn resolve_for<'s>(
     router: &'s ModelRouter,
     auth: &AuthCtx,
     route: &str,
@@ -1243,6 +1299,7 @@ async fn try_group(
         let mut fresh = req
             .pinned
             .as_deref()
+            .filter(|_| group.responses_affinity)
             .and_then(|id| pinned_in(group, id, &skip, tag_mask.as_deref()));
         // Deployments the background health checks found down are avoided while others
         // remain.
@@ -1355,9 +1412,8 @@ async fn try_group(
 }
 
 /// The deployment `id` of `group`, unless it is in `skip` (failed, cooling down) or the
-/// request's tags rule it out; otherwise the strategy chooses as usual. LiteLLM pins a
-/// `previous_response_id` this way only when `responses_api_deployment_check` is enabled; here
-/// it always does, since no other deployment holds the stored response.
+/// request's tags rule it out; otherwise the strategy chooses as usual (as LiteLLM's
+/// `responses_api_deployment_check` does).
 fn pinned_in(
     group: &crate::routing::ModelGroup,
     id: &str,
@@ -1385,7 +1441,7 @@ fn routing_tags(req: &LlmRequest, auth: &AuthCtx) -> Vec<String> {
 }
 
 /// The response with the rate-limit headers of its call.
-fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+pub(super) fn with_headers(mut r: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
     let h = r.headers_mut();
     for (k, v) in headers {
         h.insert(k, v);
@@ -1408,7 +1464,7 @@ fn call_facts<'a>(
         group,
         upstream_model,
         prompt_bytes: req.prompt_bytes,
-        max_tokens: if req.kind == CallKind::Responses {
+        max_tokens: if req.kind.is_responses() {
             &["max_output_tokens"][..]
         } else {
             &["max_tokens", "max_completion_tokens"]
@@ -1749,6 +1805,16 @@ async fn check_rate_limits(
         .unwrap_or(0);
     // About four bytes of JSON per prompt token: a cheap upper-side estimate.
     let reserve = ((req.prompt_bytes / 4) as u64).saturating_add(max_tokens);
+    acquire_limits(state, descs, reserve).await
+}
+
+/// Takes one request (and `reserve` tokens) from each of `descs`, or refuses with LiteLLM's
+/// 429; with the rate-limit headers of the answer.
+pub(super) async fn acquire_limits(
+    state: &AppState,
+    descs: Vec<Descriptor>,
+    reserve: u64,
+) -> ApiResult<(Option<Permit>, Vec<(HeaderName, HeaderValue)>)> {
     match state.limiter.acquire(descs.clone(), reserve).await? {
         Acquired::Ok(p, usage) => Ok((Some(p), ratelimit::headers(&descs, &usage))),
         Acquired::Refused(e) => Err(e.to_error(state.limiter.window())),
@@ -1796,7 +1862,9 @@ async fn attempt(
             }
         }
         let settled = match req.kind {
-            CallKind::Responses => settle(permit, mock::MOCK_RESPONSES_USAGE),
+            CallKind::Responses | CallKind::ResponsesCompact => {
+                settle(permit, mock::MOCK_RESPONSES_USAGE)
+            }
             CallKind::ImageGeneration
             | CallKind::Speech
             | CallKind::ImageEdit
@@ -1869,7 +1937,7 @@ async fn attempt(
                 &ov,
             )?,
             None => {
-                providers::build_request(
+                let mut up = providers::build_request(
                     deployment,
                     req.kind.endpoint(),
                     &upstream_model,
@@ -1877,7 +1945,12 @@ async fn attempt(
                     req.stream,
                     &ov,
                 )
-                .await?
+                .await?;
+                if req.kind == CallKind::ResponsesCompact {
+                    // The Responses URL with `/compact` after its path (Azure's query kept).
+                    up.url = providers::openai::with_path_suffix(&up.url, "/compact")?;
+                }
+                up
             }
         },
     };
@@ -1975,10 +2048,10 @@ async fn attempt(
         let (dialect, encoder) = match (req.kind, native) {
             (_, Some(_)) => (stream::Dialect::anthropic_raw(), Encoder::Passthrough),
             (CallKind::Responses, None) => (
-                stream::Dialect::responses_raw(Some(response_id::Issuer::new(
-                    deployment.provider.name(),
-                    &deployment.id,
-                ))),
+                stream::Dialect::responses_raw(Some(
+                    response_id::Issuer::new(deployment.provider.name(), &deployment.id)
+                        .bound(req.id_binding.clone()),
+                )),
                 Encoder::Passthrough,
             ),
             (CallKind::Messages, None) => (
@@ -2060,11 +2133,12 @@ async fn attempt(
         }
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
-    } else if req.kind == CallKind::Responses {
+    } else if req.kind.is_responses() {
         // The Responses API answer goes back as it came but for its `id`, managed (LiteLLM's
         // `resp_<base64>` naming this deployment); only its usage is read (the rest of the body
         // is scanned, not built into a tree).
-        let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id);
+        let ids = response_id::Issuer::new(deployment.provider.name(), &deployment.id)
+            .bound(req.id_binding.clone());
         let (body, usage) = ids.body(&bytes);
         let body = body.unwrap_or_else(|| bytes.to_vec());
         if capture_output {
@@ -2523,7 +2597,8 @@ fn mock_answer(
         CallKind::Chat => json_response(&mock::chat_response(mock_value, served)),
         // Mocked ids are managed too, so the follow-up routes can be tried offline.
         CallKind::Responses if req.stream => {
-            let ids = response_id::Issuer::new(d.provider.name(), &d.id);
+            let ids =
+                response_id::Issuer::new(d.provider.name(), &d.id).bound(req.id_binding.clone());
             let frames: Vec<Result<bytes::Bytes, std::io::Error>> =
                 mock::responses_events(mock_value, served)
                     .into_iter()
@@ -2536,9 +2611,11 @@ fn mock_answer(
                     .collect();
             sse_response(Body::from_stream(futures::stream::iter(frames)))
         }
-        CallKind::Responses => {
+        CallKind::Responses | CallKind::ResponsesCompact => {
             let mut r = mock::responses_response(mock_value, served);
-            response_id::Issuer::new(d.provider.name(), &d.id).object(&mut r);
+            response_id::Issuer::new(d.provider.name(), &d.id)
+                .bound(req.id_binding.clone())
+                .object(&mut r);
             json_response(&r)
         }
         CallKind::Rerank => {

@@ -300,6 +300,23 @@ pub fn response_item_request(
     })
 }
 
+/// `url` with `suffix` added to its path, its query kept (`.../responses/compact?api-version=`).
+pub fn with_path_suffix(url: &Uri, suffix: &str) -> ApiResult<Uri> {
+    let mut out = String::with_capacity(url.to_string().len() + suffix.len());
+    if let (Some(scheme), Some(authority)) = (url.scheme_str(), url.authority()) {
+        out.push_str(scheme);
+        out.push_str("://");
+        out.push_str(authority.as_str());
+    }
+    out.push_str(url.path().trim_end_matches('/'));
+    out.push_str(suffix);
+    if let Some(q) = url.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    upstream_uri(&out)
+}
+
 /// `segment` percent-encoded for one URL path segment (RFC 3986 unreserved characters as
 /// they are, every other byte escaped), as LiteLLM encodes a response id in a path.
 fn push_path_segment(out: &mut String, segment: &str) {

@@ -36,6 +36,24 @@ pub struct ModelGroup {
     pub tag_filtering: bool,
     /// `router_settings.tag_filtering_match_any` (default true).
     pub tag_match_any: bool,
+    /// A `/responses` call whose `previous_response_id` names a deployment of this group goes to
+    /// it: LiteLLM's `responses_api_deployment_check`, off unless listed in
+    /// `router_settings.optional_pre_call_checks` or in this group's entry of
+    /// `router_settings.model_group_affinity_config` (which, when present, replaces the
+    /// global list for the group).
+    pub responses_affinity: bool,
+}
+
+/// LiteLLM's name of the `previous_response_id` pinning check.
+const RESPONSES_AFFINITY_CHECK: &str = "responses_api_deployment_check";
+
+/// Whether a list of LiteLLM pre-call checks (`optional_pre_call_checks`, or a group's entry
+/// of `model_group_affinity_config`) holds the Responses API one.
+fn lists_responses_affinity(checks: Option<&Value>) -> bool {
+    checks.and_then(Value::as_array).is_some_and(|l| {
+        l.iter()
+            .any(|c| c.as_str() == Some(RESPONSES_AFFINITY_CHECK))
+    })
 }
 
 /// What a pick may consider about the request.
@@ -128,6 +146,11 @@ impl ModelRouter {
             .unwrap_or(false);
         let tag_filtering = rs.enable_tag_filtering.unwrap_or(false);
         let tag_match_any = rs.tag_filtering_match_any.unwrap_or(true);
+        let responses_affinity = lists_responses_affinity(rs.extra.get("optional_pre_call_checks"));
+        let group_affinity = rs
+            .extra
+            .get("model_group_affinity_config")
+            .and_then(Value::as_object);
         let mut router = Self::default();
         // LiteLLM starts with a deployment it cannot call and fails its requests; so do we,
         // with the reason logged once here and returned to each caller of that model.
@@ -159,6 +182,10 @@ impl ModelRouter {
                 strategy,
                 pre_call_checks,
                 tag_match_any,
+                responses_affinity: match group_affinity.and_then(|m| m.get(&name)) {
+                    Some(checks) => lists_responses_affinity(Some(checks)),
+                    None => responses_affinity,
+                },
             });
             if let Some(star) = name.find('*') {
                 router.wildcards.push((

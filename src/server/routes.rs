@@ -102,6 +102,10 @@ pub(crate) fn front(state: AppState) -> Front {
     for prefix in ["", "/v1", "/openai/v1"] {
         r = r
             .route(
+                &format!("{prefix}/responses/input_tokens"),
+                post(responses::input_tokens_handler),
+            )
+            .route(
                 &format!("{prefix}/responses/{{response_id}}"),
                 get(responses::get_response_handler).delete(responses::delete_response_handler),
             )
@@ -165,6 +169,15 @@ pub(crate) fn front(state: AppState) -> Front {
         .route("/responses", post(llm::responses_handler))
         .route("/v1/responses", post(llm::responses_handler))
         .route("/openai/v1/responses", post(llm::responses_handler))
+        .route("/responses/compact", post(llm::compact_responses_handler))
+        .route(
+            "/v1/responses/compact",
+            post(llm::compact_responses_handler),
+        )
+        .route(
+            "/openai/v1/responses/compact",
+            post(llm::compact_responses_handler),
+        )
         .route("/rerank", post(llm::rerank_handler))
         .route("/v1/rerank", post(llm::rerank_handler))
         .route("/v2/rerank", post(llm::rerank_handler))

@@ -104,6 +104,68 @@ pub fn rates_for(d: &Deployment, upstream_model: &str) -> (Rates, Option<u64>) {
     (rates, max_out)
 }
 
+/// Gives back what [`reserve_owner_budgets`] (or a call's other budgets) reserved.
+fn release_all(state: &AppState, reserved: &[(String, f64)]) {
+    for (k, amt) in reserved {
+        state.budgets.settle(k, *amt, 0.0);
+    }
+}
+
+/// Reserves `worst` against the proxy-wide budget and the caller's key, team and user budgets,
+/// in LiteLLM's order, or refuses with its `budget_exceeded` error for the first one reached
+/// (nothing stays reserved then).
+fn reserve_owner_budgets(
+    state: &AppState,
+    auth: &AuthCtx,
+    worst: f64,
+    reserved: &mut Vec<(String, f64)>,
+) -> Result<(), ApiError> {
+    if let Some(max) = state.loaded.config.litellm_settings.max_budget {
+        if let Err(o) = state.budgets.reserve(GLOBAL, max, worst) {
+            return Err(budget_error(format!(
+                "Budget has been exceeded! Proxy Current cost: {}, Max budget: {}",
+                o.spend, o.max_budget
+            )));
+        }
+        reserved.push((GLOBAL.to_string(), worst));
+    }
+    if let (Some(row), Some(hash)) = (auth.key.as_ref(), auth.key_hash.as_ref()) {
+        if let Some(max) = row.max_budget {
+            if let Err(o) = state.budgets.reserve(hash, max, worst) {
+                release_all(state, reserved);
+                let name = key_label(row, hash);
+                return Err(budget_error(format!(
+                    "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
+                    o.spend, o.max_budget
+                )));
+            }
+            reserved.push((hash.clone(), worst));
+        }
+    }
+    for b in &auth.shared_budgets {
+        if let Err(o) = state.budgets.reserve(&b.scope, b.max_budget, worst) {
+            release_all(state, reserved);
+            return Err(budget_error(format!(
+                "Budget has been exceeded! {} Current cost: {}, Max budget: {}",
+                b.label, o.spend, o.max_budget
+            )));
+        }
+        reserved.push((b.scope.clone(), worst));
+    }
+    Ok(())
+}
+
+/// The budget gate of a call that costs nothing (the Responses API's routes on a stored
+/// response): refused like any call once the proxy's, the key's, its team's or its user's
+/// budget is reached (LiteLLM checks them when it authenticates any LLM route); nothing is
+/// reserved or charged.
+pub fn check_owner_budgets(state: &AppState, auth: &AuthCtx) -> Result<(), ApiError> {
+    let mut reserved = Vec::new();
+    reserve_owner_budgets(state, auth, 0.0, &mut reserved)?;
+    release_all(state, &reserved);
+    Ok(())
+}
+
 impl CallAccount {
     /// Reserves the call's worst-case cost against every budget that applies, or refuses with
     /// LiteLLM's `budget_exceeded` error before anything is sent upstream.
@@ -122,43 +184,8 @@ impl CallAccount {
             .expected_cost
             .unwrap_or_else(|| rates.cost(&Usage::new((f.prompt_bytes / 4) as u64, out_tokens)));
         let mut reserved = Vec::new();
-        let release = |reserved: &Vec<(String, f64)>| {
-            for (k, amt) in reserved {
-                state.budgets.settle(k, *amt, 0.0);
-            }
-        };
-        if let Some(max) = state.loaded.config.litellm_settings.max_budget {
-            if let Err(o) = state.budgets.reserve(GLOBAL, max, worst) {
-                return Err(budget_error(format!(
-                    "Budget has been exceeded! Proxy Current cost: {}, Max budget: {}",
-                    o.spend, o.max_budget
-                )));
-            }
-            reserved.push((GLOBAL.to_string(), worst));
-        }
-        if let (Some(row), Some(hash)) = (auth.key.as_ref(), auth.key_hash.as_ref()) {
-            if let Some(max) = row.max_budget {
-                if let Err(o) = state.budgets.reserve(hash, max, worst) {
-                    release(&reserved);
-                    let name = key_label(row, hash);
-                    return Err(budget_error(format!(
-                        "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
-                        o.spend, o.max_budget
-                    )));
-                }
-                reserved.push((hash.clone(), worst));
-            }
-        }
-        for b in &auth.shared_budgets {
-            if let Err(o) = state.budgets.reserve(&b.scope, b.max_budget, worst) {
-                release(&reserved);
-                return Err(budget_error(format!(
-                    "Budget has been exceeded! {} Current cost: {}, Max budget: {}",
-                    b.label, o.spend, o.max_budget
-                )));
-            }
-            reserved.push((b.scope.clone(), worst));
-        }
+        let release = |reserved: &Vec<(String, f64)>| release_all(state, reserved);
+        reserve_owner_budgets(state, auth, worst, &mut reserved)?;
         if let Some(owners) = &auth.model_budgets {
             if let Err(e) = reserve_model_budgets(state, owners, f.group, worst, &mut reserved) {
                 release(&reserved);
