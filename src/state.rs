@@ -83,6 +83,8 @@ pub struct Inner {
     /// Headers that name the end user ahead of the body (`user_header_mappings` entries for
     /// the `customer` role, else `user_header_name`).
     pub end_user_headers: Vec<axum::http::HeaderName>,
+    /// `general_settings.pass_through_endpoints`, compiled.
+    pub pass_through: crate::passthrough::custom::CustomRoutes,
 }
 
 #[derive(Clone)]
@@ -271,7 +273,13 @@ impl AppState {
                 cfg.litellm_settings.require_auth_for_metrics_endpoint != Some(false),
             )
         });
+        let (pass_through, pass_through_warnings) =
+            crate::passthrough::custom::CustomRoutes::from_config(&loaded);
+        for w in pass_through_warnings {
+            tracing::warn!("{w}");
+        }
         let state = Self(Arc::new(Inner {
+            pass_through,
             metrics,
             ip_gate: crate::middleware::client_ip::IpGate::from_settings(&cfg.general_settings),
             end_user_headers: crate::middleware::end_user::configured_headers(

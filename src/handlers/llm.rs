@@ -842,7 +842,7 @@ fn resolve_for<'s>(
 
 /// Refuses a group outside the caller's key's or organization's `models` (`model`: the name it
 /// was asked for).
-pub(super) fn check_model_access(
+pub(crate) fn check_model_access(
     auth: &AuthCtx,
     group: &crate::routing::ModelGroup,
     model: &str,
@@ -2040,7 +2040,7 @@ async fn send(
     }
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -17,6 +17,7 @@ mod media;
 pub mod model_admin;
 pub mod models;
 pub mod organizations;
+pub mod passthrough;
 pub mod responses;
 pub mod spend;
 pub mod spend_reports;

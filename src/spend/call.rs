@@ -52,6 +52,24 @@ pub struct CallAccount {
     failure: Option<(u16, &'static str)>,
 }
 
+/// LiteLLM's `call_type` of pass-through calls in spend logs.
+pub const PASS_THROUGH_CALL_TYPE: &str = "pass_through_endpoint";
+/// The spend log's `model` of a call that names none (LiteLLM's logging default).
+const UNKNOWN_MODEL: &str = "unknown";
+
+/// What accounting needs of a pass-through call.
+pub struct PassThroughFacts<'a> {
+    pub call_id: &'a str,
+    /// `custom_llm_provider` of the row (`""` for `pass_through_endpoints` routes).
+    pub provider: &'static str,
+    /// The upstream URL called (the row's `api_base`).
+    pub api_base: String,
+    /// Tags of the request (`tags` / `x-litellm-tags` headers).
+    pub tags: &'a [String],
+    /// The endpoint's `cost_per_request` (0 for provider routes).
+    pub cost_per_request: f64,
+}
+
 /// Request facts accounting needs.
 pub struct CallFacts<'a> {
     pub call_id: &'a str,
@@ -113,66 +131,69 @@ impl CallAccount {
         let worst = f
             .expected_cost
             .unwrap_or_else(|| rates.cost(&Usage::new((f.prompt_bytes / 4) as u64, out_tokens)));
-        let mut reserved = Vec::new();
-        let release = |reserved: &Vec<(String, f64)>| {
-            for (k, amt) in reserved {
-                state.budgets.settle(k, *amt, 0.0);
-            }
-        };
-        if let Some(max) = state.loaded.config.litellm_settings.max_budget {
-            if let Err(o) = state.budgets.reserve(GLOBAL, max, worst) {
-                return Err(budget_error(format!(
-                    "Budget has been exceeded! Proxy Current cost: {}, Max budget: {}",
-                    o.spend, o.max_budget
-                )));
-            }
-            reserved.push((GLOBAL.to_string(), worst));
+        let end_user = f.end_user.zip(f.end_user_max_budget);
+        let reserved = reserve_budgets(state, auth, Some(f.group), end_user, worst)?;
+        let mut account = Self::open(state, auth, reserved, f.call_id, f.call_type, f.tags);
+        account.end_user = f.end_user.map(String::from);
+        account.rates = rates;
+        account.model = f.upstream_model.to_string();
+        account.model_id = d.id.clone();
+        account.group = f.group.to_string();
+        account.provider = d.provider.name();
+        account.api_base = d.api_base.clone().unwrap_or_default();
+        if let Some(m) = f.metadata {
+            account.metadata = m.clone();
         }
-        if let (Some(row), Some(hash)) = (auth.key.as_ref(), auth.key_hash.as_ref()) {
-            if let Some(max) = row.max_budget {
-                if let Err(o) = state.budgets.reserve(hash, max, worst) {
-                    release(&reserved);
-                    let name = key_label(row, hash);
-                    return Err(budget_error(format!(
-                        "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
-                        o.spend, o.max_budget
-                    )));
-                }
-                reserved.push((hash.clone(), worst));
-            }
-        }
-        for b in &auth.shared_budgets {
-            if let Err(o) = state.budgets.reserve(&b.scope, b.max_budget, worst) {
-                release(&reserved);
-                return Err(budget_error(format!(
-                    "Budget has been exceeded! {} Current cost: {}, Max budget: {}",
-                    b.label, o.spend, o.max_budget
-                )));
-            }
-            reserved.push((b.scope.clone(), worst));
-        }
-        if let Some(owners) = &auth.model_budgets {
-            if let Err(e) = reserve_model_budgets(state, owners, f.group, worst, &mut reserved) {
-                release(&reserved);
-                return Err(e);
-            }
-        }
-        if let (Some(id), Some(max)) = (f.end_user, f.end_user_max_budget) {
-            let scope = crate::middleware::end_user::EndUser::budget_scope(id);
-            if let Err(o) = state.budgets.reserve(&scope, max, worst) {
-                release(&reserved);
-                return Err(budget_error(format!(
-                    "ExceededBudget: End User={id} over budget. Spend={}, Budget={}",
-                    o.spend, o.max_budget
-                )));
-            }
-            reserved.push((scope, worst));
-        }
+        account.metrics = state.metrics.as_ref().map(|_| {
+            Box::new(crate::metrics::CallMetrics::new(
+                auth,
+                d,
+                f.requested_model,
+                f.request_start,
+                f.group,
+                f.upstream_model,
+                f.end_user,
+            ))
+        });
+        Ok(account)
+    }
+
+    /// A pass-through call (`crate::passthrough`): its `cost_per_request` is reserved against
+    /// the caller's budgets (so a spent budget refuses it, as LiteLLM's auth checks do); the
+    /// model and cost are known only from the answer (see [`Self::set_model`]).
+    pub fn begin_pass_through(
+        state: &AppState,
+        auth: &AuthCtx,
+        f: PassThroughFacts<'_>,
+    ) -> Result<Self, ApiError> {
+        let reserved = reserve_budgets(state, auth, None, None, f.cost_per_request)?;
+        let mut account = Self::open(
+            state,
+            auth,
+            reserved,
+            f.call_id,
+            PASS_THROUGH_CALL_TYPE,
+            f.tags,
+        );
+        account.provider = f.provider;
+        account.api_base = f.api_base;
+        Ok(account)
+    }
+
+    /// An account with nothing known of the call but its caller and reservations.
+    fn open(
+        state: &AppState,
+        auth: &AuthCtx,
+        reserved: Vec<(String, f64)>,
+        call_id: &str,
+        call_type: &'static str,
+        tags: &[String],
+    ) -> Self {
         let key = auth.key.as_ref();
-        Ok(Self {
+        Self {
             state: state.clone(),
-            call_id: f.call_id.to_string(),
-            call_type: f.call_type,
+            call_id: call_id.to_string(),
+            call_type,
             start: now(),
             key_hash: auth.key_hash.clone(),
             user_id: key.and_then(|k| k.user_id.clone()),
@@ -181,19 +202,16 @@ impl CallAccount {
                 .organization
                 .as_ref()
                 .map(|o| o.organization_id.clone()),
-            end_user: f.end_user.map(String::from),
+            end_user: None,
             reserved,
-            rates,
-            model: f.upstream_model.to_string(),
-            model_id: d.id.clone(),
-            group: f.group.to_string(),
-            provider: d.provider.name(),
-            api_base: d.api_base.clone().unwrap_or_default(),
-            metadata: f
-                .metadata
-                .cloned()
-                .unwrap_or(Value::Object(Default::default())),
-            tags: with_owner_tags(f.tags, auth.tags.as_deref()),
+            rates: Rates::default(),
+            model: UNKNOWN_MODEL.to_string(),
+            model_id: String::new(),
+            group: String::new(),
+            provider: "",
+            api_base: String::new(),
+            metadata: Value::Object(Default::default()),
+            tags: with_owner_tags(tags, auth.tags.as_deref()),
             soft_budget: key.and_then(|k| {
                 let soft = k.soft_budget.filter(|_| !k.soft_budget_cooldown)?;
                 Some((
@@ -204,19 +222,14 @@ impl CallAccount {
             cache_key: None,
             cache_hit: false,
             done: false,
-            metrics: state.metrics.as_ref().map(|_| {
-                Box::new(crate::metrics::CallMetrics::new(
-                    auth,
-                    d,
-                    f.requested_model,
-                    f.request_start,
-                    f.group,
-                    f.upstream_model,
-                    f.end_user,
-                ))
-            }),
+            metrics: None,
             failure: None,
-        })
+        }
+    }
+
+    /// The model a pass-through call's answer (or request) named, for its spend-log row.
+    pub fn set_model(&mut self, model: &str) {
+        self.model = model.to_string();
     }
 
     /// Notes the error that ended the call (its failure metrics name it).
@@ -344,6 +357,75 @@ impl Drop for CallAccount {
             self.record(Usage::default(), "failure", None);
         }
     }
+}
+
+/// Reserves `worst` against every budget that applies to a call by `auth`: the proxy-wide one,
+/// the key's, its team's, user's and organization's, the `model_max_budget`s governing `group`
+/// and the end user's (`(id, max_budget)`); refuses with LiteLLM's `budget_exceeded` error,
+/// releasing what it took, when one is spent.
+fn reserve_budgets(
+    state: &AppState,
+    auth: &AuthCtx,
+    group: Option<&str>,
+    end_user: Option<(&str, f64)>,
+    worst: f64,
+) -> Result<Vec<(String, f64)>, ApiError> {
+    let mut reserved = Vec::new();
+    let release = |reserved: &Vec<(String, f64)>| {
+        for (k, amt) in reserved {
+            state.budgets.settle(k, *amt, 0.0);
+        }
+    };
+    if let Some(max) = state.loaded.config.litellm_settings.max_budget {
+        if let Err(o) = state.budgets.reserve(GLOBAL, max, worst) {
+            return Err(budget_error(format!(
+                "Budget has been exceeded! Proxy Current cost: {}, Max budget: {}",
+                o.spend, o.max_budget
+            )));
+        }
+        reserved.push((GLOBAL.to_string(), worst));
+    }
+    if let (Some(row), Some(hash)) = (auth.key.as_ref(), auth.key_hash.as_ref()) {
+        if let Some(max) = row.max_budget {
+            if let Err(o) = state.budgets.reserve(hash, max, worst) {
+                release(&reserved);
+                let name = key_label(row, hash);
+                return Err(budget_error(format!(
+                    "Budget has been exceeded! Key={name} Current cost: {}, Max budget: {}",
+                    o.spend, o.max_budget
+                )));
+            }
+            reserved.push((hash.clone(), worst));
+        }
+    }
+    for b in &auth.shared_budgets {
+        if let Err(o) = state.budgets.reserve(&b.scope, b.max_budget, worst) {
+            release(&reserved);
+            return Err(budget_error(format!(
+                "Budget has been exceeded! {} Current cost: {}, Max budget: {}",
+                b.label, o.spend, o.max_budget
+            )));
+        }
+        reserved.push((b.scope.clone(), worst));
+    }
+    if let (Some(owners), Some(group)) = (&auth.model_budgets, group) {
+        if let Err(e) = reserve_model_budgets(state, owners, group, worst, &mut reserved) {
+            release(&reserved);
+            return Err(e);
+        }
+    }
+    if let Some((id, max)) = end_user {
+        let scope = crate::middleware::end_user::EndUser::budget_scope(id);
+        if let Err(o) = state.budgets.reserve(&scope, max, worst) {
+            release(&reserved);
+            return Err(budget_error(format!(
+                "ExceededBudget: End User={id} over budget. Spend={}, Budget={}",
+                o.spend, o.max_budget
+            )));
+        }
+        reserved.push((scope, worst));
+    }
+    Ok(reserved)
 }
 
 /// Reserves `worst` against every `model_max_budget` entry governing `model` (a team's entry

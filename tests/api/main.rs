@@ -25,6 +25,7 @@ mod model_budgets;
 mod model_groups;
 mod native;
 mod organizations;
+mod passthrough;
 mod responses;
 mod retries;
 mod routes;
