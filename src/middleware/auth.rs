@@ -251,11 +251,10 @@ pub fn extract_key<'a>(
     };
     // On the provider pass-through routes, `litellm_user_api_key` carries the caller's key
     // (the usual headers may hold the caller's own provider credential there).
-    let pass_through = crate::passthrough::providers::is_provider_path(path);
-    if pass_through {
-        if let Some(v) = get(&PASS_THROUGH_KEY) {
-            return Presented::Key(strip_bearer(v).unwrap_or(v));
-        }
+    if let Some(v) =
+        get(&PASS_THROUGH_KEY).filter(|_| crate::passthrough::providers::is_provider_path(path))
+    {
+        return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
     if let Some(v) = get(&API_KEY) {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
@@ -281,7 +280,7 @@ pub fn extract_key<'a>(
     if let Some(v) = custom {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
-    if (pass_through && path.starts_with("/gemini/"))
+    if path.starts_with("/gemini/")
         || path.contains(":generateContent")
         || path.contains(":streamGenerateContent")
     {

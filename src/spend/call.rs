@@ -175,6 +175,7 @@ impl CallAccount {
             PASS_THROUGH_CALL_TYPE,
             f.tags,
         );
+        account.model = UNKNOWN_MODEL.to_string();
         account.provider = f.provider;
         account.api_base = f.api_base;
         Ok(account)
@@ -205,7 +206,7 @@ impl CallAccount {
             end_user: None,
             reserved,
             rates: Rates::default(),
-            model: UNKNOWN_MODEL.to_string(),
+            model: String::new(),
             model_id: String::new(),
             group: String::new(),
             provider: "",
