@@ -72,6 +72,18 @@ fn compact(entry: &serde_json::Value) -> Option<serde_json::Value> {
             out.insert(short.into(), n.into());
         }
     }
+    if obj.get("mode").and_then(serde_json::Value::as_str) == Some(TRANSCRIPTION_MODE) {
+        let per_second = transcription_per_second(
+            number("input_cost_per_second"),
+            number("output_cost_per_second"),
+        );
+        if let Some(n) = per_second {
+            out.insert(PER_SECOND_FIELD.into(), n.into());
+        }
+        if let Some(n) = number(AUDIO_TOKEN_FIELD.0) {
+            out.insert(AUDIO_TOKEN_FIELD.1.into(), n.into());
+        }
+    }
     // Capability flags as two bit masks (a few bytes instead of the flags' names).
     let (mut set, mut known) = (0u32, 0u32);
     for (bit, f) in CAPABILITY_FLAGS.iter().enumerate() {

@@ -4,6 +4,7 @@
 //! here field by field, so a wrong type is a 400 naming the field rather than a serde error.
 //! LiteLLM-only fields are split off into [`LitellmExtras`] before anything goes upstream.
 
+pub mod form;
 pub mod json_out;
 pub mod messages;
 pub mod response_id;
@@ -39,7 +40,7 @@ pub struct LitellmExtras {
 }
 
 /// Request body fields that belong to LiteLLM, not to the provider.
-const LITELLM_FIELDS: &[&str] = &[
+pub(crate) const LITELLM_FIELDS: &[&str] = &[
     "metadata",
     "litellm_metadata",
     "tags",

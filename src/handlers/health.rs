@@ -1,7 +1,8 @@
 //! Health routes: liveliness and readiness (public), `/health` (probes every deployment).
 //!
-//! `/health` calls each deployment concurrently with a tiny request (chat: one token;
-//! embeddings: one short input), each bounded by its own timeout, and reports LiteLLM's
+//! `/health` calls each deployment concurrently with a tiny request of the deployment's mode
+//! (`model_info.mode`, else the price map's; chat and completion ask for one token), each
+//! bounded by its own timeout (`model_info.health_check_timeout`), and reports LiteLLM's
 //! `healthy_endpoints` / `unhealthy_endpoints` shape. Mocked deployments are healthy without a
 //! call. A check of one model (`?model=` or `?model_id=`) is stored in
 //! `LiteLLM_HealthCheckTable`, as background rounds are when a status changes;
@@ -339,24 +340,59 @@ pub async fn background_checks(state: std::sync::Weak<crate::state::Inner>, ever
     }
 }
 
+/// LiteLLM's probe text (`DEFAULT_HEALTH_CHECK_PROMPT`).
+const PROBE_TEXT: &str = "test from litellm";
+
+/// The endpoint and body that probe `d`, by its mode (LiteLLM's mode handlers: the smallest
+/// call of each kind). Chat and completion probes ask for one token.
+fn probe_call(d: &Deployment) -> Result<(Endpoint, Map<String, Value>), String> {
+    let body = match d.mode {
+        Mode::Chat => {
+            json!({"messages": [{"role": "user", "content": PROBE_TEXT}], "max_tokens": 1})
+        }
+        Mode::Completion => json!({"prompt": PROBE_TEXT, "max_tokens": 1}),
+        Mode::Embedding => json!({"input": [PROBE_TEXT]}),
+        Mode::ImageGeneration => json!({"prompt": PROBE_TEXT}),
+        Mode::AudioSpeech => {
+            let voice = d.defaults.get("voice").cloned().unwrap_or(json!("alloy"));
+            json!({"input": PROBE_TEXT, "voice": voice})
+        }
+        Mode::Rerank => json!({"query": PROBE_TEXT, "documents": ["my sample text"]}),
+        Mode::Moderation => json!({"input": PROBE_TEXT}),
+        Mode::Responses => json!({"input": PROBE_TEXT}),
+        Mode::AudioTranscription | Mode::Other => {
+            let mode = d
+                .config
+                .model_info
+                .mode
+                .as_deref()
+                .unwrap_or("audio_transcription");
+            return Err(format!(
+                "Mode {mode} not supported by this gateway's health checks"
+            ));
+        }
+    };
+    let endpoint = match d.mode {
+        Mode::Completion => Endpoint::Completions,
+        Mode::Embedding => Endpoint::Embeddings,
+        Mode::ImageGeneration => Endpoint::ImageGenerations,
+        Mode::AudioSpeech => Endpoint::AudioSpeech,
+        Mode::Rerank => Endpoint::Rerank,
+        Mode::Moderation => Endpoint::Moderations,
+        Mode::Responses => Endpoint::Responses,
+        _ => Endpoint::ChatCompletions,
+    };
+    match body {
+        Value::Object(m) => Ok((endpoint, m)),
+        _ => Err("internal: probe body".into()),
+    }
+}
+
 async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
     if d.mock_response.is_some() || d.upstream_model.contains('*') {
         return Ok(());
     }
-    let (endpoint, body) = match d.mode {
-        Mode::Embedding => (Endpoint::Embeddings, json!({"input": ["health check"]})),
-        Mode::Completion => (
-            Endpoint::Completions,
-            json!({"prompt": "ping", "max_tokens": 1}),
-        ),
-        _ => (
-            Endpoint::ChatCompletions,
-            json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
-        ),
-    };
-    let Value::Object(body) = body else {
-        return Err("internal: probe body".into());
-    };
+    let (endpoint, body) = probe_call(d)?;
     let up = providers::build_request(
         d,
         endpoint,
@@ -368,7 +404,14 @@ async fn probe(state: &AppState, d: &Deployment) -> Result<(), String> {
     .await
     .map_err(|e| e.message)?;
     let timeout = d
-        .timeout
+        .config
+        .model_info
+        .extra
+        .get("health_check_timeout")
+        .and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .or(d.timeout)
         .unwrap_or(HEALTH_PROBE_TIMEOUT)
         .min(HEALTH_PROBE_TIMEOUT);
     let mut rb = state

@@ -1,6 +1,7 @@
 //! The pipeline shared by `/chat/completions`, `/completions`, `/embeddings` and the other
-//! OpenAI-style LLM routes (`/rerank`, `/responses`, `/v1/messages`, and the image, moderation
-//! and speech routes, whose own parts are in [`super::media`]).
+//! OpenAI-style LLM routes (`/rerank`, `/responses`, `/v1/messages`, and the image, moderation,
+//! speech, transcription and image-edit routes, whose own parts are in [`super::media`]; the
+//! last two take multipart forms, read there, and send their files on with each attempt).
 //!
 //! read body -> validate -> split LiteLLM fields -> resolve model group -> check access (the
 //! key's, then the end user's allow-list and block) -> rate limits -> pick deployment ->
@@ -49,6 +50,10 @@ pub enum CallKind {
     Moderation,
     /// `/audio/speech`: JSON in, audio out.
     Speech,
+    /// `/audio/transcriptions`: a multipart form (the audio file) in, JSON out.
+    Transcription,
+    /// `/images/edits`: a multipart form (images, a mask) in, images out.
+    ImageEdit,
 }
 
 impl CallKind {
@@ -64,6 +69,8 @@ impl CallKind {
             Self::ImageGeneration => "/image/generations",
             Self::Moderation => "/moderations",
             Self::Speech => "/audio/speech",
+            Self::Transcription => "/audio/transcriptions",
+            Self::ImageEdit => "/images/edits",
         }
     }
     /// LiteLLM's `call_type` in spend logs.
@@ -78,6 +85,8 @@ impl CallKind {
             Self::ImageGeneration => "aimage_generation",
             Self::Moderation => "amoderation",
             Self::Speech => "aspeech",
+            Self::Transcription => "atranscription",
+            Self::ImageEdit => "aimage_edit",
         }
     }
     fn endpoint(self) -> Endpoint {
@@ -90,14 +99,24 @@ impl CallKind {
             Self::ImageGeneration => Endpoint::ImageGenerations,
             Self::Moderation => Endpoint::Moderations,
             Self::Speech => Endpoint::AudioSpeech,
+            Self::Transcription => Endpoint::AudioTranscriptions,
+            Self::ImageEdit => Endpoint::ImageEdits,
         }
     }
     /// The calls whose own parts are in [`super::media`].
     fn is_media(self) -> bool {
         matches!(
             self,
-            Self::ImageGeneration | Self::Moderation | Self::Speech
+            Self::ImageGeneration
+                | Self::Moderation
+                | Self::Speech
+                | Self::Transcription
+                | Self::ImageEdit
         )
+    }
+    /// The calls whose request is a multipart form (see [`super::media::parse_form`]).
+    pub(super) fn is_form(self) -> bool {
+        matches!(self, Self::Transcription | Self::ImageEdit)
     }
 }
 
@@ -167,6 +186,22 @@ pub async fn moderations_handler(State(state): State<AppState>, req: Request) ->
 
 pub async fn speech_handler(State(state): State<AppState>, req: Request) -> Response {
     routed(&state, req, CallKind::Speech, None).await
+}
+
+pub async fn transcriptions_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::Transcription, None).await
+}
+
+pub async fn image_edits_handler(State(state): State<AppState>, req: Request) -> Response {
+    routed(&state, req, CallKind::ImageEdit, None).await
+}
+
+pub async fn image_edits_for_model_handler(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Response {
+    routed(&state, req, CallKind::ImageEdit, Some(model)).await
 }
 
 /// A call that came through the router, where `track_request` and `require_auth` left its
@@ -260,6 +295,9 @@ struct LlmRequest {
     /// `/responses`: the deployment holding the response a managed `previous_response_id`
     /// names, served when it is in the group and available.
     pinned: Option<String>,
+    /// A multipart call's files (`/audio/transcriptions`, `/images/edits`), sent again by
+    /// each attempt.
+    files: Option<Arc<super::media::FormFiles>>,
 }
 
 /// Bodies from this size on keep their `messages` bytes for the upstream (see
@@ -274,6 +312,9 @@ async fn parse_request(
     path_model: Option<String>,
     body: Body,
 ) -> ApiResult<LlmRequest> {
+    if kind.is_form() {
+        return parse_form_request(state, auth, headers, kind, path_model, body).await;
+    }
     let bytes = read_body(headers, body, state.max_request_bytes).await?;
     let mut body = parse_object(&bytes)?;
     let from_path = path_model.is_some();
@@ -298,7 +339,9 @@ async fn parse_request(
         CallKind::Messages
         | CallKind::ImageGeneration
         | CallKind::Moderation
-        | CallKind::Speech => {}
+        | CallKind::Speech
+        | CallKind::Transcription
+        | CallKind::ImageEdit => {}
         CallKind::Responses => pinned = response_id::unwrap_previous(&mut body),
         CallKind::Rerank => {
             if !body.field("query").is_some_and(Value::is_string) {
@@ -369,6 +412,7 @@ async fn parse_request(
         stream_usage: None,
         raw_messages,
         pinned,
+        files: None,
     })
 }
 
@@ -484,6 +528,57 @@ fn parse_messages_request(
         stream_usage: None,
         raw_messages: None,
         pinned: None,
+        files: None,
+    })
+}
+
+/// `/audio/transcriptions` and `/images/edits`: a multipart form (see
+/// [`super::media::parse_form`]) whose text fields are read as any body's, its files kept for
+/// the upstream. Never cached, never streamed.
+async fn parse_form_request(
+    state: &AppState,
+    auth: &AuthCtx,
+    headers: &HeaderMap,
+    kind: CallKind,
+    path_model: Option<String>,
+    body: Body,
+) -> ApiResult<LlmRequest> {
+    let (mut body, files, text_bytes) =
+        super::media::parse_form(state, headers, kind, body).await?;
+    let from_path = path_model.is_some();
+    if let Some(m) = path_model {
+        body.insert("model".into(), Value::String(m));
+    }
+    crate::middleware::enforced_params::check(
+        &state.loaded.config.general_settings,
+        auth.key.as_deref(),
+        &body,
+    )?;
+    let model = super::media::model_and_checks(state, kind, &mut body, from_path)?;
+    let mut extras = LitellmExtras::split_from(&mut body)?;
+    add_header_tags(headers, &mut extras.tags);
+    if let Some(t) = header_f64(headers, &TIMEOUT_H) {
+        extras.timeout.get_or_insert(t);
+    }
+    Ok(LlmRequest {
+        kind,
+        model,
+        body,
+        extras,
+        stream: false,
+        include_usage: false,
+        prompt_bytes: text_bytes,
+        native: None,
+        forward_headers: Vec::new(),
+        end_user_id: None,
+        end_user: None,
+        cache_hash: None,
+        cache_items: Vec::new(),
+        cache_key: None,
+        stream_usage: None,
+        raw_messages: None,
+        pinned: None,
+        files: Some(Arc::new(files)),
     })
 }
 
@@ -1160,8 +1255,13 @@ async fn try_group(
         let upstream_model = deployment.upstream_model_for(capture);
         let mut facts = call_facts(ctx, req, &group.name, &upstream_model);
         if req.kind.is_media() {
-            facts.expected_cost =
-                super::media::expected_cost(req.kind, &req.body, &deployment, &upstream_model);
+            facts.expected_cost = super::media::expected_cost(
+                req.kind,
+                &req.body,
+                req.files.as_deref(),
+                &deployment,
+                &upstream_model,
+            );
         }
         let account = CallAccount::begin(state, auth, &deployment, facts)?;
         let mut account = account;
@@ -1628,10 +1728,19 @@ async fn attempt(
         let mut r = mock_answer(served, ctx, deployment, req, mock)?;
         let settled = match req.kind {
             CallKind::Responses => settle(permit, mock::MOCK_RESPONSES_USAGE),
-            CallKind::ImageGeneration | CallKind::Speech => {
+            CallKind::ImageGeneration
+            | CallKind::Speech
+            | CallKind::ImageEdit
+            | CallKind::Transcription => {
                 let upstream_model = deployment.upstream_model_for(capture);
-                let cost =
-                    super::media::mock_cost(req.kind, &req.body, mock, deployment, &upstream_model);
+                let cost = super::media::mock_cost(
+                    req.kind,
+                    &req.body,
+                    req.files.as_deref(),
+                    mock,
+                    deployment,
+                    &upstream_model,
+                );
                 settle_priced(permit, crate::api::Usage::default(), cost)
             }
             CallKind::Moderation => settle(permit, crate::api::Usage::default()),
@@ -1681,17 +1790,27 @@ async fn attempt(
             &req.forward_headers,
             &ov,
         )?,
-        None => {
-            providers::build_request(
+        None => match req.files.as_deref() {
+            Some(form) => providers::media::form_request(
                 deployment,
                 req.kind.endpoint(),
                 &upstream_model,
                 &req.body,
-                req.stream,
+                &form.files,
                 &ov,
-            )
-            .await?
-        }
+            )?,
+            None => {
+                providers::build_request(
+                    deployment,
+                    req.kind.endpoint(),
+                    &upstream_model,
+                    &req.body,
+                    req.stream,
+                    &ov,
+                )
+                .await?
+            }
+        },
     };
     let timeout = effective_timeout(state, deployment, req);
     let sent_at = Instant::now();
@@ -1876,9 +1995,23 @@ async fn attempt(
         let mut r = json_response(&messages::from_openai(&out, served));
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
-    } else if matches!(req.kind, CallKind::ImageGeneration | CallKind::Moderation) {
+    } else if req.kind == CallKind::Transcription {
+        let (body, cost, usage) = super::media::transcription_answer(
+            &bytes,
+            req.files.as_deref(),
+            deployment,
+            &upstream_model,
+        );
+        deployment.stats.add_tokens(usage.total_tokens);
+        let mut r = json_bytes_response(body);
+        cost_headers(&mut r, settle_priced(permit, usage, cost));
+        r
+    } else if matches!(
+        req.kind,
+        CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation
+    ) {
         // Images and moderations go back as they came (LiteLLM does not rename their model).
-        let (cost, usage) = if req.kind == CallKind::ImageGeneration {
+        let (cost, usage) = if req.kind != CallKind::Moderation {
             super::media::image_answer_cost(&req.body, &bytes, deployment, &upstream_model)
         } else {
             (0.0, crate::api::Usage::default())
@@ -2332,7 +2465,10 @@ fn mock_answer(
             })))
         }
         CallKind::Completion => json_response(&mock::text_completion_response(mock_value, served)),
-        CallKind::ImageGeneration => json_response(&mock::image_response(mock_value)),
+        CallKind::ImageGeneration | CallKind::ImageEdit => {
+            json_response(&mock::image_response(mock_value))
+        }
+        CallKind::Transcription => json_response(&mock::transcription_response(mock_value)),
         CallKind::Moderation => {
             let model = if d.upstream_model.contains('*') {
                 served

@@ -1,29 +1,37 @@
-//! The parts of image generation (`/images/generations`), moderation (`/moderations`) and
-//! text-to-speech (`/audio/speech`) calls that differ from chat: their request checks, the
-//! default moderation model, what each call costs and the speech answer's body. Everything
-//! else (keys, limits, budgets, routing, retries, fallbacks, spend logs, headers) is the
-//! shared pipeline of [`super::llm`], which calls in here only for these three kinds.
+//! The parts of image generation (`/images/generations`), moderation (`/moderations`),
+//! text-to-speech (`/audio/speech`), transcription (`/audio/transcriptions`) and image edit
+//! (`/images/edits`) calls that differ from chat: their request checks, the default
+//! moderation model, reading the multipart forms of the last two, what each call costs and the
+//! bodies of the speech and transcription answers. Everything else (keys, limits, budgets,
+//! routing, retries, fallbacks, spend logs, headers) is the shared pipeline of
+//! [`super::llm`], which calls in here only for these kinds.
 //!
 //! LiteLLM's behaviour mirrored: `general_settings.image_generation_model` and
-//! `moderation_model` name the model when set; a required field missing is a 400 naming it
-//! (`prompt` for images, `input` for the others); `model` is optional on `/moderations`, and a
-//! moderation whose model names no model group goes straight to OpenAI (`OPENAI_API_KEY`,
-//! `OPENAI_BASE_URL`) with the model as given, or with none.
+//! `moderation_model` name the model when set (the latter for transcriptions too, and the
+//! former for image edits unless the URL names the model, as LiteLLM resolves them); a
+//! required field missing is a 400 naming it (`prompt` for images, `input` for moderations
+//! and speech), a transcription's missing `file` FastAPI's 422; `model` is optional on
+//! `/moderations`, and a moderation whose model names no model group goes straight to OpenAI
+//! (`OPENAI_API_KEY`, `OPENAI_BASE_URL`) with the model as given, or with none. A
+//! transcription answers with LiteLLM's `TranscriptionResponse` (`text`, `usage` and the
+//! verbose fields), whatever format the upstream answered in.
 
 use super::llm::CallKind;
+use crate::api::form::{self, FormFile};
 use crate::api::{validate, Field};
 use crate::config::{Config, DeploymentConfig, LitellmParams, LoadedConfig};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorClass};
 use crate::middleware::auth::AuthCtx;
 use crate::providers::client::ByteStream;
 use crate::providers::Provider;
 use crate::routing::strategy::InFlight;
 use crate::routing::{Deployment, ModelRouter};
-use crate::spend::media::{self, ImageFacts, ImageUsage, Priced};
+use crate::spend::audio_length;
+use crate::spend::media::{self, ImageFacts, ImageUsage, Priced, TranscriptionTokens};
 use crate::spend::prices::{MediaPrices, PriceMap};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -39,24 +47,33 @@ pub(super) fn model_and_checks(
 ) -> ApiResult<String> {
     let settings = &state.loaded.config.general_settings.extra;
     let configured = match kind {
-        CallKind::ImageGeneration if !from_path => settings.field("image_generation_model"),
-        CallKind::Moderation => settings.field("moderation_model"),
+        CallKind::ImageGeneration | CallKind::ImageEdit if !from_path => {
+            settings.field("image_generation_model")
+        }
+        CallKind::Moderation | CallKind::Transcription => settings.field("moderation_model"),
         _ => None,
     };
     if let Some(m) = configured.and_then(Value::as_str).filter(|m| !m.is_empty()) {
         body.insert("model".into(), Value::String(m.to_string()));
     }
-    let required = if kind == CallKind::ImageGeneration {
-        "prompt"
-    } else {
-        "input"
+    let required = match kind {
+        CallKind::ImageGeneration => Some("prompt"),
+        CallKind::Moderation | CallKind::Speech => Some("input"),
+        _ => None,
     };
-    if !body.contains_key(required) {
+    if let Some(required) = required.filter(|r| !body.contains_key(*r)) {
         return Err(ApiError::bad_request(format!(
             "{}: Missing required parameter: '{required}'.",
             kind.route()
         ))
         .with_param(required));
+    }
+    if kind.is_form() && body.field("stream").is_some_and(truthy) {
+        return Err(ApiError::bad_request(format!(
+            "{}: streamed answers (`stream`) are not supported on this route.",
+            kind.route()
+        ))
+        .with_param("stream"));
     }
     if kind == CallKind::Moderation {
         match body.field("model") {
@@ -66,6 +83,90 @@ pub(super) fn model_and_checks(
         }
     }
     validate::model_field(body, kind.route())
+}
+
+/// A form field's truth as Python would read the text (`true`, `True`, `1`) or a JSON boolean.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1"),
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        _ => false,
+    }
+}
+
+/// The files of a multipart call, and what the pipeline needs to know of them.
+#[derive(Debug, Default)]
+pub(super) struct FormFiles {
+    pub files: Vec<FormFile>,
+    /// A transcription's audio length, when its format is one `spend::audio_length` reads.
+    pub audio_seconds: Option<f64>,
+}
+
+/// Reads a transcription's or an image edit's request: the body within `max_request_size_mb`
+/// (413 past it), its multipart form, and LiteLLM's checks of the files. Returns the text
+/// fields (LiteLLM's own read as JSON), the files, and the size of the text.
+///
+/// A transcription needs a `file` part that is a file (FastAPI's 422 otherwise, also for a
+/// body that is not a form). An image edit takes `image` or `image[]` parts (not both) and
+/// `mask` or `mask[]` (not both), never as text (LiteLLM's 422s); it needs none (the upstream
+/// judges), and a JSON body is read as its fields.
+pub(super) async fn parse_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: CallKind,
+    body: Body,
+) -> ApiResult<(Map<String, Value>, FormFiles, usize)> {
+    let boundary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(form::boundary);
+    let bytes = super::read_body(headers, body, state.max_request_bytes).await?;
+    let mut f = match boundary {
+        Some(b) => form::parse(bytes, &b).await?,
+        None if kind == CallKind::ImageEdit && !bytes.iter().all(u8::is_ascii_whitespace) => {
+            form::Form {
+                text_bytes: bytes.len(),
+                fields: super::parse_object(&bytes)?,
+                files: Vec::new(),
+            }
+        }
+        None => form::Form::default(),
+    };
+    form::read_litellm_fields(&mut f.fields);
+    let mut audio_seconds = None;
+    if kind == CallKind::Transcription {
+        let file = f.files.iter().rev().find(|p| p.name == "file");
+        let Some(file) = file else {
+            return Err(form::missing_file("file"));
+        };
+        audio_seconds = audio_length::seconds(&file.data);
+    } else {
+        for (name, list) in [("image", "image[]"), ("mask", "mask[]")] {
+            let has = |n: &str| f.files.iter().any(|p| p.name == n);
+            if has(name) && has(list) {
+                return Err(unprocessable(
+                    format!("Cannot specify both '{name}' and '{list}'"),
+                    name,
+                ));
+            }
+            if f.fields.get(name).is_some_and(Value::is_string) {
+                return Err(unprocessable(
+                    format!("'{name}' must be provided as a multipart file upload, not a string."),
+                    name,
+                ));
+            }
+        }
+    }
+    let files = FormFiles {
+        files: f.files,
+        audio_seconds,
+    };
+    Ok((f.fields, files, f.text_bytes))
+}
+
+fn unprocessable(message: String, param: &str) -> ApiError {
+    ApiError::new(ErrorClass::UnprocessableEntity, message).with_param(param)
 }
 
 /// Whether a moderation goes to OpenAI directly, as LiteLLM sends one whose model is absent
@@ -139,6 +240,11 @@ fn own_prices(d: &Deployment) -> MediaPrices {
         input_cost_per_character: get("input_cost_per_character"),
         input_cost_per_image_token: None,
         output_cost_per_image_token: None,
+        transcription_per_second: crate::spend::prices::transcription_per_second(
+            get("input_cost_per_second"),
+            get("output_cost_per_second"),
+        ),
+        input_cost_per_audio_token: get("input_cost_per_audio_token"),
     }
 }
 
@@ -157,29 +263,110 @@ fn requested_size(body: &Map<String, Value>) -> Option<&str> {
     })
 }
 
+/// A count field (`n`) of a JSON body or a form (where it is text).
+fn count_field(body: &Map<String, Value>, name: &str) -> Option<u64> {
+    match body.field(name)? {
+        Value::String(s) => s.trim().parse().ok(),
+        v => v.as_u64(),
+    }
+}
+
 /// What a media call is expected to cost before it is made (reserved against budgets):
-/// images by the request's size, quality and `n`; speech by its `input`.
+/// images by the request's size, quality and `n`; speech by its `input`; a transcription by
+/// its file's length when known.
 pub(super) fn expected_cost(
     kind: CallKind,
     body: &Map<String, Value>,
+    files: Option<&FormFiles>,
     d: &Deployment,
     upstream_model: &str,
 ) -> Option<f64> {
     let map = PriceMap::global();
     let who = priced(d, upstream_model);
     match kind {
-        CallKind::ImageGeneration => {
+        CallKind::ImageGeneration | CallKind::ImageEdit => {
             let facts = ImageFacts {
                 size: requested_size(body),
                 quality: body.field("quality").and_then(Value::as_str),
-                images: body.field("n").and_then(Value::as_u64).unwrap_or(1),
+                images: count_field(body, "n").unwrap_or(1),
                 usage: None,
             };
             Some(media::expected_image_cost(map, &who, &facts))
         }
         CallKind::Speech => Some(speech_cost(body, d, upstream_model)),
+        CallKind::Transcription => {
+            let seconds = files.and_then(|f| f.audio_seconds).unwrap_or(0.0);
+            Some(media::transcription_cost(map, &who, seconds, None))
+        }
         _ => None,
     }
+}
+
+/// LiteLLM's answer to a transcription (its `TranscriptionResponse`), its cost and its token
+/// usage. The upstream's JSON keeps `text`, `usage` (when it is a duration or a token count)
+/// and the verbose fields; a text answer (`text`, `srt`, `vtt`) becomes `{"text": ...}`, as
+/// LiteLLM wraps it. The seconds priced are the answer's `duration`, else the file's length,
+/// else a subtitle answer's last timestamp, else the seconds its usage reports.
+pub(super) fn transcription_answer(
+    answer: &[u8],
+    files: Option<&FormFiles>,
+    d: &Deployment,
+    upstream_model: &str,
+) -> (Vec<u8>, f64, crate::api::Usage) {
+    const VERBOSE: [&str; 5] = ["language", "task", "duration", "words", "segments"];
+    let parsed = serde_json::from_slice::<Value>(answer).ok();
+    let mut out = Map::new();
+    let (seconds, tokens) = match parsed {
+        Some(Value::Object(mut o)) => {
+            out.insert(
+                "text".into(),
+                o.remove("text").unwrap_or(Value::String(String::new())),
+            );
+            let usage = o.remove("usage").filter(|u| {
+                matches!(
+                    u.field("type").and_then(Value::as_str),
+                    Some("duration" | "tokens")
+                )
+            });
+            let tokens = usage.as_ref().and_then(TranscriptionTokens::from_json);
+            let usage_seconds = usage
+                .as_ref()
+                .filter(|_| tokens.is_none())
+                .and_then(|u| u.field("seconds"))
+                .and_then(Value::as_f64);
+            out.insert("usage".into(), usage.unwrap_or(Value::Null));
+            for k in VERBOSE {
+                if let Some(v) = o.remove(k) {
+                    out.insert(k.into(), v);
+                }
+            }
+            let seconds = out
+                .field("duration")
+                .and_then(Value::as_f64)
+                .or_else(|| files.and_then(|f| f.audio_seconds))
+                .or(usage_seconds);
+            (seconds, tokens)
+        }
+        _ => {
+            let text = String::from_utf8_lossy(answer).into_owned();
+            let seconds = files
+                .and_then(|f| f.audio_seconds)
+                .or_else(|| audio_length::subtitle_seconds(&text));
+            out.insert("text".into(), Value::String(text));
+            out.insert("usage".into(), Value::Null);
+            (seconds, None)
+        }
+    };
+    let cost = media::transcription_cost(
+        PriceMap::global(),
+        &priced(d, upstream_model),
+        seconds.unwrap_or(0.0),
+        tokens,
+    );
+    let usage = tokens.map_or_else(crate::api::Usage::default, |t| {
+        crate::api::Usage::new(t.input_tokens, t.output_tokens)
+    });
+    (crate::api::json_out::map_to_vec(&out, 256), cost, usage)
 }
 
 /// What a speech call of the request's `input` costs.
@@ -299,16 +486,27 @@ pub(super) fn audio_body(
 }
 
 /// The cost of a mocked media answer: one image (or the images of a mock value that holds
-/// `data`) at the request's size and quality; speech by its `input`; moderations nothing.
+/// `data`) at the request's size and quality; speech by its `input`; a transcription by its
+/// file's length; moderations nothing.
 pub(super) fn mock_cost(
     kind: CallKind,
     body: &Map<String, Value>,
+    files: Option<&FormFiles>,
     mock: &Value,
     d: &Deployment,
     upstream_model: &str,
 ) -> f64 {
     match kind {
-        CallKind::ImageGeneration => {
+        CallKind::Transcription => {
+            let seconds = files.and_then(|f| f.audio_seconds).unwrap_or(0.0);
+            media::transcription_cost(
+                PriceMap::global(),
+                &priced(d, upstream_model),
+                seconds,
+                None,
+            )
+        }
+        CallKind::ImageGeneration | CallKind::ImageEdit => {
             let images = mock
                 .field("data")
                 .and_then(Value::as_array)

@@ -3,8 +3,9 @@
 //! A string becomes the assistant's content with usage 10/20/30 (LiteLLM's observed values);
 //! the special strings `litellm.<ErrorClass>` raise that error instead, which is how LiteLLM
 //! users test retries and fallbacks. Streams yield one content chunk and a finish chunk.
-//! Image generation, moderation and speech mocks answer in their own shapes (an image URL, an
-//! unflagged moderation, a short silent MP3).
+//! Image generation and edit, moderation, speech and transcription mocks answer in their own
+//! shapes (an image URL, an unflagged moderation, a short silent MP3, the mock text as the
+//! transcript).
 
 use crate::api::Usage;
 use crate::error::{ApiError, ErrorClass};
@@ -264,6 +265,19 @@ pub fn image_response(v: &Value) -> Map<String, Value> {
     }
 }
 
+/// A mocked transcription (LiteLLM has none: its transcriptions always go upstream): the mock
+/// value as the transcript, in LiteLLM's `TranscriptionResponse` shape (a value that already
+/// has `text` is returned as it is).
+pub fn transcription_response(v: &Value) -> Map<String, Value> {
+    if let Some(obj) = v.as_object().filter(|o| o.contains_key("text")) {
+        return obj.clone();
+    }
+    let mut m = Map::new();
+    m.insert("text".into(), content_of(v));
+    m.insert("usage".into(), Value::Null);
+    m
+}
+
 /// OpenAI's moderation categories (omni-moderation), each reported for a mocked input.
 const MODERATION_CATEGORIES: [&str; 13] = [
     "harassment",
@@ -351,6 +365,13 @@ mod tests {
         assert_eq!(m["results"].as_array().unwrap().len(), 2);
         assert_eq!(m["results"][0]["flagged"], false);
         assert_eq!(m["results"][1]["categories"]["violence"], false);
+        let t = transcription_response(&json!("hello there"));
+        assert_eq!(
+            Value::Object(t),
+            json!({"text": "hello there", "usage": null})
+        );
+        let own = transcription_response(&json!({"text": "x", "duration": 1.5}));
+        assert_eq!(own["duration"], 1.5);
         let audio = speech_audio();
         assert_eq!(audio.len(), MP3_FRAME_BYTES * MOCK_SPEECH_FRAMES);
         assert_eq!(&audio[..2], &[0xFF, 0xFB]);

@@ -143,9 +143,7 @@ pub async fn build_request(
     // The non-OpenAI adapters rewrite their own copy.
     let owned = || body.clone();
     match (d.provider, endpoint) {
-        (_, Endpoint::ImageGenerations | Endpoint::Moderations | Endpoint::AudioSpeech) => {
-            media::request(d, endpoint, upstream_model, body, ov)
-        }
+        (_, e) if e.is_media() => media::request(d, endpoint, upstream_model, body, ov),
         (p, _) if p.speaks_openai() => {
             openai::build_request(d, endpoint, upstream_model, body, stream, ov)
         }
@@ -412,6 +410,8 @@ pub(crate) fn unsupported_endpoint(d: &Deployment, endpoint: Endpoint) -> ApiErr
             Endpoint::ImageGenerations => "image generation (/images/generations)",
             Endpoint::Moderations => "moderations (/moderations)",
             Endpoint::AudioSpeech => "text to speech (/audio/speech)",
+            Endpoint::AudioTranscriptions => "audio transcription (/audio/transcriptions)",
+            Endpoint::ImageEdits => "image edits (/images/edits)",
         },
         d.model_name
     ))

@@ -36,6 +36,10 @@ pub enum Endpoint {
     Moderations,
     /// `/audio/speech` (text to speech; binary audio back).
     AudioSpeech,
+    /// `/audio/transcriptions` (a multipart form in).
+    AudioTranscriptions,
+    /// `/images/edits` (a multipart form in).
+    ImageEdits,
 }
 
 impl Endpoint {
@@ -48,7 +52,11 @@ impl Endpoint {
             Self::Embeddings => Some(2),
             Self::Rerank => Some(3),
             Self::Responses => Some(4),
-            Self::ImageGenerations | Self::Moderations | Self::AudioSpeech => None,
+            Self::ImageGenerations
+            | Self::Moderations
+            | Self::AudioSpeech
+            | Self::AudioTranscriptions
+            | Self::ImageEdits => None,
         }
     }
 
@@ -62,14 +70,21 @@ impl Endpoint {
             Self::ImageGenerations => "images/generations",
             Self::Moderations => "moderations",
             Self::AudioSpeech => "audio/speech",
+            Self::AudioTranscriptions => "audio/transcriptions",
+            Self::ImageEdits => "images/edits",
         }
     }
 
-    /// The endpoints of [`crate::providers::media`]: images, moderations and speech.
+    /// The endpoints of [`crate::providers::media`]: images, moderations, speech,
+    /// transcriptions and image edits.
     pub fn is_media(self) -> bool {
         matches!(
             self,
-            Self::ImageGenerations | Self::Moderations | Self::AudioSpeech
+            Self::ImageGenerations
+                | Self::Moderations
+                | Self::AudioSpeech
+                | Self::AudioTranscriptions
+                | Self::ImageEdits
         )
     }
 }
@@ -372,6 +387,17 @@ fn forwarded_body(
     }
     out.push(b'}');
     out
+}
+
+/// The URL and headers of a call to `d` on `endpoint` (its base, key and version unless
+/// overridden), for a body that is not JSON: the caller replaces the `content-type`.
+pub fn target_of(
+    d: &Deployment,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    ov: &Overrides<'_>,
+) -> ApiResult<(Uri, Headers)> {
+    target(d, endpoint, upstream_model, ov)
 }
 
 /// The URL and headers of a call to `d` (its base, key and version unless overridden).

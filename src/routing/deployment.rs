@@ -10,22 +10,36 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// What kind of call a deployment serves (`model_info.mode`).
+/// What kind of call a deployment serves: `model_info.mode`, else the price map's mode for
+/// its model, else chat (LiteLLM's order). Read by the health probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Chat,
     Completion,
     Embedding,
+    ImageGeneration,
+    AudioSpeech,
+    AudioTranscription,
+    Rerank,
+    Moderation,
+    Responses,
+    /// A mode this gateway has no probe for (kept by name for the health report).
     Other,
 }
 
 impl Mode {
-    fn parse(s: Option<&str>) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
-            None | Some("chat") | Some("responses") => Self::Chat,
-            Some("completion") => Self::Completion,
-            Some("embedding") => Self::Embedding,
-            Some(_) => Self::Other,
+            "chat" => Self::Chat,
+            "completion" => Self::Completion,
+            "embedding" => Self::Embedding,
+            "image_generation" => Self::ImageGeneration,
+            "audio_speech" => Self::AudioSpeech,
+            "audio_transcription" => Self::AudioTranscription,
+            "rerank" => Self::Rerank,
+            "moderation" | "moderations" => Self::Moderation,
+            "responses" => Self::Responses,
+            _ => Self::Other,
         }
     }
 }
@@ -56,6 +70,8 @@ const INTERNAL_PARAMS: &[&str] = &[
     "output_cost_per_image",
     "input_cost_per_pixel",
     "input_cost_per_character",
+    "input_cost_per_audio_token",
+    "max_file_size_mb",
     "tags",
     "drop_params",
     "additional_drop_params",
@@ -281,15 +297,23 @@ impl Deployment {
             d.openai = crate::providers::openai::Prebuilt::new(&d);
         }
         d.rates = Some(crate::spend::call::rates_for(&d, &d.upstream_model));
-        d.max_input_tokens = dc.model_info.max_input_tokens.or_else(|| {
-            crate::spend::prices::PriceMap::global()
-                .lookup(
-                    dc.model_info.base_model.as_deref(),
-                    provider.name(),
-                    &d.upstream_model,
-                )
-                .and_then(|(_, p)| p.max_input_tokens.map(|v| v as u64))
-        });
+        let priced = crate::spend::prices::PriceMap::global()
+            .lookup(
+                dc.model_info.base_model.as_deref(),
+                provider.name(),
+                &d.upstream_model,
+            )
+            .map(|(_, p)| p);
+        d.max_input_tokens = dc
+            .model_info
+            .max_input_tokens
+            .or_else(|| priced.and_then(|p| p.max_input_tokens.map(|v| v as u64)));
+        d.mode = dc
+            .model_info
+            .mode
+            .as_deref()
+            .or_else(|| priced.and_then(|p| p.mode.as_deref()))
+            .map_or(Mode::Chat, Mode::parse);
         Ok(d)
     }
 
@@ -342,7 +366,7 @@ impl Deployment {
             rpm: p.rpm,
             tpm: p.tpm,
             order: p.order,
-            mode: Mode::parse(dc.model_info.mode.as_deref()),
+            mode: Mode::Chat,
             config: dc.clone(),
             native: Default::default(),
             openai: None,

@@ -66,6 +66,14 @@ pub(crate) fn front(state: AppState) -> Front {
             )
             .route(&format!("{prefix}/audio/speech"), post(llm::speech_handler))
             .route(
+                &format!("{prefix}/audio/transcriptions"),
+                post(llm::transcriptions_handler),
+            )
+            .route(
+                &format!("{prefix}/images/edits"),
+                post(llm::image_edits_handler),
+            )
+            .route(
                 &format!("{prefix}/models"),
                 get(models::list_models_handler),
             )
@@ -151,6 +159,10 @@ pub(crate) fn front(state: AppState) -> Front {
         .route(
             "/openai/deployments/{model}/images/generations",
             post(llm::image_generations_for_model_handler),
+        )
+        .route(
+            "/openai/deployments/{model}/images/edits",
+            post(llm::image_edits_for_model_handler),
         )
         .route("/v1/messages", post(llm::messages_handler))
         .route("/responses", post(llm::responses_handler))

@@ -16,6 +16,12 @@
 //! * Speech is priced per character of `input` (whitespace not counted) when the model has
 //!   `input_cost_per_character`, else per input token when it has `input_cost_per_token`
 //!   (tokens estimated from the text, where LiteLLM counts them with a tokenizer), else 0.
+//! * Image edits are priced as image generations are.
+//! * Transcriptions whose answer reports token usage (gpt-4o-transcribe) are priced by it:
+//!   text tokens in at the input rate, audio tokens at `input_cost_per_audio_token` (the input
+//!   rate when the map has none), output tokens at the output rate. Others are priced per
+//!   second of audio (`output_cost_per_second` when above 0, else `input_cost_per_second`);
+//!   the seconds are the answer's `duration`, else the file's length, as LiteLLM takes them.
 //!
 //! A price that cannot be found costs 0, as LiteLLM logs such calls.
 
@@ -248,6 +254,73 @@ pub fn speech_cost(map: &PriceMap, who: &Priced<'_>, input: &str) -> f64 {
     0.0
 }
 
+/// Token usage a transcription answer reports (`usage.type: "tokens"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TranscriptionTokens {
+    pub input_tokens: u64,
+    pub audio_tokens: u64,
+    pub text_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl TranscriptionTokens {
+    /// Reads an answer's `usage` when it counts tokens; `None` for a duration usage or none.
+    pub fn from_json(usage: &Value) -> Option<Self> {
+        if usage.get("type").and_then(Value::as_str) != Some("tokens") {
+            return None;
+        }
+        let n = |v: Option<&Value>, k: &str| v.and_then(|o| o.get(k)).and_then(Value::as_u64);
+        let details = usage.get("input_token_details");
+        Some(Self {
+            input_tokens: n(Some(usage), "input_tokens").unwrap_or(0),
+            audio_tokens: n(details, "audio_tokens").unwrap_or(0),
+            text_tokens: n(details, "text_tokens").unwrap_or(0),
+            output_tokens: n(Some(usage), "output_tokens").unwrap_or(0),
+        })
+    }
+
+    /// Whether LiteLLM prices the call by these tokens rather than by the second.
+    fn counts(&self) -> bool {
+        self.input_tokens + self.audio_tokens + self.text_tokens + self.output_tokens > 0
+    }
+}
+
+/// What a transcription costs: by its answer's token usage when it reports any, else by
+/// `seconds` of audio.
+pub fn transcription_cost(
+    map: &PriceMap,
+    who: &Priced<'_>,
+    seconds: f64,
+    tokens: Option<TranscriptionTokens>,
+) -> f64 {
+    let entry = map
+        .lookup(who.base_model, who.provider, who.model)
+        .and_then(|(_, p)| p.media());
+    if let Some(t) = tokens.filter(TranscriptionTokens::counts) {
+        let audio_price = who
+            .own
+            .input_cost_per_audio_token
+            .or_else(|| entry.and_then(|m| m.input_cost_per_audio_token))
+            .unwrap_or(who.rates.input);
+        let text = if t.text_tokens > 0 {
+            t.text_tokens
+        } else {
+            t.input_tokens.saturating_sub(t.audio_tokens)
+        };
+        return text as f64 * who.rates.input
+            + t.audio_tokens as f64 * audio_price
+            + t.output_tokens as f64 * who.rates.output;
+    }
+    let per_second = who
+        .own
+        .transcription_per_second
+        .or_else(|| entry.and_then(|m| m.transcription_per_second));
+    match per_second {
+        Some(p) if seconds.is_finite() && seconds > 0.0 => p * seconds,
+        _ => 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +341,10 @@ mod tests {
                 "tts-1": {"input_cost_per_character": 1.5e-05, "litellm_provider": "openai", "mode": "audio_speech"},
                 "azure/tts-1-hd": {"input_cost_per_character": 3.3e-05, "litellm_provider": "azure", "mode": "audio_speech"},
                 "gpt-4o-mini-tts": {"input_cost_per_token": 6e-07, "output_cost_per_token": 1e-05, "litellm_provider": "openai", "mode": "audio_speech"},
+                "whisper-1": {"input_cost_per_second": 0.0001, "output_cost_per_second": 0.0001, "litellm_provider": "openai", "mode": "audio_transcription"},
+                "groq/whisper-large-v3": {"input_cost_per_second": 3.083e-05, "output_cost_per_second": 0.0, "litellm_provider": "groq", "mode": "audio_transcription"},
+                "gpt-4o-transcribe": {"input_cost_per_audio_token": 2.5e-06, "input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05, "input_cost_per_second": 0.0001, "litellm_provider": "openai", "mode": "audio_transcription"},
+                "video-model": {"input_cost_per_second": 0.5, "litellm_provider": "openai", "mode": "video_generation"},
             })
             .to_string(),
         )
@@ -469,6 +546,46 @@ mod tests {
         close(speech_cost(&m, &own, "a b c"), 3e-06);
         assert_eq!(
             speech_cost(&m, &who(&m, "openai", "unknown-tts"), "hello"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn transcriptions_are_priced_per_second_or_by_tokens() {
+        let m = map();
+        close(
+            transcription_cost(&m, &who(&m, "openai", "whisper-1"), 12.5, None),
+            12.5 * 0.0001,
+        );
+        // `output_cost_per_second` of 0: the input price.
+        close(
+            transcription_cost(&m, &who(&m, "groq", "whisper-large-v3"), 10.0, None),
+            10.0 * 3.083e-05,
+        );
+        // A duration usage is no token usage: still per second.
+        let duration = TranscriptionTokens::from_json(&json!({"type": "duration", "seconds": 3}));
+        assert_eq!(duration, None);
+        // Token usage: text and audio tokens in, text out.
+        let t = TranscriptionTokens::from_json(&json!({
+            "type": "tokens", "input_tokens": 120, "output_tokens": 30, "total_tokens": 150,
+            "input_token_details": {"audio_tokens": 100, "text_tokens": 20}
+        }));
+        close(
+            transcription_cost(&m, &who(&m, "openai", "gpt-4o-transcribe"), 60.0, t),
+            20.0 * 2.5e-06 + 100.0 * 2.5e-06 + 30.0 * 1e-05,
+        );
+        // The deployment's own price wins; nothing known costs nothing.
+        let mut own = who(&m, "azure", "my-whisper");
+        assert_eq!(transcription_cost(&m, &own, 5.0, None), 0.0);
+        own.own.transcription_per_second = Some(0.001);
+        close(transcription_cost(&m, &own, 5.0, None), 0.005);
+        assert_eq!(
+            transcription_cost(&m, &who(&m, "openai", "whisper-1"), f64::NAN, None),
+            0.0
+        );
+        // Per-second prices of other modes are not transcription prices.
+        assert_eq!(
+            transcription_cost(&m, &who(&m, "openai", "video-model"), 5.0, None),
             0.0
         );
     }

@@ -12,6 +12,7 @@
 //! concurrent calls overshoot a budget by at most one call's cost. The reservation is replaced
 //! by the real cost when the call ends.
 
+pub mod audio_length;
 pub mod call;
 pub mod media;
 pub mod model_budget;

@@ -44,7 +44,7 @@ include!("media_fields.in");
 #[derive(Debug, Clone, Default)]
 struct Rest {
     capabilities: Capabilities,
-    /// Boxed: only image and speech entries (about one in six) have any.
+    /// Boxed: only image, speech and transcription entries (about one in six) have any.
     media: Option<Box<MediaPrices>>,
 }
 
@@ -57,6 +57,10 @@ pub struct MediaPrices {
     pub input_cost_per_character: Option<f64>,
     pub input_cost_per_image_token: Option<f64>,
     pub output_cost_per_image_token: Option<f64>,
+    /// A transcription's price per second of audio (see `media_fields.in`).
+    pub transcription_per_second: Option<f64>,
+    /// A token-billed transcription's price per audio token.
+    pub input_cost_per_audio_token: Option<f64>,
 }
 
 impl MediaPrices {
@@ -78,6 +82,16 @@ impl MediaPrices {
             input_cost_per_character: get("input_cost_per_character"),
             input_cost_per_image_token: get("input_cost_per_image_token"),
             output_cost_per_image_token: get("output_cost_per_image_token"),
+            transcription_per_second: m.get(PER_SECOND_FIELD).and_then(finite).or_else(|| {
+                transcription_per_second(
+                    m.get("input_cost_per_second").and_then(finite),
+                    m.get("output_cost_per_second").and_then(finite),
+                )
+            }),
+            input_cost_per_audio_token: m
+                .get(AUDIO_TOKEN_FIELD.0)
+                .or_else(|| m.get(AUDIO_TOKEN_FIELD.1))
+                .and_then(finite),
         }
     }
 }
@@ -136,9 +150,24 @@ impl ModelPrice {
             .map(|(bit, flag)| (*flag, self.rest.capabilities.set & (1 << bit) != 0))
     }
 
-    /// Image and speech prices, when the entry has any.
+    /// Image, speech and transcription prices, when the entry has any.
     pub fn media(&self) -> Option<&MediaPrices> {
         self.rest.media.as_deref()
+    }
+
+    /// Transcription prices are kept for transcription models only, as the embedded map
+    /// keeps them (a full map read at run time then prices calls the same way).
+    fn keep_transcription_prices_of_transcription_models(&mut self) {
+        if self.mode.as_deref() == Some(TRANSCRIPTION_MODE) {
+            return;
+        }
+        if let Some(m) = self.rest.media.as_deref_mut() {
+            m.transcription_per_second = None;
+            m.input_cost_per_audio_token = None;
+            if *m == MediaPrices::default() {
+                self.rest.media = None;
+            }
+        }
     }
 }
 
@@ -170,7 +199,8 @@ impl PriceMap {
             if k == "sample_spec" {
                 continue;
             }
-            if let Ok(p) = serde_json::from_str::<ModelPrice>(v.get()) {
+            if let Ok(mut p) = serde_json::from_str::<ModelPrice>(v.get()) {
+                p.keep_transcription_prices_of_transcription_models();
                 models.insert(k, p);
             }
         }

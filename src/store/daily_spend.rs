@@ -71,6 +71,7 @@ pub fn endpoint_of(call_type: &str) -> &'static str {
         "amoderation" => "/moderations",
         "arerank" => "/rerank",
         "aresponses" => "/responses",
+        "aimage_edit" => "/images/edits",
         _ => "",
     }
 }

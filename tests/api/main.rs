@@ -23,6 +23,7 @@ mod media;
 mod metrics;
 mod model_budgets;
 mod model_groups;
+mod multipart;
 mod native;
 mod organizations;
 mod passthrough;

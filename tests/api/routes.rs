@@ -214,3 +214,79 @@ async fn unknown_routes_answer_404_before_any_key_is_asked_for() {
     let r = gw.client.delete(gw.url("/key/list")).send().await.unwrap();
     assert!(matches!(r.status().as_u16(), 401 | 405), "{}", r.status());
 }
+
+/// Each deployment is probed with the call of its mode: `model_info.mode`, else the price
+/// map's mode for its model (LiteLLM's order), with LiteLLM's probe text.
+#[tokio::test]
+async fn health_probes_each_deployment_by_its_mode() {
+    async fn any(
+        axum::extract::State(s): axum::extract::State<std::sync::Arc<crate::helpers::MockState>>,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::Json<Value> {
+        crate::helpers::record(&s, &uri, &headers, &body);
+        axum::Json(serde_json::json!({"ok": true}))
+    }
+    let mock =
+        crate::helpers::serve_mock(|s| axum::Router::new().fallback(any).with_state(s)).await;
+    let m = format!("http://{}/v1", mock.addr);
+    let yaml = format!(
+        "model_list:
+  - model_name: emb
+    litellm_params: {{model: openai/text-embedding-3-small, api_base: '{m}', api_key: k}}
+  - model_name: tts
+    litellm_params: {{model: openai/tts-1, api_base: '{m}', api_key: k}}
+  - model_name: img
+    litellm_params: {{model: openai/gpt-image-1, api_base: '{m}', api_key: k}}
+  - model_name: mod
+    litellm_params: {{model: openai/omni-moderation-latest, api_base: '{m}', api_key: k}}
+  - model_name: own-mode
+    litellm_params: {{model: openai/text-embedding-3-small, api_base: '{m}', api_key: k}}
+    model_info: {{mode: completion}}
+  - model_name: stt
+    litellm_params: {{model: openai/whisper-1, api_base: '{m}', api_key: k}}
+  - model_name: chat
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{m}', api_key: k}}
+general_settings:
+  master_key: {MASTER}
+"
+    );
+    let gw = gateway(&yaml, None).await;
+    let v: Value = gw.get("/health").await.json().await.unwrap();
+    assert_eq!(v["healthy_count"], 6, "{v}");
+    assert_eq!(v["unhealthy_count"], 1, "{v}");
+    assert_eq!(v["unhealthy_endpoints"][0]["model"], "openai/whisper-1");
+    assert!(v["unhealthy_endpoints"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("audio_transcription"));
+    let seen: Vec<(String, Value)> = mock
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.path.clone(), r.body.clone()))
+        .collect();
+    let body_of = |path: &str, model: &str| {
+        seen.iter()
+            .find(|(p, b)| p == path && b["model"] == model)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| panic!("no probe of {model} at {path}: {seen:?}"))
+    };
+    let b = body_of("/v1/embeddings", "text-embedding-3-small");
+    assert_eq!(b["input"], serde_json::json!(["test from litellm"]));
+    let b = body_of("/v1/audio/speech", "tts-1");
+    assert_eq!(
+        (b["input"].as_str(), b["voice"].as_str()),
+        (Some("test from litellm"), Some("alloy"))
+    );
+    body_of("/v1/images/generations", "gpt-image-1");
+    body_of("/v1/moderations", "omni-moderation-latest");
+    let b = body_of("/v1/completions", "text-embedding-3-small");
+    assert_eq!(b["max_tokens"], 1);
+    let b = body_of("/v1/chat/completions", "gpt-4o-mini");
+    assert_eq!(b["messages"][0]["content"], "test from litellm");
+    assert_eq!(seen.len(), 6, "{seen:?}");
+}
