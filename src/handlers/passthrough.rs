@@ -87,6 +87,7 @@ fn presented_key(state: &AppState, req: &Request) -> Option<String> {
 pub async fn fallback_handler(State(state): State<AppState>, mut req: Request) -> Response {
     let path = req.uri().path().to_string();
     let found = state.pass_through.find(req.method(), &path);
+    let public = found.as_ref().is_some_and(custom::Found::is_public);
     let (route, below) = match found {
         None => {
             return ApiError::not_found(format!("Route not found: {path}")).into_response();
@@ -99,7 +100,6 @@ pub async fn fallback_handler(State(state): State<AppState>, mut req: Request) -
     let Some(ctx) = req.extensions_mut().remove::<RequestCtx>() else {
         return ApiError::internal("request context missing").into_response();
     };
-    let public = below.is_empty() && route.auth == custom::Auth::Public;
     let call = super::boxed(|| serve_custom(&state, &ctx, route, &below, public, req));
     call.await.unwrap_or_else(passthrough::error_response)
 }

@@ -871,6 +871,29 @@ mod tests {
             extract_key(&hm(&[]), Some("key=sk-g"), "/v1/chat/completions", None),
             Presented::None
         );
+        // Pass-through routes: `litellm_user_api_key` wins there (only there), and `/gemini`
+        // takes `?key=` on any path.
+        let both = hm(&[
+            ("x-api-key", "sk-ant-own"),
+            ("litellm_user_api_key", "sk-h"),
+        ]);
+        assert_eq!(
+            extract_key(&both, None, "/anthropic/v1/messages", None),
+            Presented::Key("sk-h")
+        );
+        assert_eq!(
+            extract_key(&both, None, "/v1/messages", None),
+            Presented::Key("sk-ant-own")
+        );
+        assert_eq!(
+            extract_key(
+                &hm(&[]),
+                Some("alt=sse&key=sk-i"),
+                "/gemini/v1beta/models",
+                None
+            ),
+            Presented::Key("sk-i")
+        );
     }
 
     #[test]

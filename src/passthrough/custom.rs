@@ -161,10 +161,6 @@ impl CustomRoutes {
         (Self { routes }, warnings)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
     /// The custom route serving `method` on `path`, if any (the first in config order).
     pub fn find<'a>(&'a self, method: &Method, path: &'a str) -> Option<Found<'a>> {
         let mut path_known = false;

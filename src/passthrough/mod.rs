@@ -497,26 +497,18 @@ pub async fn forward(
 }
 
 /// The caller's body as the upstream gets it: what was read, then the rest as it arrives
-/// (cut with an error past `max` bytes).
+/// (cut with an error past `max` bytes). A body not read at all keeps its framing (an empty
+/// one stays empty, a sized one sized), so a `GET` is not sent with a chunked body.
 fn request_body(p: Peeked, max: usize) -> Body {
     let Some(rest) = p.rest else {
         return Body::from(p.head);
     };
-    let head = p.head;
-    let mut seen = head.len();
-    let rest = rest.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        seen += chunk.len();
-        if seen > max {
-            return Err(std::io::Error::other(
-                "request body exceeds max_request_size_mb",
-            ));
-        }
-        Ok(chunk)
-    });
-    if head.is_empty() {
-        return Body::from_stream(rest);
+    if p.head.is_empty() {
+        return Body::new(http_body_util::Limited::new(rest, max));
     }
+    let head = p.head;
+    let rest = http_body_util::Limited::new(rest, max.saturating_sub(head.len()));
+    let rest = http_body_util::BodyDataStream::new(rest).map(|c| c.map_err(std::io::Error::other));
     Body::from_stream(futures::stream::once(async move { Ok(head) }).chain(rest))
 }
 

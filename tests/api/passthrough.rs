@@ -340,6 +340,11 @@ async fn other_methods_paths_and_queries_pass_as_sent() {
     assert_eq!(v["method"], "DELETE");
     assert_eq!(v["path"], "/v1/files/file-abc");
     assert_eq!(v["query"], "x=1");
+    let seen = m.last();
+    assert!(
+        seen.headers.get("transfer-encoding").is_none() && seen.body.is_empty(),
+        "a bodiless request stays bodiless"
+    );
 }
 
 #[tokio::test]
@@ -382,6 +387,12 @@ async fn existing_routes_win_over_the_pass_through_prefixes() {
     // The Responses API route under /openai/v1 is still the gateway's (an unknown id is its 400).
     let r = gw.get("/openai/v1/responses/resp_unknown").await;
     assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    // A path under the gateway's own prefixes that none of its routes serves goes through.
+    let r = gw
+        .get("/openai/deployments/gpt-4o-mini/extensions/chat")
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(m.last().path, "/deployments/gpt-4o-mini/extensions/chat");
     let before = m.count();
     // Unknown routes are 404 for anyone, unserved providers too.
     for path in [
