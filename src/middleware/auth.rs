@@ -251,10 +251,10 @@ pub fn extract_key<'a>(
     };
     // On the provider pass-through routes, `litellm_user_api_key` carries the caller's key
     // (the usual headers may hold the caller's own provider credential there).
-    if let Some(v) =
-        get(&PASS_THROUGH_KEY).filter(|_| crate::passthrough::providers::is_provider_path(path))
-    {
-        return Presented::Key(strip_bearer(v).unwrap_or(v));
+    if crate::passthrough::providers::is_provider_path(path) {
+        if let Some(v) = get(&PASS_THROUGH_KEY) {
+            return Presented::Key(strip_bearer(v).unwrap_or(v));
+        }
     }
     if let Some(v) = get(&API_KEY) {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
@@ -293,7 +293,8 @@ pub fn extract_key<'a>(
     Presented::None
 }
 
-fn strip_bearer(v: &str) -> Option<&str> {
+/// The key of a `Bearer <key>` value (any case of `Bearer`), `None` for other values.
+pub(crate) fn strip_bearer(v: &str) -> Option<&str> {
     let (scheme, rest) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }

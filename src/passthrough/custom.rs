@@ -386,10 +386,7 @@ pub fn target(
         if let Some(key) = presented {
             for (name, value) in &parts.headers {
                 let v = value.to_str().unwrap_or_default().trim();
-                let bare = v
-                    .split_once(' ')
-                    .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-                    .map_or(v, |(_, k)| k.trim());
+                let bare = crate::middleware::auth::strip_bearer(v).unwrap_or(v);
                 if bare == key {
                     drop.push(name.as_str().to_string());
                 }

@@ -99,7 +99,7 @@ pub async fn peek(headers: &HeaderMap, body: Body, limit: usize, max: usize) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
-        return Err(too_large(max));
+        return Err(crate::handlers::body_too_large(max));
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -124,7 +124,7 @@ pub async fn peek(headers: &HeaderMap, body: Body, limit: usize, max: usize) -> 
             buf.extend_from_slice(&data);
         }
         if buf.len() > max {
-            return Err(too_large(max));
+            return Err(crate::handlers::body_too_large(max));
         }
         if buf.len() > limit {
             ended = false;
@@ -148,17 +148,6 @@ pub async fn peek(headers: &HeaderMap, body: Body, limit: usize, max: usize) -> 
         rest: None,
         json,
     })
-}
-
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        ErrorClass::PayloadTooLarge,
-        format!(
-            "Request body is too large. Request size exceeds the maximum allowed size of {:.2} MB (max_request_size_mb).",
-            max as f64 / (1024.0 * 1024.0)
-        ),
-    )
-    .with_param("request_body")
 }
 
 /// The timeout of a pass-through call: the route's own, else

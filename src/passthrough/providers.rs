@@ -71,7 +71,27 @@ pub fn route_of(path: &str) -> Option<(Kind, &str)> {
 /// Whether `path` is under a provider pass-through route (where `litellm_user_api_key`, and
 /// for `/gemini` the `key` query parameter, carry the caller's key).
 pub fn is_provider_path(path: &str) -> bool {
-    route_of(path).is_some()
+    // Runs for every authenticated request: one `match` on the first segment (compiled to a
+    // length switch), not a walk of the table.
+    let first = path
+        .strip_prefix('/')
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    matches!(
+        first,
+        "openai"
+            | "openai_passthrough"
+            | "azure"
+            | "azure_ai"
+            | "anthropic"
+            | "gemini"
+            | "cohere"
+            | "mistral"
+            | "vllm"
+            | "openrouter"
+            | "assemblyai"
+            | "eu.assemblyai"
+    )
 }
 
 impl Kind {
@@ -140,46 +160,25 @@ fn group_deployment(router: &ModelRouter, name: &str) -> Option<Arc<Deployment>>
 }
 
 /// Refuses a body `model` outside the caller's key's or organization's models (LiteLLM keeps
-/// model access checks on the provider routes).
+/// model access checks on the provider routes); a name that is no model group is matched by
+/// name and `prefix*` entries.
 pub fn check_model(router: &ModelRouter, auth: &AuthCtx, model: &str) -> ApiResult<()> {
     if let Some(r) = router.resolve(model) {
         return crate::handlers::llm::check_model_access(auth, r.group, model);
     }
-    let allows = |list: &[String]| {
+    crate::handlers::llm::check_model_allowed(auth, model, |list| {
         list.iter().any(|m| {
             m == "all-proxy-models"
                 || m == model
                 || m.strip_suffix('*').is_some_and(|p| model.starts_with(p))
         })
-    };
-    if !auth.allowed_models.is_empty() && !allows(&auth.allowed_models) {
-        let mut e = ApiError::proxy_auth(format!(
-            "key not allowed to access model. This key can only access models={:?}. Tried to access {model}",
-            auth.allowed_models
-        ));
-        e.type_override = Some("key_model_access_denied");
-        return Err(e);
-    }
-    if let Some(org) = auth.organization.as_ref().filter(|o| !o.models.is_empty()) {
-        if !allows(&org.models) {
-            let mut e = ApiError::proxy_auth(format!(
-                "org not allowed to access model. This org can only access models={:?}. Tried to access {model}",
-                org.models
-            ));
-            e.type_override = Some("org_model_access_denied");
-            return Err(e);
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Whether a caller's header value is the LiteLLM key it authenticated with (or the master
 /// key): such values are never sent upstream.
 fn is_litellm_secret(state: &AppState, presented: Option<&str>, value: &str) -> bool {
-    let bare = value
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or(value, |(_, k)| k.trim());
+    let bare = crate::middleware::auth::strip_bearer(value).unwrap_or(value);
     presented.is_some_and(|k| k == bare)
         || state
             .master_key
@@ -512,6 +511,12 @@ mod tests {
         assert_eq!(route_of("/openai"), Some((Kind::OpenAi, "")));
         assert_eq!(route_of("/bedrock/model/x/invoke"), None);
         assert_eq!(route_of("/v1/chat/completions"), None);
+        // The fast check agrees with the table.
+        for (prefix, _) in ROUTES {
+            assert!(is_provider_path(&format!("/{prefix}/x")), "{prefix}");
+        }
+        assert!(!is_provider_path("/v1/chat/completions"));
+        assert!(!is_provider_path("/bedrock/x"));
     }
 
     #[test]
