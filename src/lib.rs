@@ -17,6 +17,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod middleware;
+pub mod passthrough;
 pub mod providers;
 pub mod ratelimit;
 pub mod redis;

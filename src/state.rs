@@ -90,6 +90,8 @@ pub struct Inner {
     /// Headers that name the end user ahead of the body (`user_header_mappings` entries for
     /// the `customer` role, else `user_header_name`).
     pub end_user_headers: Vec<axum::http::HeaderName>,
+    /// `general_settings.pass_through_endpoints`, compiled.
+    pub pass_through: crate::passthrough::custom::CustomRoutes,
 }
 
 #[derive(Clone)]
@@ -289,7 +291,13 @@ impl AppState {
             db_models.salt().cloned(),
             master_key.is_some(),
         );
+        let (pass_through, pass_through_warnings) =
+            crate::passthrough::custom::CustomRoutes::from_config(&loaded);
+        for w in pass_through_warnings {
+            tracing::warn!("{w}");
+        }
         let state = Self(Arc::new(Inner {
+            pass_through,
             metrics,
             callbacks,
             response_ids,

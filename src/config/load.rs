@@ -411,6 +411,21 @@ fn collect_unknown_key_warnings(config: &Config, warnings: &mut Vec<String>) {
         ("general_settings", &config.general_settings.extra),
         ("", &config.extra),
     ];
+    // `id` and `is_from_config` only matter to LiteLLM's admin UI.
+    let endpoints = config
+        .general_settings
+        .pass_through_endpoints
+        .iter()
+        .flatten();
+    for (i, e) in endpoints.enumerate() {
+        for key in e.extra.keys() {
+            if !matches!(key.as_str(), "id" | "is_from_config") {
+                warnings.push(format!(
+                    "config key `general_settings.pass_through_endpoints[{i}].{key}` is accepted but not implemented by this gateway; it has no effect"
+                ));
+            }
+        }
+    }
     for (section, extra) in sections {
         let known: &[&str] = KNOWN_UNTYPED
             .iter()

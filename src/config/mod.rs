@@ -348,6 +348,57 @@ pub struct GeneralSettings {
     pub user_header_name: Option<String>,
     /// Headers mapped to roles; those mapped to `customer` name the end user.
     pub user_header_mappings: Option<Vec<HeaderMapping>>,
+    /// Custom reverse-proxy routes (see `crate::passthrough::custom`).
+    pub pass_through_endpoints: Option<Vec<PassThroughEndpoint>>,
+    /// Seconds a pass-through call waits for the upstream's answer, and between two reads of
+    /// its body (LiteLLM's default: 600), unless the endpoint sets its own `timeout`.
+    #[serde(deserialize_with = "opt_f64")]
+    pub pass_through_request_timeout: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of `general_settings.pass_through_endpoints`: requests to `path` (and, with
+/// `include_subpath`, below it) are forwarded to `target` (LiteLLM's `PassThroughGenericEndpoint`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PassThroughEndpoint {
+    pub path: String,
+    /// An entry without a target only registers its path (LiteLLM skips it too).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Headers sent upstream. Values may hold `os.environ/NAME` anywhere in the text; the keys
+    /// `LANGFUSE_PUBLIC_KEY` and `LANGFUSE_SECRET_KEY` become one Basic `Authorization`
+    /// header; `litellm_user_api_key` names the request header carrying the caller's key.
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// Forward the caller's headers too (the configured ones win).
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub forward_headers: Option<bool>,
+    /// Merge the caller's query with the target's own query parameters.
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub merge_query_params: Option<bool>,
+    /// Query parameters sent unless the caller (or the target URL) sets them.
+    #[serde(default)]
+    pub default_query_params: Map<String, Value>,
+    /// Whether a key is needed. Unset counts as `true` (LiteLLM 1.106's runtime check);
+    /// `false` makes the exact path a public forwarder.
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub auth: Option<bool>,
+    /// `langfuse`: the caller's key is the user part of a Basic `Authorization` header.
+    #[serde(default)]
+    pub custom_auth_parser: Option<String>,
+    /// Also forward `path/<anything>` to `target/<anything>`.
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub include_subpath: Option<bool>,
+    /// USD charged per call (spend log and budgets).
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub cost_per_request: Option<f64>,
+    /// Seconds, overriding `pass_through_request_timeout`.
+    #[serde(default, deserialize_with = "opt_f64")]
+    pub timeout: Option<f64>,
+    /// HTTP methods served (unset or empty: GET, POST, PUT, DELETE, PATCH).
+    #[serde(default, deserialize_with = "opt_names")]
+    pub methods: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -1024,13 +1024,23 @@ pub(super) fn resolve_for<'s>(
 
 /// Refuses a group outside the caller's key's or organization's `models` (`model`: the name it
 /// was asked for).
-pub(super) fn check_model_access(
+pub(crate) fn check_model_access(
     auth: &AuthCtx,
     group: &crate::routing::ModelGroup,
     model: &str,
 ) -> ApiResult<()> {
+    check_model_allowed(auth, model, |list| group.allowed_by(list, model))
+}
+
+/// Refuses `model` when the caller's key's or organization's `models` list is set and
+/// `allows` does not grant it (LiteLLM's `key_model_access_denied` / `org_model_access_denied`).
+pub(crate) fn check_model_allowed(
+    auth: &AuthCtx,
+    model: &str,
+    allows: impl Fn(&[String]) -> bool,
+) -> ApiResult<()> {
     // `all-proxy-models` never reaches `allowed_models` (it empties the list).
-    if !auth.allowed_models.is_empty() && !group.allowed_by(&auth.allowed_models, model) {
+    if !auth.allowed_models.is_empty() && !allows(&auth.allowed_models) {
         let mut e = ApiError::proxy_auth(format!(
             "key not allowed to access model. This key can only access models={:?}. Tried to access {model}",
             auth.allowed_models
@@ -1039,7 +1049,7 @@ pub(super) fn check_model_access(
         return Err(e);
     }
     if let Some(org) = auth.organization.as_ref().filter(|o| !o.models.is_empty()) {
-        if !group.allowed_by(&org.models, model) {
+        if !allows(&org.models) {
             let mut e = ApiError::proxy_auth(format!(
                 "org not allowed to access model. This org can only access models={:?}. Tried to access {model}",
                 org.models
@@ -2344,7 +2354,7 @@ async fn send(
     }
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

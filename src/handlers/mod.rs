@@ -17,6 +17,7 @@ mod media;
 pub mod model_admin;
 pub mod models;
 pub mod organizations;
+pub mod passthrough;
 pub mod responses;
 pub mod spend;
 pub mod spend_reports;
@@ -40,16 +41,7 @@ pub(crate) fn boxed<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pi
 
 /// Reads a request body up to `limit` bytes.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Bytes> {
-    let too_large = || {
-        ApiError::new(
-            ErrorClass::PayloadTooLarge,
-            format!(
-                "Request body is too large. Request size exceeds the maximum allowed size of {:.2} MB (max_request_size_mb).",
-                limit as f64 / (1024.0 * 1024.0)
-            ),
-        )
-        .with_param("request_body")
-    };
+    let too_large = || body_too_large(limit);
     if let Some(len) = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -69,6 +61,18 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
                 .with_param("request_body")
         }
     })
+}
+
+/// The 413 for a request body past `max_request_size_mb` (`limit` bytes).
+pub(crate) fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorClass::PayloadTooLarge,
+        format!(
+            "Request body is too large. Request size exceeds the maximum allowed size of {:.2} MB (max_request_size_mb).",
+            limit as f64 / (1024.0 * 1024.0)
+        ),
+    )
+    .with_param("request_body")
 }
 
 /// A list route's page number (from 1) and page size (1 to 100), defaults applied; `size_param`

@@ -52,6 +52,41 @@ pub struct AuthCtx {
     /// The key's team's alias and its user's email (labels of the Prometheus metrics).
     pub team_alias: Option<Arc<str>>,
     pub user_email: Option<Arc<str>>,
+    /// The custom pass-through routes the key's (else its team's) metadata grants, and those
+    /// either denies.
+    pub pass_through: Option<Arc<PassThroughGrants>>,
+}
+
+/// `allowed_passthrough_routes` of a key's metadata (else of its team's) and the
+/// `denied_passthrough_routes` of both (LiteLLM's grants for `pass_through_endpoints`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassThroughGrants {
+    pub allowed: Vec<String>,
+    pub denied: Vec<String>,
+}
+
+impl PassThroughGrants {
+    /// The grants of a key's and its team's metadata, `None` when neither sets any.
+    fn of(key: &Value, team: Option<&Value>) -> Option<Arc<Self>> {
+        let list = |m: Option<&Value>, field: &str| -> Vec<String> {
+            m.and_then(|m| m.field(field))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut allowed = list(Some(key), "allowed_passthrough_routes");
+        if allowed.is_empty() {
+            allowed = list(team, "allowed_passthrough_routes");
+        }
+        let mut denied = list(Some(key), "denied_passthrough_routes");
+        denied.extend(list(team, "denied_passthrough_routes"));
+        (!allowed.is_empty() || !denied.is_empty()).then(|| Arc::new(Self { allowed, denied }))
+    }
 }
 
 /// What a call needs of the caller's organization: its id (spend attribution) and its model
@@ -96,6 +131,7 @@ impl AuthCtx {
             tags: None,
             team_alias: None,
             user_email: None,
+            pass_through: None,
         }
     }
 
@@ -153,6 +189,7 @@ impl AuthCtx {
             tags: None,
             team_alias: None,
             user_email: None,
+            pass_through: None,
         }
     }
 
@@ -197,6 +234,7 @@ pub fn extract_key<'a>(
     custom_header: Option<&str>,
 ) -> Presented<'a> {
     static API_KEY: HeaderName = HeaderName::from_static("x-litellm-api-key");
+    static PASS_THROUGH_KEY: HeaderName = HeaderName::from_static("litellm_user_api_key");
     static OTHER_KEY_HEADERS: [HeaderName; 4] = [
         HeaderName::from_static("api-key"),
         HeaderName::from_static("x-api-key"),
@@ -211,6 +249,13 @@ pub fn extract_key<'a>(
             .map(str::trim)
             .filter(|s| !s.is_empty())
     };
+    // On the provider pass-through routes, `litellm_user_api_key` carries the caller's key
+    // (the usual headers may hold the caller's own provider credential there).
+    if crate::passthrough::providers::is_provider_path(path) {
+        if let Some(v) = get(&PASS_THROUGH_KEY) {
+            return Presented::Key(strip_bearer(v).unwrap_or(v));
+        }
+    }
     if let Some(v) = get(&API_KEY) {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
@@ -235,7 +280,10 @@ pub fn extract_key<'a>(
     if let Some(v) = custom {
         return Presented::Key(strip_bearer(v).unwrap_or(v));
     }
-    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+    if path.starts_with("/gemini/")
+        || path.contains(":generateContent")
+        || path.contains(":streamGenerateContent")
+    {
         if let Some(k) = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key="))) {
             if !k.is_empty() {
                 return Presented::Key(k);
@@ -245,7 +293,8 @@ pub fn extract_key<'a>(
     Presented::None
 }
 
-fn strip_bearer(v: &str) -> Option<&str> {
+/// The key of a `Bearer <key>` value (any case of `Bearer`), `None` for other values.
+pub(crate) fn strip_bearer(v: &str) -> Option<&str> {
     let (scheme, rest) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
@@ -353,10 +402,37 @@ fn check_client_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {
     gate.check(req.headers(), peer)
 }
 
+/// Authenticates a request to a custom pass-through route (`general_settings.pass_through_endpoints`,
+/// served outside the router): the client-address check, then the key, taken from `key` when
+/// the route says where it is and it was sent, else from the usual headers.
+pub async fn authenticate_pass_through(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    key: Option<&str>,
+) -> Result<AuthCtx, ApiError> {
+    if let Some(gate) = state.ip_gate.as_ref() {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        gate.check(&parts.headers, peer)?;
+    }
+    authenticate_with(state, &parts.headers, &parts.uri, key).await
+}
+
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
+) -> Result<AuthCtx, ApiError> {
+    authenticate_with(state, headers, uri, None).await
+}
+
+async fn authenticate_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    key_override: Option<&str>,
 ) -> Result<AuthCtx, ApiError> {
     let Some(master) = state.master_key.as_ref() else {
         return Ok(AuthCtx::admin(None));
@@ -367,7 +443,11 @@ async fn authenticate(
         .general_settings
         .litellm_key_header_name
         .as_deref();
-    let key = match extract_key(headers, uri.query(), uri.path(), custom) {
+    let presented = match key_override {
+        Some(k) => Presented::Key(k),
+        None => extract_key(headers, uri.query(), uri.path(), custom),
+    };
+    let key = match presented {
         Presented::Key(k) => k,
         Presented::None => {
             return Err(ApiError::proxy_auth(
@@ -402,6 +482,7 @@ async fn authenticate(
         model_budgets,
         user_role,
         organization,
+        pass_through,
         ..
     } = cached;
     if row.blocked == Some(true) {
@@ -429,7 +510,9 @@ async fn authenticate(
             return Err(e);
         }
     }
-    if !key_routes::may_call(&row.allowed_routes, uri.path()) {
+    if !key_routes::may_call(&row.allowed_routes, uri.path())
+        && !custom_route_in_groups(state, &row.allowed_routes, uri.path())
+    {
         return Err(key_routes::refused(&row.allowed_routes, uri.path()));
     }
     let mut ctx = AuthCtx::for_key(
@@ -444,7 +527,20 @@ async fn authenticate(
     ctx.tags = tags;
     ctx.team_alias = team_alias;
     ctx.user_email = user_email;
+    ctx.pass_through = pass_through;
     Ok(ctx)
+}
+
+/// Whether a key's `allowed_routes` hold a custom pass-through route through LiteLLM's route
+/// groups: `llm_api_routes` holds them all, `openai_routes` those with `auth: true` (whether
+/// the key may then call it is the route's own check).
+fn custom_route_in_groups(state: &AppState, allowed: &[String], path: &str) -> bool {
+    let Some(enforced) = state.pass_through.group_member(path) else {
+        return false;
+    };
+    allowed
+        .iter()
+        .any(|g| g == "llm_api_routes" || (enforced && g == "openai_routes"))
 }
 
 /// The `tags` lists of some metadata objects (a key's, its team's), in order and without
@@ -637,6 +733,7 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
     });
     shared_limits.extend(member_limits);
     let tags = metadata_tags([Some(&r.metadata), team.as_ref().map(|t| &t.metadata)]);
+    let pass_through = PassThroughGrants::of(&r.metadata, team.as_ref().map(|t| &t.metadata));
     let team_alias = team
         .as_ref()
         .and_then(|t| t.team_alias.as_deref())
@@ -691,6 +788,7 @@ async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, Api
             })
         }),
         user_role,
+        pass_through,
         loaded_at: std::time::Instant::now(),
     };
     state.keys.insert(hash.to_string(), cached.clone());
@@ -773,6 +871,29 @@ mod tests {
         assert_eq!(
             extract_key(&hm(&[]), Some("key=sk-g"), "/v1/chat/completions", None),
             Presented::None
+        );
+        // Pass-through routes: `litellm_user_api_key` wins there (only there), and `/gemini`
+        // takes `?key=` on any path.
+        let both = hm(&[
+            ("x-api-key", "sk-ant-own"),
+            ("litellm_user_api_key", "sk-h"),
+        ]);
+        assert_eq!(
+            extract_key(&both, None, "/anthropic/v1/messages", None),
+            Presented::Key("sk-h")
+        );
+        assert_eq!(
+            extract_key(&both, None, "/v1/messages", None),
+            Presented::Key("sk-ant-own")
+        );
+        assert_eq!(
+            extract_key(
+                &hm(&[]),
+                Some("alt=sse&key=sk-i"),
+                "/gemini/v1beta/models",
+                None
+            ),
+            Presented::Key("sk-i")
         );
     }
 

@@ -34,6 +34,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, BoxError>>;
 #[derive(Clone)]
 pub struct UpstreamClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Requests whose body streams from the caller (pass-through routes); its own pool.
+    streaming: Client<HttpsConnector<HttpConnector>, axum::body::Body>,
     connect_timeout: Duration,
     pool_idle: Duration,
 }
@@ -57,9 +59,14 @@ impl UpstreamClient {
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(pool_idle)
             .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(https.clone());
+        let streaming = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(pool_idle)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(https);
         Ok(Self {
             inner,
+            streaming,
             connect_timeout,
             pool_idle,
         })
@@ -92,6 +99,17 @@ impl UpstreamClient {
             Some(pool) => pool.send(req, self).await,
             None => Ok(self.inner.request(req).await?.map(Body::plain)),
         }
+    }
+}
+
+impl UpstreamClient {
+    /// Sends a request whose body is streamed as it is read (pass-through); resolves when the
+    /// response head arrives.
+    pub async fn send_streaming(
+        &self,
+        req: hyper::Request<axum::body::Body>,
+    ) -> Result<hyper::Response<Incoming>, BoxError> {
+        Ok(self.streaming.request(req).await?)
     }
 }
 

@@ -4,6 +4,9 @@
 //! and `/engines/{model}/...` forms, as in LiteLLM. Auth is deny-by-default: public routes are
 //! listed in `middleware::auth::is_public_route`, everything else needs a key.
 //!
+//! Pass-through: the provider prefixes (`/openai/{*endpoint}`, `/anthropic/...`) are routes
+//! here; the configured `pass_through_endpoints` are served by the fallback.
+//!
 //! Layer order, outer to inner: CORS (only for requests that carry an `Origin`) ->
 //! `track_request` (inserts `RequestCtx`) -> `require_auth` (inserts `AuthCtx`) -> handler.
 //! `POST` to `/chat/completions`, `/completions` and `/embeddings` (with or without `/v1`) is
@@ -12,7 +15,7 @@
 use crate::error::ApiError;
 use crate::handlers::{
     budgets, cache_admin, customers, daily_activity, health, keys, llm, model_admin, models,
-    organizations, responses, spend, spend_reports, tags, teams, users,
+    organizations, passthrough, responses, spend, spend_reports, tags, teams, users,
 };
 use crate::middleware::{auth, request_ctx};
 use crate::state::AppState;
@@ -365,17 +368,28 @@ pub(crate) fn front(state: AppState) -> Front {
             get(daily_activity::customer_daily_activity_handler),
         )
         .route("/", get(health::root_handler));
+    // Provider pass-through (`crate::passthrough::providers`): everything under each prefix
+    // that no route above serves (a static segment wins over the catch-all).
+    for (prefix, _) in crate::passthrough::providers::ROUTES {
+        let h = passthrough::provider_handler;
+        r = r.route(
+            &format!("/{prefix}/{{*endpoint}}"),
+            get(h).post(h).put(h).delete(h).patch(h),
+        );
+    }
     if state.metrics.is_some() {
         r = r
             .route("/metrics", get(health::metrics_handler))
             .route("/metrics/", get(health::metrics_handler));
     }
     let r = r
-        .fallback(not_found)
+        .fallback(passthrough::fallback_handler)
         .method_not_allowed_fallback(method_not_allowed);
 
     // Auth wraps the matched routes only: a path that is not served answers 404 to anyone,
-    // as LiteLLM's does, rather than asking for a key first.
+    // as LiteLLM's does, rather than asking for a key first. The fallback serves the custom
+    // `pass_through_endpoints` routes (built-in routes win over them) and authenticates them
+    // itself.
     let app = r
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -472,8 +486,4 @@ async fn method_not_allowed(
     );
     e.status_override = Some(axum::http::StatusCode::METHOD_NOT_ALLOWED);
     e.into_response()
-}
-
-async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
-    ApiError::not_found(format!("Route not found: {}", uri.path())).into_response()
 }

@@ -56,6 +56,24 @@ pub struct CallAccount {
     callback: Option<Box<CallbackSlot>>,
 }
 
+/// LiteLLM's `call_type` of pass-through calls in spend logs.
+pub const PASS_THROUGH_CALL_TYPE: &str = "pass_through_endpoint";
+/// The spend log's `model` of a call that names none (LiteLLM's logging default).
+const UNKNOWN_MODEL: &str = "unknown";
+
+/// What accounting needs of a pass-through call.
+pub struct PassThroughFacts<'a> {
+    pub call_id: &'a str,
+    /// `custom_llm_provider` of the row (`""` for `pass_through_endpoints` routes).
+    pub provider: &'static str,
+    /// The upstream URL called (the row's `api_base`).
+    pub api_base: String,
+    /// Tags of the request (`tags` / `x-litellm-tags` headers).
+    pub tags: &'a [String],
+    /// The endpoint's `cost_per_request` (0 for provider routes).
+    pub cost_per_request: f64,
+}
+
 /// Request facts accounting needs.
 pub struct CallFacts<'a> {
     pub call_id: &'a str,
@@ -217,11 +235,78 @@ impl CallAccount {
             }
             reserved.push((scope, worst));
         }
+        let mut account = Self::open(state, auth, reserved, f.call_id, f.call_type, f.tags);
+        account.end_user = f.end_user.map(String::from);
+        account.rates = rates;
+        account.model = f.upstream_model.to_string();
+        account.model_id = d.id.clone();
+        account.group = f.group.to_string();
+        account.provider = d.provider.name();
+        account.api_base = d.api_base.clone().unwrap_or_default();
+        if let Some(m) = f.metadata {
+            account.metadata = m.clone();
+        }
+        account.metrics = state.metrics.as_ref().map(|_| {
+            Box::new(crate::metrics::CallMetrics::new(
+                auth,
+                d,
+                f.requested_model,
+                f.request_start,
+                f.group,
+                f.upstream_model,
+                f.end_user,
+            ))
+        });
+        account.callback = f.capture.map(|c| {
+            Box::new(CallbackSlot {
+                capture: c.clone(),
+                deployment_model: d.config.litellm_params.model.clone(),
+                output: None,
+                error: None,
+                completion_start: None,
+            })
+        });
+        Ok(account)
+    }
+
+    /// A pass-through call (`crate::passthrough`): its `cost_per_request` is reserved against
+    /// the caller's budgets (so a spent budget refuses it, as LiteLLM's auth checks do); the
+    /// model and cost are known only from the answer (see [`Self::set_model`]).
+    pub fn begin_pass_through(
+        state: &AppState,
+        auth: &AuthCtx,
+        f: PassThroughFacts<'_>,
+    ) -> Result<Self, ApiError> {
+        let mut reserved = Vec::new();
+        reserve_owner_budgets(state, auth, f.cost_per_request, &mut reserved)?;
+        let mut account = Self::open(
+            state,
+            auth,
+            reserved,
+            f.call_id,
+            PASS_THROUGH_CALL_TYPE,
+            f.tags,
+        );
+        account.model = UNKNOWN_MODEL.to_string();
+        account.provider = f.provider;
+        account.api_base = f.api_base;
+        Ok(account)
+    }
+
+    /// An account with nothing known of the call but its caller and reservations.
+    fn open(
+        state: &AppState,
+        auth: &AuthCtx,
+        reserved: Vec<(String, f64)>,
+        call_id: &str,
+        call_type: &'static str,
+        tags: &[String],
+    ) -> Self {
         let key = auth.key.as_ref();
-        Ok(Self {
+        Self {
             state: state.clone(),
-            call_id: f.call_id.to_string(),
-            call_type: f.call_type,
+            call_id: call_id.to_string(),
+            call_type,
             start: now(),
             key_hash: auth.key_hash.clone(),
             user_id: key.and_then(|k| k.user_id.clone()),
@@ -230,19 +315,16 @@ impl CallAccount {
                 .organization
                 .as_ref()
                 .map(|o| o.organization_id.clone()),
-            end_user: f.end_user.map(String::from),
+            end_user: None,
             reserved,
-            rates,
-            model: f.upstream_model.to_string(),
-            model_id: d.id.clone(),
-            group: f.group.to_string(),
-            provider: d.provider.name(),
-            api_base: d.api_base.clone().unwrap_or_default(),
-            metadata: f
-                .metadata
-                .cloned()
-                .unwrap_or(Value::Object(Default::default())),
-            tags: with_owner_tags(f.tags, auth.tags.as_deref()),
+            rates: Rates::default(),
+            model: String::new(),
+            model_id: String::new(),
+            group: String::new(),
+            provider: "",
+            api_base: String::new(),
+            metadata: Value::Object(Default::default()),
+            tags: with_owner_tags(tags, auth.tags.as_deref()),
             soft_budget: key.and_then(|k| {
                 let soft = k.soft_budget.filter(|_| !k.soft_budget_cooldown)?;
                 Some((
@@ -253,28 +335,15 @@ impl CallAccount {
             cache_key: None,
             cache_hit: false,
             done: false,
-            metrics: state.metrics.as_ref().map(|_| {
-                Box::new(crate::metrics::CallMetrics::new(
-                    auth,
-                    d,
-                    f.requested_model,
-                    f.request_start,
-                    f.group,
-                    f.upstream_model,
-                    f.end_user,
-                ))
-            }),
+            metrics: None,
             failure: None,
-            callback: f.capture.map(|c| {
-                Box::new(CallbackSlot {
-                    capture: c.clone(),
-                    deployment_model: d.config.litellm_params.model.clone(),
-                    output: None,
-                    error: None,
-                    completion_start: None,
-                })
-            }),
-        })
+            callback: None,
+        }
+    }
+
+    /// The model a pass-through call's answer (or request) named, for its spend-log row.
+    pub fn set_model(&mut self, model: &str) {
+        self.model = model.to_string();
     }
 
     /// Notes the error that ended the call (its failure metrics and logging callbacks name it).

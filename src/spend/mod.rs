@@ -504,6 +504,8 @@ pub struct CachedKey {
     pub organization: Option<Arc<crate::middleware::auth::OrgGate>>,
     /// The `user_role` of the key's user row (`None`: no user row).
     pub user_role: Option<&'static str>,
+    /// The pass-through routes the key's or its team's metadata grant or deny.
+    pub pass_through: Option<Arc<crate::middleware::auth::PassThroughGrants>>,
     pub loaded_at: std::time::Instant,
 }
 

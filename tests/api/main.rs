@@ -27,6 +27,7 @@ mod model_groups;
 mod multipart;
 mod native;
 mod organizations;
+mod passthrough;
 mod responses;
 mod retries;
 mod routes;
