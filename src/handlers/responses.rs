@@ -55,7 +55,7 @@ use std::time::Instant;
 
 /// Which follow-up call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub enum Op {
     Get,
     Delete,
     InputItems,
@@ -63,6 +63,16 @@ enum Op {
 }
 
 impl Op {
+    /// The operation whose `as u8` value is `code` (see [`stored_response_handler`]).
+    const fn of(code: u8) -> Self {
+        match code {
+            c if c == Self::Delete as u8 => Self::Delete,
+            c if c == Self::InputItems as u8 => Self::InputItems,
+            c if c == Self::Cancel as u8 => Self::Cancel,
+            _ => Self::Get,
+        }
+    }
+
     fn method(self) -> Method {
         match self {
             Self::Get | Self::InputItems => Method::GET,
@@ -96,7 +106,8 @@ impl Op {
     }
 }
 
-pub async fn get_response_handler(
+/// The routes on a stored response, one instance per [`Op`] (`OP` is its `as u8` value).
+pub async fn stored_response_handler<const OP: u8>(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestCtx>,
     Extension(auth): Extension<AuthCtx>,
@@ -110,61 +121,7 @@ pub async fn get_response_handler(
         ctx: &ctx,
         auth: &auth,
     };
-    call.answer(Op::Get, &id, query.as_deref(), &uri, &headers)
-        .await
-}
-
-pub async fn delete_response_handler(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestCtx>,
-    Extension(auth): Extension<AuthCtx>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let call = Call {
-        state: &state,
-        ctx: &ctx,
-        auth: &auth,
-    };
-    call.answer(Op::Delete, &id, query.as_deref(), &uri, &headers)
-        .await
-}
-
-pub async fn input_items_handler(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestCtx>,
-    Extension(auth): Extension<AuthCtx>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let call = Call {
-        state: &state,
-        ctx: &ctx,
-        auth: &auth,
-    };
-    call.answer(Op::InputItems, &id, query.as_deref(), &uri, &headers)
-        .await
-}
-
-pub async fn cancel_response_handler(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestCtx>,
-    Extension(auth): Extension<AuthCtx>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let call = Call {
-        state: &state,
-        ctx: &ctx,
-        auth: &auth,
-    };
-    call.answer(Op::Cancel, &id, query.as_deref(), &uri, &headers)
+    call.answer(Op::of(OP), &id, query.as_deref(), &uri, &headers)
         .await
 }
 

@@ -110,15 +110,16 @@ pub(crate) fn front(state: AppState) -> Front {
             )
             .route(
                 &format!("{prefix}/responses/{{response_id}}"),
-                get(responses::get_response_handler).delete(responses::delete_response_handler),
+                get(responses::stored_response_handler::<{ responses::Op::Get as u8 }>)
+                    .delete(responses::stored_response_handler::<{ responses::Op::Delete as u8 }>),
             )
             .route(
                 &format!("{prefix}/responses/{{response_id}}/input_items"),
-                get(responses::input_items_handler),
+                get(responses::stored_response_handler::<{ responses::Op::InputItems as u8 }>),
             )
             .route(
                 &format!("{prefix}/responses/{{response_id}}/cancel"),
-                post(responses::cancel_response_handler),
+                post(responses::stored_response_handler::<{ responses::Op::Cancel as u8 }>),
             );
     }
     // Customers answer under LiteLLM's current `/customer/*` paths and the older `/end_user/*`.
