@@ -29,18 +29,33 @@ fn main() {
     let text = std::fs::read_to_string(src).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
     let map: HashMap<String, serde_json::Value> =
         serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{src}: {e}")));
-    let mut names: Vec<&String> = map.keys().collect();
+    let mut names: Vec<&String> = map.keys().filter(|n| *n != "sample_spec").collect();
     names.sort();
-    let mut out = serde_json::Map::new();
+    // Laid out for `spend::prices`: the names (sorted, for a binary search) concatenated, the
+    // reduced entries' JSON concatenated, and for each entry where its name and its JSON end
+    // (two little-endian u32). Offsets rather than a table of string slices: a table of
+    // pointers would be relocated, so written, by the loader at every start.
+    let (mut name_text, mut entry_text, mut index) = (String::new(), String::new(), Vec::new());
     for name in names {
         if let Some(entry) = compact(&map[name]) {
-            out.insert(name.clone(), entry);
+            name_text.push_str(name);
+            entry_text
+                .push_str(&serde_json::to_string(&entry).unwrap_or_else(|e| fail(&e.to_string())));
+            for end in [name_text.len(), entry_text.len()] {
+                let end = u32::try_from(end).unwrap_or_else(|_| fail("price map over 4 GB"));
+                index.extend_from_slice(&end.to_le_bytes());
+            }
         }
     }
     let dir = std::env::var("OUT_DIR").unwrap_or_else(|e| fail(&format!("OUT_DIR: {e}")));
-    let text = serde_json::to_string(&out).unwrap_or_else(|e| fail(&e.to_string()));
-    std::fs::write(format!("{dir}/model_prices.json"), text)
-        .unwrap_or_else(|e| fail(&format!("{dir}: {e}")));
+    for (file, bytes) in [
+        ("price_names.txt", name_text.as_bytes()),
+        ("price_entries.txt", entry_text.as_bytes()),
+        ("price_index.bin", &index[..]),
+    ] {
+        std::fs::write(format!("{dir}/{file}"), bytes)
+            .unwrap_or_else(|e| fail(&format!("{dir}/{file}: {e}")));
+    }
 }
 
 /// One entry with only the read fields, numbers normalised; `None` for an entry the runtime

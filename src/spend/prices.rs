@@ -1,13 +1,19 @@
 //! LiteLLM's model price map, embedded at build time (`data/`, reduced by `build.rs` to the
-//! fields read here), overridable at run time by `LITELLM_MODEL_COST_MAP_PATH`. Parsed once into a compact table of the fields cost and
-//! `/model/info` need (not a JSON tree: idle memory stays small).
+//! fields read here), overridable at run time by `LITELLM_MODEL_COST_MAP_PATH`. An embedded
+//! entry is parsed the first time it is looked up, into the fields cost and `/model/info`
+//! need: a gateway reads the few entries of its deployments, so neither the table of all
+//! 4,000-odd models (about 2 MB) nor the text it is read from (about 1 MB) stays in memory.
 
 use crate::api::Usage;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-static EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/model_prices.json"));
+/// The embedded map as `build.rs` lays it out: names sorted and concatenated, entries' JSON
+/// concatenated, and per entry the end of its name and of its JSON (two little-endian u32).
+static NAMES: &str = include_str!(concat!(env!("OUT_DIR"), "/price_names.txt"));
+static ENTRIES: &str = include_str!(concat!(env!("OUT_DIR"), "/price_entries.txt"));
+static INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/price_index.bin"));
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ModelPrice {
@@ -182,7 +188,52 @@ fn num<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
 }
 
 pub struct PriceMap {
-    models: HashMap<String, ModelPrice>,
+    table: Table,
+}
+
+enum Table {
+    /// Every entry parsed: a map read at run time (`LITELLM_MODEL_COST_MAP_PATH`, tests).
+    Parsed(HashMap<String, ModelPrice>),
+    /// The embedded map: entry `i` parsed on its first lookup (`None`: it did not parse).
+    Embedded(Box<[OnceLock<Option<Box<ModelPrice>>>]>),
+}
+
+/// The `at`-th offset of the embedded index: entry `at / 2`'s name end (even) or JSON end (odd).
+fn embedded_end(at: usize) -> usize {
+    INDEX
+        .get(at * 4..at * 4 + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize)
+}
+
+/// Entry `i`'s part of `text`: its name (`field` 0, in [`NAMES`]) or its JSON (1, [`ENTRIES`]).
+fn embedded_part(text: &'static str, i: usize, field: usize) -> &'static str {
+    let start = if i == 0 {
+        0
+    } else {
+        embedded_end(2 * (i - 1) + field)
+    };
+    text.get(start..embedded_end(2 * i + field)).unwrap_or("")
+}
+
+/// Where `key` is among the embedded map's `n` sorted names.
+fn embedded_find(n: usize, key: &str) -> Option<usize> {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match embedded_part(NAMES, mid, 0).cmp(key) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(mid),
+        }
+    }
+    None
+}
+
+fn parse_entry(json: &str) -> Option<ModelPrice> {
+    let mut p = serde_json::from_str::<ModelPrice>(json).ok()?;
+    p.keep_transcription_prices_of_transcription_models();
+    Some(p)
 }
 
 impl PriceMap {
@@ -199,16 +250,23 @@ impl PriceMap {
             if k == "sample_spec" {
                 continue;
             }
-            if let Ok(mut p) = serde_json::from_str::<ModelPrice>(v.get()) {
-                p.keep_transcription_prices_of_transcription_models();
+            if let Some(p) = parse_entry(v.get()) {
                 models.insert(k, p);
             }
         }
-        Ok(Self { models })
+        Ok(Self {
+            table: Table::Parsed(models),
+        })
     }
 
-    /// The process-wide map: the file named by `LITELLM_MODEL_COST_MAP_PATH`, else the embedded
-    /// copy (also used if the file cannot be read or parsed, with a warning).
+    /// The map `build.rs` embedded, with no entry parsed yet.
+    fn embedded() -> Self {
+        let n = INDEX.len() / 8;
+        Self {
+            table: Table::Embedded((0..n).map(|_| OnceLock::new()).collect()),
+        }
+    }
+
     pub fn global() -> &'static PriceMap {
         static MAP: OnceLock<PriceMap> = OnceLock::new();
         MAP.get_or_init(|| {
@@ -223,33 +281,46 @@ impl PriceMap {
                     ),
                 }
             }
-            Self::parse(EMBEDDED).unwrap_or(Self {
-                models: HashMap::new(),
-            })
+            Self::embedded()
         })
     }
 
+    /// Entries in the map (embedded ones counted whether or not they parse).
     pub fn len(&self) -> usize {
-        self.models.len()
+        match &self.table {
+            Table::Parsed(m) => m.len(),
+            Table::Embedded(e) => e.len(),
+        }
     }
 
-    /// The entry under exactly this key.
     pub fn get(&self, key: &str) -> Option<&ModelPrice> {
-        self.models.get(key)
+        self.get_key_value(key).map(|(_, p)| p)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.models.is_empty()
+        self.len() == 0
     }
 
-    /// LiteLLM's lookup order: `base_model`, `<provider>/<model>`, bare `<model>`.
+    fn get_key_value(&self, key: &str) -> Option<(&str, &ModelPrice)> {
+        match &self.table {
+            Table::Parsed(m) => m.get_key_value(key).map(|(k, v)| (k.as_str(), v)),
+            Table::Embedded(parsed) => {
+                let i = embedded_find(parsed.len(), key)?;
+                let p = parsed
+                    .get(i)?
+                    .get_or_init(|| parse_entry(embedded_part(ENTRIES, i, 1)).map(Box::new));
+                p.as_deref().map(|p| (embedded_part(NAMES, i, 0), p))
+            }
+        }
+    }
+
     pub fn lookup(
         &self,
         base_model: Option<&str>,
         provider: &str,
         model: &str,
     ) -> Option<(&str, &ModelPrice)> {
-        let get = |k: &str| self.models.get_key_value(k).map(|(k, v)| (k.as_str(), v));
+        let get = |k: &str| self.get_key_value(k);
         base_model
             .and_then(get)
             .or_else(|| get(&[provider, "/", model].concat()))
@@ -297,22 +368,33 @@ mod tests {
     fn every_entry_of_the_embedded_map_parses() {
         let full = include_str!("../../data/model_prices_and_context_window.json");
         let raw: HashMap<String, serde_json::Value> = serde_json::from_str(full).unwrap();
-        let map = PriceMap::parse(EMBEDDED).unwrap();
+        let map = PriceMap::embedded();
         // Every entry but the documentation one becomes a price row.
         assert_eq!(map.len(), raw.len() - 1);
         assert!(map.len() > 1000);
-        // The reduced copy the binary carries reads exactly as the full file does.
+        // The reduced copy the binary carries reads exactly as the full file does, found by
+        // its name (the binary search sees every name in order).
         let from_full = PriceMap::parse(full).unwrap();
-        for (name, p) in &from_full.models {
-            let q = &map.models[name];
+        let Table::Parsed(models) = &from_full.table else {
+            panic!("parsed")
+        };
+        assert_eq!(models.len(), map.len());
+        for (name, p) in models {
+            let (key, q) = map.get_key_value(name).unwrap();
+            assert_eq!(key, name);
             assert_eq!(format!("{p:?}"), format!("{q:?}"), "{name}");
         }
-        assert!(EMBEDDED.len() < full.len() / 3, "{}", EMBEDDED.len());
+        assert!(map.get("no-such-model").is_none());
+        assert!(map.get("").is_none());
+        // The reduction keeps under a third of the file's text (plus 8 index bytes an entry).
+        let carried = NAMES.len() + ENTRIES.len();
+        assert!(carried < full.len() / 3, "{carried}");
+        assert_eq!(INDEX.len(), 8 * map.len());
     }
 
     #[test]
     fn gpt_4o_mock_usage_costs_what_litellm_reports() {
-        let map = PriceMap::parse(EMBEDDED).unwrap();
+        let map = PriceMap::embedded();
         let (key, p) = map.lookup(None, "openai", "gpt-4o").unwrap();
         assert_eq!(key, "gpt-4o");
         let c = Rates::from_price(p).cost(&Usage::new(10, 20));
