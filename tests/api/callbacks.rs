@@ -629,6 +629,66 @@ async fn transient_delivery_failures_are_retried() {
     assert_eq!(reqs[0].raw, reqs[1].raw);
 }
 
+/// An upstream that streams a first piece of the answer, then an in-stream error event.
+async fn failing_stream_upstream() -> MockUpstream {
+    serve_mock(|state| {
+        Router::new()
+            .fallback(
+                |State(st): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    record(&st, &uri, &headers, &body);
+                    let piece = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                        "model": "up", "choices": [{"index": 0,
+                        "delta": {"role": "assistant", "content": "partial "}, "finish_reason": null}]});
+                    let error = json!({"error": {"message": "upstream overloaded midway",
+                        "type": "server_error", "code": "503"}});
+                    let text = format!("data: {piece}\n\ndata: {error}\n\n");
+                    axum::response::Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(axum::body::Body::from(text))
+                        .unwrap()
+                },
+            )
+            .with_state(state)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_midway_is_logged_as_a_failure() {
+    let up = failing_stream_upstream().await;
+    let sink = collector(0).await;
+    let gw = gateway_with(&up, "  callbacks: [generic_api]\n", &generic_env(&sink)).await;
+    let key = gw.new_key(json!({})).await;
+    let mut b = chat_body("m");
+    b["stream"] = json!(true);
+    let r = gw.post_as(&key, "/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("partial") && text.contains("upstream overloaded midway"),
+        "{text}"
+    );
+    flush(&gw).await;
+    let reqs = requests(&sink);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let batch = reqs[0].body.as_array().expect("a JSON array");
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    let p = &batch[0];
+    assert_eq!(p["status"], "failure", "{p}");
+    assert!(
+        p["error_str"]
+            .as_str()
+            .unwrap()
+            .contains("upstream overloaded midway"),
+        "{p}"
+    );
+    assert_eq!(p["error_information"]["error_code"], "503", "{p}");
+    // The spend log says the same.
+    let rows = gw.spend_logs(&key).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "failure");
+}
+
 // --- shutdown --------------------------------------------------------------------------------
 
 #[tokio::test]
