@@ -4,7 +4,8 @@
 //! This module is the one place that knows the callback names ([`BUILT`]); the config loader
 //! warns about any other name and it is ignored. `prometheus` is served by `crate::metrics`;
 //! the logging integrations are sinks here: `langfuse` (OTLP spans to Langfuse, as LiteLLM's
-//! Langfuse v4 logger sends them) and `generic_api` (LiteLLM's `StandardLoggingPayload` as a
+//! Langfuse v4 logger sends them), `otel` (OpenTelemetry spans over OTLP/HTTP, as LiteLLM's
+//! OpenTelemetry logger emits them) and `generic_api` (LiteLLM's `StandardLoggingPayload` as a
 //! JSON array).
 //!
 //! Off the request path: when no logging callback is configured, `AppState::callbacks` is
@@ -17,6 +18,7 @@
 pub mod capture;
 pub mod generic_api;
 pub mod langfuse;
+pub mod otel;
 pub mod otlp;
 pub mod payload;
 pub mod sink;
@@ -34,8 +36,9 @@ use std::time::Duration;
 pub const PROMETHEUS: &str = "prometheus";
 pub const LANGFUSE: &str = "langfuse";
 pub const GENERIC_API: &str = "generic_api";
+pub const OTEL: &str = "otel";
 /// Every callback name this gateway acts on.
-pub const BUILT: &[&str] = &[PROMETHEUS, LANGFUSE, GENERIC_API];
+pub const BUILT: &[&str] = &[PROMETHEUS, LANGFUSE, GENERIC_API, OTEL];
 
 /// Whether a callback name is one this gateway acts on.
 pub fn is_built(name: &str) -> bool {
@@ -142,6 +145,18 @@ impl Callbacks {
                 None => warnings.push(
                     "callback `langfuse` is disabled: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must both be set".into(),
                 ),
+            }
+        }
+        let (success, failure) = wanted(loaded, OTEL);
+        if success || failure {
+            if let Some((sink, delivery)) = otel::Otel::from_env(loaded, &opts, &mut warnings) {
+                sinks.push(SinkHandle::start(
+                    sink,
+                    http.clone(),
+                    delivery,
+                    success,
+                    failure,
+                ));
             }
         }
         let (success, failure) = wanted(loaded, GENERIC_API);
