@@ -35,7 +35,7 @@
 
 use super::capture::CallbackEvent;
 use super::otlp::{self, AnyValue, Attributes, Event, Span, SpanKind, StatusCode};
-use super::payload::{self, PayloadOptions};
+use super::payload::{self, py_json, PayloadOptions};
 use super::sink::{Delivery, Outgoing, Sink};
 use crate::config::LoadedConfig;
 use serde_json::{json, Map, Value};
@@ -241,59 +241,6 @@ fn primitive(v: &Value) -> AnyValue {
             let mut s = String::new();
             crate::cache::key::py_repr(&mut s, other);
             AnyValue::Str(s)
-        }
-    }
-}
-
-/// Python's `json.dumps` (separators `", "` and `": "`, non-ASCII escaped).
-pub fn py_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_py_json(&mut out, v);
-    out
-}
-
-fn write_py_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_string(out, k);
-                out.push_str(": ");
-                write_py_json(out, x);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_json(out, x);
-            }
-            out.push(']');
-        }
-        Value::String(s) => write_py_string(out, s),
-        Value::Number(n) if n.is_f64() => {
-            out.push_str(&crate::api::python_float(n.as_f64().unwrap_or_default()))
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_py_string(out: &mut String, s: &str) {
-    let quoted = Value::String(s.to_string()).to_string();
-    for c in quoted.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
         }
     }
 }

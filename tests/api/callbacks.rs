@@ -1,7 +1,8 @@
 //! Logging callbacks over real HTTP: the gateway logs to a loopback collector standing in for
 //! Langfuse (OTLP protobuf spans at `/api/public/otel/v1/traces`), for an OpenTelemetry
-//! collector (`otel`: OTLP/HTTP at `/v1/traces`) and for a `generic_api` endpoint (JSON arrays
-//! of LiteLLM's `StandardLoggingPayload`). Settings come from the config's
+//! collector (`otel`: OTLP/HTTP at `/v1/traces`), for Datadog's Logs intake (`datadog`: gzipped
+//! JSON at `/api/v2/logs`) and for a `generic_api` endpoint (JSON arrays of LiteLLM's
+//! `StandardLoggingPayload`). Settings come from the config's
 //! `environment_variables`, so tests never touch the process environment.
 
 use crate::helpers::*;
@@ -737,6 +738,120 @@ async fn otel_over_grpc_is_disabled_and_console_sends_nothing() {
     );
     flush(&gw).await;
     assert_eq!(col.count(), 0);
+}
+
+// --- datadog ---------------------------------------------------------------------------------
+
+fn datadog_env(c: &MockUpstream) -> Vec<(&'static str, String)> {
+    vec![
+        ("DD_API_KEY", "dd-test-key".into()),
+        ("DD_SITE", "us5.datadoghq.com".into()),
+        // The override LiteLLM offers for tests and custom intakes.
+        ("DD_BASE_URL", format!("http://{}", c.addr)),
+        ("DD_ENV", "staging".into()),
+        ("DD_SERVICE", "gw".into()),
+        ("DD_VERSION", "1.2.3".into()),
+        ("DD_SOURCE", "litellm-rs-test".into()),
+        ("DEFAULT_FLUSH_INTERVAL_SECONDS", "600".into()),
+    ]
+}
+
+/// The JSON array of a gzip-compressed Datadog batch.
+fn gunzip_json(raw: &[u8]) -> Value {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(raw)
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn datadog_posts_gzipped_log_entries_to_the_logs_intake() {
+    let mock = mock_upstream().await;
+    let dd = collector(0).await;
+    let gw = gateway_with(&mock, "  callbacks: [datadog]\n", &datadog_env(&dd)).await;
+    let team: Value = gw
+        .post("/team/new", json!({"team_alias": "Core Team"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = gw
+        .new_key(json!({"key_alias": "dd-key", "team_id": team["team_id"]}))
+        .await;
+    let r = gw
+        .post_as(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hello dd"}],
+                   "tags": ["Prod App"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("failing"))
+            .await
+            .status(),
+        429
+    );
+    flush(&gw).await;
+    let reqs = requests(&dd);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let req = &reqs[0];
+    assert_eq!(req.path, "/api/v2/logs");
+    assert_eq!(req.headers["content-encoding"], "gzip");
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert_eq!(req.headers["dd-api-key"], "dd-test-key");
+    let batch = gunzip_json(&req.raw);
+    let entries = batch.as_array().expect("a JSON array");
+    assert_eq!(entries.len(), 2);
+    let ok = entries.iter().find(|e| e["status"] == "info").unwrap();
+    assert_eq!(ok["ddsource"], "litellm-rs-test");
+    assert_eq!(ok["service"], "gw");
+    assert_eq!(
+        ok["ddtags"],
+        "env:staging,service:gw,version:1.2.3,HOSTNAME:,POD_NAME:unknown,request_tag:prod_app,team:core_team"
+    );
+    let message: Value = serde_json::from_str(ok["message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["status"], "success");
+    assert_eq!(message["model_group"], "m");
+    assert_eq!(message["messages"][0]["content"], "hello dd");
+    assert_eq!(message["metadata"]["user_api_key_alias"], "dd-key");
+    let failed = entries.iter().find(|e| e["status"] == "error").unwrap();
+    let message: Value = serde_json::from_str(failed["message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["status"], "failure");
+    assert_eq!(
+        message["error_information"]["error_class"],
+        "RateLimitError"
+    );
+}
+
+#[tokio::test]
+async fn datadog_sends_to_an_agent_and_needs_a_destination() {
+    let mock = mock_upstream().await;
+    let gw = gateway_with(&mock, "  callbacks: [datadog]\n", &[]).await;
+    assert!(gw.state.callbacks.is_none(), "no DD_API_KEY / DD_SITE");
+    let agent = collector(0).await;
+    let env = vec![
+        ("LITELLM_DD_AGENT_HOST", "127.0.0.1".to_string()),
+        ("LITELLM_DD_AGENT_PORT", agent.addr.port().to_string()),
+        ("DD_BATCH_SIZE", "2".into()),
+    ];
+    let gw = gateway_with(&mock, "  success_callback: [datadog]\n", &env).await;
+    for _ in 0..2 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat_body("m"))
+                .await
+                .status(),
+            200
+        );
+    }
+    let reqs = wait_for(&agent, 1, Duration::from_secs(5)).await;
+    assert_eq!(reqs.len(), 1, "a full batch goes out at once");
+    assert_eq!(reqs[0].path, "/api/v2/logs");
+    assert!(reqs[0].headers.get("dd-api-key").is_none());
+    assert_eq!(gunzip_json(&reqs[0].raw).as_array().unwrap().len(), 2);
 }
 
 // --- generic_api -----------------------------------------------------------------------------
