@@ -14,8 +14,9 @@
 //! the SDK's batch processor: `OTEL_BSP_SCHEDULE_DELAY` (5000 ms),
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512), `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s).
 //!
-//! The `console` exporter (LiteLLM's default, which prints each span as JSON on stdout) writes
-//! each span as one JSON line to this gateway's log (target `litellm::otel`). gRPC export
+//! The `console` exporter (LiteLLM's default, which prints each span as indented JSON on stdout)
+//! writes each span as one JSON line to this gateway's log (stderr, at info, from this module:
+//! on by default). gRPC export
 //! (`otlp_grpc`, `grpc`) is not built: the callback is disabled with a warning at start-up.
 //!
 //! Per call, the spans LiteLLM's proxy emits: `Received Proxy Server Request` (kind SERVER; a
@@ -202,7 +203,7 @@ impl Sink for Otel {
             Target::Otlp(exporter) => Some(exporter.request(&spans)),
             Target::Console { resource } => {
                 for s in &spans {
-                    tracing::info!(target: "litellm::otel", "{}", console_json(s, resource));
+                    tracing::info!("{}", console_json(s, resource));
                 }
                 None
             }
