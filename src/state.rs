@@ -83,7 +83,7 @@ pub struct Inner {
     pub tags: crate::middleware::tags::TagCache,
     /// Prometheus metrics, when the `prometheus` callback is on.
     pub metrics: Option<crate::metrics::Metrics>,
-    /// Logging callbacks (`langfuse`, `generic_api`), when any is configured.
+    /// Logging callbacks (`langfuse`, `otel`, `datadog`, `generic_api`), when any is configured.
     pub callbacks: Option<crate::callbacks::Callbacks>,
     /// `general_settings.allowed_ips`, when set.
     pub ip_gate: Option<crate::middleware::client_ip::IpGate>,

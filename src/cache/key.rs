@@ -198,7 +198,7 @@ fn entry(s: &mut String, k: &str, v: &Value) {
 }
 
 /// Python's `repr` of a decoded JSON value.
-fn py_repr(s: &mut String, v: &Value) {
+pub(crate) fn py_repr(s: &mut String, v: &Value) {
     match v {
         Value::Null => s.push_str("None"),
         Value::Bool(true) => s.push_str("True"),

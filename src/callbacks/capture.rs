@@ -61,6 +61,8 @@ pub struct CallCapture {
     pub user_agent: Option<String>,
     /// `langfuse_*` request headers (`langfuse_trace_id: ...`): Langfuse fields by header.
     pub langfuse_headers: Vec<(String, String)>,
+    /// The W3C `traceparent` header: the `otel` sink continues the caller's trace.
+    pub traceparent: Option<String>,
 }
 
 /// Decides whether message logging is off for one request, as LiteLLM does: the request's
@@ -136,7 +138,7 @@ impl CallCapture {
         }
     }
 
-    /// Keeps the `langfuse_*` headers and the user agent.
+    /// Keeps the `langfuse_*` headers, `traceparent` and the user agent.
     pub fn note_headers(&mut self, headers: &HeaderMap) {
         for (name, value) in headers {
             let n = name.as_str();
@@ -146,6 +148,10 @@ impl CallCapture {
                 }
             }
         }
+        self.traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         self.user_agent = headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -21,8 +21,7 @@ use super::payload::{self, PayloadOptions};
 use super::sink::{Outgoing, Sink};
 use crate::config::LoadedConfig;
 use base64::Engine;
-use bytes::Bytes;
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -55,9 +54,7 @@ const RELEASE_ENVS: &[&str] = &[
 const JSON_SAFE_INT: i64 = (1 << 53) - 1;
 
 pub struct Langfuse {
-    endpoint: String,
-    headers: Vec<(String, String)>,
-    resource: Attributes,
+    exporter: otlp::Exporter,
     opts: PayloadOptions,
     /// `litellm_settings.langfuse_default_tags`.
     default_tags: Vec<String>,
@@ -134,9 +131,13 @@ impl Langfuse {
             resource.push(("langfuse.release".into(), AnyValue::Str(r)));
         }
         Some(Self {
-            endpoint,
-            headers,
-            resource,
+            exporter: otlp::Exporter {
+                url: endpoint,
+                headers,
+                resource,
+                scope_name: SCOPE_NAME.into(),
+                scope_version: String::new(),
+            },
             opts: opts.clone(),
             default_tags: loaded
                 .config
@@ -166,11 +167,7 @@ impl Sink for Langfuse {
     }
 
     fn request(&self, batch: &[Span]) -> Option<Outgoing> {
-        Some(Outgoing {
-            url: self.endpoint.clone(),
-            headers: self.headers.clone(),
-            body: Bytes::from(otlp::encode_traces(&self.resource, SCOPE_NAME, "", batch)),
-        })
+        Some(self.exporter.request(batch))
     }
 }
 
@@ -206,12 +203,6 @@ pub fn resolve_observation_id(id: Option<&str>) -> Option<[u8; 8]> {
     }
     out.copy_from_slice(&Sha256::digest(s.as_bytes())[..8]);
     Some(out)
-}
-
-fn nanos(t: NaiveDateTime) -> u64 {
-    Utc.from_utc_datetime(&t)
-        .timestamp_nanos_opt()
-        .map_or(0, |n| n.max(0) as u64)
 }
 
 /// Python's `datetime.isoformat()` of a UTC time (microseconds only when not zero).
@@ -695,9 +686,10 @@ pub fn generation_span(
         parent_span_id: parent,
         name: generation_name,
         kind: SpanKind::Internal,
-        start_unix_nano: nanos(log.start_time),
-        end_unix_nano: nanos(log.end_time),
+        start_unix_nano: otlp::unix_nanos(log.start_time),
+        end_unix_nano: otlp::unix_nanos(log.end_time),
         attributes: attrs,
+        events: Vec::new(),
         status: StatusCode::Unset,
         status_message: String::new(),
     }
@@ -708,6 +700,7 @@ mod tests {
     use super::*;
     use crate::callbacks::capture::{CallCapture, Output};
     use crate::callbacks::payload::tests::{chat_capture, event};
+    use bytes::Bytes;
 
     fn attr<'a>(s: &'a Span, k: &str) -> Option<&'a AnyValue> {
         s.attributes.iter().find(|(n, _)| n == k).map(|(_, v)| v)

@@ -4,8 +4,9 @@
 //! This module is the one place that knows the callback names ([`BUILT`]); the config loader
 //! warns about any other name and it is ignored. `prometheus` is served by `crate::metrics`;
 //! the logging integrations are sinks here: `langfuse` (OTLP spans to Langfuse, as LiteLLM's
-//! Langfuse v4 logger sends them) and `generic_api` (LiteLLM's `StandardLoggingPayload` as a
-//! JSON array).
+//! Langfuse v4 logger sends them), `otel` (OpenTelemetry spans over OTLP/HTTP, as LiteLLM's
+//! OpenTelemetry logger emits them), `datadog` (LiteLLM's `StandardLoggingPayload` as Datadog
+//! log entries) and `generic_api` (the same payload as a JSON array).
 //!
 //! Off the request path: when no logging callback is configured, `AppState::callbacks` is
 //! `None` and a call does nothing more than check it. When one is, a request builds its
@@ -15,8 +16,10 @@
 //! them in batches ([`sink`]). Shutdown flushes the queues.
 
 pub mod capture;
+pub mod datadog;
 pub mod generic_api;
 pub mod langfuse;
+pub mod otel;
 pub mod otlp;
 pub mod payload;
 pub mod sink;
@@ -34,8 +37,10 @@ use std::time::Duration;
 pub const PROMETHEUS: &str = "prometheus";
 pub const LANGFUSE: &str = "langfuse";
 pub const GENERIC_API: &str = "generic_api";
+pub const OTEL: &str = "otel";
+pub const DATADOG: &str = "datadog";
 /// Every callback name this gateway acts on.
-pub const BUILT: &[&str] = &[PROMETHEUS, LANGFUSE, GENERIC_API];
+pub const BUILT: &[&str] = &[PROMETHEUS, LANGFUSE, GENERIC_API, OTEL, DATADOG];
 
 /// Whether a callback name is one this gateway acts on.
 pub fn is_built(name: &str) -> bool {
@@ -43,7 +48,7 @@ pub fn is_built(name: &str) -> bool {
 }
 
 /// LiteLLM's `DEFAULT_FLUSH_INTERVAL_SECONDS` and `DEFAULT_BATCH_SIZE` (both overridable by
-/// those environment variables), used by its batching loggers (`generic_api`).
+/// those environment variables), used by its batching loggers (`generic_api`, `datadog`).
 const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_BATCH_SIZE: usize = 512;
 /// Time allowed for one delivery request. LiteLLM's Langfuse exporter uses 20 s
@@ -142,6 +147,31 @@ impl Callbacks {
                 None => warnings.push(
                     "callback `langfuse` is disabled: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must both be set".into(),
                 ),
+            }
+        }
+        let (success, failure) = wanted(loaded, OTEL);
+        if success || failure {
+            if let Some((sink, delivery)) = otel::Otel::from_env(loaded, &opts, &mut warnings) {
+                sinks.push(SinkHandle::start(
+                    sink,
+                    http.clone(),
+                    delivery,
+                    success,
+                    failure,
+                ));
+            }
+        }
+        let (success, failure) = wanted(loaded, DATADOG);
+        if success || failure {
+            if let Some((sink, delivery)) = datadog::Datadog::from_env(loaded, &opts, &mut warnings)
+            {
+                sinks.push(SinkHandle::start(
+                    sink,
+                    http.clone(),
+                    delivery,
+                    success,
+                    failure,
+                ));
             }
         }
         let (success, failure) = wanted(loaded, GENERIC_API);

@@ -1,10 +1,15 @@
-//! OTLP trace export bodies: `ExportTraceServiceRequest` in protobuf (what LiteLLM's
-//! OpenTelemetry-based exporters post with `Content-Type: application/x-protobuf`).
+//! OTLP trace export over HTTP, shared by the `langfuse` and `otel` sinks: the
+//! `ExportTraceServiceRequest` protobuf body (what LiteLLM's OpenTelemetry-based exporters post
+//! with `Content-Type: application/x-protobuf`) and the request that carries it ([`Exporter`]).
 //!
 //! A small hand-written encoder for the few messages a span needs (resource, scope, span,
-//! attributes, status), following `opentelemetry/proto/trace/v1/trace.proto` and
+//! attributes, events, status), following `opentelemetry/proto/trace/v1/trace.proto` and
 //! `common/v1/common.proto`: proto3 rules, so empty strings, zero numbers and absent messages
 //! are left out, as the reference encoder does. Pure; no I/O.
+
+use super::sink::Outgoing;
+use bytes::Bytes;
+use chrono::{NaiveDateTime, TimeZone, Utc};
 
 /// An attribute value (OTLP `AnyValue`).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +39,14 @@ pub enum StatusCode {
     Error = 2,
 }
 
+/// A timed event on a span (`Span.Event`: an exception, for instance).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: String,
+    pub time_unix_nano: u64,
+    pub attributes: Attributes,
+}
+
 /// One finished span.
 #[derive(Debug, Clone)]
 pub struct Span {
@@ -47,8 +60,43 @@ pub struct Span {
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
     pub attributes: Attributes,
+    pub events: Vec<Event>,
     pub status: StatusCode,
     pub status_message: String,
+}
+
+/// Where and how a sink posts its spans: the endpoint, the headers (with the content type),
+/// the resource and the instrumentation scope every batch is sent under.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub resource: Attributes,
+    pub scope_name: String,
+    pub scope_version: String,
+}
+
+impl Exporter {
+    /// The request that exports `spans`.
+    pub fn request(&self, spans: &[Span]) -> Outgoing {
+        Outgoing {
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body: Bytes::from(encode_traces(
+                &self.resource,
+                &self.scope_name,
+                &self.scope_version,
+                spans,
+            )),
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch of a UTC time (0 before it).
+pub fn unix_nanos(t: NaiveDateTime) -> u64 {
+    Utc.from_utc_datetime(&t)
+        .timestamp_nanos_opt()
+        .map_or(0, |n| n.max(0) as u64)
 }
 
 /// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` and `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`.
@@ -148,6 +196,13 @@ fn span(w: &mut Writer, s: &Span) {
     w.fixed64(7, s.start_unix_nano);
     w.fixed64(8, s.end_unix_nano);
     key_values(w, 9, &s.attributes);
+    for e in &s.events {
+        w.message(11, |ev| {
+            ev.fixed64(1, e.time_unix_nano);
+            ev.string(2, &e.name);
+            key_values(ev, 3, &e.attributes);
+        });
+    }
     w.message(15, |st| {
         st.string(2, &s.status_message);
         st.uint(3, s.status as u64);
@@ -218,6 +273,7 @@ mod tests {
             start_unix_nano: 1,
             end_unix_nano: 2,
             attributes: vec![("k".into(), AnyValue::Str("v".into()))],
+            events: Vec::new(),
             status: StatusCode::Unset,
             status_message: String::new(),
         };

@@ -184,6 +184,60 @@ fn error_information(ev: &CallbackEvent) -> Value {
     }
 }
 
+/// Python's `json.dumps` (separators `", "` and `": "`, non-ASCII escaped): LiteLLM's
+/// `safe_dumps`, which the `otel` attributes and the `datadog` messages are written with.
+pub fn py_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_py_json(&mut out, v);
+    out
+}
+
+fn write_py_json(out: &mut String, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_py_string(out, k);
+                out.push_str(": ");
+                write_py_json(out, x);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_py_json(out, x);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_py_string(out, s),
+        Value::Number(n) if n.is_f64() => {
+            out.push_str(&crate::api::python_float(n.as_f64().unwrap_or_default()))
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_py_string(out: &mut String, s: &str) {
+    let quoted = Value::String(s.to_string()).to_string();
+    for c in quoted.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+}
+
 /// The whole `StandardLoggingPayload` of one call.
 pub fn standard_logging_payload(ev: &CallbackEvent, opts: &PayloadOptions) -> Value {
     let log = &ev.log;

@@ -471,11 +471,11 @@ mod tests {
 
     #[test]
     fn callbacks_are_names_and_unbuilt_ones_are_warned_about() {
-        let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\", \"lunary\"]\n  failure_callback: datadog\n  success_callback: generic_api\n";
+        let text = "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\", \"lunary\"]\n  failure_callback: langsmith\n  success_callback: generic_api\n";
         let cfg = load_str(text, "t.yaml").unwrap();
         let s = &cfg.config.litellm_settings;
         assert_eq!(s.callbacks, ["prometheus", "langfuse", "lunary"]);
-        assert_eq!(s.failure_callback, ["datadog"]);
+        assert_eq!(s.failure_callback, ["langsmith"]);
         assert!(crate::metrics::enabled(s));
         let about: Vec<&String> = cfg
             .warnings
@@ -484,7 +484,7 @@ mod tests {
             .collect();
         assert_eq!(about.len(), 2, "{about:?}");
         assert!(about[0].contains("`lunary` in `litellm_settings.callbacks`"));
-        assert!(about[1].contains("`datadog` in `litellm_settings.failure_callback`"));
+        assert!(about[1].contains("`langsmith` in `litellm_settings.failure_callback`"));
         let err = load_str("litellm_settings:\n  callbacks: 5\n", "t.yaml").unwrap_err();
         assert!(err.to_string().contains("callbacks"), "{err}");
         assert!(!crate::metrics::enabled(

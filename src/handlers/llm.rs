@@ -1745,6 +1745,21 @@ fn settle(slot: &CallSlot, usage: crate::api::Usage) -> Option<(f64, Option<f64>
     Some(account?.finish_ref(usage))
 }
 
+/// [`settle`] for a stream that failed after its first event: the usage is charged and the
+/// call recorded as a failure with its error.
+fn settle_failed(slot: &CallSlot, usage: crate::api::Usage, e: &ApiError) {
+    let Some((permit, account)) = slot.lock().ok().and_then(|mut g| g.take()) else {
+        return;
+    };
+    if let Some(p) = permit {
+        p.settle(usage.total_tokens);
+    }
+    if let Some(mut account) = account {
+        account.failed(e);
+        account.finish_failed(usage);
+    }
+}
+
 /// [`settle`] for a call priced otherwise than by its tokens (images, speech).
 fn settle_priced(
     slot: &CallSlot,
@@ -2049,7 +2064,14 @@ async fn attempt(
             if capturing {
                 note_stream(&slot, sum.output, sum.first_chunk_at);
             }
-            settle(&slot, usage);
+            match &sum.error {
+                // Failed after its first event: the tokens produced are still paid for, and
+                // the call is logged as the failure it was (as LiteLLM's stream wrapper does).
+                Some(e) => settle_failed(&slot, usage, e),
+                None => {
+                    settle(&slot, usage);
+                }
+            }
         })));
         if req.capture.as_ref().is_some_and(|c| c.wants_output) {
             tap.collect_output();

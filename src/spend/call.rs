@@ -390,6 +390,12 @@ impl CallAccount {
         (cost, self.key_spend())
     }
 
+    /// Records a call that failed after using tokens (a stream cut after its first event):
+    /// they are charged, and the spend-log row and logging callbacks say `failure`.
+    pub fn finish_failed(mut self, usage: Usage) -> f64 {
+        self.record(usage, "failure", None)
+    }
+
     /// Records a successful call whose cost is not a matter of token rates (images, speech:
     /// `spend::media`); returns it and the key's spend after it.
     pub fn finish_priced(mut self, usage: Usage, cost: f64) -> (f64, Option<f64>) {

@@ -1,7 +1,9 @@
 //! Logging callbacks over real HTTP: the gateway logs to a loopback collector standing in for
-//! Langfuse (OTLP protobuf spans at `/api/public/otel/v1/traces`) and for a `generic_api`
-//! endpoint (JSON arrays of LiteLLM's `StandardLoggingPayload`). Settings come from the
-//! config's `environment_variables`, so tests never touch the process environment.
+//! Langfuse (OTLP protobuf spans at `/api/public/otel/v1/traces`), for an OpenTelemetry
+//! collector (`otel`: OTLP/HTTP at `/v1/traces`), for Datadog's Logs intake (`datadog`: gzipped
+//! JSON at `/api/v2/logs`) and for a `generic_api` endpoint (JSON arrays of LiteLLM's
+//! `StandardLoggingPayload`). Settings come from the config's
+//! `environment_variables`, so tests never touch the process environment.
 
 use crate::helpers::*;
 use axum::extract::State;
@@ -186,7 +188,14 @@ fn key_values(b: &[u8], field: u64) -> serde_json::Map<String, Value> {
 struct SpanView {
     name: String,
     trace_id: String,
+    span_id: String,
     parent: Option<String>,
+    /// `Span.SpanKind` (1 internal, 2 server).
+    kind: u64,
+    /// `Status.StatusCode` (0 unset, 1 ok, 2 error).
+    status: u64,
+    /// Names of the span's events.
+    events: Vec<String>,
     start: u64,
     end: u64,
     attrs: serde_json::Map<String, Value>,
@@ -232,10 +241,34 @@ fn spans(body: &[u8]) -> (String, Vec<SpanView>) {
                         })
                         .unwrap_or(0)
                 };
+                let int = |n: u64| {
+                    f.iter()
+                        .find_map(|(k, v)| match v {
+                            Pb::Int(x) if *k == n => Some(*x),
+                            _ => None,
+                        })
+                        .unwrap_or(0)
+                };
+                let status = msgs(&sp, 15)
+                    .first()
+                    .and_then(|st| {
+                        fields(st).into_iter().find_map(|(k, v)| match v {
+                            Pb::Int(x) if k == 3 => Some(x),
+                            _ => None,
+                        })
+                    })
+                    .unwrap_or(0);
                 out.push(SpanView {
                     name: String::from_utf8(msgs(&sp, 5).remove(0)).unwrap(),
                     trace_id: bytes_of(1).unwrap(),
+                    span_id: bytes_of(2).unwrap(),
                     parent: bytes_of(4),
+                    kind: int(6),
+                    status,
+                    events: msgs(&sp, 11)
+                        .iter()
+                        .map(|e| String::from_utf8(msgs(e, 2).remove(0)).unwrap())
+                        .collect(),
                     start: fixed(7),
                     end: fixed(8),
                     attrs: key_values(&sp, 9),
@@ -247,9 +280,13 @@ fn spans(body: &[u8]) -> (String, Vec<SpanView>) {
 }
 
 fn all_spans(c: &MockUpstream) -> Vec<SpanView> {
+    all_spans_at(c, "/api/public/otel/v1/traces")
+}
+
+fn all_spans_at(c: &MockUpstream, path: &str) -> Vec<SpanView> {
     requests(c)
         .iter()
-        .filter(|r| r.path == "/api/public/otel/v1/traces")
+        .filter(|r| r.path == path)
         .flat_map(|r| spans(&r.raw).1)
         .collect()
 }
@@ -509,6 +546,314 @@ async fn langfuse_without_keys_is_disabled() {
     );
 }
 
+// --- otel ------------------------------------------------------------------------------------
+
+/// The resource attributes of an `ExportTraceServiceRequest`.
+fn resource_attrs(body: &[u8]) -> serde_json::Map<String, Value> {
+    let rs = msgs(body, 1).remove(0);
+    key_values(&msgs(&rs, 1).remove(0), 1)
+}
+
+fn otel_env(c: &MockUpstream) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER", "otlp_http".into()),
+        ("OTEL_ENDPOINT", format!("http://{}", c.addr)),
+        ("OTEL_HEADERS", "x-honeycomb-team=hc-key,x-other=1".into()),
+        ("OTEL_SERVICE_NAME", "gw-test".into()),
+        // Long enough that only an explicit flush sends.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".into()),
+    ]
+}
+
+#[tokio::test]
+async fn otel_exports_the_proxy_request_and_raw_spans_over_otlp_http() {
+    let mock = mock_upstream().await;
+    let col = collector(0).await;
+    let gw = gateway_with(&mock, "  callbacks: [otel]\n", &otel_env(&col)).await;
+    let ready: Value = gw
+        .get("/health/readiness/details")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["success_callbacks"], json!(["otel"]));
+    let key = gw.new_key(json!({"key_alias": "otel-key"})).await;
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hello otel"}],
+                      "temperature": 0.3, "max_tokens": 20, "user": "end-1"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("failing"))
+            .await
+            .status(),
+        429
+    );
+    flush(&gw).await;
+    let reqs = requests(&col);
+    assert_eq!(reqs.len(), 1, "one batch: {reqs:?}");
+    let req = &reqs[0];
+    assert_eq!(req.path, "/v1/traces");
+    assert_eq!(req.headers["content-type"], "application/x-protobuf");
+    assert_eq!(req.headers["x-honeycomb-team"], "hc-key");
+    assert_eq!(req.headers["x-other"], "1");
+    let resource = resource_attrs(&req.raw);
+    assert_eq!(resource["service.name"], "gw-test");
+    assert_eq!(resource["deployment.environment"], "production");
+    assert_eq!(resource["model_id"], "gw-test");
+    let (scope, spans) = spans(&req.raw);
+    assert_eq!(scope, "litellm");
+    assert_eq!(spans.len(), 6, "{spans:?}");
+
+    // The successful call continues the caller's trace.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let ok: Vec<&SpanView> = spans.iter().filter(|s| s.trace_id == trace).collect();
+    assert_eq!(ok.len(), 3, "{spans:?}");
+    let server = ok
+        .iter()
+        .find(|s| s.name == "Received Proxy Server Request")
+        .unwrap();
+    assert_eq!(server.parent.as_deref(), Some("00f067aa0ba902b7"));
+    assert_eq!((server.kind, server.status), (2, 1));
+    assert_eq!(server.attrs["http.response.status_code"], json!(200));
+    let request = ok.iter().find(|s| s.name == "litellm_request").unwrap();
+    assert_eq!(request.parent.as_ref(), Some(&server.span_id));
+    assert_eq!((request.kind, request.status), (1, 1));
+    assert!(request.start >= server.start && request.end <= server.end);
+    assert_eq!(request.s("gen_ai.system"), "openai");
+    assert_eq!(request.s("gen_ai.request.model"), "up");
+    assert_eq!(request.s("litellm.model_group"), "m");
+    assert_eq!(request.s("llm.request.type"), "acompletion");
+    assert_eq!(request.s("llm.is_streaming"), "False");
+    assert_eq!(request.s("llm.user"), "end-1");
+    assert_eq!(request.attrs["gen_ai.request.temperature"], json!(0.3));
+    assert_eq!(request.attrs["gen_ai.request.max_tokens"], json!(20));
+    assert_eq!(request.s("gen_ai.response.id"), "chatcmpl-up");
+    assert_eq!(request.attrs["gen_ai.usage.input_tokens"], json!(7));
+    assert_eq!(request.attrs["gen_ai.usage.output_tokens"], json!(3));
+    assert_eq!(request.attrs["gen_ai.usage.total_tokens"], json!(10));
+    assert_eq!(request.s("metadata.user_api_key_alias"), "otel-key");
+    assert_eq!(
+        request.json("gen_ai.input.messages"),
+        json!([{"role": "user", "parts": [{"type": "text", "content": "hello otel"}]}])
+    );
+    assert_eq!(
+        request.json("gen_ai.output.messages")[0]["parts"][0]["content"],
+        "Hello from upstream"
+    );
+    assert_eq!(
+        request.json("gen_ai.response.finish_reasons"),
+        json!(["stop"])
+    );
+    let hidden = request.json("hidden_params");
+    assert_eq!(hidden["litellm_model_name"], "up");
+    let raw = ok.iter().find(|s| s.name == "raw_gen_ai_request").unwrap();
+    assert_eq!(raw.parent.as_ref(), Some(&request.span_id));
+    assert_eq!(raw.s("llm.openai.model"), "up");
+    assert_eq!(raw.s("llm.openai.id"), "chatcmpl-up");
+
+    // The failed call: error status, error attributes, the failure span.
+    let failed: Vec<&SpanView> = spans.iter().filter(|s| s.trace_id != trace).collect();
+    assert_eq!(failed.len(), 3, "{spans:?}");
+    let server = failed
+        .iter()
+        .find(|s| s.name == "Received Proxy Server Request")
+        .unwrap();
+    assert!(server.parent.is_none());
+    assert_eq!(server.status, 2);
+    assert_eq!(server.attrs["http.response.status_code"], json!(429));
+    let request = failed.iter().find(|s| s.name == "litellm_request").unwrap();
+    assert_eq!(request.status, 2);
+    assert_eq!(request.s("error.type"), "RateLimitError");
+    assert_eq!(request.s("error.code"), "429");
+    assert!(request.s("error.message").contains("mock failure 429"));
+    assert_eq!(request.events, ["exception"]);
+    assert!(!request.attrs.contains_key("gen_ai.usage.total_tokens"));
+    let exception = failed
+        .iter()
+        .find(|s| s.name == "Failed Proxy Server Request")
+        .unwrap();
+    assert_eq!(exception.parent.as_ref(), Some(&server.span_id));
+    assert!(exception.s("exception").contains("mock failure 429"));
+    // The upstream credential never reaches the spans.
+    assert!(!req.raw.windows(11).any(|w| w == b"sk-upstream"));
+}
+
+#[tokio::test]
+async fn otel_leaves_message_content_out_when_logging_is_off() {
+    let mock = mock_upstream().await;
+    let col = collector(0).await;
+    let gw = gateway_with(
+        &mock,
+        "  success_callback: [otel]\n  turn_off_message_logging: true\n",
+        &otel_env(&col),
+    )
+    .await;
+    let mut b = chat_body("m");
+    b["stream"] = json!(true);
+    b["stream_options"] = json!({"include_usage": true});
+    let text = gw.post_text("/v1/chat/completions", b).await;
+    assert!(text.contains("t3 "), "{text}");
+    flush(&gw).await;
+    let spans = all_spans_at(&col, "/v1/traces");
+    assert_eq!(spans.len(), 2, "no raw request span: {spans:?}");
+    let request = spans.iter().find(|s| s.name == "litellm_request").unwrap();
+    assert_eq!(request.s("llm.is_streaming"), "True");
+    assert_eq!(request.attrs["gen_ai.usage.output_tokens"], json!(3));
+    assert!(!request.attrs.contains_key("gen_ai.input.messages"));
+    assert!(!request.attrs.contains_key("gen_ai.output.messages"));
+    assert!(!request
+        .attrs
+        .values()
+        .any(|v| v.to_string().contains("t1 t2")));
+}
+
+#[tokio::test]
+async fn otel_over_grpc_is_disabled_and_console_sends_nothing() {
+    let mock = mock_upstream().await;
+    let col = collector(0).await;
+    let mut env = otel_env(&col);
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+    let gw = gateway_with(&mock, "  callbacks: [otel]\n", &env).await;
+    assert!(gw.state.callbacks.is_none());
+    // No endpoint: LiteLLM's default console exporter, which posts nothing.
+    let gw = gateway_with(&mock, "  callbacks: [otel]\n", &[]).await;
+    assert!(gw.state.callbacks.is_some());
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("m"))
+            .await
+            .status(),
+        200
+    );
+    flush(&gw).await;
+    assert_eq!(col.count(), 0);
+}
+
+// --- datadog ---------------------------------------------------------------------------------
+
+fn datadog_env(c: &MockUpstream) -> Vec<(&'static str, String)> {
+    vec![
+        ("DD_API_KEY", "dd-test-key".into()),
+        ("DD_SITE", "us5.datadoghq.com".into()),
+        // The override LiteLLM offers for tests and custom intakes.
+        ("DD_BASE_URL", format!("http://{}", c.addr)),
+        ("DD_ENV", "staging".into()),
+        ("DD_SERVICE", "gw".into()),
+        ("DD_VERSION", "1.2.3".into()),
+        ("DD_SOURCE", "litellm-rs-test".into()),
+        ("DEFAULT_FLUSH_INTERVAL_SECONDS", "600".into()),
+    ]
+}
+
+/// The JSON array of a gzip-compressed Datadog batch.
+fn gunzip_json(raw: &[u8]) -> Value {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(raw)
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn datadog_posts_gzipped_log_entries_to_the_logs_intake() {
+    let mock = mock_upstream().await;
+    let dd = collector(0).await;
+    let gw = gateway_with(&mock, "  callbacks: [datadog]\n", &datadog_env(&dd)).await;
+    let team: Value = gw
+        .post("/team/new", json!({"team_alias": "Core Team"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = gw
+        .new_key(json!({"key_alias": "dd-key", "team_id": team["team_id"]}))
+        .await;
+    let r = gw
+        .post_as(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hello dd"}],
+                   "tags": ["Prod App"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat_body("failing"))
+            .await
+            .status(),
+        429
+    );
+    flush(&gw).await;
+    let reqs = requests(&dd);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let req = &reqs[0];
+    assert_eq!(req.path, "/api/v2/logs");
+    assert_eq!(req.headers["content-encoding"], "gzip");
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert_eq!(req.headers["dd-api-key"], "dd-test-key");
+    let batch = gunzip_json(&req.raw);
+    let entries = batch.as_array().expect("a JSON array");
+    assert_eq!(entries.len(), 2);
+    let ok = entries.iter().find(|e| e["status"] == "info").unwrap();
+    assert_eq!(ok["ddsource"], "litellm-rs-test");
+    assert_eq!(ok["service"], "gw");
+    assert_eq!(
+        ok["ddtags"],
+        "env:staging,service:gw,version:1.2.3,HOSTNAME:,POD_NAME:unknown,request_tag:prod_app,team:core_team"
+    );
+    let message: Value = serde_json::from_str(ok["message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["status"], "success");
+    assert_eq!(message["model_group"], "m");
+    assert_eq!(message["messages"][0]["content"], "hello dd");
+    assert_eq!(message["metadata"]["user_api_key_alias"], "dd-key");
+    let failed = entries.iter().find(|e| e["status"] == "error").unwrap();
+    let message: Value = serde_json::from_str(failed["message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["status"], "failure");
+    assert_eq!(
+        message["error_information"]["error_class"],
+        "RateLimitError"
+    );
+}
+
+#[tokio::test]
+async fn datadog_sends_to_an_agent_and_needs_a_destination() {
+    let mock = mock_upstream().await;
+    let gw = gateway_with(&mock, "  callbacks: [datadog]\n", &[]).await;
+    assert!(gw.state.callbacks.is_none(), "no DD_API_KEY / DD_SITE");
+    let agent = collector(0).await;
+    let env = vec![
+        ("LITELLM_DD_AGENT_HOST", "127.0.0.1".to_string()),
+        ("LITELLM_DD_AGENT_PORT", agent.addr.port().to_string()),
+        ("DD_BATCH_SIZE", "2".into()),
+    ];
+    let gw = gateway_with(&mock, "  success_callback: [datadog]\n", &env).await;
+    for _ in 0..2 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat_body("m"))
+                .await
+                .status(),
+            200
+        );
+    }
+    let reqs = wait_for(&agent, 1, Duration::from_secs(5)).await;
+    assert_eq!(reqs.len(), 1, "a full batch goes out at once");
+    assert_eq!(reqs[0].path, "/api/v2/logs");
+    assert!(reqs[0].headers.get("dd-api-key").is_none());
+    assert_eq!(gunzip_json(&reqs[0].raw).as_array().unwrap().len(), 2);
+}
+
 // --- generic_api -----------------------------------------------------------------------------
 
 fn generic_env(c: &MockUpstream) -> Vec<(&'static str, String)> {
@@ -627,6 +972,66 @@ async fn transient_delivery_failures_are_retried() {
     let reqs = requests(&sink);
     assert_eq!(reqs.len(), 2, "a 503, then the same batch again");
     assert_eq!(reqs[0].raw, reqs[1].raw);
+}
+
+/// An upstream that streams a first piece of the answer, then an in-stream error event.
+async fn failing_stream_upstream() -> MockUpstream {
+    serve_mock(|state| {
+        Router::new()
+            .fallback(
+                |State(st): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    record(&st, &uri, &headers, &body);
+                    let piece = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                        "model": "up", "choices": [{"index": 0,
+                        "delta": {"role": "assistant", "content": "partial "}, "finish_reason": null}]});
+                    let error = json!({"error": {"message": "upstream overloaded midway",
+                        "type": "server_error", "code": "503"}});
+                    let text = format!("data: {piece}\n\ndata: {error}\n\n");
+                    axum::response::Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(axum::body::Body::from(text))
+                        .unwrap()
+                },
+            )
+            .with_state(state)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_midway_is_logged_as_a_failure() {
+    let up = failing_stream_upstream().await;
+    let sink = collector(0).await;
+    let gw = gateway_with(&up, "  callbacks: [generic_api]\n", &generic_env(&sink)).await;
+    let key = gw.new_key(json!({})).await;
+    let mut b = chat_body("m");
+    b["stream"] = json!(true);
+    let r = gw.post_as(&key, "/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("partial") && text.contains("upstream overloaded midway"),
+        "{text}"
+    );
+    flush(&gw).await;
+    let reqs = requests(&sink);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let batch = reqs[0].body.as_array().expect("a JSON array");
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    let p = &batch[0];
+    assert_eq!(p["status"], "failure", "{p}");
+    assert!(
+        p["error_str"]
+            .as_str()
+            .unwrap()
+            .contains("upstream overloaded midway"),
+        "{p}"
+    );
+    assert_eq!(p["error_information"]["error_code"], "503", "{p}");
+    // The spend log says the same.
+    let rows = gw.spend_logs(&key).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "failure");
 }
 
 // --- shutdown --------------------------------------------------------------------------------
