@@ -65,6 +65,29 @@ pub struct Callbacks {
     turn_off_message_logging: bool,
 }
 
+/// Starts the sink `make` builds when the config names callback `name` for successes or
+/// failures (`make` runs only then; `None`: it warned and stays off).
+fn start_wanted<S: sink::Sink>(
+    sinks: &mut Vec<SinkHandle>,
+    http: &reqwest::Client,
+    loaded: &LoadedConfig,
+    name: &str,
+    make: impl FnOnce() -> Option<(S, Delivery)>,
+) {
+    let (success, failure) = wanted(loaded, name);
+    if success || failure {
+        if let Some((sink, delivery)) = make() {
+            sinks.push(SinkHandle::start(
+                sink,
+                http.clone(),
+                delivery,
+                success,
+                failure,
+            ));
+        }
+    }
+}
+
 /// Which of a name's events the config asks for: `callbacks` both, the others one each.
 fn wanted(loaded: &LoadedConfig, name: &str) -> (bool, bool) {
     let s = &loaded.config.litellm_settings;
@@ -149,31 +172,12 @@ impl Callbacks {
                 ),
             }
         }
-        let (success, failure) = wanted(loaded, OTEL);
-        if success || failure {
-            if let Some((sink, delivery)) = otel::Otel::from_env(loaded, &opts, &mut warnings) {
-                sinks.push(SinkHandle::start(
-                    sink,
-                    http.clone(),
-                    delivery,
-                    success,
-                    failure,
-                ));
-            }
-        }
-        let (success, failure) = wanted(loaded, DATADOG);
-        if success || failure {
-            if let Some((sink, delivery)) = datadog::Datadog::from_env(loaded, &opts, &mut warnings)
-            {
-                sinks.push(SinkHandle::start(
-                    sink,
-                    http.clone(),
-                    delivery,
-                    success,
-                    failure,
-                ));
-            }
-        }
+        start_wanted(&mut sinks, http, loaded, OTEL, || {
+            otel::Otel::from_env(loaded, &opts, &mut warnings)
+        });
+        start_wanted(&mut sinks, http, loaded, DATADOG, || {
+            datadog::Datadog::from_env(loaded, &opts, &mut warnings)
+        });
         let (success, failure) = wanted(loaded, GENERIC_API);
         if success || failure {
             match loaded
