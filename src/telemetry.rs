@@ -352,9 +352,13 @@ fn write_loop(shared: &Shared) {
                 .unwrap_or_else(|p| p.into_inner());
             g = woken;
             if waited.timed_out() && g.bytes.is_empty() {
-                // Quiet for a while: give back what the last burst's batches grew to.
-                g.bytes = Vec::new();
-                spare = Vec::new();
+                // Quiet for a while: give back what the last burst's batches grew to, and the
+                // blocks this thread's allocator cache kept from freeing them.
+                if g.bytes.capacity() + spare.capacity() > 0 {
+                    g.bytes = Vec::new();
+                    spare = Vec::new();
+                    crate::runtime::trim_this_thread();
+                }
             }
         }
         let deadline = Instant::now() + FLUSH_EVERY;
