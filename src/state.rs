@@ -75,6 +75,9 @@ pub struct Inner {
     pub spend: SpendWriter,
     /// Virtual keys by hash, so a cached key costs no database round trip.
     pub keys: DashMap<String, CachedKey>,
+    /// Key loads in flight: concurrent misses for one key share one store read.
+    pub key_loads:
+        crate::middleware::single_flight::SingleFlight<String, crate::middleware::auth::KeyLoad>,
     pub key_cache_ttl: Duration,
     /// End users (the `user` of LLM requests) by id, cached like keys.
     pub end_users: crate::middleware::end_user::EndUserCache,
@@ -311,6 +314,7 @@ impl AppState {
             budgets: Budgets::default(),
             spend,
             keys: DashMap::new(),
+            key_loads: Default::default(),
             key_cache_ttl,
             end_users: crate::middleware::end_user::EndUserCache::new(key_cache_ttl),
             tags: crate::middleware::tags::TagCache::new(key_cache_ttl),

@@ -627,10 +627,17 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
         }
     }
     // Boxed: the store's futures are large and a cached key never needs them
-    // (see `handlers::boxed`).
-    let loading = crate::handlers::boxed(|| load_key(state, hash));
+    // (see `handlers::boxed`). When the entry expires under load, the requests that find it
+    // stale together share one read.
+    let loading = crate::handlers::boxed(|| async {
+        let key = hash.to_owned();
+        state.key_loads.run(&key, || load_key(state, hash)).await
+    });
     loading.await
 }
+
+/// What a key load gives: the key, if it exists, or the failure to read it.
+pub type KeyLoad = Result<Option<CachedKey>, ApiError>;
 
 /// A key read from the store (with its team, user, membership and organization), then cached.
 async fn load_key(state: &AppState, hash: &str) -> Result<Option<CachedKey>, ApiError> {

@@ -17,4 +17,5 @@ pub mod end_user;
 pub mod enforced_params;
 pub mod key_routes;
 pub mod request_ctx;
+pub mod single_flight;
 pub mod tags;
