@@ -13,6 +13,7 @@
 //! end user costs no database round trip; the `/customer/*` and `/budget/*` handlers drop the
 //! entries they change. Requests without an end user never reach this module.
 
+use super::single_flight::SingleFlight;
 use crate::api::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::Descriptor;
@@ -173,6 +174,8 @@ pub struct EndUserCache {
     map: DashMap<String, Cached>,
     ttl: Duration,
     cap: usize,
+    /// Reads in flight, by id.
+    loads: SingleFlight<String, ApiResult<Arc<EndUser>>>,
 }
 
 impl EndUserCache {
@@ -185,6 +188,7 @@ impl EndUserCache {
             map: DashMap::new(),
             ttl,
             cap,
+            loads: SingleFlight::default(),
         }
     }
 
@@ -259,6 +263,16 @@ pub async fn resolve(state: &AppState, id: &str) -> ApiResult<Arc<EndUser>> {
     if let Some(u) = state.end_users.get(id) {
         return Ok(u);
     }
+    // Requests that miss together (the entry expired under load) share one read.
+    state
+        .end_users
+        .loads
+        .run(&id.to_owned(), || load(state, id))
+        .await
+}
+
+/// The end user `id` read from the store, then cached.
+async fn load(state: &AppState, id: &str) -> ApiResult<Arc<EndUser>> {
     let failed =
         |e: crate::store::StoreError| ApiError::internal(format!("end user lookup failed: {e}"));
     let row = state.store.get_end_user(id).await.map_err(failed)?;
