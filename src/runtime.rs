@@ -12,8 +12,8 @@
 //! Some of a burst is freed later than that: the upstream pools close the burst's idle
 //! connections, and free their buffers, only once those have been idle for the pools' timeout.
 //! The buffers then land in the cache of whichever worker closed them (measured: about 0.3 MB
-//! of 8 and 10 kB blocks after 64 connections). So the workers trim again when the quiet has
-//! lasted each of the [`SETTLED`] spans, by which times those connections are gone.
+//! of 8 and 10 kB blocks after 64 connections). So the workers keep trimming at every quiet
+//! period until the quiet has lasted [`SETTLED`], by which time those connections are gone.
 //!
 //! Nothing here is on the request path: a worker going to sleep pays one relaxed load and a
 //! thread-local read. Without a `trim` function (tests, other embedders) no hook is installed
@@ -27,11 +27,11 @@ use std::time::Duration;
 /// How long the workers must stay (almost) idle before their caches are emptied.
 pub const QUIET: Duration = Duration::from_secs(5);
 
-/// How long after the traffic stops the workers trim again. The upstream pools close a
+/// How long after the traffic stops the workers keep trimming. The upstream pools close a
 /// connection once idle for 55 s (`state::POOL_IDLE_TIMEOUT`): the plain-HTTP pool sweeps every
-/// 5 s, so its connections are gone by the first span; the HTTPS pool sweeps only once per
-/// timeout, so some of its connections may wait up to twice that, hence the second.
-pub const SETTLED: [Duration; 2] = [Duration::from_secs(70), Duration::from_secs(125)];
+/// 5 s, but the other one (hyper's) sweeps once per timeout, so a burst's connections may stay
+/// up to twice the timeout.
+pub const SETTLED: Duration = Duration::from_secs(115);
 
 /// Busy time per [`QUIET`] period above which the gateway counts as having served traffic. The
 /// watcher itself and the periodic tasks (pool sweepers, the spend writer's ticks) stay far
@@ -71,7 +71,7 @@ pub fn trim_this_thread() {
 /// Starts the watcher if [`builder`] installed a `trim` function. Call inside the runtime.
 pub fn watch_idle() {
     if let Some(idle) = INSTALLED.get() {
-        idle.clone().watch(QUIET, BUSY, &SETTLED);
+        idle.clone().watch(QUIET, BUSY, SETTLED);
     }
 }
 
@@ -102,10 +102,9 @@ impl Idle {
     }
 
     /// Every `quiet`: a period in which the workers were busy for more than `busy` marks the
-    /// gateway as used; the first period after that below `busy` asks the workers to trim, and
-    /// so does the first one ending each of the `settled` spans (ascending) after the quiet
-    /// began.
-    fn watch(self: Arc<Self>, quiet: Duration, busy: Duration, settled: &'static [Duration]) {
+    /// gateway as used; each period after that below `busy` asks the workers to trim, until
+    /// the quiet has lasted `settled`.
+    fn watch(self: Arc<Self>, quiet: Duration, busy: Duration, settled: Duration) {
         tokio::spawn(async move {
             let metrics = tokio::runtime::Handle::current().metrics();
             let total_busy = || -> Duration {
@@ -117,10 +116,9 @@ impl Idle {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             let mut last = total_busy();
+            // Until when the workers trim, once the gateway has been used and is quiet again.
             let mut used = false;
-            // When the quiet after the last busy spell began, and its late trims done so far.
-            let mut quiet_since: Option<tokio::time::Instant> = None;
-            let mut late_done = 0;
+            let mut trim_until: Option<tokio::time::Instant> = None;
             loop {
                 let now_at = tick.tick().await;
                 let now = total_busy();
@@ -128,21 +126,15 @@ impl Idle {
                 last = now;
                 let trim = if spent > busy {
                     used = true;
-                    quiet_since = None;
+                    trim_until = None;
                     false
-                } else if used {
-                    used = false;
-                    quiet_since = Some(now_at);
-                    late_done = 0;
+                } else if std::mem::take(&mut used) {
+                    trim_until = Some(now_at + settled);
                     true
-                } else if let Some(since) = quiet_since {
-                    let lasted = now_at.duration_since(since);
-                    let due = settled.iter().filter(|s| lasted >= **s).count();
-                    if due >= settled.len() {
-                        quiet_since = None;
-                    }
-                    std::mem::replace(&mut late_done, due) < due
+                } else if trim_until.is_some_and(|t| now_at <= t) {
+                    true
                 } else {
+                    trim_until = None;
                     false
                 };
                 if trim {
@@ -204,14 +196,13 @@ mod tests {
         }
     }
 
-    /// Nothing is trimmed before the workers have been busy; after each busy spell followed
-    /// by a quiet one every worker trims exactly once, however often it sleeps and wakes
-    /// meanwhile, and once more as the quiet reaches each of the `settled` spans; light
-    /// activity below the threshold triggers nothing.
+    /// Nothing is trimmed before the workers have been busy; after each busy spell every
+    /// worker trims once per quiet period, however often it sleeps and wakes meanwhile, until
+    /// the quiet has lasted `settled`, and then no more; light activity below the threshold
+    /// triggers nothing.
     #[test]
-    fn every_worker_trims_after_each_busy_spell_and_as_it_settles(
+    fn every_worker_trims_after_each_busy_spell_until_it_settles(
     ) -> Result<(), Box<dyn std::error::Error>> {
-        static SETTLED: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(900)];
         let idle = Arc::new(Idle::new(record_trim));
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.enable_all().worker_threads(2);
@@ -219,6 +210,7 @@ mod tests {
         let rt = b.build()?;
         let quiet = Duration::from_millis(100);
         let busy = Duration::from_millis(20);
+        let settled = Duration::from_millis(500);
         // Workers keep waking for other tasks, for about `d`.
         async fn light(d: Duration) -> Result<(), tokio::task::JoinError> {
             let end = tokio::time::Instant::now() + d;
@@ -229,35 +221,30 @@ mod tests {
             Ok(())
         }
         rt.block_on(async {
-            idle.clone().watch(quiet, busy, &SETTLED);
+            idle.clone().watch(quiet, busy, settled);
             light(quiet * 4).await?;
             assert!(trims().is_empty(), "trimmed without a busy spell");
+            let mut before = 0;
             for round in 0..2 {
-                let mut expected = 6 * round;
                 work(busy * 4).await?;
-                expected += 2;
-                until_trims(expected).await;
-                let first = tokio::time::Instant::now();
-                let mut since_span = Duration::ZERO;
-                for span in SETTLED {
-                    // None trims twice before the quiet has lasted the next span.
-                    light((span - since_span) / 2).await?;
-                    assert_eq!(trims().len(), expected, "round {round}: {:?}", trims());
-                    expected += 2;
-                    until_trims(expected).await;
-                    let late = first.elapsed();
-                    assert!(
-                        late >= span - 2 * quiet,
-                        "round {round}: trim for {span:?} after {late:?}"
-                    );
-                    since_span = late;
-                }
+                until_trims(before + 2).await;
+                // Quiet from here: trims keep coming, one per worker per period.
+                light(settled + 3 * quiet).await?;
+                let got = trims().split_off(before);
+                let by: HashSet<ThreadId> = got.iter().copied().collect();
+                assert_eq!(by.len(), 2, "round {round}: both workers trim: {by:?}");
+                // About settled / quiet + 1 periods each (6 here); one per worker per period.
+                let periods = (settled.as_millis() / quiet.as_millis()) as usize + 1;
+                assert!(
+                    got.len() >= 2 * (periods - 3) && got.len() <= 2 * (periods + 1),
+                    "round {round}: {} trims, expected about {}",
+                    got.len(),
+                    2 * periods
+                );
                 // And then no more, however long the quiet lasts.
-                light(SETTLED[1] / 2).await?;
-                let got = trims();
-                assert_eq!(got.len(), expected, "round {round}: {got:?}");
-                let by: HashSet<ThreadId> = got[6 * round..].iter().copied().collect();
-                assert_eq!(by.len(), 2, "both workers trim: {by:?}");
+                before += got.len();
+                light(settled).await?;
+                assert_eq!(trims().len(), before, "round {round}: trims after settling");
             }
             Ok::<_, Box<dyn std::error::Error>>(())
         })
