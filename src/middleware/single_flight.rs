@@ -105,28 +105,30 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 4);
     }
 
+    /// A task running `sf.run` for "k" with a load that takes `wait` and gives `v`.
+    fn spawn_run(
+        sf: &Arc<SingleFlight<String, u32>>,
+        runs: &Arc<AtomicUsize>,
+        wait: Duration,
+        v: u32,
+    ) -> tokio::task::JoinHandle<u32> {
+        let (sf, runs) = (sf.clone(), runs.clone());
+        tokio::spawn(async move { sf.run(&"k".to_string(), || counted(&runs, wait, v)).await })
+    }
+
+    async fn until_runs(runs: &AtomicUsize, n: usize) {
+        while runs.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_waiter_takes_over_when_the_loading_caller_goes_away() {
         let sf = Arc::new(SingleFlight::<String, u32>::default());
         let runs = Arc::new(AtomicUsize::new(0));
-        let key = "k".to_string();
-        let leader = {
-            let (sf, runs, key) = (sf.clone(), runs.clone(), key.clone());
-            tokio::spawn(async move {
-                sf.run(&key, || counted(&runs, Duration::from_secs(60), 1))
-                    .await
-            })
-        };
-        while runs.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let waiter = {
-            let (sf, runs, key) = (sf.clone(), runs.clone(), key.clone());
-            tokio::spawn(async move {
-                sf.run(&key, || counted(&runs, Duration::from_millis(10), 2))
-                    .await
-            })
-        };
+        let leader = spawn_run(&sf, &runs, Duration::from_secs(60), 1);
+        until_runs(&runs, 1).await;
+        let waiter = spawn_run(&sf, &runs, Duration::from_millis(10), 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         leader.abort();
         let got = tokio::time::timeout(Duration::from_secs(5), waiter)
@@ -137,16 +139,8 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert!(sf.is_empty());
         // Given up with nobody waiting: nothing is left behind.
-        let alone = {
-            let (sf, runs, key) = (sf.clone(), runs.clone(), key.clone());
-            tokio::spawn(async move {
-                sf.run(&key, || counted(&runs, Duration::from_secs(60), 3))
-                    .await
-            })
-        };
-        while runs.load(Ordering::SeqCst) == 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let alone = spawn_run(&sf, &runs, Duration::from_secs(60), 3);
+        until_runs(&runs, 3).await;
         assert_eq!(sf.len(), 1);
         alone.abort();
         let _ = alone.await;
