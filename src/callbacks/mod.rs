@@ -132,96 +132,79 @@ impl Callbacks {
         let opts = payload::PayloadOptions {
             redact_key_info: settings.redact_user_api_key_info.unwrap_or(false),
         };
-        let (success, failure) = wanted(loaded, LANGFUSE);
-        if success || failure {
-            match langfuse::Langfuse::from_env(loaded, &opts, &mut warnings) {
-                Some(lf) => {
-                    let delivery = Delivery {
-                        flush_every: Duration::from_secs(env_count(
-                            loaded,
-                            "LANGFUSE_FLUSH_INTERVAL",
-                            1,
-                            &mut warnings,
-                        )),
-                        batch_size: env_count(loaded, "LANGFUSE_FLUSH_AT", 512, &mut warnings)
-                            as usize,
-                        timeout: loaded
-                            .env("LANGFUSE_TIMEOUT")
-                            .and_then(|t| t.trim().parse::<f64>().ok())
-                            .filter(|t| t.is_finite() && *t > 0.0)
-                            .map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs_f64),
-                        retry_delays: retry_delays(
-                            loaded
-                                .env("LANGFUSE_MAX_RETRIES")
-                                .and_then(|n| n.trim().parse::<usize>().ok())
-                                .unwrap_or(DEFAULT_RETRIES)
-                                .min(10),
-                        ),
-                        queue_capacity: sink::QUEUE_CAPACITY,
-                    };
-                    sinks.push(SinkHandle::start(
-                        lf,
-                        http.clone(),
-                        delivery,
-                        success,
-                        failure,
-                    ));
-                }
-                None => warnings.push(
+        start_wanted(&mut sinks, http, loaded, LANGFUSE, || {
+            let Some(lf) = langfuse::Langfuse::from_env(loaded, &opts, &mut warnings) else {
+                warnings.push(
                     "callback `langfuse` is disabled: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must both be set".into(),
+                );
+                return None;
+            };
+            let delivery = Delivery {
+                flush_every: Duration::from_secs(env_count(
+                    loaded,
+                    "LANGFUSE_FLUSH_INTERVAL",
+                    1,
+                    &mut warnings,
+                )),
+                batch_size: env_count(loaded, "LANGFUSE_FLUSH_AT", 512, &mut warnings) as usize,
+                timeout: loaded
+                    .env("LANGFUSE_TIMEOUT")
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .filter(|t| t.is_finite() && *t > 0.0)
+                    .map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs_f64),
+                retry_delays: retry_delays(
+                    loaded
+                        .env("LANGFUSE_MAX_RETRIES")
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(DEFAULT_RETRIES)
+                        .min(10),
                 ),
-            }
-        }
+                queue_capacity: sink::QUEUE_CAPACITY,
+            };
+            Some((lf, delivery))
+        });
         start_wanted(&mut sinks, http, loaded, OTEL, || {
             otel::Otel::from_env(loaded, &opts, &mut warnings)
         });
         start_wanted(&mut sinks, http, loaded, DATADOG, || {
             datadog::Datadog::from_env(loaded, &opts, &mut warnings)
         });
-        let (success, failure) = wanted(loaded, GENERIC_API);
-        if success || failure {
-            match loaded
+        start_wanted(&mut sinks, http, loaded, GENERIC_API, || {
+            let Some(endpoint) = loaded
                 .env("GENERIC_LOGGER_ENDPOINT")
                 .filter(|e| !e.is_empty())
-            {
-                Some(endpoint) => {
-                    let sink = generic_api::GenericApi {
-                        endpoint,
-                        headers: generic_api::parse_headers(
-                            loaded.env("GENERIC_LOGGER_HEADERS").as_deref(),
-                        ),
-                        opts: opts.clone(),
-                    };
-                    let delivery = Delivery {
-                        flush_every: Duration::from_secs(env_count(
-                            loaded,
-                            "DEFAULT_FLUSH_INTERVAL_SECONDS",
-                            DEFAULT_FLUSH_INTERVAL.as_secs(),
-                            &mut warnings,
-                        )),
-                        batch_size: env_count(
-                            loaded,
-                            "DEFAULT_BATCH_SIZE",
-                            DEFAULT_BATCH_SIZE as u64,
-                            &mut warnings,
-                        ) as usize,
-                        timeout: DEFAULT_SEND_TIMEOUT,
-                        retry_delays: retry_delays(DEFAULT_RETRIES),
-                        queue_capacity: sink::QUEUE_CAPACITY,
-                    };
-                    sinks.push(SinkHandle::start(
-                        sink,
-                        http.clone(),
-                        delivery,
-                        success,
-                        failure,
-                    ));
-                }
-                None => warnings.push(
+            else {
+                warnings.push(
                     "callback `generic_api` is disabled: GENERIC_LOGGER_ENDPOINT is not set".into(),
+                );
+                return None;
+            };
+            let sink = generic_api::GenericApi {
+                endpoint,
+                headers: generic_api::parse_headers(
+                    loaded.env("GENERIC_LOGGER_HEADERS").as_deref(),
                 ),
-            }
-        }
+                opts: opts.clone(),
+            };
+            let delivery = Delivery {
+                flush_every: Duration::from_secs(env_count(
+                    loaded,
+                    "DEFAULT_FLUSH_INTERVAL_SECONDS",
+                    DEFAULT_FLUSH_INTERVAL.as_secs(),
+                    &mut warnings,
+                )),
+                batch_size: env_count(
+                    loaded,
+                    "DEFAULT_BATCH_SIZE",
+                    DEFAULT_BATCH_SIZE as u64,
+                    &mut warnings,
+                ) as usize,
+                timeout: DEFAULT_SEND_TIMEOUT,
+                retry_delays: retry_delays(DEFAULT_RETRIES),
+                queue_capacity: sink::QUEUE_CAPACITY,
+            };
+            Some((sink, delivery))
+        });
         if sinks.is_empty() {
             return (None, warnings);
         }
