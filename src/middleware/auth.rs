@@ -629,10 +629,7 @@ pub async fn lookup_key(state: &AppState, hash: &str) -> Result<Option<CachedKey
     // Boxed: the store's futures are large and a cached key never needs them
     // (see `handlers::boxed`). When the entry expires under load, the requests that find it
     // stale together share one read.
-    let loading = crate::handlers::boxed(|| async {
-        let key = hash.to_owned();
-        state.key_loads.run(&key, || load_key(state, hash)).await
-    });
+    let loading = crate::handlers::boxed(|| state.key_loads.run(hash, || load_key(state, hash)));
     loading.await
 }
 

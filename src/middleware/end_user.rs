@@ -264,11 +264,7 @@ pub async fn resolve(state: &AppState, id: &str) -> ApiResult<Arc<EndUser>> {
         return Ok(u);
     }
     // Requests that miss together (the entry expired under load) share one read.
-    state
-        .end_users
-        .loads
-        .run(&id.to_owned(), || load(state, id))
-        .await
+    state.end_users.loads.run(id, || load(state, id)).await
 }
 
 /// The end user `id` read from the store, then cached.

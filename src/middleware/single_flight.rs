@@ -8,6 +8,7 @@
 //! callers runs the load instead, so nobody waits on a load that no one runs.
 
 use dashmap::DashMap;
+use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -28,12 +29,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Default for SingleFlight<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
     /// `load()`'s result, or that of the load already running for `key`.
-    pub async fn run<F, Fut>(&self, key: &K, load: F) -> V
+    pub async fn run<Q, F, Fut>(&self, key: &Q, load: F) -> V
     where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
     {
-        let cell = self.inflight.entry(key.clone()).or_default().clone();
+        let cell = self.inflight.entry(key.to_owned()).or_default().clone();
         let leave = Leave {
             inflight: &self.inflight,
             key,
@@ -42,12 +45,13 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
         leave.cell.get_or_init(load).await.clone()
     }
 
-    /// Loads now in flight (for tests).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.inflight.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.inflight.is_empty()
     }
 }
@@ -55,13 +59,13 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
 /// Takes the load off the map as its caller leaves: once it has a result (the next caller
 /// starts afresh), or when it was given up with no other caller waiting on it. Checked under
 /// the map's lock, which a new caller also holds while it takes the cell.
-struct Leave<'a, K: Eq + Hash, V> {
+struct Leave<'a, K: Eq + Hash + Borrow<Q>, Q: Hash + Eq + ?Sized, V> {
     inflight: &'a DashMap<K, Arc<OnceCell<V>>>,
-    key: &'a K,
+    key: &'a Q,
     cell: Arc<OnceCell<V>>,
 }
 
-impl<K: Eq + Hash, V> Drop for Leave<'_, K, V> {
+impl<K: Eq + Hash + Borrow<Q>, Q: Hash + Eq + ?Sized, V> Drop for Leave<'_, K, Q, V> {
     fn drop(&mut self) {
         self.inflight.remove_if(self.key, |_, c| {
             Arc::ptr_eq(c, &self.cell) && (c.initialized() || Arc::strong_count(c) == 2)
@@ -113,7 +117,7 @@ mod tests {
         v: u32,
     ) -> tokio::task::JoinHandle<u32> {
         let (sf, runs) = (sf.clone(), runs.clone());
-        tokio::spawn(async move { sf.run(&"k".to_string(), || counted(&runs, wait, v)).await })
+        tokio::spawn(async move { sf.run("k", || counted(&runs, wait, v)).await })
     }
 
     async fn until_runs(runs: &AtomicUsize, n: usize) {
