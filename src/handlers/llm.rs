@@ -236,41 +236,48 @@ async fn routed(
 
 /// A call served ahead of the router (see `server::routes`): the same context, checks, access
 /// log and handler, without the router's layers.
+///
+/// The steps run one after another in one `async` block rather than as nested closures: each
+/// closure level kept its own copy of the request in the call's state, and the state is
+/// copied as it is built and boxed.
 pub async fn serve_direct(state: AppState, kind: CallKind, req: Request) -> Response {
-    let state = &state;
-    request_ctx::tracked(req, |req, ctx| async move {
-        auth::authenticated(state, req, |req, auth| async move {
-            handle(state, &ctx, &auth, req, kind, None).await
-        })
-        .await
-    })
-    .await
+    let t = request_ctx::Tracking::begin(&req);
+    let caller = auth::caller_of(&state, &req).await;
+    let resp = match caller {
+        Ok(auth) => handle(&state, &t.ctx, &auth, req, kind, None).await,
+        Err(refused) => refused,
+    };
+    t.finish(resp)
 }
 
-async fn handle(
-    state: &AppState,
-    ctx: &RequestCtx,
-    auth: &AuthCtx,
+/// Runs the call and answers its error as LiteLLM does. A plain function returning an
+/// `async` block: an `async fn` would keep the request beside its parts.
+fn handle<'a>(
+    state: &'a AppState,
+    ctx: &'a RequestCtx,
+    auth: &'a AuthCtx,
     req: Request,
     kind: CallKind,
     path_model: Option<String>,
-) -> Response {
+) -> impl std::future::Future<Output = Response> + Send + 'a {
     let (parts, body) = req.into_parts();
-    let headers = &parts.headers;
-    let call = super::boxed(|| run(state, ctx, auth, headers, kind, path_model, body));
-    let r = match call.await {
-        Ok(r) => r,
-        Err(e) => {
-            let mut r = e.into_response();
-            r.headers_mut()
-                .insert(H_RESPONSE_COST.clone(), HeaderValue::from_static("0"));
-            r
+    async move {
+        let headers = &parts.headers;
+        let call = super::boxed(|| run(state, ctx, auth, headers, kind, path_model, body));
+        let r = match call.await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = e.into_response();
+                r.headers_mut()
+                    .insert(H_RESPONSE_COST.clone(), HeaderValue::from_static("0"));
+                r
+            }
+        };
+        if let Some(m) = &state.metrics {
+            m.proxy_request(Some(auth), parts.uri.path(), headers, ctx.seen.get(), &r);
         }
-    };
-    if let Some(m) = &state.metrics {
-        m.proxy_request(Some(auth), parts.uri.path(), headers, ctx.seen.get(), &r);
+        r
     }
-    r
 }
 
 /// A parsed, validated LLM request.
@@ -741,7 +748,7 @@ async fn run(
         let calls = super::boxed(|| run_many(state, ctx, auth, headers, router, req));
         return calls.await;
     }
-    run_parsed(state, ctx, auth, headers, router, req).await
+    run_parsed(state, ctx, auth, headers, router, &mut req).await
 }
 
 /// A comma-separated `model`: every group is called concurrently and the answers come back
@@ -765,7 +772,7 @@ async fn run_many(
             one.body
                 .insert("model".into(), Value::String(m.to_string()));
             async move {
-                let r = run_parsed(state, ctx, auth, headers, router, one).await?;
+                let r = run_parsed(state, ctx, auth, headers, router, &mut one).await?;
                 let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
                     .await
                     .map_err(|e| ApiError::internal(format!("failed to read a response: {e}")))?;
@@ -822,7 +829,7 @@ async fn run_parsed(
     auth: &AuthCtx,
     headers: &HeaderMap,
     router: &ModelRouter,
-    mut req: LlmRequest,
+    req: &mut LlmRequest,
 ) -> ApiResult<Response> {
     let kind = req.kind;
     let resolved = resolve_for(router, auth, kind.route(), &req.model)?;
@@ -840,7 +847,7 @@ async fn run_parsed(
             super::boxed(|| tags::resolve(state, &req.extras.tags, auth.tags.as_deref()));
         req.tag_gates = resolving.await;
     }
-    let (permit, limit_headers) = check_rate_limits(state, auth, &req, &group.name).await?;
+    let (permit, limit_headers) = check_rate_limits(state, auth, req, &group.name).await?;
     if kind.is_responses() {
         // As LiteLLM's pre-call hooks do, after the caller's access and rate limits: an id the
         // caller may not use is refused, an encrypted one opened, and a managed one names the
@@ -870,11 +877,11 @@ async fn run_parsed(
             if let Some(answer) = cache
                 .get(p)
                 .await
-                .and_then(|hit| chat_from_cache(&req, &hit))
+                .and_then(|hit| chat_from_cache(req, &hit))
             {
                 let served = super::boxed(|| {
                     serve_cached(
-                        state, ctx, auth, &req, &group, capture, p, &slot, answer, true,
+                        state, ctx, auth, req, &group, capture, p, &slot, answer, true,
                     )
                 });
                 if let Some(r) = served.await? {
@@ -891,7 +898,7 @@ async fn run_parsed(
                     let answer = (json_bytes_response(body.to_vec()), usage);
                     let served = super::boxed(|| {
                         serve_cached(
-                            state, ctx, auth, &req, &group, capture, p, &slot, answer, false,
+                            state, ctx, auth, req, &group, capture, p, &slot, answer, false,
                         )
                     });
                     if let Some(r) = served.await? {
@@ -914,13 +921,13 @@ async fn run_parsed(
             req.stream_usage = Some(Arc::default());
         }
     }
-    let retries = num_retries(state, headers, &req);
+    let retries = num_retries(state, headers, req);
     let mut retried = 0u64;
     let first = try_group(
         state,
         ctx,
         auth,
-        &req,
+        req,
         &group,
         resolved.capture.as_deref(),
         &req.model,
@@ -934,7 +941,7 @@ async fn run_parsed(
         Err(e) => {
             let mut last = e;
             let mut served = None;
-            for (i, name) in fallback_groups(state, &req, &group.name, last.class)
+            for (i, name) in fallback_groups(state, req, &group.name, last.class)
                 .iter()
                 .enumerate()
             {
@@ -955,7 +962,7 @@ async fn run_parsed(
                         state,
                         ctx,
                         auth,
-                        &req,
+                        req,
                         &fb_group,
                         fb.capture.as_deref(),
                         name,
@@ -980,10 +987,10 @@ async fn run_parsed(
     };
     if !req.cache_items.is_empty() {
         if let Some(p) = plan {
-            resp = embeddings_through_cache(state, p, &req, &found, resp).await;
+            resp = embeddings_through_cache(state, p, req, &found, resp).await;
         }
     } else if let Some(p) = plan.filter(|p| p.write) {
-        resp = store_in_cache(state, p, &req, resp).await;
+        resp = store_in_cache(state, p, req, resp).await;
     }
     let mut resp = with_headers(resp, limit_headers);
     let h = resp.headers_mut();
@@ -2356,13 +2363,27 @@ pub(super) fn timeout_error(provider: Provider, t: Duration) -> ApiError {
     )
 }
 
-async fn send(
+/// Sends `up` with a deadline. A plain function returning an `async` block, so the future
+/// holds the request in flight but not `up` beside it (an `async fn` keeps its arguments).
+fn send(
     state: &AppState,
     up: UpstreamRequest,
     timeout: Duration,
     provider: Provider,
+) -> impl std::future::Future<Output = ApiResult<hyper::Response<client::Body>>> + Send + '_ {
+    let sent = tokio::time::timeout(timeout, state.upstream.post(up));
+    async move { sent_or_error(sent.await, timeout, provider) }
+}
+
+fn sent_or_error(
+    sent: Result<
+        Result<hyper::Response<client::Body>, client::BoxError>,
+        tokio::time::error::Elapsed,
+    >,
+    timeout: Duration,
+    provider: Provider,
 ) -> ApiResult<hyper::Response<client::Body>> {
-    match tokio::time::timeout(timeout, state.upstream.post(up)).await {
+    match sent {
         Err(_) => Err(timeout_error(provider, timeout)),
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(ApiError::new(

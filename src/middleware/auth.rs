@@ -367,23 +367,36 @@ where
     F: FnOnce(Request, AuthCtx) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    if let Err(e) = check_client_ip(state, &req) {
-        return e.into_response();
-    }
-    match authenticate(state, req.headers(), req.uri()).await {
+    let caller = caller_of(state, &req).await;
+    match caller {
         Ok(ctx) => inner(req, ctx).await,
-        Err(e) => {
+        Err(r) => r,
+    }
+}
+
+/// The check of [`authenticated`] alone: the caller's identity, or the answer refusing it.
+/// (A plain function: the future holds the request's headers and URI, which may cross
+/// threads, not the request itself, whose body may not be shared.)
+pub fn caller_of<'a>(
+    state: &'a AppState,
+    req: &'a Request,
+) -> impl std::future::Future<Output = Result<AuthCtx, Response>> + Send + 'a {
+    let ip = check_client_ip(state, req);
+    let (headers, uri) = (req.headers(), req.uri());
+    async move {
+        ip.map_err(IntoResponse::into_response)?;
+        authenticate(state, headers, uri).await.map_err(|e| {
             let r = e.into_response();
             // LiteLLM's failure hook counts refused LLM calls too (its route groups decide
             // which are LLM calls); other routes are not counted on success either.
             if let Some(m) = state.metrics.as_ref() {
-                let path = req.uri().path();
+                let path = uri.path();
                 if key_routes::may_call(&[LLM_ROUTES.to_string()], path) {
-                    m.proxy_request(None, path, req.headers(), None, &r);
+                    m.proxy_request(None, path, headers, None, &r);
                 }
             }
             r
-        }
+        })
     }
 }
 

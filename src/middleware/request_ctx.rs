@@ -76,51 +76,74 @@ pub async fn track_request(req: Request, next: Next) -> Response {
 }
 
 /// Runs `inner` with the request's context and decorates and logs what it answers: the body
-/// of [`track_request`], also used by routes served outside the router.
+/// of [`track_request`]; routes served outside the router use [`Tracking`] directly.
 pub async fn tracked<F, Fut>(req: Request, inner: F) -> Response
 where
     F: FnOnce(Request, RequestCtx) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let start = Instant::now();
-    let call_id = client_call_id(&req).unwrap_or_else(new_call_id);
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let ctx = RequestCtx {
-        call_id: call_id.clone(),
-        start,
-        seen: std::sync::OnceLock::new(),
-    };
-    let mut resp = inner(req, ctx).await;
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&call_id) {
-        h.insert(CALL_ID.clone(), v);
+    let t = Tracking::begin(&req);
+    let resp = inner(req, t.ctx.clone()).await;
+    t.finish(resp)
+}
+
+/// One request from its arrival to its answer: its context, and what the access log needs
+/// of the request once it has been handed on.
+pub struct Tracking {
+    pub ctx: RequestCtx,
+    method: axum::http::Method,
+    path: String,
+}
+
+impl Tracking {
+    pub fn begin(req: &Request) -> Self {
+        let start = Instant::now();
+        let call_id = client_call_id(req).unwrap_or_else(new_call_id);
+        Self {
+            ctx: RequestCtx {
+                call_id,
+                start,
+                seen: std::sync::OnceLock::new(),
+            },
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+        }
     }
-    h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-    if !h.contains_key(&DURATION) {
-        h.insert(DURATION.clone(), float_header(elapsed_ms));
+
+    /// Adds the call id, version, duration and security headers to `resp` and writes the
+    /// access-log line.
+    pub fn finish(self, mut resp: Response) -> Response {
+        let Self { ctx, method, path } = self;
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&ctx.call_id) {
+            h.insert(CALL_ID.clone(), v);
+        }
+        h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
+        let elapsed_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+        if !h.contains_key(&DURATION) {
+            h.insert(DURATION.clone(), float_header(elapsed_ms));
+        }
+        h.insert(FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
+        h.insert(
+            CSP.clone(),
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+        h.insert(NOSNIFF.clone(), HeaderValue::from_static("nosniff"));
+        let status = resp.status().as_u16();
+        let error = resp
+            .extensions()
+            .get::<ErrorMarker>()
+            .map(|m| m.0.type_str());
+        crate::telemetry::access(&crate::telemetry::AccessLine {
+            method: method.as_str(),
+            path: &path,
+            status,
+            duration_ms: elapsed_ms,
+            call_id: &ctx.call_id,
+            error,
+        });
+        resp
     }
-    h.insert(FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
-    h.insert(
-        CSP.clone(),
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
-    h.insert(NOSNIFF.clone(), HeaderValue::from_static("nosniff"));
-    let status = resp.status().as_u16();
-    let error = resp
-        .extensions()
-        .get::<ErrorMarker>()
-        .map(|m| m.0.type_str());
-    crate::telemetry::access(&crate::telemetry::AccessLine {
-        method: method.as_str(),
-        path: &path,
-        status,
-        duration_ms: elapsed_ms,
-        call_id: &call_id,
-        error,
-    });
-    resp
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,18 +74,24 @@ impl UpstreamClient {
     }
 
     /// Sends a POST; resolves when the response head arrives.
-    pub async fn post(&self, up: UpstreamRequest) -> Result<hyper::Response<Body>, BoxError> {
-        self.send(hyper::Method::POST, up).await
+    pub fn post(
+        &self,
+        up: UpstreamRequest,
+    ) -> impl Future<Output = Result<hyper::Response<Body>, BoxError>> + Send + '_ {
+        self.send(hyper::Method::POST, up)
     }
 
     /// Sends a request with any method (the Responses API's `GET` and `DELETE` on a stored
     /// response); resolves when the response head arrives.
-    pub async fn send(
+    ///
+    /// The request is built before the returned future starts, so the future holds only the
+    /// built request (see [`Http1Pool::send`]).
+    pub fn send(
         &self,
         method: hyper::Method,
         up: UpstreamRequest,
-    ) -> Result<hyper::Response<Body>, BoxError> {
-        let pool = up.pool.clone();
+    ) -> impl Future<Output = Result<hyper::Response<Body>, BoxError>> + Send + '_ {
+        let pool = up.pool;
         let mut req = hyper::Request::new(Full::new(up.body));
         *req.method_mut() = method;
         *req.uri_mut() = up.url;
@@ -95,9 +102,11 @@ impl UpstreamClient {
         for (k, v) in up.headers {
             headers.append(k, v);
         }
-        match pool {
-            Some(pool) => pool.send(req, self).await,
-            None => Ok(self.inner.request(req).await?.map(Body::plain)),
+        async move {
+            match pool {
+                Some(pool) => pool.send(req, self).await,
+                None => Ok(self.inner.request(req).await?.map(Body::plain)),
+            }
         }
     }
 }
@@ -146,42 +155,49 @@ impl Http1Pool {
         }))
     }
 
-    async fn send(
+    /// Sends `req` on an idle connection, or a new one; resolves when the response head
+    /// arrives.
+    ///
+    /// A plain function returning an `async` block: an `async fn` keeps each argument twice in
+    /// its state (as passed and as its local), and every future above this one holds it.
+    fn send(
         self: Arc<Self>,
         mut req: hyper::Request<Full<Bytes>>,
         client: &UpstreamClient,
-    ) -> Result<hyper::Response<Body>, BoxError> {
+    ) -> impl Future<Output = Result<hyper::Response<Body>, BoxError>> + Send + '_ {
         // HTTP/1 to an origin server takes the path alone (the Host header names the server).
         if let Some(pq) = req.uri().path_and_query().cloned() {
             *req.uri_mut() = hyper::Uri::from(pq);
         }
         // Idle connections first; one found closed when the request is handed to it gives the
         // request back, so the next is tried, and after a few a fresh one, once.
-        for tries in 0..=STALE_TRIES {
-            let reused = if tries < STALE_TRIES {
-                self.checkout(client.pool_idle).await
-            } else {
-                None
-            };
-            let mut sender = match reused {
-                Some(s) => s,
-                None => self.connect(client.connect_timeout).await?,
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let back = (sender, self.clone(), client.pool_idle);
-                    return Ok(resp.map(|inner| Body {
-                        inner,
-                        back: Some(back),
-                    }));
+        async move {
+            for tries in 0..=STALE_TRIES {
+                let reused = if tries < STALE_TRIES {
+                    self.checkout(client.pool_idle).await
+                } else {
+                    None
+                };
+                let mut sender = match reused {
+                    Some(s) => s,
+                    None => self.connect(client.connect_timeout).await?,
+                };
+                match sender.try_send_request(req).await {
+                    Ok(resp) => {
+                        let back = (sender, self.clone(), client.pool_idle);
+                        return Ok(resp.map(|inner| Body {
+                            inner,
+                            back: Some(back),
+                        }));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        Some(r) if tries < STALE_TRIES => req = r,
+                        _ => return Err(e.into_error().into()),
+                    },
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(r) if tries < STALE_TRIES => req = r,
-                    _ => return Err(e.into_error().into()),
-                },
             }
+            Err(format!("no usable connection to {}", self.addr).into())
         }
-        Err(format!("no usable connection to {}", self.addr).into())
     }
 
     /// The most recently used idle connection that is still open, if any.

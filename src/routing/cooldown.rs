@@ -81,10 +81,6 @@ pub struct Cooldowns {
     ids: arc_swap::ArcSwap<Vec<String>>,
 }
 
-fn unix_minute() -> u64 {
-    (chrono::Utc::now().timestamp().max(0) as u64) / 60
-}
-
 impl Cooldowns {
     /// Builds the tracker; with Redis, also starts the task that pulls shared cooldowns for
     /// `deployment_ids`.
@@ -167,7 +163,7 @@ impl Cooldowns {
             return;
         }
         let allowed = threshold.unwrap_or(self.settings.allowed_fails);
-        let minute = unix_minute();
+        let minute = super::strategy::unix_minute();
         let fails = match (&self.redis, immediate) {
             (_, true) => u64::MAX,
             (Some(r), false) => {

@@ -67,8 +67,17 @@ pub struct DeploymentStats {
     ttft_us: AtomicU64,
 }
 
+/// The current Unix minute, read from the system clock without a calendar conversion (it
+/// is taken on every pick).
 pub(crate) fn unix_minute() -> u64 {
-    (chrono::Utc::now().timestamp().max(0) as u64) / 60
+    unix_secs() / 60
+}
+
+/// Seconds since the Unix epoch (0 for a clock set before it).
+pub(crate) fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Counts a request in flight until dropped.

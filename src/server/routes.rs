@@ -468,9 +468,10 @@ impl Service<axum::extract::Request> for Front {
         match direct_route(req.method(), req.uri().path()) {
             Some(kind) => {
                 let state = self.0.state.clone();
-                Either::Right(Either::Right(Box::pin(async move {
-                    Ok(llm::serve_direct(state, kind, req).await)
-                })))
+                Either::Right(Either::Right(Box::pin(futures::FutureExt::map(
+                    llm::serve_direct(state, kind, req),
+                    Ok,
+                ))))
             }
             None => Either::Right(Either::Left(self.0.plain.clone().oneshot(req))),
         }

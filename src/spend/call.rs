@@ -551,7 +551,7 @@ fn reserve_model_budgets(
     worst: f64,
     reserved: &mut Vec<(String, f64)>,
 ) -> Result<(), ApiError> {
-    let now_secs = chrono::Utc::now().timestamp().max(0) as u64;
+    let now_secs = crate::routing::strategy::unix_secs();
     let key_governs = owners
         .iter()
         .any(|o| o.owner.starts_with("key:") && model_budget::resolve(model, &o.entries).is_some());

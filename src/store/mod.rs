@@ -173,30 +173,58 @@ const SQLITE_KEY_COLUMNS: &str = r#""token", "key_name", "key_alias", "spend", "
 
 /// `YYYY-MM-DD HH:MM:SS.mmm`, the text form timestamps have in SQLite.
 pub fn fmt_ts(t: NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    TsText::new(t).as_str().to_owned()
+}
+
+/// [`fmt_ts`]'s text without a heap string, for values bound and dropped at once (three per
+/// spend-log row).
+pub struct TsText {
+    digits: [u8; 23],
+    /// Years outside 0–9999, written by chrono.
+    other: Option<String>,
+}
+
+impl TsText {
+    pub fn new(t: NaiveDateTime) -> Self {
+        use chrono::{Datelike, Timelike};
+        let year = t.year();
+        let mut digits = *b"0000-00-00 00:00:00.000";
+        if !(0..=9999).contains(&year) {
+            return Self {
+                digits,
+                other: Some(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+            };
+        }
+        // Written digit by digit into a fixed template: chrono's strftime interpreter cost
+        // several times more. A leap second (nanoseconds past 1e9) prints as second 60, as
+        // chrono does.
+        let fields = [
+            (4, year as u32),
+            (7, t.month()),
+            (10, t.day()),
+            (13, t.hour()),
+            (16, t.minute()),
+            (19, t.second() + t.nanosecond() / 1_000_000_000),
+            (23, t.nanosecond() % 1_000_000_000 / 1_000_000),
+        ];
+        let mut start = 0;
+        for (end, n) in fields {
+            crate::telemetry::fill_digits(&mut digits[start..end], u64::from(n));
+            start = end + 1;
+        }
+        Self {
+            digits,
+            other: None,
+        }
     }
-    // Written digit by digit into a fixed template: this runs three times per spend-log row,
-    // and chrono's strftime interpreter cost several times more. A leap second (nanoseconds
-    // past 1e9) prints as second 60, as chrono does.
-    let mut out = *b"0000-00-00 00:00:00.000";
-    let fields = [
-        (4, year as u32),
-        (7, t.month()),
-        (10, t.day()),
-        (13, t.hour()),
-        (16, t.minute()),
-        (19, t.second() + t.nanosecond() / 1_000_000_000),
-        (23, t.nanosecond() % 1_000_000_000 / 1_000_000),
-    ];
-    let mut start = 0;
-    for (end, n) in fields {
-        crate::telemetry::fill_digits(&mut out[start..end], u64::from(n));
-        start = end + 1;
+
+    pub fn as_str(&self) -> &str {
+        match &self.other {
+            Some(s) => s,
+            // Only ASCII digits and separators are ever written into the template.
+            None => std::str::from_utf8(&self.digits).unwrap_or_default(),
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn json_text(v: &Value) -> String {

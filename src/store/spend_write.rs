@@ -11,7 +11,7 @@
 //! thousand rows. The connection is closed when the writer has been idle for a while, returning
 //! its page cache.
 
-use super::{fmt_ts, SpendBatch, SpendLogRow, StoreError, StoreResult};
+use super::{fmt_ts, SpendBatch, SpendLogRow, StoreError, StoreResult, TsText};
 use rusqlite::OpenFlags;
 use serde_json::Value;
 use sqlx::postgres::PgPool;
@@ -396,6 +396,8 @@ fn bind_sqlite_log(
     fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
         (v != usual).then_some(v)
     }
+    let (start, end) = (TsText::new(l.start_time), TsText::new(l.end_time));
+    let first_chunk = l.completion_start_time.map(TsText::new);
     let values: [&dyn rusqlite::ToSql; SQLITE_LOG_PARAMS] = [
         &l.request_id,
         &deployment,
@@ -404,10 +406,10 @@ fn bind_sqlite_log(
         &l.total_tokens,
         &l.prompt_tokens,
         &l.completion_tokens,
-        &fmt_ts(l.start_time),
-        &fmt_ts(l.end_time),
+        &start.as_str(),
+        &end.as_str(),
         &l.request_duration_ms,
-        &l.completion_start_time.map(fmt_ts),
+        &first_chunk.as_ref().map(TsText::as_str),
         &unless(&l.user, ""),
         &non_empty_json(&l.metadata),
         &unless(&l.cache_hit, "False"),
