@@ -658,7 +658,7 @@ static TAGS_H: HeaderName = HeaderName::from_static("x-litellm-tags");
 /// `x-litellm-tags: a, b`: more request tags (for spend logs and tag routing), as LiteLLM
 /// reads them (comma-separated, trimmed, empty ones skipped, no repeats).
 fn add_header_tags(headers: &HeaderMap, tags: &mut Vec<String>) {
-    let Some(v) = headers.get(&TAGS_H).and_then(|v| v.to_str().ok()) else {
+    let Some(v) = super::request_header(headers, &TAGS_H).and_then(|v| v.to_str().ok()) else {
         return;
     };
     crate::spend::call::append_new_tags(
@@ -669,7 +669,12 @@ fn add_header_tags(headers: &HeaderMap, tags: &mut Vec<String>) {
 
 /// A numeric request header (named by a static: a `&str` name is parsed on every lookup).
 fn header_f64(headers: &HeaderMap, name: &HeaderName) -> Option<f64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    super::request_header(headers, name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn invalid_model(router: &ModelRouter, auth: &AuthCtx, route: &str, model: &str) -> ApiError {
@@ -994,7 +999,12 @@ async fn run_parsed(
     }
     let mut resp = with_headers(resp, limit_headers);
     let h = resp.headers_mut();
-    h.insert(H_RETRIES.clone(), HeaderValue::from(retried));
+    let retries = match retried {
+        // The usual answer: a static value, not a formatted (allocated) one.
+        0 => HeaderValue::from_static("0"),
+        n => HeaderValue::from(n),
+    };
+    h.insert(H_RETRIES.clone(), retries);
     if fallbacks_used > 0 {
         h.insert(
             "x-litellm-attempted-fallbacks",

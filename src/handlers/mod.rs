@@ -27,7 +27,7 @@ pub mod users;
 
 use crate::error::{ApiError, ApiResult, ErrorClass};
 use axum::body::Body;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -37,6 +37,17 @@ use serde_json::{Map, Value};
 /// LLM call's state doubled at every level of nesting (about 60 KB, copied on every move).
 pub(crate) fn boxed<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
     Box::pin(make())
+}
+
+/// `headers.get(name)` for a request's headers, usually a handful: compared name by name,
+/// which costs less than hashing a long custom name (`x-litellm-...`) for a map this small.
+/// Larger maps are looked up as usual. The first value, as `get` returns.
+pub fn request_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    const SCAN_UP_TO: usize = 12;
+    if headers.len() > SCAN_UP_TO {
+        return headers.get(name);
+    }
+    headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
 /// Reads a request body up to `limit` bytes.
@@ -150,6 +161,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_header_answers_as_get_does_in_small_and_large_maps() {
+        let names: Vec<HeaderName> = [
+            "x-litellm-tags",
+            "x-litellm-call-id",
+            "authorization",
+            "content-type",
+            "x-missing",
+        ]
+        .iter()
+        .map(|n| HeaderName::from_static(n))
+        .collect();
+        for extra in [0usize, 20] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_static("application/json"));
+            h.append("x-litellm-tags", HeaderValue::from_static("a"));
+            h.append("x-litellm-tags", HeaderValue::from_static("b"));
+            h.insert("Authorization", HeaderValue::from_static("Bearer k"));
+            h.insert("x-litellm-call-id", HeaderValue::from_static("id-1"));
+            for i in 0..extra {
+                h.insert(
+                    HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            for n in &names {
+                assert_eq!(request_header(&h, n), h.get(n), "{n} with {extra} more");
+            }
+            assert_eq!(request_header(&h, &names[0]).unwrap(), "a");
+        }
+    }
 
     #[test]
     fn parse_object_reads_text_and_rejects_what_is_not_utf8() {

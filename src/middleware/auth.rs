@@ -243,8 +243,7 @@ pub fn extract_key<'a>(
     ];
     // Static names: a `&str` name is parsed and validated on every lookup.
     let get = |name: &HeaderName| {
-        headers
-            .get(name)
+        crate::handlers::request_header(headers, name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|s| !s.is_empty())

@@ -109,7 +109,7 @@ pub fn end_user_id(
     let from_headers = END_USER_HEADERS
         .iter()
         .chain(configured)
-        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+        .filter_map(|h| crate::handlers::request_header(headers, h).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .find(|s| !s.is_empty());
     if let Some(id) = from_headers {

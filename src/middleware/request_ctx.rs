@@ -48,7 +48,9 @@ pub fn float_header(ms: f64) -> HeaderValue {
 
 /// Valid call ids are short and printable; anything else is replaced.
 fn client_call_id(req: &Request) -> Option<String> {
-    let v = req.headers().get(&CALL_ID)?.to_str().ok()?;
+    let v = crate::handlers::request_header(req.headers(), &CALL_ID)?
+        .to_str()
+        .ok()?;
     (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| v.to_string())
 }
