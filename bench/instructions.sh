@@ -17,43 +17,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECS:-20}
 KEY=sk-bench-master-key-0001
-WORK=$(mktemp -d)
+source bench/common.sh
 OUT=${BENCH_KEEP:-$WORK/out}
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
 
 command -v valgrind >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq valgrind >/dev/null; }
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q --workspace
 GATEWAY=${BENCH_GATEWAY:-$PWD/target/release/litellm}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-
 MOCK=$(free_port)
 target/release/mock-upstream --port "$MOCK" --chunks 20 & PIDS+=($!)
 wait_port "$MOCK"
 cat > "$WORK/config.yaml" <<YAML
 model_list:
-  - model_name: bench-model
-    litellm_params:
-      model: openai/bench-model
-      api_base: http://127.0.0.1:$MOCK/v1
-      api_key: sk-upstream
+$(bench_model_yaml "$MOCK")
 general_settings:
   master_key: $KEY
 YAML
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
-LUA
+post_lua "$KEY" > "$WORK/post.lua"
 
 declare -A PER_CALL
 for name in passthrough gateway; do
@@ -69,7 +50,8 @@ for name in passthrough gateway; do
       --port "$PORT" 2>"$OUT/$name/valgrind.log") & VP=$!
   fi
   PIDS+=($VP)
-  wait_port "$PORT"
+  # Under valgrind a process takes many seconds to start listening.
+  wait_port "$PORT" 60
   url="http://127.0.0.1:$PORT/v1/chat/completions"
   wrk -t1 -c8 -d5s -s "$WORK/post.lua" "$url" >/dev/null
   sleep 2

@@ -14,18 +14,9 @@ RATE=${BENCH_RATE:-1000}
 SECS=${BENCH_SECS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 KEY=sk-bench-master-key-0001
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+source bench/common.sh
 
 cargo build --release -q --workspace
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 MOCK=$(free_port); GW=$(free_port)
 taskset -c 0 target/release/mock-upstream --port "$MOCK" --chunks 20 & PIDS+=($!)

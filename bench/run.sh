@@ -12,8 +12,7 @@ cd "$(dirname "$0")/.."
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
 KEY=sk-bench-master-key-0001
-WORK=$(mktemp -d)
-PIDS=()
+source bench/common.sh
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_USER=${PG_USER:-litellm-test}
 PG_DATA=""
@@ -21,21 +20,15 @@ PG_DATA=""
 run_pg() {
   if [ "$(id -u)" = 0 ]; then su -s /bin/sh "$PG_USER" -c "$(printf '%q ' "$@")"; else "$@"; fi
 }
-cleanup() {
+extra_cleanup() {
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
   fi
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
 
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q --workspace
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
@@ -57,11 +50,7 @@ taskset -c 1 target/release/passthrough --port "$PASS" --upstream "127.0.0.1:$MO
 gateway_config() {
 cat <<YAML
 model_list:
-  - model_name: bench-model
-    litellm_params:
-      model: openai/bench-model
-      api_base: http://127.0.0.1:$MOCK/v1
-      api_key: sk-upstream
+$(bench_model_yaml "$MOCK")
   - model_name: bench-claude
     litellm_params:
       model: anthropic/claude-haiku-4-5
@@ -119,12 +108,7 @@ GW_WARM_RSS=$(rss_kb "$GW_PID")
 GW_WARM_ANON=$(anon_kb "$GW_PID")
 GW_WARM_FILE=$(file_kb "$GW_PID")
 
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
-LUA
+post_lua "$KEY" > "$WORK/post.lua"
 
 # One wrk run; prints "rps p50_us p99_us requests". LUA selects the request script.
 LUA="$WORK/post.lua"
