@@ -2032,7 +2032,7 @@ async fn attempt(
             super::media::audio_body(client::body_stream(resp), idle, flight, deployment.provider);
         deployment.stats.record_latency(sent_at.elapsed(), true);
         let upstream_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
-        let mut r = response_with_room(body);
+        let mut r = Response::new(body);
         let content_type = super::media::speech_content_type(
             upstream_headers.get(axum::http::header::CONTENT_TYPE),
             &req.body,
@@ -2488,18 +2488,12 @@ fn cost_headers(r: &mut Response, settled: Option<(f64, Option<f64>)>) {
 }
 
 /// Headers an LLM response ends up with (its own, LiteLLM's `x-litellm-*`, rate-limit and
-/// security headers): reserved up front so the map is not grown and rehashed three times.
+/// security headers): the room a deployment's header template is built with, so a clone of it
+/// takes the rest without growing and rehashing its index.
 const RESPONSE_HEADERS: usize = 24;
 
-/// A 200 whose header map has room for [`RESPONSE_HEADERS`].
-fn response_with_room(body: Body) -> Response {
-    let mut r = Response::new(body);
-    r.headers_mut().reserve(RESPONSE_HEADERS);
-    r
-}
-
 pub(super) fn json_bytes_response(body: Vec<u8>) -> Response {
-    let mut r = response_with_room(Body::from(body));
+    let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -2509,7 +2503,7 @@ pub(super) fn json_bytes_response(body: Vec<u8>) -> Response {
 
 /// A JSON answer from bytes as they are (an upstream's, not copied).
 fn json_body_response(body: bytes::Bytes) -> Response {
-    let mut r = response_with_room(Body::from(body));
+    let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -2522,7 +2516,7 @@ pub(super) fn json_response(v: &Map<String, Value>) -> Response {
 }
 
 pub(super) fn sse_response(body: Body) -> Response {
-    let mut r = response_with_room(body);
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         axum::http::header::CONTENT_TYPE,
@@ -2537,6 +2531,11 @@ pub(super) fn sse_response(body: Body) -> Response {
 }
 
 /// Adds LiteLLM's per-call headers.
+///
+/// The answer's header map is replaced by a clone of the deployment's template (its
+/// `x-litellm-*` identity, retries and the standard headers) and the answer's own headers go
+/// back over it: cloning entries is cheaper than hashing each of those names into the map
+/// again, which cost about a fifth of a microsecond per header per call.
 pub(super) fn decorate(
     r: &mut Response,
     ctx: &RequestCtx,
@@ -2547,6 +2546,18 @@ pub(super) fn decorate(
 ) {
     use crate::middleware::request_ctx::float_header;
     let h = r.headers_mut();
+    let own = std::mem::replace(h, answer_template(d).clone());
+    h.extend(own);
+    if group != d.model_name {
+        match HeaderValue::from_str(group) {
+            Ok(g) => {
+                h.insert(H_MODEL_GROUP.clone(), g);
+            }
+            Err(_) => {
+                h.remove(&H_MODEL_GROUP);
+            }
+        }
+    }
     for (name, value) in upstream_headers {
         let n = name.as_str();
         if matches!(
@@ -2567,23 +2578,33 @@ pub(super) fn decorate(
         }
     }
     let total = ctx.elapsed_ms();
-    let dh = &d.headers;
-    h.insert(H_MODEL_ID.clone(), dh.id.clone());
-    h.insert(H_MODEL_NAME.clone(), dh.model_name.clone());
-    if let Some(g) = dh.group.as_ref().filter(|_| group == d.model_name) {
-        h.insert(H_MODEL_GROUP.clone(), g.clone());
-    } else if let Ok(g) = HeaderValue::from_str(group) {
-        h.insert(H_MODEL_GROUP.clone(), g);
-    }
-    if let Some(b) = &dh.api_base {
-        h.insert(H_API_BASE.clone(), b.clone());
-    }
     h.insert(H_DURATION.clone(), float_header(total));
     h.insert(
         H_OVERHEAD.clone(),
         float_header((total - upstream_ms).max(0.0)),
     );
-    h.insert(H_RETRIES.clone(), HeaderValue::from_static("0"));
+}
+
+/// The headers every answer from `d` starts with, built on its first answer: model id, name
+/// and group, api base, `x-litellm-attempted-retries: 0` (a retried call overwrites it) and
+/// the standard headers [`Tracking::finish`](crate::middleware::request_ctx::Tracking::finish)
+/// would otherwise add.
+fn answer_template(d: &Deployment) -> &HeaderMap {
+    d.headers.template.get_or_init(|| {
+        let dh = &d.headers;
+        let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
+        h.insert(H_MODEL_ID.clone(), dh.id.clone());
+        h.insert(H_MODEL_NAME.clone(), dh.model_name.clone());
+        if let Some(g) = &dh.group {
+            h.insert(H_MODEL_GROUP.clone(), g.clone());
+        }
+        if let Some(b) = &dh.api_base {
+            h.insert(H_API_BASE.clone(), b.clone());
+        }
+        h.insert(H_RETRIES.clone(), HeaderValue::from_static("0"));
+        crate::middleware::request_ctx::standard_headers(&mut h);
+        h
+    })
 }
 
 static H_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
@@ -2718,7 +2739,7 @@ fn mock_answer(
             ))
         }
         CallKind::Speech => {
-            let mut r = response_with_room(Body::from(mock::speech_audio()));
+            let mut r = Response::new(Body::from(mock::speech_audio()));
             r.headers_mut().insert(
                 axum::http::header::CONTENT_TYPE,
                 HeaderValue::from_static("audio/mpeg"),

@@ -37,6 +37,17 @@ static FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 static CSP: HeaderName = HeaderName::from_static("content-security-policy");
 static NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
 
+/// The headers every response carries: the gateway's version and the security headers.
+pub fn standard_headers(h: &mut axum::http::HeaderMap) {
+    h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
+    h.insert(FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
+    h.insert(
+        CSP.clone(),
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(NOSNIFF.clone(), HeaderValue::from_static("nosniff"));
+}
+
 /// A millisecond figure with three decimals as a header value, without a heap string.
 pub fn float_header(ms: f64) -> HeaderValue {
     let mut buf = [0u8; 24];
@@ -120,17 +131,15 @@ impl Tracking {
         if let Ok(v) = HeaderValue::from_str(&ctx.call_id) {
             h.insert(CALL_ID.clone(), v);
         }
-        h.insert(VERSION_H.clone(), HeaderValue::from_static(VERSION));
         let elapsed_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
-        if !h.contains_key(&DURATION) {
-            h.insert(DURATION.clone(), float_header(elapsed_ms));
+        // An LLM answer starts from its deployment's header template, which holds the standard
+        // headers, and has its duration already.
+        if !h.contains_key(&VERSION_H) {
+            standard_headers(h);
+            if !h.contains_key(&DURATION) {
+                h.insert(DURATION.clone(), float_header(elapsed_ms));
+            }
         }
-        h.insert(FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
-        h.insert(
-            CSP.clone(),
-            HeaderValue::from_static("frame-ancestors 'none'"),
-        );
-        h.insert(NOSNIFF.clone(), HeaderValue::from_static("nosniff"));
         let status = resp.status().as_u16();
         let error = resp
             .extensions()

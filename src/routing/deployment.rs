@@ -158,6 +158,9 @@ pub struct DeploymentHeaders {
     pub model_name: http::HeaderValue,
     pub group: Option<http::HeaderValue>,
     pub api_base: Option<http::HeaderValue>,
+    /// These under their header names, with the rest every answer carries: built by the LLM
+    /// handler on the deployment's first answer, cloned for each one after.
+    pub template: std::sync::OnceLock<http::HeaderMap>,
 }
 
 impl DeploymentHeaders {
@@ -168,6 +171,7 @@ impl DeploymentHeaders {
             model_name: hv(litellm_model).unwrap_or_else(|| http::HeaderValue::from_static("")),
             group: hv(group),
             api_base: api_base.and_then(hv),
+            template: std::sync::OnceLock::new(),
         }
     }
 }
