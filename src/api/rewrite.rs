@@ -212,7 +212,7 @@ pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
     for m in &fields {
         if m.is(body, "model") {
             out.extend_from_slice(&body[copied..m.value.start]);
-            serde_json::to_writer(&mut out, model).ok()?;
+            crate::api::json_out::write_str(&mut out, model);
             copied = m.value.end;
         } else if m.is(body, "usage") {
             usage = Usage::from_raw(&body[m.value.clone()]);
@@ -226,7 +226,7 @@ pub fn set_model(body: &[u8], model: &str) -> Option<(Vec<u8>, Option<Usage>)> {
             out.push(b',');
         }
         out.extend_from_slice(b"\"model\":");
-        serde_json::to_writer(&mut out, model).ok()?;
+        crate::api::json_out::write_str(&mut out, model);
         copied = close;
     }
     out.extend_from_slice(&body[copied..]);
@@ -312,7 +312,7 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
     if !keep_usage && no_choices && r.usage.is_some() {
         return Some(r);
     }
-    let mut out = bytes::BytesMut::with_capacity(data.len() + model.len() + 8);
+    let mut out = Vec::with_capacity(data.len() + model.len() + 12);
     out.extend_from_slice(b"data: {");
     let mut first = true;
     for m in &fields {
@@ -327,15 +327,13 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
         out.extend_from_slice(&data[m.key.clone()]);
         out.extend_from_slice(b"\":");
         if m.is(data, "model") {
-            let mut w = Vec::with_capacity(model.len() + 2);
-            serde_json::to_writer(&mut w, model).ok()?;
-            out.extend_from_slice(&w);
+            crate::api::json_out::write_str(&mut out, model);
         } else {
             out.extend_from_slice(&data[m.value.clone()]);
         }
     }
     out.extend_from_slice(b"}\n\n");
-    r.frame = Some(out.freeze());
+    r.frame = Some(bytes::Bytes::from(out));
     Some(r)
 }
 
