@@ -13,6 +13,8 @@
 #
 # BENCH_GATEWAY=path/to/litellm profiles another gateway binary (for example a copy of an older
 # build) against the same pass-through. BENCH_KEEP=dir keeps the callgrind files there.
+# BENCH_STREAM=1 counts per streaming call instead: BENCH_STREAMS sequential streams of 20
+# chunks each (`ttft`, 300 unless told), the cost of re-streaming chunk by chunk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECS:-20}
@@ -56,7 +58,14 @@ for name in passthrough gateway; do
   wrk -t1 -c8 -d5s -s "$WORK/post.lua" "$url" >/dev/null
   sleep 2
   callgrind_control -z "$VP" >/dev/null 2>&1
-  wrk -t1 -c64 -d"${SECS}s" -s "$WORK/post.lua" "$url" > "$WORK/wrk.out"
+  if [ -n "${BENCH_STREAM:-}" ]; then
+    streams=${BENCH_STREAMS:-300}
+    target/release/ttft --url "$url" --key "$KEY" --n "$streams" >/dev/null
+    # `ttft` makes 20 warm-up calls of its own before the ones it times.
+    echo "$((streams + 20)) requests in" > "$WORK/wrk.out"
+  else
+    wrk -t1 -c64 -d"${SECS}s" -s "$WORK/post.lua" "$url" > "$WORK/wrk.out"
+  fi
   # Let the spend writer finish the window's batches before the counts are taken.
   sleep 3
   callgrind_control -d "$VP" >/dev/null 2>&1
@@ -70,6 +79,6 @@ for name in passthrough gateway; do
   # The dump's per-thread files (`.1-NN`) hold the window; each starts with its total.
   total=$(cat "$OUT/$name"/callgrind.out.*.1-* | awk '/^summary:/ {s += $2} END {print s}')
   PER_CALL[$name]=$((total / n))
-  echo "$name: $n requests, ${PER_CALL[$name]} instructions per request"
+  echo "$name: $n ${BENCH_STREAM:+streaming }requests, ${PER_CALL[$name]} instructions per request"
 done
 python3 -c "print('gateway / pass-through: %.2fx' % (${PER_CALL[gateway]} / ${PER_CALL[passthrough]}))"
