@@ -739,6 +739,9 @@ pub struct ChatStream {
     /// The upstream body has ended (or failed): nothing left to read from it.
     upstream_ended: bool,
     idle_timeout: Option<Duration>,
+    /// The timer behind `idle_timeout`, armed once and moved on only when it fires early (see
+    /// [`ChatStream::read_within`]).
+    idle: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     tap: StreamTap,
     provider: Provider,
 }
@@ -773,8 +776,38 @@ impl ChatStream {
             finished: false,
             upstream_ended: false,
             idle_timeout,
+            idle: None,
             tap,
             provider,
+        }
+    }
+
+    /// The next read from the upstream, or `Err` when it sends nothing for `limit`.
+    ///
+    /// One timer serves the whole stream: each read notes when it started waiting, and the
+    /// timer, when it fires, either ends the wait or is set again to `limit` after that start.
+    /// A timer made and dropped per read (what `tokio::time::timeout` does) registered with the
+    /// runtime's timer wheel and left it again for every chunk.
+    async fn read_within(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<Result<Bytes, super::client::BoxError>>, ()> {
+        let started = Instant::now();
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((started + limit).into())));
+        loop {
+            tokio::select! {
+                biased;
+                read = self.upstream.next() => return Ok(read),
+                () = idle.as_mut() => {
+                    let deadline = started + limit;
+                    if Instant::now() >= deadline {
+                        return Err(());
+                    }
+                    idle.as_mut().reset(deadline.into());
+                }
+            }
         }
     }
 
@@ -811,7 +844,7 @@ impl ChatStream {
                 continue;
             }
             let read = match self.idle_timeout {
-                Some(d) => match tokio::time::timeout(d, self.upstream.next()).await {
+                Some(d) => match self.read_within(d).await {
                     Ok(r) => r,
                     Err(_) => {
                         // A stalled upstream is not waited for again to drain it.

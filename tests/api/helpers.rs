@@ -196,6 +196,16 @@ async fn chat(
             .insert("x-upstream-marker", "m1".parse().unwrap());
         return r;
     }
+    if model == "stall" {
+        // One chunk, then nothing: neither more data nor the end of the body.
+        let first = chunk("c1", &model, json!({"content": "hi"}), Value::Null);
+        let s = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(first))])
+            .chain(futures::stream::pending());
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(s))
+            .unwrap();
+    }
     if model == "linger" {
         let guard = DropGuard {
             state: state.clone(),
@@ -220,10 +230,10 @@ async fn chat(
     let include_usage = v["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let (n, gap) = if model == "drip" {
-        (100, Duration::from_millis(50))
-    } else {
-        (3, Duration::ZERO)
+    let (n, gap) = match model.as_str() {
+        "drip" => (100, Duration::from_millis(50)),
+        "trickle" => (10, Duration::from_millis(60)),
+        _ => (3, Duration::ZERO),
     };
     let st = state.clone();
     let s = async_stream(n, gap, model, include_usage, st);

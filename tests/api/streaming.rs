@@ -152,3 +152,37 @@ async fn mock_response_streams() {
     let usage: Value = serde_json::from_str(&events[2]).unwrap();
     assert_eq!(usage["usage"]["total_tokens"], 30);
 }
+
+#[tokio::test]
+async fn stream_timeout_is_the_longest_silence_not_the_whole_stream() {
+    let mock = mock_upstream().await;
+    let gw = gateway(&config_for(&["stall", "trickle"], ""), Some(&mock)).await;
+    // Chunks 60 ms apart for about 0.7 s, under a 0.25 s stream timeout: it runs to its end.
+    let mut b = chat_body("trickle");
+    b["stream"] = json!(true);
+    b["stream_timeout"] = json!(0.25);
+    let text = gw.post_text("/v1/chat/completions", b).await;
+    let events = sse_data(&text);
+    assert_eq!(events.last().unwrap(), "[DONE]", "{text}");
+    assert_eq!(events.len(), 13, "{text}");
+
+    // One chunk, then silence: the stream ends with a timeout error soon after the limit.
+    let mut b = chat_body("stall");
+    b["stream"] = json!(true);
+    b["stream_timeout"] = json!(0.3);
+    let t = Instant::now();
+    let r = gw.post("/v1/chat/completions", b).await;
+    assert_eq!(r.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(5), r.text())
+        .await
+        .expect("the stalled stream was not ended")
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(text.contains("\"content\":\"hi\""), "{text}");
+    assert!(text.contains("litellm.Timeout"), "{text}");
+}
