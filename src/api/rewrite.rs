@@ -133,6 +133,17 @@ pub fn member_value(b: &[u8], name: &str) -> Option<Range<usize>> {
 }
 
 fn members(b: &[u8]) -> Option<Vec<Member>> {
+    members_with(b, |_, _| None)
+}
+
+/// [`members`], where `end_of(key, start)` may find the end of a member's value itself (a
+/// caller that parses the value anyway gets its end from the parser, instead of the value
+/// being scanned twice); `None` leaves it to the scanner. Keys written with escapes are not
+/// offered.
+fn members_with(
+    b: &[u8],
+    mut end_of: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<Vec<Member>> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -153,7 +164,15 @@ fn members(b: &[u8]) -> Option<Vec<Member>> {
                 return None;
             }
             i = skip_ws(b, i + 1);
-            let end = value_end(b, i)?;
+            let parsed = if escaped {
+                None
+            } else {
+                end_of(&b[key.clone()], i)
+            };
+            let end = match parsed {
+                Some(end) => end,
+                None => value_end(b, i)?,
+            };
             out.push(Member {
                 key,
                 escaped,
@@ -280,7 +299,20 @@ struct FnLite<'a> {
 /// only carries usage is dropped). `None` when the chunk is not a plain object or carries an
 /// `error` (the caller then takes the general path).
 pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkRewrite> {
-    let fields = members(data)?;
+    // `choices` is parsed where the scan meets it, and the parser says where it ends: the
+    // start of the (last) one parsed, and its choices.
+    let mut parsed: Option<(usize, Vec<ChoiceLite>)> = None;
+    let fields = members_with(data, |key, start| {
+        if key != b"choices" {
+            return None;
+        }
+        let mut values =
+            serde_json::Deserializer::from_slice(data.get(start..)?).into_iter::<Vec<ChoiceLite>>();
+        let choices = values.next()?.ok()?;
+        let end = start + values.byte_offset();
+        parsed = Some((start, choices));
+        Some(end)
+    })?;
     if fields.iter().any(|m| m.escaped) {
         return None;
     }
@@ -292,7 +324,10 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
             b"error" => return None,
             b"usage" if raw != b"null" => r.usage = Usage::from_raw(raw),
             b"choices" => {
-                let choices: Vec<ChoiceLite> = serde_json::from_slice(raw).ok()?;
+                let choices: Vec<ChoiceLite> = match parsed.take() {
+                    Some((start, c)) if start == m.value.start => c,
+                    _ => serde_json::from_slice(raw).ok()?,
+                };
                 no_choices = choices.is_empty();
                 for d in choices.iter().filter_map(|c| c.delta.as_ref()) {
                     r.output_chars += d.content.as_ref().map_or(0, |s| s.len())
@@ -447,6 +482,27 @@ mod tests {
         };
         assert_eq!(members(nested(128).as_bytes()).unwrap().len(), 1);
         assert!(members(nested(129).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn stream_chunk_choices_are_parsed_once_and_their_end_kept() {
+        // Members after `choices`, whitespace around it, a bracket inside a string.
+        let c =
+            br#"{"model":"up", "choices" : [ {"delta":{"content":"a]b"}} ] ,"x":[1,{"y":"}"}]}"#;
+        let r = stream_chunk(c, "grp", true).unwrap();
+        let frame = r.frame.unwrap();
+        let v: Value = serde_json::from_slice(&frame[6..]).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "a]b");
+        assert_eq!(v["x"], json!([1, {"y": "}"}]));
+        assert_eq!(r.output_chars, 3);
+        // Both of two `choices` count, as before.
+        let c =
+            br#"{"choices":[{"delta":{"content":"ab"}}],"choices":[{"delta":{"content":"c"}}]}"#;
+        assert_eq!(stream_chunk(c, "grp", true).unwrap().output_chars, 3);
+        // Choices the accounting cannot read, or that do not end: the general path.
+        assert!(stream_chunk(br#"{"choices":[{"delta":5}],"model":"m"}"#, "g", true).is_none());
+        assert!(stream_chunk(br#"{"choices":[{"delta":{}}"#, "g", true).is_none());
+        assert!(stream_chunk(br#"{"choices":[{"delta":{}}]]}"#, "g", true).is_none());
     }
 
     #[test]
