@@ -23,6 +23,7 @@ use crate::providers::params::ParamPolicy;
 use crate::providers::stream::{self, ChatStream, Encoder, StreamTap};
 use crate::providers::{self, client, mock, sse, Provider};
 use crate::ratelimit::{self, Acquired, Descriptor, Permit};
+use crate::routing::deployment::AnswerTemplates;
 use crate::routing::{Deployment, ModelRouter};
 use crate::spend::call::{CallAccount, CallFacts};
 use crate::state::AppState;
@@ -2176,7 +2177,7 @@ async fn attempt(
             .field("usage")
             .and_then(crate::providers::anthropic::native_usage);
         out.insert("model".into(), Value::String(served.to_string()));
-        let mut r = json_response(&out);
+        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&out, 512));
         if capture_output {
             note_output(permit, Output::Value(Value::Object(out)));
         }
@@ -2193,14 +2194,14 @@ async fn attempt(
         if capture_output {
             note_output(permit, Output::Json(bytes::Bytes::from(body.clone())));
         }
-        let mut r = json_bytes_response(body);
+        let mut r = json_answer(deployment, body);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else if req.kind == CallKind::Messages {
         let out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
         let usage = out.field("usage").and_then(crate::api::Usage::from_json);
         let answer = messages::from_openai(&out, served);
-        let mut r = json_response(&answer);
+        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&answer, 512));
         if capture_output {
             note_output(permit, Output::Value(Value::Object(answer)));
         }
@@ -2214,7 +2215,7 @@ async fn attempt(
             &upstream_model,
         );
         deployment.stats.add_tokens(usage.total_tokens);
-        let mut r = json_bytes_response(body);
+        let mut r = json_answer(deployment, body);
         cost_headers(&mut r, settle_priced(permit, usage, cost));
         r
     } else if matches!(
@@ -2231,7 +2232,7 @@ async fn attempt(
         if capture_output {
             note_output(permit, Output::Json(bytes.clone()));
         }
-        let mut r = json_body_response(bytes);
+        let mut r = json_answer(deployment, bytes);
         cost_headers(&mut r, settle_priced(permit, usage, cost));
         r
     } else if deployment.provider.speaks_openai() {
@@ -2245,7 +2246,7 @@ async fn attempt(
         if capture_output {
             note_output(permit, Output::Json(bytes.clone()));
         }
-        let mut r = json_bytes_response(body);
+        let mut r = json_answer(deployment, body);
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     } else {
@@ -2260,14 +2261,14 @@ async fn attempt(
         } else {
             out.insert("model".into(), Value::String(served.to_string()));
         }
-        let mut r = json_response(&out);
+        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&out, 512));
         if capture_output {
             note_output(permit, Output::Value(Value::Object(out)));
         }
         cost_headers(&mut r, settle(permit, usage.unwrap_or_default()));
         r
     };
-    decorate(
+    add_call_headers(
         &mut r,
         ctx,
         deployment,
@@ -2424,44 +2425,20 @@ pub(super) async fn read_limited(
     provider: Provider,
     limit: Option<usize>,
 ) -> ApiResult<bytes::Bytes> {
-    use http_body_util::BodyExt;
     let read = async move {
-        let mut body = body;
-        // Common case: the whole body in one chunk, kept as it came (no copy).
-        let mut first: Option<bytes::Bytes> = None;
-        let mut buf = bytes::BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                ApiError::new(
-                    ErrorClass::ApiConnection,
-                    format!(
-                        "litellm.APIConnectionError: APIConnectionError: {} - error reading response: {}",
-                        provider.exception_label(),
-                        error_chain(&e)
-                    ),
-                )
-            })?;
-            let Ok(chunk) = frame.into_data() else {
-                continue; // trailers
-            };
-            let len = if first.is_none() && buf.is_empty() {
-                let len = chunk.len();
-                first = Some(chunk);
-                len
-            } else {
-                if let Some(f) = first.take() {
-                    buf.extend_from_slice(&f);
-                }
-                buf.extend_from_slice(&chunk);
-                buf.len()
-            };
-            if limit.is_some_and(|l| len > l) {
-                return Err(ApiError::internal(
-                    "upstream response exceeds max_response_size_mb",
-                ));
+        super::collect(body, limit).await.map_err(|e| match e {
+            super::Collect::TooLarge => {
+                ApiError::internal("upstream response exceeds max_response_size_mb")
             }
-        }
-        Ok(first.unwrap_or_else(|| buf.freeze()))
+            super::Collect::Failed(e) => ApiError::new(
+                ErrorClass::ApiConnection,
+                format!(
+                    "litellm.APIConnectionError: APIConnectionError: {} - error reading response: {}",
+                    provider.exception_label(),
+                    error_chain(&e)
+                ),
+            ),
+        })
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,
@@ -2503,16 +2480,6 @@ pub(super) fn json_bytes_response(body: Vec<u8>) -> Response {
     r
 }
 
-/// A JSON answer from bytes as they are (an upstream's, not copied).
-fn json_body_response(body: bytes::Bytes) -> Response {
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 pub(super) fn json_response(v: &Map<String, Value>) -> Response {
     json_bytes_response(crate::api::json_out::map_to_vec(v, 512))
 }
@@ -2546,10 +2513,33 @@ pub(super) fn decorate(
     upstream_ms: f64,
     upstream_headers: &HeaderMap,
 ) {
+    let h = r.headers_mut();
+    let own = std::mem::replace(h, answer_templates(d).any.clone());
+    h.extend(own);
+    add_call_headers(r, ctx, d, group, upstream_ms, upstream_headers);
+}
+
+/// A JSON answer from `d` whose headers start as the deployment's JSON template: with
+/// [`add_call_headers`] after, the same headers as a [`json_bytes_response`] given to
+/// [`decorate`], without its own headers being moved over the template's.
+fn json_answer(d: &Deployment, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.headers_mut() = answer_templates(d).json.clone();
+    r
+}
+
+/// The per-call part of [`decorate`]: the model group when the call named another one, the
+/// upstream's rate-limit and `llm_provider-*` headers, total and overhead durations.
+fn add_call_headers(
+    r: &mut Response,
+    ctx: &RequestCtx,
+    d: &Deployment,
+    group: &str,
+    upstream_ms: f64,
+    upstream_headers: &HeaderMap,
+) {
     use crate::middleware::request_ctx::float_header;
     let h = r.headers_mut();
-    let own = std::mem::replace(h, answer_template(d).clone());
-    h.extend(own);
     if group != d.model_name {
         match HeaderValue::from_str(group) {
             Ok(g) => {
@@ -2590,8 +2580,8 @@ pub(super) fn decorate(
 /// The headers every answer from `d` starts with, built on its first answer: model id, name
 /// and group, api base, `x-litellm-attempted-retries: 0` (a retried call overwrites it) and
 /// the standard headers [`Tracking::finish`](crate::middleware::request_ctx::Tracking::finish)
-/// would otherwise add.
-fn answer_template(d: &Deployment) -> &HeaderMap {
+/// would otherwise add; and the same with the JSON content type.
+fn answer_templates(d: &Deployment) -> &AnswerTemplates {
     d.headers.template.get_or_init(|| {
         let dh = &d.headers;
         let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
@@ -2605,7 +2595,13 @@ fn answer_template(d: &Deployment) -> &HeaderMap {
         }
         h.insert(H_RETRIES.clone(), HeaderValue::from_static("0"));
         crate::middleware::request_ctx::standard_headers(&mut h);
-        h
+        let mut json = HeaderMap::with_capacity(RESPONSE_HEADERS);
+        json.clone_from(&h);
+        json.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        AnswerTemplates { any: h, json }
     })
 }
 

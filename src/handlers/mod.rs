@@ -62,16 +62,53 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
             return Err(too_large());
         }
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if is_limit {
-            too_large()
-        } else {
-            ApiError::bad_request(format!("Failed to read request body: {e}"))
-                .with_param("request_body")
-        }
+    collect(body, Some(limit)).await.map_err(|e| match e {
+        Collect::TooLarge => too_large(),
+        Collect::Failed(e) => ApiError::bad_request(format!("Failed to read request body: {e}"))
+            .with_param("request_body"),
     })
+}
+
+/// Why [`collect`] stopped.
+pub(crate) enum Collect<E> {
+    /// The body went past the limit.
+    TooLarge,
+    /// Reading a frame failed.
+    Failed(E),
+}
+
+/// The data of `body`, at most `limit` bytes. A body that arrives in one frame (the usual
+/// case) is returned as that frame's bytes, without a copy or an intermediate list.
+pub(crate) async fn collect<B>(
+    mut body: B,
+    limit: Option<usize>,
+) -> Result<Bytes, Collect<B::Error>>
+where
+    B: axum::body::HttpBody<Data = Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(Collect::Failed)?.into_data() else {
+            continue; // trailers
+        };
+        let len = if first.is_none() && buf.is_empty() {
+            let len = chunk.len();
+            first = Some(chunk);
+            len
+        } else {
+            if let Some(f) = first.take() {
+                buf.extend_from_slice(&f);
+            }
+            buf.extend_from_slice(&chunk);
+            buf.len()
+        };
+        if limit.is_some_and(|l| len > l) {
+            return Err(Collect::TooLarge);
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// The 413 for a request body past `max_request_size_mb` (`limit` bytes).

@@ -160,7 +160,16 @@ pub struct DeploymentHeaders {
     pub api_base: Option<http::HeaderValue>,
     /// These under their header names, with the rest every answer carries: built by the LLM
     /// handler on the deployment's first answer, cloned for each one after.
-    pub template: std::sync::OnceLock<http::HeaderMap>,
+    pub template: std::sync::OnceLock<AnswerTemplates>,
+}
+
+/// The header maps a deployment's answers start from (see [`DeploymentHeaders::template`]).
+#[derive(Debug, Clone)]
+pub struct AnswerTemplates {
+    /// For any answer: its own headers go over these.
+    pub any: http::HeaderMap,
+    /// `any` with `content-type: application/json`: a JSON answer's whole starting set.
+    pub json: http::HeaderMap,
 }
 
 impl DeploymentHeaders {

@@ -235,11 +235,16 @@ impl SqliteSink {
         let Some(conn) = self.conn.as_ref() else {
             return Err(rusqlite::Error::InvalidQuery);
         };
-        let mut insert = conn.prepare_cached(log_insert_sql(false, logs.len()))?;
+        let (shape, params) = if logs.iter().all(is_lean) {
+            (LogShape::SqliteLean, SQLITE_LEAN_PARAMS)
+        } else {
+            (LogShape::Sqlite, SQLITE_LOG_PARAMS)
+        };
+        let mut insert = conn.prepare_cached(log_insert_sql(shape, logs.len()))?;
         for (i, l) in logs.iter().enumerate() {
             let deployment = deployment_id(conn, &mut self.ids.deployments, l)?;
             let key = key_id(conn, &mut self.ids.keys, &l.api_key)?;
-            bind_sqlite_log(&mut insert, i * SQLITE_LOG_PARAMS, l, deployment, key)?;
+            bind_sqlite_log(&mut insert, i * params, params, l, deployment, key)?;
         }
         insert.raw_execute()?;
         Ok(())
@@ -289,6 +294,22 @@ fn open(file: &std::path::Path, flags: OpenFlags) -> StoreResult<rusqlite::Conne
 const SQLITE_LOG_INSERT_COLUMNS: &str = r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogRows" ("request_id","deployment","key_id","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","completionStartTime","user","metadata","cache_hit","cache_key","request_tags","team_id","organization_id","end_user","status") VALUES "#;
 /// Bound values per spend-log row (the columns above).
 const SQLITE_LOG_PARAMS: usize = 20;
+/// The same INSERT for rows whose columns after `request_duration_ms` would all be bound NULL
+/// but `end_user` (a successful call without streaming, cache, tags, metadata, user or team):
+/// those are left to their default, NULL, rather than bound one by one.
+const SQLITE_LEAN_INSERT_COLUMNS: &str = r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogRows" ("request_id","deployment","key_id","spend","total_tokens","prompt_tokens","completion_tokens","startTime","endTime","request_duration_ms","end_user") VALUES "#;
+/// Bound values per lean row.
+const SQLITE_LEAN_PARAMS: usize = 11;
+/// Where a lean row's values sit among a full row's ([`SQLITE_LOG_INSERT_COLUMNS`] order).
+const SQLITE_LEAN_COLUMNS: [usize; SQLITE_LEAN_PARAMS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18];
+
+/// Which spend-log INSERT a statement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogShape {
+    Postgres,
+    Sqlite,
+    SqliteLean,
+}
 
 /// A member's spend in a team (`LiteLLM_TeamMembership`, where LiteLLM keeps per-member
 /// figures): added to the member's row, which is created only while the user is on the team's
@@ -383,19 +404,17 @@ fn write_increments(conn: &rusqlite::Connection, b: &SpendBatch) -> rusqlite::Re
 }
 
 /// Binds one spend-log row's values after the first `at` parameters of a spend-log INSERT, in
-/// [`SQLITE_LOG_INSERT_COLUMNS`] order; `deployment` and `key` are the row's ids in
+/// [`SQLITE_LOG_INSERT_COLUMNS`] order, or only [`SQLITE_LEAN_COLUMNS`] when `params` is
+/// [`SQLITE_LEAN_PARAMS`]; `deployment` and `key` are the row's ids in
 /// `LiteLLM_SpendLogDeployments` and `LiteLLM_SpendLogKeys`.
 fn bind_sqlite_log(
     st: &mut rusqlite::CachedStatement<'_>,
     at: usize,
+    params: usize,
     l: &SpendLogRow,
     deployment: i64,
     key: i64,
 ) -> rusqlite::Result<()> {
-    /// NULL for the value the view shows when the column is NULL.
-    fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
-        (v != usual).then_some(v)
-    }
     let (start, end) = (TsText::new(l.start_time), TsText::new(l.end_time));
     let first_chunk = l.completion_start_time.map(TsText::new);
     let values: [&dyn rusqlite::ToSql; SQLITE_LOG_PARAMS] = [
@@ -420,20 +439,50 @@ fn bind_sqlite_log(
         &l.end_user,
         &unless(&l.status, "success"),
     ];
-    for (i, v) in values.into_iter().enumerate() {
-        // Parameters are numbered from 1.
-        st.raw_bind_parameter(at + i + 1, v)?;
+    // Parameters are numbered from 1.
+    if params == SQLITE_LEAN_PARAMS {
+        for (i, c) in SQLITE_LEAN_COLUMNS.into_iter().enumerate() {
+            st.raw_bind_parameter(at + i + 1, values[c])?;
+        }
+    } else {
+        for (i, v) in values.into_iter().enumerate() {
+            st.raw_bind_parameter(at + i + 1, v)?;
+        }
     }
     Ok(())
+}
+
+/// NULL for the value the view shows when the column is NULL.
+fn unless<'a>(v: &'a str, usual: &str) -> Option<&'a str> {
+    (v != usual).then_some(v)
+}
+
+/// Whether every column of `l` after `request_duration_ms` but `end_user` would be bound NULL
+/// (see [`SQLITE_LEAN_INSERT_COLUMNS`]); kept in step with [`bind_sqlite_log`].
+fn is_lean(l: &SpendLogRow) -> bool {
+    l.completion_start_time.is_none()
+        && unless(&l.user, "").is_none()
+        && non_empty_json_value(&l.metadata).is_none()
+        && unless(&l.cache_hit, "False").is_none()
+        && l.cache_key.is_none()
+        && non_empty_json_value(&l.request_tags).is_none()
+        && l.team_id.is_none()
+        && l.organization_id.is_none()
+        && unless(&l.status, "success").is_none()
 }
 
 /// The JSON text of a spend-log object or list column, or None for an empty one (which the
 /// embedded store's view shows as `{}` / `[]`).
 fn non_empty_json(v: &Value) -> Option<String> {
+    non_empty_json_value(v).map(Value::to_string)
+}
+
+/// `v`, unless it is an empty object or list.
+fn non_empty_json_value(v: &Value) -> Option<&Value> {
     match v {
         Value::Object(m) if m.is_empty() => None,
         Value::Array(a) if a.is_empty() => None,
-        _ => Some(v.to_string()),
+        _ => Some(v),
     }
 }
 
@@ -500,16 +549,17 @@ fn key_id(
 /// run is shared by its rows) and the end of a batch one statement per remaining power of two;
 /// PostgreSQL takes a batch in statements of the largest size (see [`statement_chunks`]). Few
 /// distinct statements, each prepared once per connection.
-fn log_insert_sql(postgres: bool, rows: usize) -> &'static str {
+fn log_insert_sql(shape: LogShape, rows: usize) -> &'static str {
     const SIZES: usize = MAX_ROWS_PER_SLICE.trailing_zeros() as usize + 1;
-    static SQL: [OnceLock<String>; 2 * SIZES] = [const { OnceLock::new() }; 2 * SIZES];
+    static SQL: [OnceLock<String>; 3 * SIZES] = [const { OnceLock::new() }; 3 * SIZES];
     let size = (rows.trailing_zeros() as usize).min(SIZES - 1);
-    SQL[usize::from(postgres) * SIZES + size].get_or_init(|| {
+    SQL[shape as usize * SIZES + size].get_or_init(|| {
         let rows = 1usize << size;
-        let (columns, params) = if postgres {
-            (PG_LOG_INSERT_COLUMNS, PG_LOG_INSERT_PARAMS)
-        } else {
-            (SQLITE_LOG_INSERT_COLUMNS, SQLITE_LOG_PARAMS)
+        let postgres = shape == LogShape::Postgres;
+        let (columns, params) = match shape {
+            LogShape::Postgres => (PG_LOG_INSERT_COLUMNS, PG_LOG_INSERT_PARAMS),
+            LogShape::Sqlite => (SQLITE_LOG_INSERT_COLUMNS, SQLITE_LOG_PARAMS),
+            LogShape::SqliteLean => (SQLITE_LEAN_INSERT_COLUMNS, SQLITE_LEAN_PARAMS),
         };
         let mut sql = String::with_capacity(columns.len() + rows * params * 5);
         sql.push_str(columns);
@@ -558,7 +608,7 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 async fn write_postgres(p: &PgPool, b: &SpendBatch) -> Result<(), sqlx::Error> {
     let mut tx = p.begin().await?;
     for chunk in statement_chunks(&b.logs) {
-        let mut q = sqlx::query(log_insert_sql(true, chunk.len()));
+        let mut q = sqlx::query(log_insert_sql(LogShape::Postgres, chunk.len()));
         for l in chunk {
             q = q
                 .bind(&l.request_id)
@@ -781,6 +831,80 @@ mod tests {
         assert_eq!(count(&store, "LiteLLM_SpendLogDeployments").await, 1);
     }
 
+    /// Rows whose optional columns are all at their usual values go in with the lean INSERT
+    /// (those columns left NULL), others with the full one, also when both kinds share a
+    /// batch; the view shows each row's own values either way.
+    #[tokio::test]
+    async fn lean_and_full_rows_read_back_the_same_through_the_view() {
+        let (_dir, store) = embedded().await;
+        let mut sink = store.spend_sink();
+        // 3 rows: a statement of 2 (lean + full), then one of 1 (lean); then 4 lean rows.
+        let mut batch = rows(3, "a-");
+        let full = &mut batch.logs[1];
+        full.team_id = Some("team-1".into());
+        full.end_user = Some("cust".into());
+        full.status = "failure".into();
+        full.metadata = serde_json::json!({"k": 1});
+        full.request_tags = serde_json::json!(["t"]);
+        full.user = "u-1".into();
+        batch.logs[2].end_user = Some(String::new());
+        assert!(is_lean(&batch.logs[0]) && !is_lean(&batch.logs[1]) && is_lean(&batch.logs[2]));
+        sink.write(&mut batch).await.unwrap();
+        sink.write(&mut rows(4, "b-")).await.unwrap();
+        let Store::Sqlite(p) = &store else {
+            unreachable!()
+        };
+        type Shown = (
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            String,
+        );
+        let got: Vec<Shown> = sqlx::query_as(
+            r#"SELECT "request_id", "team_id", "end_user", "status", "metadata", "request_tags", "user" FROM "LiteLLM_SpendLogs" ORDER BY "request_id""#,
+        )
+        .fetch_all(p)
+        .await
+        .unwrap();
+        let usual = |id: &str| -> Shown {
+            (
+                id.into(),
+                None,
+                None,
+                "success".into(),
+                "{}".into(),
+                "[]".into(),
+                String::new(),
+            )
+        };
+        let mut want = vec![
+            usual("a-0"),
+            (
+                "a-1".into(),
+                Some("team-1".into()),
+                Some("cust".into()),
+                "failure".into(),
+                r#"{"k":1}"#.into(),
+                r#"["t"]"#.into(),
+                "u-1".into(),
+            ),
+            (
+                "a-2".into(),
+                None,
+                Some(String::new()),
+                "success".into(),
+                "{}".into(),
+                "[]".into(),
+                String::new(),
+            ),
+        ];
+        want.extend(["b-0", "b-1", "b-2", "b-3"].map(usual));
+        assert_eq!(got, want);
+    }
+
     /// `sqlite::memory:`: the writer's connection opens the pool's named in-memory database,
     /// not a file of that name.
     #[tokio::test]
@@ -872,20 +996,23 @@ mod tests {
     #[test]
     fn insert_statements_have_one_placeholder_per_value() {
         for size in [1, 2, 4, 8, 16, 32, 64] {
-            let lite = log_insert_sql(false, size);
-            assert_eq!(
-                lite.matches('?').count(),
-                size * SQLITE_LOG_PARAMS,
-                "{lite}"
-            );
-            assert!(lite.starts_with("INSERT OR IGNORE INTO") && lite.ends_with(')'));
-            let pg = log_insert_sql(true, size);
+            for (shape, params) in [
+                (LogShape::Sqlite, SQLITE_LOG_PARAMS),
+                (LogShape::SqliteLean, SQLITE_LEAN_PARAMS),
+            ] {
+                let lite = log_insert_sql(shape, size);
+                assert_eq!(lite.matches('?').count(), size * params, "{lite}");
+                assert!(lite.starts_with("INSERT OR IGNORE INTO") && lite.ends_with(')'));
+                let columns = lite[..lite.find(" VALUES ").unwrap()].matches(',').count() + 1;
+                assert_eq!(columns, params, "{lite}");
+                assert!(std::ptr::eq(lite, log_insert_sql(shape, size)));
+            }
+            let pg = log_insert_sql(LogShape::Postgres, size);
             let last = format!("${})", size * PG_LOG_INSERT_PARAMS);
             assert!(pg.contains(&last) && !pg.contains('?'), "{pg}");
             assert_eq!(pg.matches('(').count(), size + 1);
             // Built once: the same text every time.
-            assert!(std::ptr::eq(pg, log_insert_sql(true, size)));
-            assert!(std::ptr::eq(lite, log_insert_sql(false, size)));
+            assert!(std::ptr::eq(pg, log_insert_sql(LogShape::Postgres, size)));
         }
     }
 }
