@@ -348,13 +348,14 @@ async fn run_writer(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drain = |pending: &mut SpendBatch| {
         let events = match shared.buffer.lock() {
-            // The next buffer starts with room for as many events as this one held, instead
-            // of regrowing (and copying) from empty call by call; an idle tick leaves it
+            // The next buffer starts with room for half as many events again as this one
+            // held, instead of regrowing (and copying) from empty call by call, or again
+            // whenever a drain finds a few more events than the last; an idle tick leaves it
             // empty. Not capped at a batch: under load more than a batch arrives while one is
             // written, and each regrowth copied hundreds of events.
             Ok(mut b) => {
                 let n = b.len();
-                std::mem::replace(&mut *b, Vec::with_capacity(n))
+                std::mem::replace(&mut *b, Vec::with_capacity(n + n / 2))
             }
             Err(_) => Vec::new(),
         };
