@@ -2177,7 +2177,7 @@ async fn attempt(
             .field("usage")
             .and_then(crate::providers::anthropic::native_usage);
         out.insert("model".into(), Value::String(served.to_string()));
-        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&out, 512));
+        let mut r = json_map_answer(deployment, &out);
         if capture_output {
             note_output(permit, Output::Value(Value::Object(out)));
         }
@@ -2201,7 +2201,7 @@ async fn attempt(
         let out = providers::parse_response(deployment, req.kind.endpoint(), &bytes)?;
         let usage = out.field("usage").and_then(crate::api::Usage::from_json);
         let answer = messages::from_openai(&out, served);
-        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&answer, 512));
+        let mut r = json_map_answer(deployment, &answer);
         if capture_output {
             note_output(permit, Output::Value(Value::Object(answer)));
         }
@@ -2261,7 +2261,7 @@ async fn attempt(
         } else {
             out.insert("model".into(), Value::String(served.to_string()));
         }
-        let mut r = json_answer(deployment, crate::api::json_out::map_to_vec(&out, 512));
+        let mut r = json_map_answer(deployment, &out);
         if capture_output {
             note_output(permit, Output::Value(Value::Object(out)));
         }
@@ -2528,6 +2528,11 @@ fn json_answer(d: &Deployment, body: impl Into<Body>) -> Response {
     r
 }
 
+/// [`json_answer`] of a JSON object, as [`json_response`] writes it.
+fn json_map_answer(d: &Deployment, v: &Map<String, Value>) -> Response {
+    json_answer(d, crate::api::json_out::map_to_vec(v, 512))
+}
+
 /// The per-call part of [`decorate`]: the model group when the call named another one, the
 /// upstream's rate-limit and `llm_provider-*` headers, total and overhead durations.
 fn add_call_headers(
@@ -2595,8 +2600,7 @@ fn answer_templates(d: &Deployment) -> &AnswerTemplates {
         }
         h.insert(H_RETRIES.clone(), HeaderValue::from_static("0"));
         crate::middleware::request_ctx::standard_headers(&mut h);
-        let mut json = HeaderMap::with_capacity(RESPONSE_HEADERS);
-        json.clone_from(&h);
+        let mut json = h.clone();
         json.insert(
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
