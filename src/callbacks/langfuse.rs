@@ -372,7 +372,7 @@ pub fn generation_span(
     clean.remove("langfuse_masking_function");
 
     // Input and output.
-    let call_type = log.call_type.as_str();
+    let call_type = &*log.call_type;
     let mut prompt = Map::new();
     prompt.insert("messages".into(), payload::messages(ev));
     if let Some(f) = &c.functions {

@@ -437,7 +437,7 @@ fn request_attributes(ev: &CallbackEvent, slp: &Value, content: bool) -> Attribu
             );
         }
     }
-    let operation = match log.call_type.as_str() {
+    let operation = match &*log.call_type {
         "completion" | "" => "chat",
         other => other,
     };

@@ -422,7 +422,7 @@ pub(crate) mod tests {
                 team_id: Some("team-1".into()),
                 organization_id: None,
                 end_user: Some(String::new()),
-                status: status.into(),
+                status: status.to_owned().into(),
             },
             usage: Usage::new(7, 3),
             capture: Arc::new(capture),

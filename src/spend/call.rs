@@ -410,7 +410,7 @@ impl CallAccount {
             .and_then(|h| self.state.budgets.spend(h))
     }
 
-    fn record(&mut self, usage: Usage, status: &str, priced: Option<f64>) -> f64 {
+    fn record(&mut self, usage: Usage, status: &'static str, priced: Option<f64>) -> f64 {
         if self.done {
             return 0.0;
         }
@@ -449,7 +449,7 @@ impl CallAccount {
         let user_id = self.user_id.take();
         let log = SpendLogRow {
             request_id: std::mem::take(&mut self.call_id),
-            call_type: self.call_type.to_string(),
+            call_type: self.call_type.into(),
             api_key: self.key_hash.clone().unwrap_or_default(),
             spend: cost,
             total_tokens: usage.total_tokens as i64,
@@ -462,7 +462,7 @@ impl CallAccount {
             model: std::mem::take(&mut self.model),
             model_id: std::mem::take(&mut self.model_id),
             model_group: std::mem::take(&mut self.group),
-            custom_llm_provider: self.provider.to_string(),
+            custom_llm_provider: self.provider.into(),
             api_base: std::mem::take(&mut self.api_base),
             // LiteLLM's columns: `user` is the key owner, `end_user` the request's `user` (""
             // when none), which `/global/spend/report?group_by=customer` groups by.
@@ -479,7 +479,7 @@ impl CallAccount {
             team_id: self.team_id.take(),
             organization_id: self.organization_id.take(),
             end_user: Some(self.end_user.take().unwrap_or_default()),
-            status: status.to_string(),
+            status: status.into(),
         };
         if let Some(cb) = self.callback.take() {
             self.dispatch_callbacks(*cb, &log, usage, status);

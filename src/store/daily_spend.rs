@@ -617,7 +617,7 @@ mod tests {
             organization_id: None,
             end_user: Some(String::new()),
             request_tags: json!(tags),
-            status: status.into(),
+            status: status.to_owned().into(),
             ..SpendLogRow::default()
         }
     }

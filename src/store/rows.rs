@@ -49,10 +49,14 @@ pub struct KeyRow {
     pub allowed_routes: Vec<String>,
 }
 
+/// A spend-log column that usually holds one of a few fixed words (a call type, a provider,
+/// `True`/`False`, `success`/`failure`): those are borrowed, not allocated per call.
+pub type Label = std::borrow::Cow<'static, str>;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpendLogRow {
     pub request_id: String,
-    pub call_type: String,
+    pub call_type: Label,
     pub api_key: String,
     pub spend: f64,
     pub total_tokens: i64,
@@ -65,11 +69,11 @@ pub struct SpendLogRow {
     pub model: String,
     pub model_id: String,
     pub model_group: String,
-    pub custom_llm_provider: String,
+    pub custom_llm_provider: Label,
     pub api_base: String,
     pub user: String,
     pub metadata: Value,
-    pub cache_hit: String,
+    pub cache_hit: Label,
     /// The response-cache key, when caching is on ("" / NULL otherwise).
     pub cache_key: Option<String>,
     pub request_tags: Value,
@@ -77,7 +81,7 @@ pub struct SpendLogRow {
     /// The organization of the key's team.
     pub organization_id: Option<String>,
     pub end_user: Option<String>,
-    pub status: String,
+    pub status: Label,
 }
 
 pub fn parse_ts(s: Option<String>) -> Option<NaiveDateTime> {

@@ -495,7 +495,7 @@ fn deployment_id(
     known: &mut Vec<([String; 6], i64)>,
     l: &SpendLogRow,
 ) -> rusqlite::Result<i64> {
-    let key = [
+    let key: [&str; 6] = [
         &l.call_type,
         &l.model,
         &l.model_id,
@@ -514,7 +514,7 @@ fn deployment_id(
     let id = conn
         .prepare_cached(r#"SELECT "id" FROM "LiteLLM_SpendLogDeployments" WHERE "call_type" = ?1 AND "model" = ?2 AND "model_id" = ?3 AND "model_group" = ?4 AND "custom_llm_provider" = ?5 AND "api_base" = ?6"#)?
         .query_row(key, |r| r.get(0))?;
-    known.push((key.map(String::clone), id));
+    known.push((key.map(str::to_owned), id));
     Ok(id)
 }
 
