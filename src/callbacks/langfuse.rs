@@ -491,7 +491,7 @@ pub fn generation_span(
     let model_name = if ev.deployment_model.contains('/') {
         ev.deployment_model.clone()
     } else {
-        log.model.clone()
+        log.model.to_string()
     };
 
     // Generation metadata: the standard metadata (requester metadata last), enrichments, ids.
@@ -523,7 +523,7 @@ pub fn generation_span(
         }),
     );
     if !log.api_base.is_empty() {
-        gen_meta.insert("api_base".into(), Value::String(log.api_base.clone()));
+        gen_meta.insert("api_base".into(), Value::String(log.api_base.to_string()));
     }
     gen_meta.insert("cache_hit".into(), Value::Bool(cache_hit));
     gen_meta.insert(

@@ -679,7 +679,7 @@ fn raw_request_attributes(ev: &CallbackEvent) -> Attributes {
     };
     let mut a = Attributes::new();
     let mut sent = Map::new();
-    sent.insert("model".into(), Value::String(ev.log.model.clone()));
+    sent.insert("model".into(), Value::String(ev.log.model.to_string()));
     if let Some(input) = &c.input {
         let field = if input.is_array() && c.route.contains("chat") {
             "messages"

@@ -8,6 +8,7 @@ use crate::config::{DeploymentConfig, LoadedConfig, Secret};
 use crate::providers::{compat, parse_model, Provider};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What kind of call a deployment serves: `model_info.mode`, else the price map's mode for
@@ -139,6 +140,8 @@ pub struct Deployment {
     pub config: DeploymentConfig,
     /// Header values that never change for this deployment, built once.
     pub headers: DeploymentHeaders,
+    /// The deployment's names as its spend-log rows carry them, shared by every row.
+    pub labels: SpendLabels,
     /// URLs and headers of an OpenAI-format deployment's calls, built once.
     pub openai: Option<crate::providers::openai::Prebuilt>,
     /// Vertex AI / Bedrock credentials and settings (resolved at load; errors kept for calls).
@@ -149,6 +152,33 @@ pub struct Deployment {
     pub max_input_tokens: Option<u64>,
     /// Prices and output cap for `upstream_model`, looked up once at load (`rates_for`).
     pub rates: Option<(crate::spend::prices::Rates, Option<u64>)>,
+}
+
+/// A deployment's id, upstream model, group and API base ("" when none), shared by the
+/// spend-log rows of its calls instead of copied into each one.
+#[derive(Debug, Clone)]
+pub struct SpendLabels {
+    pub id: Arc<str>,
+    pub upstream_model: Arc<str>,
+    pub group: Arc<str>,
+    pub api_base: Arc<str>,
+}
+
+impl SpendLabels {
+    /// The empty label, built once and shared.
+    pub fn empty() -> Arc<str> {
+        static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| Arc::from("")).clone()
+    }
+
+    /// `name` as a shared string: the label's own when it is that text.
+    pub fn shared(label: &Arc<str>, name: &str) -> Arc<str> {
+        if **label == *name {
+            label.clone()
+        } else {
+            name.into()
+        }
+    }
 }
 
 /// Precomputed `x-litellm-*` header values of a deployment.
@@ -360,6 +390,12 @@ impl Deployment {
             .unwrap_or_else(|| deployment_id(&dc.model_name, &dc.raw_params));
         Self {
             headers: DeploymentHeaders::new(&id, &p.model, &dc.model_name, api_base.as_deref()),
+            labels: SpendLabels {
+                id: id.as_str().into(),
+                upstream_model: upstream_model.as_str().into(),
+                group: dc.model_name.as_str().into(),
+                api_base: api_base.as_deref().unwrap_or_default().into(),
+            },
             id,
             model_name: dc.model_name.clone(),
             litellm_model: p.model.clone(),

@@ -8,6 +8,7 @@ use crate::api::Usage;
 use crate::callbacks::capture::{CallCapture, CallError, CallbackEvent, CallbackSlot, Output};
 use crate::error::{ApiError, ErrorClass};
 use crate::middleware::auth::{abbreviate_key, AuthCtx};
+use crate::routing::deployment::SpendLabels;
 use crate::routing::Deployment;
 use crate::state::AppState;
 use crate::store::SpendLogRow;
@@ -34,11 +35,11 @@ pub struct CallAccount {
     /// Budgets reserved against: (budget key, amount).
     reserved: Vec<(String, f64)>,
     rates: Rates,
-    model: String,
-    model_id: String,
-    group: String,
+    model: Arc<str>,
+    model_id: Arc<str>,
+    group: Arc<str>,
     provider: &'static str,
-    api_base: String,
+    api_base: Arc<str>,
     metadata: Value,
     tags: Vec<String>,
     /// The key's soft budget and how to name the key, when it has one and it was not reported.
@@ -238,11 +239,12 @@ impl CallAccount {
         let mut account = Self::open(state, auth, reserved, f.call_id, f.call_type, f.tags);
         account.end_user = f.end_user.map(String::from);
         account.rates = rates;
-        account.model = f.upstream_model.to_string();
-        account.model_id = d.id.clone();
-        account.group = f.group.to_string();
+        let labels = &d.labels;
+        account.model = SpendLabels::shared(&labels.upstream_model, f.upstream_model);
+        account.model_id = labels.id.clone();
+        account.group = SpendLabels::shared(&labels.group, f.group);
         account.provider = d.provider.name();
-        account.api_base = d.api_base.clone().unwrap_or_default();
+        account.api_base = labels.api_base.clone();
         if let Some(m) = f.metadata {
             account.metadata = m.clone();
         }
@@ -287,9 +289,9 @@ impl CallAccount {
             PASS_THROUGH_CALL_TYPE,
             f.tags,
         );
-        account.model = UNKNOWN_MODEL.to_string();
+        account.model = UNKNOWN_MODEL.into();
         account.provider = f.provider;
-        account.api_base = f.api_base;
+        account.api_base = f.api_base.into();
         Ok(account)
     }
 
@@ -318,11 +320,11 @@ impl CallAccount {
             end_user: None,
             reserved,
             rates: Rates::default(),
-            model: String::new(),
-            model_id: String::new(),
-            group: String::new(),
+            model: SpendLabels::empty(),
+            model_id: SpendLabels::empty(),
+            group: SpendLabels::empty(),
             provider: "",
-            api_base: String::new(),
+            api_base: SpendLabels::empty(),
             metadata: Value::Object(Default::default()),
             tags: with_owner_tags(tags, auth.tags.as_deref()),
             soft_budget: key.and_then(|k| {
@@ -343,7 +345,7 @@ impl CallAccount {
 
     /// The model a pass-through call's answer (or request) named, for its spend-log row.
     pub fn set_model(&mut self, model: &str) {
-        self.model = model.to_string();
+        self.model = model.into();
     }
 
     /// Notes the error that ended the call (its failure metrics and logging callbacks name it).
@@ -434,7 +436,8 @@ impl CallAccount {
                 }
             }
         }
-        // The account is finished: its strings move into the row instead of being copied.
+        // The account is finished: its strings move into the row instead of being copied; the
+        // deployment's labels are shared with it (a reference count, not a copy).
         let end = now();
         if let (Some(m), Some(c)) = (&self.state.metrics, self.metrics.as_deref()) {
             let secs = (end - self.start)
@@ -459,11 +462,11 @@ impl CallAccount {
             end_time: end,
             request_duration_ms: Some((end - self.start).num_milliseconds()),
             completion_start_time: None,
-            model: std::mem::take(&mut self.model),
-            model_id: std::mem::take(&mut self.model_id),
-            model_group: std::mem::take(&mut self.group),
+            model: self.model.clone(),
+            model_id: self.model_id.clone(),
+            model_group: self.group.clone(),
             custom_llm_provider: self.provider.into(),
-            api_base: std::mem::take(&mut self.api_base),
+            api_base: self.api_base.clone(),
             // LiteLLM's columns: `user` is the key owner, `end_user` the request's `user` (""
             // when none), which `/global/spend/report?group_by=customer` groups by.
             user: user_id.clone().unwrap_or_default(),

@@ -610,7 +610,7 @@ mod tests {
             end_time: t,
             request_duration_ms: Some(40),
             model: model.into(),
-            model_group: format!("{model}-group"),
+            model_group: format!("{model}-group").into(),
             custom_llm_provider: "openai".into(),
             user: user.into(),
             team_id: Some("team-1".into()),

@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use serde_json::Value;
 use sqlx::Row;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyRow {
@@ -66,11 +67,11 @@ pub struct SpendLogRow {
     pub end_time: NaiveDateTime,
     pub request_duration_ms: Option<i64>,
     pub completion_start_time: Option<NaiveDateTime>,
-    pub model: String,
-    pub model_id: String,
-    pub model_group: String,
+    pub model: Arc<str>,
+    pub model_id: Arc<str>,
+    pub model_group: Arc<str>,
     pub custom_llm_provider: Label,
-    pub api_base: String,
+    pub api_base: Arc<str>,
     pub user: String,
     pub metadata: Value,
     pub cache_hit: Label,
