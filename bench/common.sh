@@ -3,7 +3,8 @@
 # Gives: WORK (a temporary directory, removed at exit), PIDS (processes to stop at exit; a
 # script that starts something else defines `extra_cleanup`), free_port, wait_port,
 # bench_model_yaml (the model entry every script puts in front of the mock upstream) and
-# post_lua (the wrk script of the one-line chat call).
+# post_lua (the wrk script of the one-line chat call) and long_lua (the same for a long
+# conversation).
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -43,4 +44,23 @@ wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $1"
 LUA
+}
+
+# long_lua KEY: the wrk script posting a long conversation to `bench-model` with KEY (40
+# messages, about 50 kB, written the way the OpenAI SDK writes JSON: non-ASCII as is, line
+# breaks and quotes escaped).
+long_lua() {
+python3 - "$1" <<'PY'
+import json, sys
+msgs = [{"role": "system", "content": "You are a helpful assistant.\nAnswer briefly and cite \"sources\".\n" * 12}]
+for i in range(40):
+    line = f"Point {i}: the café's report says \"growth\" was steady; see section {i}.\n"
+    msgs.append({"role": "user" if i % 2 == 0 else "assistant", "content": line * 16})
+body = json.dumps({"model": "bench-model", "messages": msgs, "temperature": 0.2}, ensure_ascii=False, separators=(",", ":"))
+lua = ("wrk.method = \"POST\"\nwrk.body = " + json.dumps(body, ensure_ascii=False) + "\n"
+       "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+       "wrk.headers[\"Authorization\"] = \"Bearer " + sys.argv[1] + "\"\n")
+sys.stdout.write(lua)
+print(f"long conversation body: {len(body.encode())} bytes", file=sys.stderr)
+PY
 }

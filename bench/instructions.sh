@@ -15,6 +15,8 @@
 # build) against the same pass-through. BENCH_KEEP=dir keeps the callgrind files there.
 # BENCH_STREAM=1 counts per streaming call instead: BENCH_STREAMS sequential streams of 20
 # chunks each (`ttft`, 300 unless told), the cost of re-streaming chunk by chunk.
+# BENCH_LONG=1 posts the long conversation (`long_lua`, about 50 kB) instead of the one-line
+# call: the cost of reading, checking and forwarding a large request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECS:-20}
@@ -36,7 +38,11 @@ $(bench_model_yaml "$MOCK")
 general_settings:
   master_key: $KEY
 YAML
-post_lua "$KEY" > "$WORK/post.lua"
+if [ -n "${BENCH_LONG:-}" ]; then
+  long_lua "$KEY" > "$WORK/post.lua"
+else
+  post_lua "$KEY" > "$WORK/post.lua"
+fi
 
 declare -A PER_CALL
 for name in passthrough gateway; do

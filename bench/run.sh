@@ -229,22 +229,9 @@ for _ in 1 2 3 4 5; do
   done
 done
 
-# The same with a long conversation (40 messages, about 50 kB, written the way the OpenAI SDK
-# writes JSON: non-ASCII as is, line breaks and quotes escaped): what the gateway does per byte
+# The same with a long conversation (`long_lua`, about 50 kB): what the gateway does per byte
 # (parse, check, write the upstream body) against a hop that only copies bytes. Three rounds.
-python3 - "$WORK/long.lua" "$KEY" <<'PY'
-import json, sys
-msgs = [{"role": "system", "content": "You are a helpful assistant.\nAnswer briefly and cite \"sources\".\n" * 12}]
-for i in range(40):
-    line = f"Point {i}: the café's report says \"growth\" was steady; see section {i}.\n"
-    msgs.append({"role": "user" if i % 2 == 0 else "assistant", "content": line * 16})
-body = json.dumps({"model": "bench-model", "messages": msgs, "temperature": 0.2}, ensure_ascii=False, separators=(",", ":"))
-lua = ("wrk.method = \"POST\"\nwrk.body = " + json.dumps(body, ensure_ascii=False) + "\n"
-       "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
-       "wrk.headers[\"Authorization\"] = \"Bearer " + sys.argv[2] + "\"\n")
-open(sys.argv[1], "w").write(lua)
-print(f"long conversation body: {len(body.encode())} bytes", file=sys.stderr)
-PY
+long_lua "$KEY" > "$WORK/long.lua"
 LUA="$WORK/long.lua"
 declare -A LONG_CPU
 for _ in 1 2 3; do
