@@ -50,6 +50,21 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// `b[start]` opens a key: the index just past its closing quote, and whether it holds an
+/// escape. Keys are short, so this stops at each backslash too, which tells the escape for free.
+fn key_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some((i + 1, escaped));
+        }
+        escaped = true;
+        i += 2;
+    }
+}
+
 /// Whether `b` ends in an even number of backslashes (a quote after it closes the string).
 fn even_run_before(b: &[u8]) -> bool {
     b.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0
@@ -162,10 +177,8 @@ fn members_with(
             if b.get(i) != Some(&b'"') {
                 return None;
             }
-            let key_end = string_end(b, i)?;
+            let (key_end, escaped) = key_end(b, i)?;
             let key = i + 1..key_end - 1;
-            // Keys are short: a plain loop beats setting up a search.
-            let escaped = b[key.clone()].contains(&b'\\');
             i = skip_ws(b, key_end);
             if b.get(i) != Some(&b':') {
                 return None;
