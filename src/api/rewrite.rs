@@ -7,7 +7,6 @@
 
 use super::Usage;
 use crate::api::Field;
-use std::borrow::Cow;
 use std::ops::Range;
 
 /// A top-level member of a JSON object, as byte ranges of the scanned text.
@@ -134,9 +133,6 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// The members of the JSON object `b` (whitespace allowed around it), without building
-/// values or validating what is inside them beyond their extent. `None` if `b` is not one
-/// object.
 /// Where the value of the top-level member `name` sits in `b`, a JSON object the parser has
 /// accepted: the last such member, as a parsed map keeps the last of repeated keys. `None`
 /// when a key is written with escapes (its text could be `name` too) or `name` is absent.
@@ -152,64 +148,100 @@ pub fn member_value(b: &[u8], name: &str) -> Option<Range<usize>> {
         .map(|m| m.value.clone())
 }
 
+/// The members of the JSON object `b` (whitespace allowed around it), without building
+/// values or validating what is inside them beyond their extent. `None` if `b` is not one
+/// object.
 fn members(b: &[u8]) -> Option<Vec<Member>> {
     members_with(b, |_, _| None)
 }
 
-/// [`members`], where `end_of(key, start)` may find the end of a member's value itself (a
-/// caller that parses the value anyway gets its end from the parser, instead of the value
-/// being scanned twice); `None` leaves it to the scanner. Keys written with escapes are not
-/// offered.
+/// [`members`], where `end_of(key, start)` may walk a member's value itself and say where it
+/// ends (a caller that reads a value gets its end from that read, instead of the value being
+/// scanned twice); `None` leaves it to the scanner. Keys written with escapes are not offered.
 fn members_with(
     b: &[u8],
     mut end_of: impl FnMut(&[u8], usize) -> Option<usize>,
 ) -> Option<Vec<Member>> {
-    let mut i = skip_ws(b, 0);
+    let mut out = Vec::with_capacity(8);
+    let end = walk_object(b, skip_ws(b, 0), |key, escaped, start| {
+        let read = if escaped {
+            None
+        } else {
+            end_of(&b[key.clone()], start)
+        };
+        let end = match read {
+            Some(end) => end,
+            None => value_end(b, start)?,
+        };
+        out.push(Member {
+            key,
+            escaped,
+            value: start..end,
+        });
+        Some(end)
+    })?;
+    (skip_ws(b, end) == b.len()).then_some(out)
+}
+
+/// Walks the JSON object opening at `b[i]`: `member(key, escaped, start)` gets each member's
+/// key (the bytes between its quotes), whether the key holds escapes and where its value
+/// starts, and returns where that value ends. The index just past the closing brace, or `None`
+/// if the object is malformed or `member` says `None`.
+fn walk_object(
+    b: &[u8],
+    mut i: usize,
+    mut member: impl FnMut(Range<usize>, bool, usize) -> Option<usize>,
+) -> Option<usize> {
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    let mut out = Vec::with_capacity(8);
     i = skip_ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
-        i += 1;
-    } else {
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let (key_end, escaped) = key_end(b, i)?;
-            let key = i + 1..key_end - 1;
-            i = skip_ws(b, key_end);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = skip_ws(b, i + 1);
-            let parsed = if escaped {
-                None
-            } else {
-                end_of(&b[key.clone()], i)
-            };
-            let end = match parsed {
-                Some(end) => end,
-                None => value_end(b, i)?,
-            };
-            out.push(Member {
-                key,
-                escaped,
-                value: i..end,
-            });
-            i = skip_ws(b, end);
-            match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
-                Some(b'}') => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (key_end, escaped) = key_end(b, i)?;
+        let key = i + 1..key_end - 1;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, member(key, escaped, skip_ws(b, i + 1))?);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
         }
     }
-    (skip_ws(b, i) == b.len()).then_some(out)
+}
+
+/// Walks the JSON array opening at `b[i]`: `element(start)` returns where the element starting
+/// there ends. The index just past the closing bracket and the number of elements, or `None`.
+fn walk_array(
+    b: &[u8],
+    mut i: usize,
+    mut element: impl FnMut(usize) -> Option<usize>,
+) -> Option<(usize, usize)> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some((i + 1, 0));
+    }
+    let mut n = 0;
+    loop {
+        i = skip_ws(b, element(i)?);
+        n += 1;
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b']') => return Some((i + 1, n)),
+            _ => return None,
+        }
+    }
 }
 
 /// Where the top-level members `names` of the JSON object `b` hold their values, as byte
@@ -284,90 +316,63 @@ pub struct ChunkRewrite {
     pub output_chars: usize,
 }
 
-// What accounting reads from a chunk's choices; strings borrowed from the chunk unless
-// they hold escapes.
-#[derive(serde::Deserialize)]
-struct ChoiceLite<'a> {
-    #[serde(default, borrow)]
-    delta: Option<DeltaLite<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct DeltaLite<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    tool_calls: Option<Vec<ToolLite<'a>>>,
-}
-
-#[derive(serde::Deserialize)]
-struct ToolLite<'a> {
-    #[serde(default, borrow)]
-    function: Option<FnLite<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct FnLite<'a> {
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
+/// The group name as the JSON string a rewritten chunk carries, encoded once per stream.
+pub fn model_json(model: &str) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(model.len() + 2);
+    crate::api::json_out::write_str(&mut out, model);
+    out.into_boxed_slice()
 }
 
 /// Rewrites one OpenAI `chat.completion.chunk` for the client without building a JSON tree:
-/// `model` becomes the requested group, `usage` is removed unless `keep_usage` (and a chunk that
-/// only carries usage is dropped). `None` when the chunk is not a plain object or carries an
-/// `error` (the caller then takes the general path).
-pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkRewrite> {
-    // `choices` is parsed where the scan meets it, and the parser says where it ends: the
-    // start of the (last) one parsed, and its choices.
-    let mut parsed: Option<(usize, Vec<ChoiceLite>)> = None;
+/// `model` becomes the requested group (`model_json`, see [`model_json`]), `usage` is removed
+/// unless `keep_usage` (and a chunk that only carries usage is dropped). `None` when the chunk
+/// is not a plain object, carries an `error`, or has choices the accounting cannot read (the
+/// caller then takes the general path).
+pub fn stream_chunk(data: &[u8], model_json: &[u8], keep_usage: bool) -> Option<ChunkRewrite> {
+    let mut r = ChunkRewrite::default();
+    let (mut no_choices, mut unreadable) = (false, false);
+    // `choices` is read for the accounting where the scan meets it (its end known from that).
     let fields = members_with(data, |key, start| {
         if key != b"choices" {
             return None;
         }
-        let mut values =
-            serde_json::Deserializer::from_slice(data.get(start..)?).into_iter::<Vec<ChoiceLite>>();
-        let choices = values.next()?.ok()?;
-        let end = start + values.byte_offset();
-        parsed = Some((start, choices));
+        let walked = walk_choices(data, start, &mut r.output_chars);
+        unreadable |= walked.is_none();
+        let (end, n) = walked?;
+        no_choices = n == 0;
         Some(end)
     })?;
-    if fields.iter().any(|m| m.escaped) {
+    if unreadable || fields.iter().any(|m| m.escaped) {
         return None;
     }
-    let mut r = ChunkRewrite::default();
-    let mut no_choices = false;
+    // The frame's exact length, so that it is one allocation the `Bytes` takes over as is.
+    let mut len = b"data: {}\n\n".len();
+    let mut kept = 0;
     for m in &fields {
         let raw = &data[m.value.clone()];
-        match &data[m.key.clone()] {
+        let key = &data[m.key.clone()];
+        match key {
             b"error" => return None,
             b"usage" if raw != b"null" => r.usage = Usage::from_raw(raw),
-            b"choices" => {
-                let choices: Vec<ChoiceLite> = match parsed.take() {
-                    Some((start, c)) if start == m.value.start => c,
-                    _ => serde_json::from_slice(raw).ok()?,
-                };
-                no_choices = choices.is_empty();
-                for d in choices.iter().filter_map(|c| c.delta.as_ref()) {
-                    r.output_chars += d.content.as_ref().map_or(0, |s| s.len())
-                        + d.reasoning_content.as_ref().map_or(0, |s| s.len());
-                    for t in d.tool_calls.iter().flatten() {
-                        r.output_chars += t
-                            .function
-                            .as_ref()
-                            .and_then(|f| f.arguments.as_ref())
-                            .map_or(0, |s| s.len());
-                    }
-                }
-            }
             _ => {}
         }
+        if key == b"usage" && !keep_usage {
+            continue;
+        }
+        kept += 1;
+        len += key.len()
+            + 3
+            + if key == b"model" {
+                model_json.len()
+            } else {
+                raw.len()
+            };
     }
     if !keep_usage && no_choices && r.usage.is_some() {
         return Some(r);
     }
-    let mut out = Vec::with_capacity(data.len() + model.len() + 12);
+    len += kept.max(1) - 1;
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(b"data: {");
     let mut first = true;
     for m in &fields {
@@ -375,21 +380,86 @@ pub fn stream_chunk(data: &[u8], model: &str, keep_usage: bool) -> Option<ChunkR
             continue;
         }
         if !first {
-            out.extend_from_slice(b",");
+            out.push(b',');
         }
         first = false;
-        out.extend_from_slice(b"\"");
+        out.push(b'"');
         out.extend_from_slice(&data[m.key.clone()]);
         out.extend_from_slice(b"\":");
         if m.is(data, "model") {
-            crate::api::json_out::write_str(&mut out, model);
+            out.extend_from_slice(model_json);
         } else {
             out.extend_from_slice(&data[m.value.clone()]);
         }
     }
     out.extend_from_slice(b"}\n\n");
+    debug_assert_eq!(out.len(), len);
     r.frame = Some(bytes::Bytes::from(out));
     Some(r)
+}
+
+/// Walks a chunk's `choices` array opening at `b[i]`, adding to `chars` the characters of
+/// output each choice's `delta` carries (`content`, `reasoning_content`, tool-call `arguments`).
+/// Where it ends and the number of choices; `None` where a member is not the type OpenAI sends
+/// or a key is written with escapes, for the general path to decide. Every byte is looked at
+/// once: members that do not count are skipped, the others walked into.
+fn walk_choices(b: &[u8], i: usize, chars: &mut usize) -> Option<(usize, usize)> {
+    walk_array(b, i, |choice| {
+        walk_object(b, choice, |key, escaped, start| match &b[key] {
+            _ if escaped => None,
+            b"delta" if is_null(b, start) => Some(start + 4),
+            b"delta" => walk_delta(b, start, chars),
+            _ => value_end(b, start),
+        })
+    })
+}
+
+fn walk_delta(b: &[u8], i: usize, chars: &mut usize) -> Option<usize> {
+    walk_object(b, i, |key, escaped, start| match &b[key] {
+        _ if escaped => None,
+        b"content" | b"reasoning_content" => string_or_null(b, start, chars),
+        b"tool_calls" if is_null(b, start) => Some(start + 4),
+        b"tool_calls" => walk_array(b, start, |call| {
+            walk_object(b, call, |key, escaped, start| match &b[key] {
+                _ if escaped => None,
+                b"function" if is_null(b, start) => Some(start + 4),
+                b"function" => walk_object(b, start, |key, escaped, start| match &b[key] {
+                    _ if escaped => None,
+                    b"arguments" => string_or_null(b, start, chars),
+                    _ => value_end(b, start),
+                }),
+                _ => value_end(b, start),
+            })
+        })
+        .map(|(end, _)| end),
+        _ => value_end(b, start),
+    })
+}
+
+/// Whether the value at `b[i]` is `null`.
+fn is_null(b: &[u8], i: usize) -> bool {
+    b.get(i..i + 4) == Some(b"null")
+        && !b
+            .get(i + 4)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+/// The string (or `null`) at `b[i]`: adds its decoded length in bytes to `chars` and returns
+/// where it ends; `None` for any other value.
+fn string_or_null(b: &[u8], i: usize, chars: &mut usize) -> Option<usize> {
+    if is_null(b, i) {
+        return Some(i + 4);
+    }
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = string_end(b, i)?;
+    let raw = &b[i..end];
+    *chars += match memchr::memchr(b'\\', raw) {
+        None => raw.len() - 2,
+        Some(_) => serde_json::from_slice::<String>(raw).ok()?.len(),
+    };
+    Some(end)
 }
 
 #[cfg(test)]
@@ -513,11 +583,11 @@ mod tests {
     }
 
     #[test]
-    fn stream_chunk_choices_are_parsed_once_and_their_end_kept() {
+    fn stream_chunk_choices_are_scanned_for_output() {
         // Members after `choices`, whitespace around it, a bracket inside a string.
         let c =
             br#"{"model":"up", "choices" : [ {"delta":{"content":"a]b"}} ] ,"x":[1,{"y":"}"}]}"#;
-        let r = stream_chunk(c, "grp", true).unwrap();
+        let r = stream_chunk(c, &model_json("grp"), true).unwrap();
         let frame = r.frame.unwrap();
         let v: Value = serde_json::from_slice(&frame[6..]).unwrap();
         assert_eq!(v["choices"][0]["delta"]["content"], "a]b");
@@ -526,17 +596,27 @@ mod tests {
         // Both of two `choices` count, as before.
         let c =
             br#"{"choices":[{"delta":{"content":"ab"}}],"choices":[{"delta":{"content":"c"}}]}"#;
-        assert_eq!(stream_chunk(c, "grp", true).unwrap().output_chars, 3);
+        assert_eq!(
+            stream_chunk(c, &model_json("grp"), true)
+                .unwrap()
+                .output_chars,
+            3
+        );
         // Choices the accounting cannot read, or that do not end: the general path.
-        assert!(stream_chunk(br#"{"choices":[{"delta":5}],"model":"m"}"#, "g", true).is_none());
-        assert!(stream_chunk(br#"{"choices":[{"delta":{}}"#, "g", true).is_none());
-        assert!(stream_chunk(br#"{"choices":[{"delta":{}}]]}"#, "g", true).is_none());
+        assert!(stream_chunk(
+            br#"{"choices":[{"delta":5}],"model":"m"}"#,
+            &model_json("g"),
+            true
+        )
+        .is_none());
+        assert!(stream_chunk(br#"{"choices":[{"delta":{}}"#, &model_json("g"), true).is_none());
+        assert!(stream_chunk(br#"{"choices":[{"delta":{}}]]}"#, &model_json("g"), true).is_none());
     }
 
     #[test]
     fn stream_chunks_are_rewritten_in_place() {
         let c = br#"{"id":"c","object":"chat.completion.chunk","model":"up","choices":[{"index":0,"delta":{"content":"H\u00e9","tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}],"usage":null}"#;
-        let r = stream_chunk(c, "grp", false).unwrap();
+        let r = stream_chunk(c, &model_json("grp"), false).unwrap();
         let frame = r.frame.unwrap();
         let text = std::str::from_utf8(&frame).unwrap();
         assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
@@ -547,13 +627,46 @@ mod tests {
         assert_eq!(r.output_chars, 3 + 2);
         // A usage-only chunk: dropped unless asked for, usage reported either way.
         let u = br#"{"id":"c","model":"up","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
-        let r = stream_chunk(u, "grp", false).unwrap();
+        let r = stream_chunk(u, &model_json("grp"), false).unwrap();
         assert!(r.frame.is_none());
         assert_eq!(r.usage.unwrap().total_tokens, 5);
-        let r = stream_chunk(u, "grp", true).unwrap();
+        let r = stream_chunk(u, &model_json("grp"), true).unwrap();
         assert!(std::str::from_utf8(&r.frame.unwrap())
             .unwrap()
             .contains("\"total_tokens\":5"));
-        assert!(stream_chunk(br#"{"error":{"message":"x"}}"#, "g", true).is_none());
+        assert!(stream_chunk(br#"{"error":{"message":"x"}}"#, &model_json("g"), true).is_none());
+    }
+
+    /// The scan counts what a decoded chunk holds (escapes decoded, every choice, reasoning
+    /// and tool-call arguments) and leaves chunks of another shape to the general path.
+    #[test]
+    fn stream_chunk_output_is_counted_as_decoded() {
+        let g = model_json("g");
+        let count = |c: &[u8]| stream_chunk(c, &g, true).map(|r| r.output_chars);
+        let c = br#"{"choices":[{"index":0,"delta":{"content":"a\nb\u00e9","reasoning_content":"xy"}},
+            {"index":1,"delta":{"content":null,"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"q\":1}"}},
+            {"index":1,"function":null},{"index":2}]}},{"index":2,"delta":null},{"index":3}]}"#;
+        assert_eq!(count(c), Some(5 + 2 + 7));
+        assert_eq!(
+            count(br#"{"choices":[{"delta":{"tool_calls":null}}]}"#),
+            Some(0)
+        );
+        for odd in [
+            &br#"{"choices":null}"#[..],
+            br#"{"choices":[{"delta":{"content":["a"]}}]}"#,
+            br#"{"choices":[{"delta":{"c\u006fntent":"a"}}]}"#,
+            br#"{"choices":[{"delta":{"tool_calls":[1]}}]}"#,
+            br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":2}}]}}]}"#,
+            br#"{"choices":[5]}"#,
+        ] {
+            assert_eq!(count(odd), None, "{}", String::from_utf8_lossy(odd));
+        }
+        // The group name is written as a JSON string, escapes and all.
+        let r = stream_chunk(br#"{"model":"up","choices":[]}"#, &model_json("a\"b"), true);
+        let frame = r.unwrap().frame.unwrap();
+        assert_eq!(
+            &frame[..],
+            b"data: {\"model\":\"a\\\"b\",\"choices\":[]}\n\n"
+        );
     }
 }

@@ -2110,11 +2110,7 @@ async fn attempt(
             ),
             (_, None) => {
                 let dialect = if deployment.provider.speaks_openai() {
-                    stream::Dialect::openai_rewrite(
-                        deployment.provider,
-                        model.clone(),
-                        req.include_usage,
-                    )
+                    stream::Dialect::openai_rewrite(deployment.provider, &model, req.include_usage)
                 } else {
                     providers::stream_dialect(deployment, req.kind.endpoint())
                 };

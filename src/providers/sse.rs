@@ -72,7 +72,7 @@ impl SseDecoder {
                 };
                 // Valid UTF-8 (the rule) is checked on the fast path; anything else is
                 // replaced, as the specification says.
-                let value = match std::str::from_utf8(value) {
+                let value = match simdutf8::basic::from_utf8(value) {
                     Ok(v) => std::borrow::Cow::Borrowed(v),
                     Err(_) => String::from_utf8_lossy(value),
                 };

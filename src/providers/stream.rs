@@ -44,7 +44,8 @@ pub enum Dialect {
     OpenAiRewrite {
         sse: SseDecoder,
         provider: Provider,
-        model: Arc<str>,
+        /// The group name as a JSON string (see [`crate::api::rewrite::model_json`]).
+        model: Box<[u8]>,
         include_usage: bool,
     },
     /// Anthropic Messages events, translated to OpenAI chunks.
@@ -93,11 +94,11 @@ impl Dialect {
     }
 
     /// See [`Dialect::OpenAiRewrite`]: `model` is the group name the client asked for.
-    pub fn openai_rewrite(provider: Provider, model: Arc<str>, include_usage: bool) -> Self {
+    pub fn openai_rewrite(provider: Provider, model: &str, include_usage: bool) -> Self {
         Self::OpenAiRewrite {
             sse: SseDecoder::new(),
             provider,
-            model,
+            model: crate::api::rewrite::model_json(model),
             include_usage,
         }
     }
