@@ -34,11 +34,20 @@ pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `b[start]` opens a string: the index just past its closing quote. The scan stops only at
-/// quotes: one that follows an odd run of backslashes is escaped. (Stopping at every backslash
-/// as well cost a search per `\n` in long message texts.)
+/// The first bytes of a string, up to this many, are scanned eight at a time in a register:
+/// most keys and many values end within them, and a vector search's setup costs more than
+/// such a scan.
+const SHORT: usize = 32;
+
+/// `b[start]` opens a string: the index just past its closing quote. Past its first
+/// [`SHORT`] bytes the scan stops only at quotes: one that follows an odd run of backslashes
+/// is escaped. (Stopping at every backslash as well cost a search per `\n` in long message
+/// texts.)
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
+    let (mut i, _) = match short_string_end(b, start) {
+        Ok(done) => return Some(done.0),
+        Err(at) => at,
+    };
     loop {
         i += memchr::memchr(b'"', b.get(i..)?)?;
         // `b[i - 1]` is at least the opening quote.
@@ -49,11 +58,14 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// `b[start]` opens a key: the index just past its closing quote, and whether it holds an
-/// escape. Keys are short, so this stops at each backslash too, which tells the escape for free.
+/// `b[start]` opens a string: the index just past its closing quote, and whether it holds an
+/// escape. Stops at each backslash too, which tells the escape for free (keys, and values
+/// whose text is wanted).
 fn key_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
-    let mut i = start + 1;
-    let mut escaped = false;
+    let (mut i, mut escaped) = match short_string_end(b, start) {
+        Ok(done) => return Some(done),
+        Err(at) => at,
+    };
     loop {
         i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
         if b[i] == b'"' {
@@ -62,6 +74,48 @@ fn key_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
         escaped = true;
         i += 2;
     }
+}
+
+/// The first [`SHORT`] bytes of the string opening at `b[start]`: `Ok` with the index past
+/// its closing quote and whether it holds an escape, or `Err` with where the scan stopped
+/// (never inside an escape) and whether it met one.
+fn short_string_end(b: &[u8], start: usize) -> Result<(usize, bool), (usize, bool)> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    let limit = b.len().min(i + SHORT);
+    while let Some(at) = quote_or_backslash(b, i, limit) {
+        if b[at] == b'"' {
+            return Ok((at + 1, escaped));
+        }
+        escaped = true;
+        i = at + 2;
+    }
+    Err((i.max(limit), escaped))
+}
+
+/// The index of the first `"` or `\` in `b[i..limit]`, eight bytes at a time (a byte equal
+/// to the one sought becomes a zero byte under XOR, and the lowest zero byte of a word is
+/// found exactly by the borrow trick).
+fn quote_or_backslash(b: &[u8], mut i: usize, limit: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const SLASHES: u64 = ONES * b'\\' as u64;
+    while i + 8 <= limit {
+        if let Some(word) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            let w = u64::from_le_bytes(word);
+            let (q, s) = (w ^ QUOTES, w ^ SLASHES);
+            let hit = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+            if hit != 0 {
+                return Some(i + hit.trailing_zeros() as usize / 8);
+            }
+        }
+        i += 8;
+    }
+    let tail = b.get(i..limit)?;
+    tail.iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
 }
 
 /// Whether `b` ends in an even number of backslashes (a quote after it closes the string).
@@ -453,11 +507,11 @@ fn string_or_null(b: &[u8], i: usize, chars: &mut usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let end = string_end(b, i)?;
+    let (end, escaped) = key_end(b, i)?;
     let raw = &b[i..end];
-    *chars += match memchr::memchr(b'\\', raw) {
-        None => raw.len() - 2,
-        Some(_) => serde_json::from_slice::<String>(raw).ok()?.len(),
+    *chars += match escaped {
+        false => raw.len() - 2,
+        true => serde_json::from_slice::<String>(raw).ok()?.len(),
     };
     Some(end)
 }
@@ -483,6 +537,50 @@ mod tests {
 
     use super::*;
     use serde_json::{json, Value};
+
+    /// Both string scans agree with a plain byte-at-a-time reading on every string of quotes,
+    /// backslashes and letters up to 7 long, placed to straddle the short-scan limit.
+    #[test]
+    fn string_scans_agree_with_a_plain_reading() {
+        fn plain(b: &[u8], start: usize) -> Option<(usize, bool)> {
+            let (mut i, mut escaped) = (start + 1, false);
+            while i < b.len() {
+                match b[i] {
+                    b'"' => return Some((i + 1, escaped)),
+                    b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => i += 1,
+                }
+            }
+            None
+        }
+        let alphabet = [b'a', b'\\', b'"'];
+        for pad in [
+            0,
+            SHORT - 4,
+            SHORT - 2,
+            SHORT - 1,
+            SHORT,
+            SHORT + 1,
+            SHORT + 3,
+        ] {
+            for len in 0..=7u32 {
+                for mut code in 0..3usize.pow(len) {
+                    let mut b = vec![b'"'];
+                    b.extend(std::iter::repeat_n(b'x', pad));
+                    for _ in 0..len {
+                        b.push(alphabet[code % 3]);
+                        code /= 3;
+                    }
+                    let want = plain(&b, 0);
+                    assert_eq!(key_end(&b, 0), want, "{}", String::from_utf8_lossy(&b));
+                    assert_eq!(string_end(&b, 0), want.map(|w| w.0));
+                }
+            }
+        }
+    }
 
     #[test]
     fn replaces_model_and_keeps_everything_else() {

@@ -22,6 +22,16 @@ pub struct SseDecoder {
     event: Option<String>,
     data: String,
     has_data: bool,
+    /// `event` and `data` hold an event already handed out by reference: cleared (the
+    /// buffer's capacity kept) before the next one is read.
+    lent: bool,
+}
+
+/// One dispatched event, borrowed from the decoder until its next call.
+#[derive(Debug, Clone, Copy)]
+pub struct SseRef<'a> {
+    pub event: Option<&'a str>,
+    pub data: &'a str,
 }
 
 impl SseDecoder {
@@ -40,10 +50,32 @@ impl SseDecoder {
 
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
+        self.advance().then(|| SseEvent {
+            event: self.event.take(),
+            data: std::mem::take(&mut self.data),
+        })
+    }
+
+    /// [`Self::next_event`] lent instead of given: the decoder's own buffers are reused for
+    /// every event, so a stream of events costs no allocation per event.
+    pub fn next_event_ref(&mut self) -> Option<SseRef<'_>> {
+        self.advance().then(|| SseRef {
+            event: self.event.as_deref(),
+            data: &self.data,
+        })
+    }
+
+    /// Reads lines up to the end of the next event; `true` when one is complete in `event`
+    /// and `data`.
+    fn advance(&mut self) -> bool {
+        if std::mem::take(&mut self.lent) {
+            self.event = None;
+            self.data.clear();
+        }
         loop {
             let Some(rel) = memchr::memchr(b'\n', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
-                return None;
+                return false;
             };
             let end = self.scanned + rel;
             self.scanned = 0;
@@ -51,14 +83,12 @@ impl SseDecoder {
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
-            let mut dispatched = None;
+            let mut dispatched = false;
             if line.is_empty() {
                 if self.has_data {
                     self.has_data = false;
-                    dispatched = Some(SseEvent {
-                        event: self.event.take(),
-                        data: std::mem::take(&mut self.data),
-                    });
+                    self.lent = true;
+                    dispatched = true;
                 } else {
                     self.event = None;
                 }
@@ -90,8 +120,8 @@ impl SseDecoder {
             }
             // The line is consumed in place (no split-off buffer per line).
             self.buf.advance(end + 1);
-            if dispatched.is_some() {
-                return dispatched;
+            if dispatched {
+                return true;
             }
         }
     }
@@ -188,6 +218,34 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].data, "a\u{fffd}b");
         assert!(d.pending().is_empty());
+    }
+
+    /// Lent events read the same as given ones; nothing of one is left in the next.
+    #[test]
+    fn lent_events_match_given_ones() {
+        let text = b"event: a\ndata: 1\ndata: 2\n\ndata: 3\n\n: c\n\nevent: b\ndata: 4\n\ndata: [DONE]\n\n";
+        let mut given = SseDecoder::new();
+        given.push(text);
+        let expected = all(&mut given);
+        let mut lent = SseDecoder::new();
+        let mut got = Vec::new();
+        for piece in text.chunks(5) {
+            lent.push(piece);
+            while let Some(ev) = lent.next_event_ref() {
+                got.push(SseEvent {
+                    event: ev.event.map(str::to_owned),
+                    data: ev.data.to_owned(),
+                });
+            }
+        }
+        assert_eq!(got, expected);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[1].event, None);
+        // A given event after lent ones starts clean too.
+        lent.push(b"data: 5\n\n");
+        assert_eq!(lent.next_event().unwrap().data, "5");
+        lent.push(b"data: tail");
+        assert_eq!(lent.finish().unwrap().data, "tail");
     }
 
     #[test]

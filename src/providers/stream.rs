@@ -143,6 +143,22 @@ impl Dialect {
     /// holding many events is thus translated as the client consumes it, and the first event
     /// goes out without waiting for the others to be rewritten.
     pub fn decode_next(&mut self, out: &mut VecDeque<StreamItem>) -> bool {
+        // The common case reads each event where the decoder keeps it.
+        if let Self::OpenAiRewrite {
+            sse,
+            provider,
+            model,
+            include_usage,
+        } = self
+        {
+            return match sse.next_event_ref() {
+                Some(ev) => {
+                    out.push_back(rewrite_item(ev.data, *provider, model, *include_usage));
+                    true
+                }
+                None => false,
+            };
+        }
         match self.sse().and_then(SseDecoder::next_event) {
             Some(ev) => {
                 self.on_event(ev, out);
@@ -192,22 +208,7 @@ impl Dialect {
                 model,
                 include_usage,
                 ..
-            } => {
-                let data = ev.data.trim();
-                if data == "[DONE]" {
-                    out.push_back(StreamItem::Done);
-                    return;
-                }
-                match crate::api::rewrite::stream_chunk(data.as_bytes(), model, *include_usage) {
-                    Some(r) => out.push_back(StreamItem::Raw {
-                        frame: r.frame.unwrap_or_default(),
-                        usage: r.usage,
-                        output_chars: r.output_chars,
-                    }),
-                    // Errors and unusual chunks take the general path.
-                    None => out.push_back(openai_item(data, *provider)),
-                }
-            }
+            } => out.push_back(rewrite_item(&ev.data, *provider, model, *include_usage)),
             Self::Anthropic { state, .. } => state.on_event(&ev.data, out),
             Self::AnthropicRaw { usage, .. } => raw_anthropic_item(ev, usage, out),
             Self::ResponsesRaw { ids, .. } => raw_responses_item(ev, ids.as_deref(), out),
@@ -215,6 +216,23 @@ impl Dialect {
             Self::Cohere { state, .. } => state.on_event(&ev.data, out),
             Self::Ollama(_) | Self::Bedrock { .. } => {}
         }
+    }
+}
+
+/// One OpenAI chunk for an OpenAI client (see [`Dialect::OpenAiRewrite`]).
+fn rewrite_item(data: &str, provider: Provider, model: &[u8], include_usage: bool) -> StreamItem {
+    // The chunk scan allows whitespace around the object; only the end marker is trimmed.
+    if data.len() < 16 && data.trim() == "[DONE]" {
+        return StreamItem::Done;
+    }
+    match crate::api::rewrite::stream_chunk(data.as_bytes(), model, include_usage) {
+        Some(r) => StreamItem::Raw {
+            frame: r.frame.unwrap_or_default(),
+            usage: r.usage,
+            output_chars: r.output_chars,
+        },
+        // Errors and unusual chunks take the general path.
+        None => openai_item(data, provider),
     }
 }
 
