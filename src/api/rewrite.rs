@@ -399,54 +399,45 @@ pub fn stream_chunk(data: &[u8], model_json: &[u8], keep_usage: bool) -> Option<
     if unreadable || fields.iter().any(|m| m.escaped) {
         return None;
     }
+    // What the frame carries of a member: its value (the group for `model`), or nothing for
+    // a `usage` the client did not ask for.
+    let carried = |m: &Member| match &data[m.key.clone()] {
+        b"usage" if !keep_usage => None,
+        b"model" => Some(model_json),
+        _ => Some(&data[m.value.clone()]),
+    };
+    const OPEN: &[u8] = b"data: {";
+    const CLOSE: &[u8] = b"}\n\n";
     // The frame's exact length, so that it is one allocation the `Bytes` takes over as is.
-    let mut len = b"data: {}\n\n".len();
-    let mut kept = 0;
+    let empty = OPEN.len() + CLOSE.len();
+    let mut len = empty;
     for m in &fields {
         let raw = &data[m.value.clone()];
-        let key = &data[m.key.clone()];
-        match key {
+        match &data[m.key.clone()] {
             b"error" => return None,
             b"usage" if raw != b"null" => r.usage = Usage::from_raw(raw),
             _ => {}
         }
-        if key == b"usage" && !keep_usage {
-            continue;
+        if let Some(v) = carried(m) {
+            // `"key":value` and the comma before all but the first.
+            len += usize::from(len > empty) + m.key.len() + 3 + v.len();
         }
-        kept += 1;
-        len += key.len()
-            + 3
-            + if key == b"model" {
-                model_json.len()
-            } else {
-                raw.len()
-            };
     }
     if !keep_usage && no_choices && r.usage.is_some() {
         return Some(r);
     }
-    len += kept.max(1) - 1;
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(b"data: {");
-    let mut first = true;
-    for m in &fields {
-        if m.is(data, "usage") && !keep_usage {
-            continue;
-        }
-        if !first {
+    out.extend_from_slice(OPEN);
+    for (m, v) in fields.iter().filter_map(|m| Some((m, carried(m)?))) {
+        if out.len() > OPEN.len() {
             out.push(b',');
         }
-        first = false;
         out.push(b'"');
         out.extend_from_slice(&data[m.key.clone()]);
         out.extend_from_slice(b"\":");
-        if m.is(data, "model") {
-            out.extend_from_slice(model_json);
-        } else {
-            out.extend_from_slice(&data[m.value.clone()]);
-        }
+        out.extend_from_slice(v);
     }
-    out.extend_from_slice(b"}\n\n");
+    out.extend_from_slice(CLOSE);
     debug_assert_eq!(out.len(), len);
     r.frame = Some(bytes::Bytes::from(out));
     Some(r)

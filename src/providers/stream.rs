@@ -221,7 +221,8 @@ impl Dialect {
 
 /// One OpenAI chunk for an OpenAI client (see [`Dialect::OpenAiRewrite`]).
 fn rewrite_item(data: &str, provider: Provider, model: &[u8], include_usage: bool) -> StreamItem {
-    // The chunk scan allows whitespace around the object; only the end marker is trimmed.
+    // The chunk scan allows whitespace around the object, so only a short event is trimmed
+    // to look for the end marker (a longer one, if ever, reaches `openai_item`, which trims).
     if data.len() < 16 && data.trim() == "[DONE]" {
         return StreamItem::Done;
     }
