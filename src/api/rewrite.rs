@@ -481,12 +481,9 @@ fn walk_delta(b: &[u8], i: usize, chars: &mut usize) -> Option<usize> {
     })
 }
 
-/// Whether the value at `b[i]` is `null`.
+/// Whether the value at `b[i]` is `null` (as [`value_end`] delimits a literal).
 fn is_null(b: &[u8], i: usize) -> bool {
-    b.get(i..i + 4) == Some(b"null")
-        && !b
-            .get(i + 4)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    b.get(i..i + 4) == Some(b"null") && value_end(b, i) == Some(i + 4)
 }
 
 /// The string (or `null`) at `b[i]`: adds its decoded length in bytes to `chars` and returns
