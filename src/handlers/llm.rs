@@ -2619,8 +2619,8 @@ static H_CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
 
 /// `llm_provider-<name>` for an upstream header, built once per distinct name.
 fn provider_header_name(name: &HeaderName) -> Option<HeaderName> {
-    static CACHE: std::sync::LazyLock<dashmap::DashMap<HeaderName, HeaderName>> =
-        std::sync::LazyLock::new(dashmap::DashMap::new);
+    type Names = dashmap::DashMap<HeaderName, HeaderName, foldhash::fast::RandomState>;
+    static CACHE: std::sync::LazyLock<Names> = std::sync::LazyLock::new(Names::default);
     /// Upstreams can send arbitrary header names; stop caching past this many.
     const MAX_CACHED: usize = 512;
     if let Some(n) = CACHE.get(name) {

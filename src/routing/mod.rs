@@ -76,13 +76,14 @@ pub struct Resolved<'a> {
 
 #[derive(Debug, Default)]
 pub struct ModelRouter {
-    groups: HashMap<String, Arc<ModelGroup>>,
+    /// Looked up by every request: a fast hash (the names are the config's, not the caller's).
+    groups: foldhash::HashMap<String, Arc<ModelGroup>>,
     /// Group names in config order, for `/v1/models`.
     order: Vec<String>,
     /// `(prefix before '*', suffix after '*', group)`, most specific first.
     wildcards: Vec<(String, String, Arc<ModelGroup>)>,
     /// `model_group_alias`: alias -> (group, hidden).
-    aliases: HashMap<String, (String, bool)>,
+    aliases: foldhash::HashMap<String, (String, bool)>,
     /// `--model` quick start: every request goes here.
     catch_all: Option<Arc<ModelGroup>>,
     /// Model groups whose deployments could not be set up, with the reason.

@@ -63,7 +63,7 @@ struct KnownIds {
     /// A gateway names a handful of deployments: a list is searched faster than a map.
     deployments: Vec<([String; 6], i64)>,
     /// Keys can be many; past [`KnownIds::MAX_KEYS`] the map starts over.
-    keys: std::collections::HashMap<String, i64>,
+    keys: foldhash::HashMap<String, i64>,
 }
 
 impl KnownIds {
@@ -526,7 +526,7 @@ const PG_LOG_INSERT_PARAMS: usize = 25;
 /// adding it when it is not there yet.
 fn key_id(
     conn: &rusqlite::Connection,
-    known: &mut std::collections::HashMap<String, i64>,
+    known: &mut foldhash::HashMap<String, i64>,
     api_key: &str,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = known.get(api_key) {
