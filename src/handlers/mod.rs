@@ -42,10 +42,17 @@ pub(crate) fn boxed<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pi
 /// `headers.get(name)` for a request's headers, usually a handful: compared name by name,
 /// which costs less than hashing a long custom name (`x-litellm-...`) for a map this small.
 /// Larger maps are looked up as usual. The first value, as `get` returns.
+///
+/// Most names asked for are absent (timeouts, tags, call ids, the other key headers): the
+/// names alone are scanned first, a tighter loop than the (name, value) iterator, which
+/// steps through each name's extra values.
 pub fn request_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     const SCAN_UP_TO: usize = 12;
     if headers.len() > SCAN_UP_TO {
         return headers.get(name);
+    }
+    if !headers.keys().any(|k| k == name) {
+        return None;
     }
     headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
 }
