@@ -33,8 +33,13 @@ const MAX_ROWS_PER_SLICE: usize = 64;
 /// A yield that takes longer than this to come back means other tasks are queued.
 const BUSY_YIELD: Duration = Duration::from_micros(200);
 /// Spend-log rows written between two checkpoints of the WAL (SQLite's own default is every
-/// 1,000 pages, about 8,000 of these rows).
+/// 1,000 pages).
 const CHECKPOINT_ROWS: usize = 4_000;
+/// What one commit counts for towards [`CHECKPOINT_ROWS`] beyond its rows: each commit appends
+/// every page it changed to the WAL (a leaf of the table and of each index at least), so under
+/// light traffic, a row or two per batch, the WAL would otherwise grow by several pages per row
+/// until the next checkpoint.
+const COMMIT_AS_ROWS: usize = 64;
 
 /// Where spend batches are written.
 pub enum SpendSink {
@@ -48,7 +53,8 @@ pub struct SqliteSink {
     flags: OpenFlags,
     conn: Option<rusqlite::Connection>,
     last_used: Instant,
-    /// Spend-log rows committed since the last checkpoint.
+    /// Spend-log rows committed since the last checkpoint, each commit counted as
+    /// [`COMMIT_AS_ROWS`] more.
     since_checkpoint: usize,
     /// Deployment and key ids already looked up on this connection.
     ids: KnownIds,
@@ -178,7 +184,7 @@ impl SqliteSink {
             self.ids.clear();
             return Err(e.into());
         }
-        self.since_checkpoint += b.logs.len();
+        self.since_checkpoint += b.logs.len() + COMMIT_AS_ROWS;
         // The rows are freed a slice at a time too: dropping a batch's strings and JSON
         // values at once was one more long stretch.
         let mut logs = std::mem::take(&mut b.logs);
