@@ -380,11 +380,6 @@ impl Store {
                 }
                 let opts = SqliteConnectOptions::from_str(&url)?
                     .create_if_missing(true)
-                    // A new database's page size (an existing file keeps its own). With 16 KiB
-                    // pages a spend batch's commit appends a quarter as many WAL frames, each
-                    // two `pwrite` calls: the spend log's kernel calls per LLM call halved
-                    // (0.33 to 0.14) at the same instruction count.
-                    .page_size(16384)
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     // WAL + NORMAL: a commit survives a crash of the process, without an fsync
                     // per spend batch.
